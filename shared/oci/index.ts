@@ -1,0 +1,6 @@
+export * from './digest.ts'
+export * from './errors.ts'
+export * from './media-types.ts'
+export * from './range.ts'
+export * from './reference.ts'
+export * from './route.ts'
