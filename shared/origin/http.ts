@@ -1,0 +1,184 @@
+import { pipeline, type Readable, Transform } from 'node:stream'
+import { type Dispatcher, request } from 'undici'
+import { OriginError } from './errors.ts'
+import { backoffDelayMs, isRetryableNetworkError, parseRetryAfterMs, type RetryPolicy, sleep } from './retry.ts'
+
+export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
+export type HeaderMap = Record<string, string | string[]>
+
+export interface TransportOptions {
+  readonly dispatcher: Dispatcher
+  readonly userAgent: string
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  readonly retry: RetryPolicy
+  readonly random?: () => number
+}
+
+export interface SendInit {
+  readonly method: Method
+  readonly headers: Readonly<Record<string, string>>
+  readonly body?: Readable | Uint8Array | undefined
+  readonly signal?: AbortSignal | undefined
+  /** Only requests that can be repeated safely are retried. */
+  readonly retry: boolean
+  /** For error messages. */
+  readonly registry: string
+}
+
+const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503, 504])
+const DRAIN_LIMIT_BYTES = 64 * 1024
+
+/** One HTTP exchange with bounded retries; any status is an answer, only "no answer" throws. */
+export class Transport {
+  readonly #o: TransportOptions
+
+  constructor(opts: TransportOptions) {
+    this.#o = opts
+  }
+
+  async send(url: URL, init: SendInit): Promise<Dispatcher.ResponseData> {
+    const { retry } = this.#o
+    for (let attempt = 1; ; attempt++) {
+      const mayRetry = init.retry && attempt < retry.attempts
+      let res: Dispatcher.ResponseData
+      try {
+        res = await request(url, {
+          dispatcher: this.#o.dispatcher,
+          method: init.method,
+          headers: { 'user-agent': this.#o.userAgent, ...init.headers },
+          body: init.body ?? null,
+          signal: init.signal ?? null,
+          headersTimeout: this.#o.headersTimeoutMs,
+          bodyTimeout: this.#o.bodyTimeoutMs,
+        })
+      } catch (err) {
+        if (init.signal?.aborted) throw err
+        if (mayRetry && isRetryableNetworkError(err)) {
+          await sleep(backoffDelayMs(attempt - 1, retry, this.#o.random), init.signal)
+          continue
+        }
+        const msg = `${init.method} ${redactUrl(url)}: ${(err as Error).message}`
+        throw new OriginError('ORIGIN_UNREACHABLE', init.registry, msg, { cause: err })
+      }
+      if (mayRetry && RETRYABLE_STATUS.has(res.statusCode)) {
+        const after = parseRetryAfterMs(headerValue(res.headers, 'retry-after'))
+        // A server asking for more patience than we allow gets its answer passed on, not hammered.
+        if (after === undefined || after <= retry.maxDelayMs) {
+          await drain(res.body)
+          await sleep(after ?? backoffDelayMs(attempt - 1, retry, this.#o.random), init.signal)
+          continue
+        }
+      }
+      return res
+    }
+  }
+}
+
+/** First value of a response header. */
+export function headerValue(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
+  const v = headers[name]
+  return Array.isArray(v) ? v[0] : v
+}
+
+/** Reads a small body so the connection can be reused; gives up (destroying it) past a limit. */
+export async function drain(body: Dispatcher.ResponseData['body']): Promise<void> {
+  try {
+    await body.dump({ limit: DRAIN_LIMIT_BYTES })
+  } catch {
+    // A broken error body changes nothing for the caller.
+  }
+}
+
+/** Reads a whole body of at most `limit` bytes; undefined (body destroyed) when it is larger. */
+export async function readBounded(
+  body: Readable,
+  limit: number,
+  onBytes?: (n: number) => void,
+): Promise<Buffer | undefined> {
+  const parts: Buffer[] = []
+  let n = 0
+  for await (const chunk of body) {
+    const b = chunk as Buffer
+    onBytes?.(b.byteLength)
+    n += b.byteLength
+    if (n > limit) {
+      body.destroy()
+      return undefined
+    }
+    parts.push(b)
+  }
+  return Buffer.concat(parts, n)
+}
+
+/**
+ * The body as a plain Node stream: destroying it ends the exchange quietly (undici's own body
+ * emits an AbortError then, which would crash a process that just wanted to drop it). Errors
+ * from the origin still arrive, and every byte that passes is reported.
+ */
+export function wrapBody(body: Readable, onBytes: ((n: number) => void) | undefined): Readable {
+  const out = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      onBytes?.(chunk.byteLength)
+      cb(null, chunk)
+    },
+  })
+  pipeline(body, out, () => {})
+  return out
+}
+
+/** A URL safe for messages: no userinfo, and no query (presigned storage URLs carry signatures there). */
+export function redactUrl(url: URL): string {
+  return `${url.origin}${url.pathname}`
+}
+
+// RFC 9110 §7.6.1 hop-by-hop fields, plus fields this client owns: Authorization (the caller's
+// goes in clientAuthorization), Host, Expect, and Accept-Encoding (manifest bytes must arrive
+// unencoded to match their digest).
+const DROPPED_REQUEST_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'expect',
+  'authorization',
+  'accept-encoding',
+])
+const DROPPED_RESPONSE_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-authenticate',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+export function requestHeaders(headers: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  const out: Record<string, string> = {}
+  if (headers === undefined) return out
+  const named = new Set((headers['connection'] ?? headers['Connection'] ?? '').toLowerCase().split(/\s*,\s*/))
+  for (const [k, v] of Object.entries(headers)) {
+    const name = k.toLowerCase()
+    if (!DROPPED_REQUEST_HEADERS.has(name) && !named.has(name)) out[name] = v
+  }
+  return out
+}
+
+export function responseHeaders(headers: Dispatcher.ResponseData['headers']): HeaderMap {
+  const out: HeaderMap = {}
+  const conn = headerValue(headers, 'connection') ?? ''
+  const named = new Set(conn.toLowerCase().split(/\s*,\s*/))
+  for (const [name, v] of Object.entries(headers)) {
+    if (v === undefined || DROPPED_RESPONSE_HEADERS.has(name) || named.has(name)) continue
+    out[name] = v
+  }
+  return out
+}

@@ -1,0 +1,2 @@
+export { throttle, throttled } from './throttle.ts'
+export { TokenBucket, type TokenBucketOptions } from './token-bucket.ts'
