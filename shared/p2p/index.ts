@@ -1,0 +1,22 @@
+export {
+  type Bootstrap,
+  type BootstrapEntry,
+  type BootstrapResult,
+  type HostResolver,
+  parseBootstrapEntry,
+  resolveBootstrap,
+  systemResolver,
+} from './bootstrap.ts'
+export { blobCid } from './cid.ts'
+export { DEFAULT_P2P_PORT, DHT_PROTOCOL } from './constants.ts'
+export { InvalidBootstrapEntryError, InvalidIdentityError, InvalidSwarmKeyError } from './errors.ts'
+export { identityPath, loadOrCreateIdentity } from './identity.ts'
+export {
+  createP2PNode,
+  DEFAULT_ENCRYPTERS,
+  type EncrypterName,
+  type P2PNode,
+  type P2PNodeOptions,
+  type P2PServices,
+} from './node.ts'
+export { generateSwarmKey, parseSwarmKey } from './swarm-key.ts'

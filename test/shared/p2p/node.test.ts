@@ -1,0 +1,162 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { PeerId } from '@libp2p/interface'
+import { afterEach, describe, expect, it } from 'vitest'
+import { digestOf } from '../../../shared/oci/digest.ts'
+import {
+  blobCid,
+  createP2PNode,
+  DHT_PROTOCOL,
+  generateSwarmKey,
+  InvalidBootstrapEntryError,
+  InvalidSwarmKeyError,
+  type P2PNode,
+  type P2PNodeOptions,
+} from '../../../shared/p2p/index.ts'
+
+const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
+const cleanups: (() => Promise<void>)[] = []
+const rejections: unknown[] = []
+const onRejection = (reason: unknown): void => {
+  rejections.push(reason)
+}
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-p2p-'))
+  cleanups.push(() => rm(dir, { recursive: true, force: true }))
+  return dir
+}
+
+async function start(opts: Partial<P2PNodeOptions> = {}): Promise<P2PNode> {
+  const node = await createP2PNode({ dataDir: await tempDir(), listen: LOOPBACK, ...opts })
+  cleanups.push(async () => {
+    await node.stop()
+  })
+  return node
+}
+
+function addrOf(node: P2PNode): string {
+  const a = node.getMultiaddrs()[0]
+  if (a === undefined) throw new Error('node has no listen address')
+  return a.toString()
+}
+
+/** Resolves once `node` has identified `peer` as a Shoal DHT peer (the point where kad-dht can use it). */
+async function dhtPeerKnown(node: P2PNode, peer: PeerId): Promise<void> {
+  const identified = new Promise<void>((resolve) => {
+    const listener = (evt: CustomEvent<{ peerId: PeerId }>): void => {
+      if (!evt.detail.peerId.equals(peer)) return
+      node.removeEventListener('peer:identify', listener)
+      resolve()
+    }
+    node.addEventListener('peer:identify', listener)
+  })
+  const known = await node.peerStore.get(peer).then(
+    (p) => p.protocols.includes(DHT_PROTOCOL),
+    () => false,
+  )
+  if (!known) await identified
+}
+
+describe('createP2PNode', () => {
+  it('provides a blob on one of six loopback nodes and finds it from another through the DHT', async () => {
+    process.on('unhandledRejection', onRejection)
+    try {
+      const seed = await start()
+      const others = await Promise.all(Array.from({ length: 5 }, () => start({ bootstrap: [addrOf(seed)] })))
+      await Promise.all(others.map((n) => dhtPeerKnown(seed, n.peerId)))
+      await Promise.all(others.map((n) => dhtPeerKnown(n, seed.peerId)))
+
+      const provider = others[2]!
+      const seeker = others[4]!
+      const cid = blobCid(digestOf(new TextEncoder().encode('a layer')))
+      for await (const _ of provider.services.dht.provide(cid, { signal: AbortSignal.timeout(10_000) })) {
+        // draining the query runs it
+      }
+
+      let found: { id: PeerId; multiaddrs: readonly { toString(): string }[] } | undefined
+      for await (const evt of seeker.services.dht.findProviders(cid, { signal: AbortSignal.timeout(10_000) })) {
+        if (evt.name !== 'PROVIDER') continue
+        found = evt.providers.find((p) => p.id.equals(provider.peerId))
+        if (found !== undefined) break
+      }
+      expect(found?.id.toString()).toBe(provider.peerId.toString())
+      // The default kad-dht mapper would strip loopback addresses and leave an undialable provider.
+      expect(found?.multiaddrs.some((a) => a.toString().startsWith('/ip4/127.0.0.1/tcp/'))).toBe(true)
+
+      for (const c of cleanups.splice(0).reverse()) await c()
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(rejections).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
+  })
+
+  it('is a DHT server by default and a client with dhtServer: false', async () => {
+    const server = await start()
+    const client = await start({ dhtServer: false })
+    expect(server.services.dht.getMode()).toBe('server')
+    expect(client.services.dht.getMode()).toBe('client')
+  })
+
+  it('keeps its peer id across restarts with the same data directory', async () => {
+    const dataDir = await tempDir()
+    const first = await createP2PNode({ dataDir, listen: LOOPBACK })
+    const id = first.peerId.toString()
+    await first.stop()
+    const second = await createP2PNode({ dataDir, listen: LOOPBACK })
+    cleanups.push(async () => {
+      await second.stop()
+    })
+    expect(second.peerId.toString()).toBe(id)
+    expect(second.peerId.type).toBe('Ed25519')
+  })
+
+  it('connects only to peers holding the same swarm key', async () => {
+    const key = new TextEncoder().encode(generateSwarmKey())
+    const a = await start({ swarmKey: key })
+    const b = await start({ swarmKey: key })
+    const stranger = await start({ swarmKey: new TextEncoder().encode(generateSwarmKey()) })
+    const open = await start()
+
+    const conn = await b.dial(a.getMultiaddrs(), { signal: AbortSignal.timeout(5_000) })
+    expect(conn.remotePeer.equals(a.peerId)).toBe(true)
+    await expect(stranger.dial(a.getMultiaddrs(), { signal: AbortSignal.timeout(1_000) })).rejects.toThrow()
+    await expect(open.dial(a.getMultiaddrs(), { signal: AbortSignal.timeout(1_000) })).rejects.toThrow()
+    expect(a.getConnections(stranger.peerId)).toEqual([])
+    expect(a.getConnections(open.peerId)).toEqual([])
+  })
+
+  it('negotiates TLS by default and falls back to Noise for a Noise-only peer', async () => {
+    const a = await start()
+    const b = await start()
+    const noiseOnly = await start({ encrypters: ['noise'] })
+    const tlsConn = await b.dial(a.getMultiaddrs())
+    expect(tlsConn.encryption).toBe('/tls/1.0.0')
+    const noiseConn = await noiseOnly.dial(a.getMultiaddrs())
+    expect(noiseConn.encryption).toBe('/noise')
+  })
+
+  it('rejects a bad swarm key or bootstrap entry before opening any socket', async () => {
+    const dataDir = await tempDir()
+    await expect(
+      createP2PNode({ dataDir, listen: LOOPBACK, swarmKey: new TextEncoder().encode('not a key') }),
+    ).rejects.toBeInstanceOf(InvalidSwarmKeyError)
+    await expect(createP2PNode({ dataDir, listen: LOOPBACK, bootstrap: ['seed:4001'] })).rejects.toBeInstanceOf(
+      InvalidBootstrapEntryError,
+    )
+  })
+
+  it('honours an aborted signal', async () => {
+    const ac = new AbortController()
+    ac.abort()
+    await expect(createP2PNode({ dataDir: await tempDir(), listen: LOOPBACK, signal: ac.signal })).rejects.toThrow(
+      /abort/i,
+    )
+  })
+})
