@@ -1,0 +1,46 @@
+// Defaults of the download scheduler and the seed planner. Units are in the names.
+
+/** Requests kept in flight to a peer whose rate is not known yet (Kraken pipelines 3, libtorrent starts near 4). */
+export const DEFAULT_INFLIGHT_PER_PEER = 4
+/** Cap for a fast peer, whose pipeline grows to cover `pipelineMs` of transfer. */
+export const DEFAULT_INFLIGHT_PER_FAST_PEER = 16
+/** Bounds the chunk buffers a download can hold at once (32 × 4 MiB = 128 MiB). */
+export const DEFAULT_INFLIGHT_TOTAL = 32
+/** How much transfer time a known peer's pipeline should keep queued beyond the chunk it is sending. */
+export const DEFAULT_PIPELINE_MS = 500
+/** Chunks right after the verified prefix that go before rarest-first, so clients keep receiving bytes. */
+export const DEFAULT_IN_ORDER_WINDOW = 4
+/** Endgame starts when this few chunks are missing (Kraken: 3). */
+export const DEFAULT_ENDGAME_REMAINING = 8
+/** Copies of one chunk in flight at once during endgame. */
+export const DEFAULT_ENDGAME_COPIES = 2
+/** No-progress window for a peer of unknown rate, and the ceiling of the rate-derived window. */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000
+/** Floor of the rate-derived window, so jitter on a fast peer is not taken for a stall. */
+export const DEFAULT_MIN_TIMEOUT_MS = 1_000
+/** Backstop: a request this old is re-assigned even when no other peer holds its chunk. */
+export const DEFAULT_HARD_TIMEOUT_MS = 120_000
+/** A peer is late when it makes no progress for this many times its expected time. */
+export const DEFAULT_SLOW_FACTOR = 4
+/** A peer that sent a chunk failing its hash is shunned this long. */
+export const DEFAULT_BAN_MS = 10 * 60_000
+/** Consecutive failures after which a peer is rested for `failureBackoffMs`. */
+export const DEFAULT_MAX_CONSECUTIVE_FAILURES = 3
+export const DEFAULT_FAILURE_BACKOFF_MS = 5_000
+/** Pause before asking a peer that answered 'busy' again, unless one of its transfers to us completes first. */
+export const DEFAULT_BUSY_BACKOFF_MS = 250
+
+/** Busy time over which a peer's rate is averaged; older samples fade proportionally. */
+export const RATE_WINDOW_MS = 10_000
+/** Score moves towards 1 by this fraction on each good chunk. */
+export const SCORE_RECOVERY = 0.2
+/** Score is multiplied by this on each failure or timeout. */
+export const SCORE_PENALTY = 0.5
+export const MIN_SCORE = 0.01
+
+/** Seed planner: unsent chunks advertised to one agent at a time, at most. */
+export const DEFAULT_RESERVE_PER_PEER = 4
+/** Seed planner: unsent chunks reserved across all agents, spread evenly (at least one each). */
+export const DEFAULT_RESERVE_TOTAL = 8
+/** Seed planner: a reservation not taken up within this time may be handed to another agent too. */
+export const DEFAULT_RESERVE_MS = 10_000

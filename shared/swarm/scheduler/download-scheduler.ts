@@ -1,0 +1,480 @@
+import { Bitfield } from '../../chunks/bitfield.ts'
+import {
+  DEFAULT_BAN_MS,
+  DEFAULT_BUSY_BACKOFF_MS,
+  DEFAULT_ENDGAME_COPIES,
+  DEFAULT_ENDGAME_REMAINING,
+  DEFAULT_FAILURE_BACKOFF_MS,
+  DEFAULT_HARD_TIMEOUT_MS,
+  DEFAULT_IN_ORDER_WINDOW,
+  DEFAULT_INFLIGHT_PER_FAST_PEER,
+  DEFAULT_INFLIGHT_PER_PEER,
+  DEFAULT_INFLIGHT_TOTAL,
+  DEFAULT_MAX_CONSECUTIVE_FAILURES,
+  DEFAULT_MIN_TIMEOUT_MS,
+  DEFAULT_PIPELINE_MS,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_SLOW_FACTOR,
+} from './constants.ts'
+import { SchedulerError } from './errors.ts'
+import { type PeerKind, PeerState, type Request } from './peer-state.ts'
+import { permutation } from './random.ts'
+import type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions } from './types.ts'
+
+type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random'>>
+
+interface Round {
+  readonly now: number
+  readonly free: PeerState[]
+  readonly out: ChunkRequest[]
+  readonly typicalRate: number
+}
+
+/**
+ * Decides which chunk to ask of which peer, BitTorrent style, for one blob. Pure: no timers and no I/O, time is
+ * passed in, randomness is injected, so the agent's downloader and the fleet simulator drive the same code.
+ *
+ * Policy, in order: the few chunks right after the verified prefix (clients read in order); then rarest-first,
+ * ties broken by a per-scheduler random order so agents spread out; then, at the tail, endgame duplicates. Each
+ * chunk goes to the holder expected to finish it first (queued bytes / observed rate / score). A seeder is asked
+ * only for chunks no usable peer holds, or after a peer failed that chunk: seeder upload is the scarce resource.
+ */
+export class DownloadScheduler {
+  readonly chunkCount: number
+  readonly #s: Settings
+  readonly #bytes: Float64Array
+  readonly #meanChunkBytes: number
+  readonly #have: Bitfield
+  /** Usable holders per chunk, all kinds / kind 'peer' only. */
+  readonly #avail: Uint32Array
+  readonly #peerAvail: Uint32Array
+  readonly #order: Uint32Array
+  readonly #peers = new Map<string, PeerState>()
+  readonly #reqs = new Map<number, Request[]>()
+  /** Peers that failed, timed out on or corrupted a chunk: asked for it again only when nobody else holds it. */
+  readonly #avoid = new Map<number, Set<string>>()
+  readonly #bans = new Map<string, number>()
+  #total = 0
+  #prefix = 0
+  #now = 0
+
+  constructor(opts: SchedulerOptions) {
+    const n = opts.chunkCount
+    if (!Number.isSafeInteger(n) || n < 0) throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', `chunkCount ${n}`)
+    const perPeer = opts.maxInflightPerPeer ?? DEFAULT_INFLIGHT_PER_PEER
+    this.#s = {
+      chunkCount: n,
+      maxInflightPerPeer: perPeer,
+      maxInflightPerFastPeer: Math.max(perPeer, opts.maxInflightPerFastPeer ?? DEFAULT_INFLIGHT_PER_FAST_PEER),
+      pipelineMs: opts.pipelineMs ?? DEFAULT_PIPELINE_MS,
+      maxInflightTotal: opts.maxInflightTotal ?? DEFAULT_INFLIGHT_TOTAL,
+      inOrderWindow: opts.inOrderWindow ?? DEFAULT_IN_ORDER_WINDOW,
+      endgameRemaining: opts.endgameRemaining ?? DEFAULT_ENDGAME_REMAINING,
+      endgameCopies: opts.endgameCopies ?? DEFAULT_ENDGAME_COPIES,
+      requestTimeoutMs: opts.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      minTimeoutMs: opts.minTimeoutMs ?? DEFAULT_MIN_TIMEOUT_MS,
+      hardTimeoutMs: opts.hardTimeoutMs ?? DEFAULT_HARD_TIMEOUT_MS,
+      slowFactor: opts.slowFactor ?? DEFAULT_SLOW_FACTOR,
+      banMs: opts.banMs ?? DEFAULT_BAN_MS,
+      maxConsecutiveFailures: opts.maxConsecutiveFailures ?? DEFAULT_MAX_CONSECUTIVE_FAILURES,
+      failureBackoffMs: opts.failureBackoffMs ?? DEFAULT_FAILURE_BACKOFF_MS,
+      busyBackoffMs: opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
+    }
+    for (const k of ['maxInflightPerPeer', 'maxInflightTotal'] as const) {
+      if (!Number.isSafeInteger(this.#s[k]) || this.#s[k] < 1) {
+        throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', `${k} must be a positive integer`)
+      }
+    }
+    this.chunkCount = n
+    this.#bytes = new Float64Array(n)
+    let sum = 0
+    for (let i = 0; i < n; i++) {
+      const b = opts.chunkBytes(i)
+      if (!(b > 0)) throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', `chunk ${i} has ${b} bytes`)
+      this.#bytes[i] = b
+      sum += b
+    }
+    this.#meanChunkBytes = n > 0 ? sum / n : 1
+    this.#have = new Bitfield(n)
+    this.#avail = new Uint32Array(n)
+    this.#peerAvail = new Uint32Array(n)
+    this.#order = permutation(n, opts.random ?? Math.random)
+  }
+
+  get done(): boolean {
+    return this.#have.complete
+  }
+
+  get missing(): number {
+    return this.chunkCount - this.#have.count
+  }
+
+  /** Length of the verified prefix: chunks [0, contiguous) can be streamed to clients. */
+  get contiguous(): number {
+    while (this.#prefix < this.chunkCount && this.#have.has(this.#prefix)) this.#prefix++
+    return this.#prefix
+  }
+
+  /** Requests in flight, endgame duplicates included. */
+  get inflight(): number {
+    return this.#total
+  }
+
+  has(index: number): boolean {
+    return this.#have.has(index)
+  }
+
+  /** Missing chunks no usable source holds: the downloader's cue to ask a seeder to fetch, or go to the origin. */
+  unavailable(now = this.#now): number {
+    this.#advance(now)
+    let n = 0
+    for (let c = 0; c < this.chunkCount; c++) if (this.#avail[c] === 0 && !this.#have.has(c)) n++
+    return n
+  }
+
+  /** A chunk verified locally (resumed from disk, or delivered by another path). */
+  markHave(index: number, now = this.#now): Cancellations {
+    this.#advance(now)
+    if (!this.#have.set(index)) return { cancel: [] }
+    this.#avoid.delete(index)
+    return { cancel: this.#dropChunk(index, now) }
+  }
+
+  /** Adds a source, or replaces the bitfield of a known one. `have` is copied. */
+  addPeer(id: string, kind: PeerKind, have: Bitfield): void {
+    if (have.length !== this.chunkCount) {
+      throw new SchedulerError('SCHEDULER_BITFIELD_LENGTH', `bitfield of ${have.length}, want ${this.chunkCount}`)
+    }
+    let p = this.#peers.get(id)
+    if (p === undefined) {
+      p = new PeerState(id, kind, have.clone())
+      p.bannedUntil = this.#bans.get(id) ?? 0
+      this.#peers.set(id, p)
+    } else {
+      this.#detach(p)
+      p.kind = kind
+      p.have = have.clone()
+    }
+    if (p.usableAt(this.#now)) this.#attach(p)
+  }
+
+  peerHas(id: string, index: number): void {
+    const p = this.#peers.get(id)
+    if (p === undefined || !p.have.set(index) || !p.attached) return
+    this.#avail[index]!++
+    if (p.kind === 'peer') this.#peerAvail[index]!++
+  }
+
+  /** Forgets a source; its requests return to the pool (the caller aborts them with the connection). */
+  removePeer(id: string, now = this.#now): void {
+    const p = this.#peers.get(id)
+    if (p === undefined) return
+    this.#advance(now)
+    for (const r of [...p.inflight.values()]) this.#drop(r, now)
+    this.#detach(p)
+    this.#peers.delete(id)
+  }
+
+  /** New requests to issue now. */
+  next(now: number): ChunkRequest[] {
+    this.#advance(now)
+    if (this.done || this.#total >= this.#s.maxInflightTotal) return []
+    const free: PeerState[] = []
+    for (const p of this.#peers.values()) {
+      if (p.attached && now >= p.busyUntil && p.inflight.size < this.#depth(p)) free.push(p)
+    }
+    if (free.length === 0) return []
+    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate() }
+
+    const window = new Set<number>()
+    for (let c = this.contiguous; c < this.chunkCount && window.size < this.#s.inOrderWindow; c++) {
+      if (this.#have.has(c)) continue
+      window.add(c)
+      if (!this.#reqs.has(c)) this.#tryAssign(c, round)
+      if (this.#saturated(round)) return round.out
+    }
+
+    // Rarest by peer holders, so a chunk only a seeder holds (one it handed us to spread) comes first.
+    const buckets: number[][] = []
+    for (const c of this.#order) {
+      if (this.#have.has(c) || this.#reqs.has(c) || this.#avail[c] === 0 || window.has(c)) continue
+      const k = this.#peerAvail[c]!
+      let b = buckets[k]
+      if (b === undefined) {
+        b = []
+        buckets[k] = b
+      }
+      b.push(c)
+    }
+    for (const b of buckets) {
+      if (b === undefined) continue
+      for (const c of b) {
+        this.#tryAssign(c, round)
+        if (this.#saturated(round)) return round.out
+      }
+    }
+
+    if (this.missing <= this.#s.endgameRemaining) this.#endgame(round)
+    return round.out
+  }
+
+  /**
+   * The verdict on a chunk from `peer`: ok (verified), bad (hash mismatch), failed (error, refused, aborted) or
+   * busy (the peer declined because its upload slots are taken: no penalty, the chunk goes back to the pool and
+   * is likely fetched from whoever received it meanwhile, which is how a new chunk fans out instead of queueing
+   * at its first holder).
+   */
+  onChunk(peer: string, index: number, now: number, outcome: ChunkOutcome): Cancellations {
+    this.#advance(now)
+    const p = this.#peers.get(peer)
+    const req = p?.inflight.get(index)
+    if (req !== undefined) this.#drop(req, now)
+    if (outcome === 'ok') {
+      // A late arrival after a timeout still counts: the bytes are verified.
+      p?.delivered(this.#bytes[index] ?? 0, now)
+      return this.markHave(index, now)
+    }
+    if (outcome === 'bad') {
+      const until = now + this.#s.banMs
+      this.#bans.set(peer, until)
+      if (p === undefined) return { cancel: [] }
+      this.#avoidPeer(index, peer)
+      p.bannedUntil = until
+      p.penalise()
+      this.#detach(p)
+      const cancel: ChunkRequest[] = []
+      for (const r of [...p.inflight.values()]) {
+        this.#drop(r, now)
+        cancel.push({ peer, index: r.index })
+      }
+      return { cancel }
+    }
+    if (outcome === 'busy') {
+      if (p !== undefined) p.busyUntil = now + this.#s.busyBackoffMs
+      return { cancel: [] }
+    }
+    if (p !== undefined && req !== undefined) {
+      this.#avoidPeer(index, peer)
+      p.penalise()
+      if (++p.consecutiveFailures >= this.#s.maxConsecutiveFailures) {
+        p.consecutiveFailures = 0
+        p.backoffUntil = now + this.#s.failureBackoffMs
+        this.#detach(p)
+      }
+    }
+    return { cancel: [] }
+  }
+
+  /**
+   * Slow-peer detection. A peer is late when it delivered nothing for slowFactor × the time its queue should take
+   * at its observed rate (clamped to [minTimeoutMs, requestTimeoutMs]; requestTimeoutMs while its rate is
+   * unknown). A late peer's requests are re-assigned, but only those another source could serve: re-asking the
+   * only holder gains nothing, so those wait for the transport's failure or the hard timeout.
+   */
+  tick(now: number): { readonly timedOut: readonly ChunkRequest[] } {
+    this.#advance(now)
+    const timedOut: ChunkRequest[] = []
+    for (const p of this.#peers.values()) {
+      if (p.inflight.size === 0) continue
+      const late = now - p.progressAt > this.#allowedMs(p)
+      const moved: Request[] = []
+      for (const r of p.inflight.values()) {
+        if (now - r.issuedAt >= this.#s.hardTimeoutMs || (late && this.#hasAlternative(r.index, p))) moved.push(r)
+      }
+      if (moved.length === 0) continue
+      for (const r of moved) {
+        this.#drop(r, now)
+        this.#avoidPeer(r.index, p.id)
+        timedOut.push({ peer: p.id, index: r.index })
+      }
+      p.penalise()
+      p.progressAt = now
+    }
+    return { timedOut }
+  }
+
+  peerStats(): readonly PeerStats[] {
+    return [...this.#peers.values()].map((p) => ({
+      id: p.id,
+      kind: p.kind,
+      score: p.score,
+      inflight: p.inflight.size,
+      depth: this.#depth(p),
+      bytesPerSec: p.bytesPerSec,
+      banned: this.#now < p.bannedUntil,
+      backoff: this.#now < p.backoffUntil,
+    }))
+  }
+
+  #saturated(round: Round): boolean {
+    return round.free.length === 0 || this.#total >= this.#s.maxInflightTotal
+  }
+
+  /**
+   * A second copy of an in-flight chunk goes to a free holder only when that holder is expected to deliver it
+   * sooner than the current one, so small blobs are not fetched twice just because slots are idle.
+   */
+  #endgame(round: Round): void {
+    const cands: { c: number; remainingMs: number }[] = []
+    for (const [c, rs] of this.#reqs) {
+      if (rs.length >= this.#s.endgameCopies) continue
+      let remainingMs = Number.POSITIVE_INFINITY
+      for (const r of rs) remainingMs = Math.min(remainingMs, this.#remainingMs(r.peer, round))
+      cands.push({ c, remainingMs })
+    }
+    // The chunk expected last is the one a second copy helps most.
+    cands.sort((a, b) => b.remainingMs - a.remainingMs || a.c - b.c)
+    for (const { c, remainingMs } of cands) {
+      this.#tryAssign(c, round, this.#reqs.get(c), remainingMs)
+      if (this.#saturated(round)) return
+    }
+  }
+
+  /** Time until `p` empties its queue; a peer already past its estimate is presumed to take as long again. */
+  #remainingMs(p: PeerState, round: Round): number {
+    const eta = p.progressAt + (p.inflightBytes * 1000) / Math.max(1, p.bytesPerSec ?? round.typicalRate)
+    return eta > round.now ? eta - round.now : round.now - p.progressAt
+  }
+
+  #tryAssign(c: number, round: Round, taken?: readonly Request[], limitMs = Number.POSITIVE_INFINITY): void {
+    const tier = this.#tier(c)
+    if (tier === 0) return
+    const avoid = this.#avoid.get(c)
+    const bytes = this.#bytes[c]!
+    let best = -1
+    let bestCost = 0
+    for (let i = 0; i < round.free.length; i++) {
+      const p = round.free[i]!
+      if (!p.have.has(c)) continue
+      if (taken?.some((r) => r.peer === p)) continue
+      if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
+      if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
+      const rate = Math.max(1, p.bytesPerSec ?? round.typicalRate)
+      // Expected time to deliver this chunk behind the peer's queue, inflated for an unreliable peer.
+      const cost = ((p.inflightBytes + bytes) * 1000) / rate / p.score
+      if (cost < limitMs && (best < 0 || cost < bestCost)) {
+        best = i
+        bestCost = cost
+      }
+    }
+    if (best < 0) return
+    const p = round.free[best]!
+    const req: Request = { peer: p, index: c, bytes, issuedAt: round.now }
+    p.add(req, round.now)
+    const rs = this.#reqs.get(c)
+    if (rs === undefined) this.#reqs.set(c, [req])
+    else rs.push(req)
+    this.#total++
+    round.out.push({ peer: p.id, index: c })
+    if (p.inflight.size >= this.#depth(p)) round.free.splice(best, 1)
+  }
+
+  /**
+   * Which holders may serve chunk c: 1 = peers (a seeder is not asked for what a peer holds), 2 = seeders (no
+   * peer holds it), 3 = anyone, including those that already failed it (nobody else holds it). 0 = no holder.
+   */
+  #tier(c: number): 0 | 1 | 2 | 3 {
+    const all = this.#avail[c]!
+    if (all === 0) return 0
+    let peers = this.#peerAvail[c]!
+    let seeders = all - peers
+    const avoid = this.#avoid.get(c)
+    if (avoid !== undefined) {
+      for (const id of avoid) {
+        const p = this.#peers.get(id)
+        if (p === undefined || !p.attached || !p.have.has(c)) continue
+        if (p.kind === 'peer') peers--
+        else seeders--
+      }
+    }
+    return peers > 0 ? 1 : seeders > 0 ? 2 : 3
+  }
+
+  #hasAlternative(c: number, p: PeerState): boolean {
+    return this.#avail[c]! - (p.attached && p.have.has(c) ? 1 : 0) > 0
+  }
+
+  #depth(p: PeerState): number {
+    const rate = p.bytesPerSec
+    if (rate === undefined) return this.#s.maxInflightPerPeer
+    const want = 1 + Math.ceil((rate * this.#s.pipelineMs) / 1000 / this.#meanChunkBytes)
+    return Math.min(this.#s.maxInflightPerFastPeer, Math.max(Math.min(2, this.#s.maxInflightPerPeer), want))
+  }
+
+  #allowedMs(p: PeerState): number {
+    const rate = p.bytesPerSec
+    if (rate === undefined) return this.#s.requestTimeoutMs
+    const expected = (p.inflightBytes * 1000) / Math.max(1, rate)
+    return Math.min(this.#s.requestTimeoutMs, Math.max(this.#s.minTimeoutMs, this.#s.slowFactor * expected))
+  }
+
+  #typicalRate(): number {
+    let sum = 0
+    let n = 0
+    for (const p of this.#peers.values()) {
+      const r = p.bytesPerSec
+      if (r !== undefined && p.attached) {
+        sum += r
+        n++
+      }
+    }
+    return n > 0 ? sum / n : 1
+  }
+
+  #avoidPeer(c: number, id: string): void {
+    if (this.#have.has(c)) return
+    let s = this.#avoid.get(c)
+    if (s === undefined) {
+      s = new Set()
+      this.#avoid.set(c, s)
+    }
+    s.add(id)
+  }
+
+  #drop(req: Request, now: number): void {
+    req.peer.remove(req.index, now)
+    const rs = this.#reqs.get(req.index)
+    if (rs !== undefined) {
+      const i = rs.indexOf(req)
+      if (i >= 0) {
+        rs.splice(i, 1)
+        this.#total--
+      }
+      if (rs.length === 0) this.#reqs.delete(req.index)
+    }
+  }
+
+  #dropChunk(c: number, now: number): ChunkRequest[] {
+    const rs = this.#reqs.get(c)
+    if (rs === undefined) return []
+    const cancel = rs.map((r) => ({ peer: r.peer.id, index: c }))
+    for (const r of [...rs]) this.#drop(r, now)
+    return cancel
+  }
+
+  /** Moves time forward and re-admits peers whose ban or backoff has ended. */
+  #advance(now: number): void {
+    if (now > this.#now) this.#now = now
+    for (const p of this.#peers.values()) if (!p.attached && p.usableAt(this.#now)) this.#attach(p)
+  }
+
+  #attach(p: PeerState): void {
+    if (p.attached) return
+    p.attached = true
+    const isPeer = p.kind === 'peer'
+    for (const c of p.have.indexes()) {
+      this.#avail[c]!++
+      if (isPeer) this.#peerAvail[c]!++
+    }
+  }
+
+  #detach(p: PeerState): void {
+    if (!p.attached) return
+    p.attached = false
+    const isPeer = p.kind === 'peer'
+    for (const c of p.have.indexes()) {
+      this.#avail[c]!--
+      if (isPeer) this.#peerAvail[c]!--
+    }
+  }
+}

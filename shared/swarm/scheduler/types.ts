@@ -1,0 +1,59 @@
+import type { PeerKind } from './peer-state.ts'
+
+export type ChunkOutcome = 'ok' | 'bad' | 'failed' | 'busy'
+
+export interface ChunkRequest {
+  readonly peer: string
+  readonly index: number
+}
+
+export interface SchedulerOptions {
+  readonly chunkCount: number
+  readonly chunkBytes: (index: number) => number
+  /** Pipeline of a peer whose rate is unknown (default 4). Known peers get 2..maxInflightPerFastPeer by rate. */
+  readonly maxInflightPerPeer?: number
+  /** Cap of a fast peer's pipeline (default 16); set equal to maxInflightPerPeer to turn adaptivity off. */
+  readonly maxInflightPerFastPeer?: number
+  /** Transfer time a known peer's pipeline should cover beyond the chunk in service (default 500 ms). */
+  readonly pipelineMs?: number
+  readonly maxInflightTotal?: number
+  /** Missing chunks right after the verified prefix that go first (default 4; 0 turns it off). */
+  readonly inOrderWindow?: number
+  /** Missing-chunk count at which in-flight chunks are also asked of a second holder (default 8; 0 = never). */
+  readonly endgameRemaining?: number
+  /** Copies of a chunk in flight during endgame (default 2). */
+  readonly endgameCopies?: number
+  /** No-progress window for a peer of unknown rate; ceiling of the rate-derived one (default 30 s). */
+  readonly requestTimeoutMs?: number
+  /** Floor of the rate-derived no-progress window (default 1 s). */
+  readonly minTimeoutMs?: number
+  /** Any request this old is re-assigned, even if nobody else holds its chunk (default 120 s). */
+  readonly hardTimeoutMs?: number
+  /** A known peer is late after slowFactor × its expected time without delivering (default 4). */
+  readonly slowFactor?: number
+  readonly banMs?: number
+  readonly maxConsecutiveFailures?: number
+  readonly failureBackoffMs?: number
+  /** After a 'busy' answer, the peer gets no new request until one of ours completes or this passes (250 ms). */
+  readonly busyBackoffMs?: number
+  /** Tie-break among equally rare chunks; pass a seeded one (seededRandom) for replayable runs. */
+  readonly random?: () => number
+}
+
+export interface PeerStats {
+  readonly id: string
+  readonly kind: PeerKind
+  readonly score: number
+  readonly inflight: number
+  readonly depth: number
+  readonly bytesPerSec: number | undefined
+  /** Sent a chunk that failed its hash; not asked until the ban ends (bans survive removePeer). */
+  readonly banned: boolean
+  /** Failed maxConsecutiveFailures times in a row; resting. */
+  readonly backoff: boolean
+}
+
+export interface Cancellations {
+  /** Requests the caller should abort on the wire; the scheduler has already forgotten them. */
+  readonly cancel: readonly ChunkRequest[]
+}
