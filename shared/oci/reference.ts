@@ -23,8 +23,7 @@ export function isTag(value: string): boolean {
 
 /** A manifest reference: a tag or a digest. */
 export type Reference =
-  | { readonly kind: 'tag'; readonly tag: string }
-  | { readonly kind: 'digest'; readonly digest: string }
+  { readonly kind: 'tag'; readonly tag: string } | { readonly kind: 'digest'; readonly digest: string }
 
 export function parseReference(value: string): Reference {
   if (isDigest(value)) return { kind: 'digest', digest: value }

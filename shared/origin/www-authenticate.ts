@@ -38,7 +38,9 @@ export function parseWwwAuthenticate(header: string): Challenge[] {
     } else {
       p.i = start
       // readParam rewinds and stops at the next challenge's scheme (a token not followed by `=`).
-      while (readParam(p, params)) {}
+      while (readParam(p, params)) {
+        // each call consumes one param
+      }
     }
     out.push(
       token68 === undefined

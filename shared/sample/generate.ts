@@ -223,7 +223,7 @@ async function writeLayer(
     await file.write(Buffer.concat([note, Buffer.alloc(tarPaddingBytes(note.byteLength))]))
     for (const entry of payload) {
       await file.write(tarHeader(entry))
-      for (let left = entry.size; left > 0; ) {
+      for (let left = entry.size; left > 0;) {
         signal?.throwIfAborted()
         const chunk = stream.next(Math.min(left, KeyStream.maxChunkBytes))
         await file.write(chunk)

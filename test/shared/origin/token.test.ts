@@ -1,3 +1,4 @@
+import type { FastifyReply } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { credentialIdentity, parseBasicAuthorization } from '../../../shared/origin/credentials.ts'
 import { OriginClient, OriginError } from '../../../shared/origin/index.ts'
@@ -70,7 +71,7 @@ describe('token server failures', () => {
     await Promise.all(open.splice(0).map((o) => o.close()))
   })
 
-  async function withTokenAnswer(answer: (reply: import('fastify').FastifyReply) => unknown) {
+  async function withTokenAnswer(answer: (reply: FastifyReply) => unknown) {
     let tokenCalls = 0
     const { app, url } = await startApp((a) => {
       a.get('/token', (_req, reply) => {
