@@ -19,6 +19,7 @@ export type OciErrorCode =
   | 'TOOMANYREQUESTS'
   | 'RANGE_INVALID'
   | 'UNAVAILABLE'
+  | 'UNKNOWN'
 
 export const STATUS_OF: Readonly<Record<OciErrorCode, number>> = {
   BLOB_UNKNOWN: 404,
@@ -37,6 +38,7 @@ export const STATUS_OF: Readonly<Record<OciErrorCode, number>> = {
   TOOMANYREQUESTS: 429,
   RANGE_INVALID: 416,
   UNAVAILABLE: 503,
+  UNKNOWN: 500,
 }
 
 export class RegistryError extends Error {

@@ -1,0 +1,106 @@
+import type { Readable } from 'node:stream'
+import type { Metrics } from '../../shared/metrics/index.ts'
+import type { Digest } from '../../shared/oci/index.ts'
+import { DigestMismatchError } from '../../shared/oci/index.ts'
+import type { Upstream } from '../../shared/origin/index.ts'
+import type { ContentStore, PartialBlob } from '../../shared/store/index.ts'
+import type { Authorizer } from '../authz.ts'
+import { OriginUnavailableError } from '../errors.ts'
+import { type OriginPort, originRequest, statusError } from '../origin-port.ts'
+import type { Download } from './download.ts'
+
+export interface OriginFetchOptions {
+  readonly origin: OriginPort
+  readonly store: ContentStore
+  readonly authorizer: Authorizer
+  readonly metrics: Metrics
+  readonly chunkSize: number
+  readonly upstream: Upstream
+  readonly name: string
+  readonly digest: Digest
+  readonly authorization: string | undefined
+  readonly mediaType?: string
+  /** Resumes after a connection drops mid-body, each time from the bytes already on disk. */
+  readonly resumeAttempts?: number
+  /** Wraps the origin body (rate limiting). */
+  readonly throttle?: (body: Readable) => Readable
+}
+
+/**
+ * Fills a download from the origin: streams the body into the partial file (clients read it
+ * from there as it grows), resumes with a Range request after a dropped connection, and commits
+ * only when the whole blob matches its digest.
+ */
+export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Promise<void> {
+  const attempts = o.resumeAttempts ?? 3
+  let partial: PartialBlob | undefined = await resumePartial(o)
+  if (partial !== undefined) dl.attach(partial)
+  for (let attempt = 0; ; attempt++) {
+    const from = partial?.prefixBytes ?? 0
+    o.metrics.originFetches.inc({ kind: 'blob' })
+    const res = await originRequest(o.origin, o.upstream, {
+      method: 'GET',
+      path: `${o.name}/blobs/${o.digest}`,
+      headers: from > 0 ? { range: `bytes=${from}-` } : {},
+      ...(o.authorization === undefined ? {} : { clientAuthorization: o.authorization }),
+      scope: `repository:${o.name}:pull`,
+    })
+    if (res.status !== 200 && res.status !== 206) throw await statusError(res)
+    o.authorizer.granted(o.upstream, o.name, o.digest, o.authorization)
+    if (partial !== undefined && from > 0 && res.status === 200) {
+      // The origin ignored our Range: start over rather than trust an offset.
+      await partial.discard()
+      partial = undefined
+    }
+    if (partial === undefined) {
+      const size = Number(res.headers['content-length'])
+      if (!Number.isSafeInteger(size) || size < 0) {
+        res.body.destroy()
+        throw new OriginUnavailableError('origin sent a blob without a valid Content-Length')
+      }
+      partial = await o.store.openPartial(o.digest, { size, chunkSize: o.chunkSize })
+      dl.attach(partial)
+    }
+    const body = o.throttle === undefined ? res.body : o.throttle(res.body)
+    try {
+      for await (const chunk of body) {
+        const b = chunk as Uint8Array
+        if (partial.prefixBytes + b.byteLength > partial.size) {
+          throw new DigestMismatchError(o.digest, `more than ${partial.size} bytes`)
+        }
+        await partial.append(b)
+        o.metrics.bytesReceived.inc({ source: 'origin' }, b.byteLength)
+      }
+    } catch (err) {
+      body.destroy()
+      if (err instanceof DigestMismatchError || attempt + 1 >= attempts) throw await failed(partial, err, o)
+      continue
+    }
+    if (partial.prefixBytes < partial.size) {
+      if (attempt + 1 >= attempts)
+        throw new OriginUnavailableError(`origin closed the blob at ${partial.prefixBytes} of ${partial.size} bytes`)
+      continue
+    }
+    try {
+      await partial.commit(o.mediaType === undefined ? {} : { mediaType: o.mediaType })
+    } catch (err) {
+      throw await failed(undefined, err, o)
+    }
+    return
+  }
+}
+
+async function resumePartial(o: OriginFetchOptions): Promise<PartialBlob | undefined> {
+  const known = (await o.store.listPartials()).find((p) => p.digest === o.digest)
+  if (known === undefined) return undefined
+  return o.store.openPartial(o.digest, { size: known.size, chunkSize: known.chunkSize })
+}
+
+async function failed(partial: PartialBlob | undefined, err: unknown, o: OriginFetchOptions): Promise<unknown> {
+  if (err instanceof DigestMismatchError) {
+    o.metrics.digestFailures.inc({ source: 'origin' })
+    // Bytes that failed their digest are never kept, not even to resume from.
+    await partial?.discard().catch(() => {})
+  }
+  return err
+}

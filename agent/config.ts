@@ -1,0 +1,150 @@
+import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
+
+/** Every agent option: flag, SHOAL_* variable and YAML key share one name. */
+export const AGENT_OPTIONS = {
+  listen: {
+    type: 'hostport',
+    flag: 'listen',
+    default: '127.0.0.1:5000',
+    describe: 'HTTP listen address of the /v2/ mirror',
+  },
+  origin: {
+    type: 'url',
+    flag: 'origin',
+    default: new URL('https://registry-1.docker.io'),
+    describe: 'default upstream registry (may carry a path prefix)',
+  },
+  data: {
+    type: 'string',
+    flag: 'data',
+    default: '/var/lib/shoal',
+    describe: 'data directory (cache, index, identity)',
+  },
+  insecureRegistries: {
+    type: 'list',
+    flag: 'insecure-registry',
+    default: [],
+    describe: 'HOST:PORT reached over plain http (repeatable)',
+  },
+  cacheMaxBytes: {
+    type: 'bytes',
+    flag: 'cache-max-bytes',
+    default: 20 * 1024 ** 3,
+    describe: 'blob cache quota, LRU eviction (0 = none)',
+  },
+  tagTtl: {
+    type: 'duration',
+    flag: 'tag-ttl',
+    default: 5000,
+    describe: 'how long a tag resolved at the origin is reused',
+  },
+  authTtl: {
+    type: 'duration',
+    flag: 'auth-ttl',
+    default: 60_000,
+    describe: 'how long an origin read authorization is reused',
+  },
+  staleAuthTtl: {
+    type: 'duration',
+    flag: 'stale-auth-ttl',
+    default: 24 * 3_600_000,
+    describe: 'while the origin is down, reuse a read authorization this old',
+  },
+  readOnly: {
+    type: 'bool',
+    flag: 'read-only',
+    default: false,
+    describe: 'refuse pushes and deletes instead of passing them through',
+  },
+  chunkSize: {
+    type: 'bytes',
+    flag: 'chunk-size',
+    default: 4 * 1024 * 1024,
+    describe: 'chunk size of blobs this agent cuts',
+  },
+  originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
+  logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace, debug, info, warn, error' },
+} as const satisfies Record<string, OptionSpec>
+
+export interface RegistrySettings {
+  readonly username?: string
+  readonly password?: string
+  readonly token?: string
+  /** Public registries skip the per-client read authorization of cached blobs. */
+  readonly public?: boolean
+}
+
+export interface AgentConfig {
+  readonly listen: { readonly host: string; readonly port: number }
+  readonly origin: URL
+  readonly data: string
+  readonly insecureRegistries: readonly string[]
+  readonly cacheMaxBytes: number
+  readonly tagTtlMs: number
+  readonly authTtlMs: number
+  readonly staleAuthTtlMs: number
+  readonly readOnly: boolean
+  readonly chunkSize: number
+  readonly originRate: number
+  readonly logLevel: string
+  readonly registries: ReadonlyMap<string, RegistrySettings>
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
+
+export function loadAgentConfig(sources: ConfigSources): AgentConfig {
+  const { values: v, file } = loadConfig(AGENT_OPTIONS, sources, ['registries'])
+  const [host, port] = splitHostPort(v.listen as string)
+  const logLevel = v.logLevel as string
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError('log-level', `expected one of ${LOG_LEVELS.join(', ')}`)
+  const chunkSize = v.chunkSize as number
+  if (chunkSize < 64 * 1024 || chunkSize > 64 * 1024 * 1024) throw new ConfigError('chunk-size', 'must be 64KiB..64MiB')
+  return Object.freeze({
+    listen: Object.freeze({ host, port }),
+    origin: v.origin as URL,
+    data: v.data as string,
+    insecureRegistries: v.insecureRegistries as readonly string[],
+    cacheMaxBytes: v.cacheMaxBytes as number,
+    tagTtlMs: v.tagTtl as number,
+    authTtlMs: v.authTtl as number,
+    staleAuthTtlMs: v.staleAuthTtl as number,
+    readOnly: v.readOnly as boolean,
+    chunkSize,
+    originRate: v.originRate as number,
+    logLevel,
+    registries: parseRegistries(file['registries']),
+  })
+}
+
+export function splitHostPort(value: string): [string, number] {
+  const i = value.lastIndexOf(':')
+  return [value.slice(0, i).replace(/^\[|\]$/g, ''), Number(value.slice(i + 1))]
+}
+
+function parseRegistries(raw: unknown): ReadonlyMap<string, RegistrySettings> {
+  const out = new Map<string, RegistrySettings>()
+  if (raw === undefined || raw === null) return out
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new ConfigError('registries', 'expected a mapping of registry host to settings')
+  for (const [host, settings] of Object.entries(raw as Record<string, unknown>)) {
+    const key = `registries.${host}`
+    if (typeof settings !== 'object' || settings === null) throw new ConfigError(key, 'expected a mapping')
+    const s = settings as Record<string, unknown>
+    for (const k of Object.keys(s)) {
+      if (!['username', 'password', 'token', 'public'].includes(k)) throw new ConfigError(`${key}.${k}`, 'unknown key')
+    }
+    for (const k of ['username', 'password', 'token'] as const) {
+      if (s[k] !== undefined && typeof s[k] !== 'string') throw new ConfigError(`${key}.${k}`, 'expected a string')
+    }
+    if (s['public'] !== undefined && typeof s['public'] !== 'boolean')
+      throw new ConfigError(`${key}.public`, 'expected true or false')
+    if ((s['username'] === undefined) !== (s['password'] === undefined)) {
+      throw new ConfigError(key, 'username and password go together')
+    }
+    out.set(
+      host === 'docker.io' || host === 'index.docker.io' ? 'docker.io' : host,
+      Object.freeze({ ...s }) as RegistrySettings,
+    )
+  }
+  return out
+}

@@ -1,0 +1,56 @@
+import type { Readable } from 'node:stream'
+import type { OriginRequest, OriginResponse, Upstream } from '../shared/origin/index.ts'
+import { OriginStatusError, OriginUnavailableError } from './errors.ts'
+
+/** The slice of the origin client the agent needs; tests hand in a stub. */
+export interface OriginPort {
+  request(upstream: Upstream, req: OriginRequest): Promise<OriginResponse>
+}
+
+const MAX_ERROR_BODY_BYTES = 64 * 1024
+
+/** Reads at most `limit` bytes of a body and drops the rest. */
+export async function readBody(body: Readable, limit: number): Promise<{ bytes: Buffer; truncated: boolean }> {
+  const parts: Buffer[] = []
+  let n = 0
+  let truncated = false
+  for await (const chunk of body) {
+    const b = chunk as Buffer
+    if (n + b.byteLength > limit) {
+      truncated = true
+      body.destroy()
+      break
+    }
+    parts.push(b)
+    n += b.byteLength
+  }
+  return { bytes: Buffer.concat(parts), truncated }
+}
+
+/** Sends a request; network failures and 5xx become OriginUnavailableError. */
+export async function originRequest(
+  origin: OriginPort,
+  upstream: Upstream,
+  req: OriginRequest,
+): Promise<OriginResponse> {
+  let res: OriginResponse
+  try {
+    res = await origin.request(upstream, req)
+  } catch (err) {
+    if ((err as { name?: string }).name === 'AbortError') throw err
+    throw new OriginUnavailableError(`origin ${upstream.registry} unreachable: ${(err as Error).message}`, {
+      cause: err,
+    })
+  }
+  if (res.status >= 500) {
+    res.body.destroy()
+    throw new OriginUnavailableError(`origin ${upstream.registry} answered ${res.status}`)
+  }
+  return res
+}
+
+/** Turns a non-success origin response into an OriginStatusError carrying its (small) body. */
+export async function statusError(res: OriginResponse): Promise<OriginStatusError> {
+  const { bytes } = await readBody(res.body, MAX_ERROR_BODY_BYTES).catch(() => ({ bytes: Buffer.alloc(0) }))
+  return new OriginStatusError(res.status, res.headers, bytes)
+}
