@@ -1,0 +1,255 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+
+/** A command that exited with a non-zero status (or a signal); carries its output for the test report. */
+export class CommandError extends Error {
+  override readonly name = 'CommandError'
+  readonly code = 'E2E_COMMAND_FAILED'
+  readonly result: RunResult
+
+  constructor(command: string, result: RunResult) {
+    const why = result.signal === null ? `exit ${result.code}` : `signal ${result.signal}`
+    super(`${command} failed (${why}): ${tail(result.stderr || result.stdout)}`)
+    this.result = result
+  }
+}
+
+/** A daemon that exited or did not get ready in time. */
+export class DaemonError extends Error {
+  override readonly name = 'DaemonError'
+  readonly code = 'E2E_DAEMON_FAILED'
+}
+
+export interface RunResult {
+  readonly code: number | null
+  readonly signal: NodeJS.Signals | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+export interface RunOptions {
+  readonly env?: Readonly<Record<string, string>>
+  readonly cwd?: string
+  readonly input?: string
+  readonly timeoutMs?: number
+  readonly signal?: AbortSignal
+}
+
+function tail(text: string, max = 2000): string {
+  const t = text.trim()
+  return t.length > max ? `…${t.slice(-max)}` : t
+}
+
+/** Runs a command to completion; never throws on a non-zero exit (see runOk). */
+export async function run(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const signals = [opts.signal, AbortSignal.timeout(opts.timeoutMs ?? 240_000)].filter((s) => s !== undefined)
+  const child = spawn(cmd, args, {
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
+    stdio: [opts.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    signal: AbortSignal.any(signals),
+    killSignal: 'SIGKILL',
+  })
+  let stdout = ''
+  let stderr = ''
+  child.stdout?.setEncoding('utf8').on('data', (s: string) => {
+    stdout += s
+  })
+  child.stderr?.setEncoding('utf8').on('data', (s: string) => {
+    stderr += s
+  })
+  if (opts.input !== undefined) child.stdin?.end(opts.input)
+  const [code, signal] = (await once(child, 'close').catch((err: unknown) => {
+    throw new Error(`${cmd}: ${err instanceof Error ? err.message : String(err)}; stderr: ${tail(stderr)}`)
+  })) as [number | null, NodeJS.Signals | null]
+  return { code, signal, stdout, stderr }
+}
+
+const SECRET_FLAGS = new Set(['--user', '-u', '--creds', '--src-creds', '--dest-creds', '--password', '-p'])
+
+/** The command line for messages, with the values of credential flags blanked out. */
+export function describeCommand(cmd: string, args: readonly string[]): string {
+  const shown = args.map((arg, i) => {
+    const flag = arg.split('=', 1)[0]!
+    if (arg.includes('=') && SECRET_FLAGS.has(flag)) return `${flag}=***`
+    return i > 0 && SECRET_FLAGS.has(args[i - 1]!) ? '***' : arg
+  })
+  return [cmd, ...shown].join(' ')
+}
+
+/** Runs a command and throws CommandError unless it exits 0. */
+export async function runOk(cmd: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const result = await run(cmd, args, opts)
+  if (result.code !== 0) throw new CommandError(describeCommand(cmd, args), result)
+  return result
+}
+
+export async function tempDir(label: string): Promise<string> {
+  return mkdtemp(join(tmpdir(), `shoal-e2e-${label}-`))
+}
+
+export async function removeDir(dir: string): Promise<void> {
+  await rm(dir, { recursive: true, force: true, maxRetries: 3 })
+}
+
+/** A port the kernel just handed out on 127.0.0.1; for programs that cannot listen on :0 and report back. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const address = server.address()
+  server.close()
+  await once(server, 'close')
+  if (address === null || typeof address === 'string') throw new Error('no port from the kernel')
+  return address.port
+}
+
+const live = new Set<ChildProcess>()
+// A crashed test file must not leave daemons behind; 'exit' handlers may only do synchronous work.
+process.once('exit', () => {
+  for (const child of live) child.kill('SIGKILL')
+})
+
+type LineListener = (line: string, stream: 'stdout' | 'stderr') => void
+
+/** A long-running child process whose output lines are kept and can be awaited. */
+export class Daemon {
+  readonly name: string
+  readonly child: ChildProcess
+  readonly lines: string[] = []
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+  #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined
+  readonly #listeners = new Set<LineListener>()
+
+  constructor(name: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string }) {
+    this.name = name
+    this.child = spawn(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    live.add(this.child)
+    const closed = once(this.child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
+    this.exited = closed.then(
+      ([code, signal]) => {
+        live.delete(this.child)
+        this.#exitInfo = { code, signal }
+        return this.#exitInfo
+      },
+      (err: unknown) => {
+        live.delete(this.child)
+        this.#exitInfo = { code: null, signal: null }
+        this.lines.push(`spawn failed: ${err instanceof Error ? err.message : String(err)}`)
+        return this.#exitInfo
+      },
+    )
+    for (const stream of ['stdout', 'stderr'] as const) {
+      const source = this.child[stream]
+      if (source === null) continue
+      createInterface({ input: source, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
+        this.lines.push(line)
+        for (const listener of this.#listeners) listener(line, stream)
+      })
+    }
+  }
+
+  get pid(): number {
+    if (this.child.pid === undefined) throw new DaemonError(`${this.name} has no pid (did not start)`)
+    return this.child.pid
+  }
+
+  get running(): boolean {
+    return this.#exitInfo === undefined
+  }
+
+  onLine(listener: LineListener): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** The last lines of output, for error messages. */
+  recentOutput(count = 30): string {
+    return this.lines.slice(-count).join('\n')
+  }
+
+  /** Resolves with the first line (seen before or after the call) that `match` returns a value for. */
+  async waitForLine<T>(
+    match: (line: string) => T | undefined,
+    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<T> {
+    for (const line of this.lines) {
+      const hit = match(line)
+      if (hit !== undefined) return hit
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<T>()
+    const off = this.onLine((line) => {
+      const hit = match(line)
+      if (hit !== undefined) resolve(hit)
+    })
+    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000)
+    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
+    const onAbort = () => reject(new DaemonError(`${this.name}: awaited line not seen\n${this.recentOutput()}`))
+    signal.addEventListener('abort', onAbort, { once: true })
+    void this.exited.then((info) =>
+      reject(new DaemonError(`${this.name} exited (${info.code ?? info.signal}) \n${this.recentOutput()}`)),
+    )
+    try {
+      return await promise
+    } finally {
+      off()
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  /** Sends `signal`, waits for the exit, and kills the process if it has not gone after `graceMs`. */
+  async stop(
+    signal: NodeJS.Signals = 'SIGTERM',
+    graceMs = 10_000,
+  ): Promise<{ code: number | null; signal: string | null }> {
+    if (this.running) {
+      this.child.kill(signal)
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs)
+      try {
+        await this.exited
+      } finally {
+        clearTimeout(timer)
+      }
+    }
+    return this.exited
+  }
+}
+
+/**
+ * Polls an HTTP endpoint until `ready(status)` holds. Polling is the only option here: the daemons
+ * announce nothing when they become ready. Gives up early if `daemon` exits.
+ */
+export async function waitForHttp(
+  url: string,
+  opts: { ready?: (status: number) => boolean; daemon?: Daemon; timeoutMs?: number; signal?: AbortSignal } = {},
+): Promise<void> {
+  const ready = opts.ready ?? ((status) => status === 200)
+  const deadline = Date.now() + (opts.timeoutMs ?? 30_000)
+  let last = 'no answer'
+  for (let delayMs = 20; Date.now() < deadline; delayMs = Math.min(delayMs * 2, 250)) {
+    opts.signal?.throwIfAborted()
+    if (opts.daemon !== undefined && !opts.daemon.running) {
+      throw new DaemonError(`${opts.daemon.name} exited before ${url} was ready\n${opts.daemon.recentOutput()}`)
+    }
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) })
+      await res.body?.cancel()
+      if (ready(res.status)) return
+      last = `status ${res.status}`
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err)
+    }
+    await new Promise((resolve) => setTimeout(resolve, delayMs))
+  }
+  const output = opts.daemon === undefined ? '' : `\n${opts.daemon.recentOutput()}`
+  throw new DaemonError(`${url} not ready (${last})${output}`)
+}
