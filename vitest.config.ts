@@ -1,6 +1,6 @@
 import { defineConfig } from 'vitest/config'
 
-// Two projects: `unit` runs everywhere in seconds (in-process, real libp2p on loopback);
+// Three projects: `unit` runs everywhere in seconds; `swarm` runs multi-node swarms in-process on loopback;
 // `e2e` needs real Debian tools (docker-registry, skopeo, containerd, podman).
 export default defineConfig({
   test: {
@@ -9,9 +9,20 @@ export default defineConfig({
         test: {
           name: 'unit',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/e2e/**'],
+          exclude: ['test/e2e/**', 'test/swarm/**'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
+        },
+      },
+      {
+        // Several real libp2p nodes per test: run after the unit project, one file at a time,
+        // so they do not compete with it for this machine's two cores.
+        test: {
+          name: 'swarm',
+          include: ['test/swarm/**/*.test.ts'],
+          testTimeout: 180_000,
+          hookTimeout: 60_000,
+          fileParallelism: false,
         },
       },
       {

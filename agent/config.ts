@@ -64,6 +64,43 @@ export const AGENT_OPTIONS = {
   },
   originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
   logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace, debug, info, warn, error' },
+  p2pListen: {
+    type: 'list',
+    flag: 'p2p-listen',
+    default: [],
+    describe: 'libp2p listen multiaddrs; the swarm is off when none is given',
+  },
+  p2pAnnounce: { type: 'list', flag: 'p2p-announce', default: [], describe: 'multiaddrs to announce instead' },
+  seeders: { type: 'list', flag: 'seeder', default: [], describe: 'trusted seeder /ip4/…/tcp/…/p2p/<id> (repeatable)' },
+  bootstrap: {
+    type: 'list',
+    flag: 'bootstrap',
+    default: [],
+    describe: 'more DHT bootstrap peers: MULTIADDR or dns:NAME[:PORT]',
+  },
+  swarmKey: {
+    type: 'string',
+    flag: 'swarm-key',
+    describe: 'pre-shared swarm key file: only nodes holding it can connect',
+  },
+  uploadRate: {
+    type: 'rate',
+    flag: 'upload-rate',
+    default: 0,
+    describe: 'cap on chunk upload to peers, bytes/s (0 = none)',
+  },
+  downloadRate: {
+    type: 'rate',
+    flag: 'download-rate',
+    default: 0,
+    describe: 'cap on chunk download from peers, bytes/s',
+  },
+  stallTimeout: {
+    type: 'duration',
+    flag: 'stall-timeout',
+    default: 15_000,
+    describe: 'no verified chunk from the swarm for this long → the rest comes from the origin',
+  },
 } as const satisfies Record<string, OptionSpec>
 
 export interface RegistrySettings {
@@ -88,6 +125,14 @@ export interface AgentConfig {
   readonly originRate: number
   readonly logLevel: string
   readonly registries: ReadonlyMap<string, RegistrySettings>
+  readonly p2pListen: readonly string[]
+  readonly p2pAnnounce: readonly string[]
+  readonly seeders: readonly string[]
+  readonly bootstrap: readonly string[]
+  readonly swarmKeyFile: string | undefined
+  readonly uploadRate: number
+  readonly downloadRate: number
+  readonly stallTimeoutMs: number
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -113,6 +158,14 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     originRate: v.originRate as number,
     logLevel,
     registries: parseRegistries(file['registries']),
+    p2pListen: v.p2pListen as readonly string[],
+    p2pAnnounce: v.p2pAnnounce as readonly string[],
+    seeders: parseSeeders(v.seeders as readonly string[]),
+    bootstrap: v.bootstrap as readonly string[],
+    swarmKeyFile: v.swarmKey as string | undefined,
+    uploadRate: v.uploadRate as number,
+    downloadRate: v.downloadRate as number,
+    stallTimeoutMs: v.stallTimeout as number,
   })
 }
 
@@ -147,4 +200,14 @@ function parseRegistries(raw: unknown): ReadonlyMap<string, RegistrySettings> {
     )
   }
   return out
+}
+
+/** A trusted seeder must name its peer id: that key is what signs the chunk maps agents accept. */
+function parseSeeders(list: readonly string[]): readonly string[] {
+  for (const s of list) {
+    if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s)) {
+      throw new ConfigError('seeder', `expected /ip4/HOST/tcp/PORT/p2p/PEERID, got ${JSON.stringify(s)}`)
+    }
+  }
+  return list
 }

@@ -1,21 +1,32 @@
 import { readFileSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
+import { multiaddr } from '@multiformats/multiaddr'
+import { waitForSignal } from '../shared/process/signals.ts'
 import { ConfigError } from '../shared/config/index.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
-import { createMetrics } from '../shared/metrics/index.ts'
+import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { type Credential, OriginClient } from '../shared/origin/index.ts'
 import { TokenBucket, throttled } from '../shared/rate/index.ts'
-import { openFsStore } from '../shared/store/index.ts'
+import { createP2PNode } from '../shared/p2p/index.ts'
+import { type ContentStore, openFsStore } from '../shared/store/index.ts'
+import { LiveBlobs } from '../shared/swarm/live.ts'
+import { FsMapStore } from '../shared/swarm/maps/index.ts'
+import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
+import { StoreChunkSource } from '../shared/swarm/source.ts'
 import { buildApp } from './app.ts'
 import { Authorizer } from './authz.ts'
-import { Downloads } from './blobs/download.ts'
+import { type Download, Downloads } from './blobs/download.ts'
 import { fetchFromOrigin } from './blobs/origin-fetch.ts'
-import { BlobService } from './blobs/service.ts'
+import { type BlobRequest, BlobService } from './blobs/service.ts'
 import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { ManifestService } from './registry/manifests.ts'
+import { type SeederRef, Swarm } from './swarm/swarm.ts'
 
 export interface RunningAgent {
   readonly url: string
+  /** Set when the swarm is on. */
+  readonly peerId: string | undefined
+  readonly multiaddrs: readonly string[]
   readonly config: AgentConfig
   readonly metrics: ReturnType<typeof createMetrics>
   close(): Promise<void>
@@ -26,12 +37,35 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   const log = opts.log ?? createLogger({ level: config.logLevel, name: 'agent' })
   await mkdir(config.data, { recursive: true })
   const metrics = createMetrics()
-  const stores = await openFsStore({ dir: config.data, maxBytes: config.cacheMaxBytes })
+  // The chunk source exists only after the store it serves from: eviction reaches it through here.
+  const late: { source?: StoreChunkSource } = {}
+  const stores = await openFsStore({
+    dir: config.data,
+    maxBytes: config.cacheMaxBytes,
+    onEvict: (digest) => late.source?.noteRemoved(digest),
+  })
   const origin = new OriginClient({ credentials: credentialsOf(config), onBytes: () => {} })
   const isPublic = (registry: string) => config.registries.get(registry)?.public === true
   const authorizer = new Authorizer({ origin, ttlMs: config.authTtlMs, staleTtlMs: config.staleAuthTtlMs, isPublic })
   const downloads = new Downloads()
+  const closing = new AbortController()
   const originBucket = config.originRate > 0 ? new TokenBucket({ bytesPerSecond: config.originRate }) : undefined
+  const originFill = (dl: Download, req: BlobRequest) =>
+    fetchFromOrigin(dl, {
+      origin,
+      store: stores.blobs,
+      authorizer,
+      metrics,
+      chunkSize: config.chunkSize,
+      upstream: req.upstream,
+      name: req.name,
+      digest: req.digest,
+      authorization: req.authorization,
+      ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
+    })
+  const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log) : undefined
+  late.source = p2p?.source
+  const swarm = p2p?.swarm
   const blobs = new BlobService({
     store: stores.blobs,
     origin,
@@ -39,19 +73,19 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     downloads,
     metrics,
     log: log.child({ component: 'blobs' }),
-    fill: (dl, req) =>
-      fetchFromOrigin(dl, {
-        origin,
-        store: stores.blobs,
-        authorizer,
-        metrics,
-        chunkSize: config.chunkSize,
-        upstream: req.upstream,
-        name: req.name,
-        digest: req.digest,
-        authorization: req.authorization,
-        ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
-      }),
+    fill: async (dl, req) => {
+      if (swarm !== undefined) {
+        try {
+          await swarm.fill(dl, req, closing.signal)
+          return
+        } catch (err) {
+          if (closing.signal.aborted) throw err
+          // A pull never fails because of the swarm while the origin is healthy.
+          log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
+        }
+      }
+      await originFill(dl, req)
+    },
   })
   const manifests = new ManifestService({
     origin,
@@ -71,10 +105,19 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     insecureRegistries: config.insecureRegistries,
     readOnly: config.readOnly,
     ready: () => true,
-    status: () => ({
+    status: async () => ({
       role: 'agent',
+      peerId: p2p?.node.peerId.toString(),
+      multiaddrs: p2p?.node.getMultiaddrs().map((m) => m.toString()) ?? [],
+      peers: p2p?.node.getPeers().length ?? 0,
       cache: stores.blobs.usage(),
-      downloads: downloads.list().map((d) => ({ digest: d.digest, state: d.state, size: d.knownSize })),
+      bytes: await bytesBySource(metrics),
+      downloads: downloads.list().map((d) => ({
+        digest: d.digest,
+        state: d.state,
+        size: d.knownSize,
+        bytes: d.partial?.prefixBytes ?? 0,
+      })),
     }),
   })
   await app.listen({ host: config.listen.host, port: config.listen.port })
@@ -85,10 +128,14 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   log.info({ url, origin: config.origin.href, data: config.data }, 'agent listening')
   return {
     url,
+    peerId: p2p?.node.peerId.toString(),
+    multiaddrs: p2p?.node.getMultiaddrs().map((m) => m.toString()) ?? [],
     config,
     metrics,
     async close() {
       await app.close()
+      closing.abort()
+      await p2p?.stop()
       await origin.close()
       await stores.close()
     },
@@ -120,20 +167,81 @@ export async function agentMain(argv: readonly string[], env: NodeJS.ProcessEnv)
     throw err
   }
   const agent = await startAgent(config)
+  if (agent.peerId !== undefined) {
+    process.stdout.write(`peer id: ${agent.peerId}\n${agent.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
+  }
   await waitForSignal()
   await agent.close()
   return 0
 }
 
-/** Resolves on the first SIGTERM or SIGINT; the caller drains and exits 0. */
-export function waitForSignal(): Promise<NodeJS.Signals> {
-  return new Promise((resolve) => {
-    const on = (sig: NodeJS.Signals) => {
-      process.off('SIGTERM', on)
-      process.off('SIGINT', on)
-      resolve(sig)
-    }
-    process.on('SIGTERM', on)
-    process.on('SIGINT', on)
+/** The swarm half of an agent: libp2p node, chunk server and client, and the downloader. */
+async function startSwarm(config: AgentConfig, store: ContentStore, metrics: Metrics, log: Logger) {
+  const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
+  const seeders: SeederRef[] = config.seeders.map((s) => {
+    const addr = multiaddr(s)
+    return { id: addr.getComponents().find((c) => c.name === 'p2p')!.value!, addr }
   })
+  const node = await createP2PNode({
+    dataDir: config.data,
+    listen: config.p2pListen,
+    ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
+    bootstrap: [...config.seeders, ...config.bootstrap],
+    ...(swarmKey === undefined ? {} : { swarmKey }),
+    dhtServer: true,
+  })
+  const maps = await FsMapStore.open({ dataDir: config.data })
+  const live = new LiveBlobs()
+  // The swarm needs the source and the source tells the swarm who asked: tied after both exist.
+  const tie: { swarm?: Swarm } = {}
+  const source = new StoreChunkSource({
+    store,
+    maps,
+    live,
+    chunkSize: config.chunkSize,
+    advertise: (digest, have, ctx) => {
+      if (ctx !== undefined) tie.swarm?.noteInterest(digest, ctx.peer.toString())
+      return have.bitfield
+    },
+  })
+  await source.load()
+  const server = new ChunkServer(
+    { registrar: node },
+    {
+      source,
+      maxConcurrentUploads: 3,
+      ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
+      onServed: (_peer, bytes) => metrics.bytesServed.inc({ to: 'peer' }, bytes),
+      log: log.child({ component: 'chunks' }),
+    },
+  )
+  await server.start()
+  const client = new ChunkClient({
+    node,
+    ...(config.downloadRate > 0 ? { downloadBucket: new TokenBucket({ bytesPerSecond: config.downloadRate }) } : {}),
+  })
+  const swarm = new Swarm({
+    node,
+    client,
+    store,
+    maps,
+    live,
+    source,
+    seeders,
+    metrics,
+    log: log.child({ component: 'swarm' }),
+    stallTimeoutMs: config.stallTimeoutMs,
+    lookupTimeoutMs: 2000,
+  })
+  tie.swarm = swarm
+  for (const s of seeders) void node.dial(s.addr).catch(() => {})
+  return {
+    node,
+    source,
+    swarm,
+    async stop() {
+      await server.stop()
+      await node.stop()
+    },
+  }
 }

@@ -1,9 +1,11 @@
 import { agentMain } from '../agent/main.ts'
+import { seederMain } from '../seeder/main.ts'
 
 const USAGE = `usage: shoal <command> [flags]
 
 commands:
   agent     run the node agent: a /v2/ registry mirror on this host
+  seeder    run a seeder beside the origin: pulls each blob once and seeds the swarm
   demo      run the offline demo (what \`npm start\` does)
   help      show this text
 
@@ -16,6 +18,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     case 'agent':
       if (rest.includes('--help')) return help((await import('../agent/config.ts')).AGENT_OPTIONS, 'agent')
       return agentMain(rest, process.env)
+    case 'seeder':
+      if (rest.includes('--help')) return help((await import('../seeder/config.ts')).SEEDER_OPTIONS, 'seeder')
+      return seederMain(rest, process.env)
     case 'demo':
       return (await import('./demo/main.ts')).demoMain(rest, process.env)
     case undefined:

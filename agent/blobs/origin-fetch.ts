@@ -36,7 +36,8 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
   let partial: PartialBlob | undefined = await resumePartial(o)
   if (partial !== undefined) dl.attach(partial)
   for (let attempt = 0; ; attempt++) {
-    const from = partial?.prefixBytes ?? 0
+    // append() writes at appendOffset (chunks the swarm already wrote are skipped, not rewritten).
+    const from = partial?.appendOffset ?? 0
     o.metrics.originFetches.inc({ kind: 'blob' })
     const res = await originRequest(o.origin, o.upstream, {
       method: 'GET',
@@ -65,7 +66,7 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
     try {
       for await (const chunk of body) {
         const b = chunk as Uint8Array
-        if (partial.prefixBytes + b.byteLength > partial.size) {
+        if (partial.appendOffset + b.byteLength > partial.size) {
           throw new DigestMismatchError(o.digest, `more than ${partial.size} bytes`)
         }
         await partial.append(b)
@@ -76,9 +77,10 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
       if (err instanceof DigestMismatchError || attempt + 1 >= attempts) throw await failed(partial, err, o)
       continue
     }
-    if (partial.prefixBytes < partial.size) {
-      if (attempt + 1 >= attempts)
-        throw new OriginUnavailableError(`origin closed the blob at ${partial.prefixBytes} of ${partial.size} bytes`)
+    if (partial.appendOffset < partial.size) {
+      if (attempt + 1 >= attempts) {
+        throw new OriginUnavailableError(`origin closed the blob at ${partial.appendOffset} of ${partial.size} bytes`)
+      }
       continue
     }
     try {

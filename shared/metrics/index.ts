@@ -66,3 +66,10 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>
+
+/** Blob bytes received so far, by source (origin, seeder, peer), for /status and summaries. */
+export async function bytesBySource(metrics: Metrics): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const v of (await metrics.bytesReceived.get()).values) out[String(v.labels['source'])] = v.value
+  return out
+}

@@ -1,0 +1,453 @@
+import { createHash } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import {
+  type ChunkAttestation,
+  type ChunkGeometry,
+  chunkRange,
+  type SignedChunkMap,
+  verifyChunk,
+  verifyChunkAttestation,
+  verifySignedChunkMap,
+} from '../../shared/chunks/index.ts'
+import type { Logger } from '../../shared/log/index.ts'
+import type { Metrics } from '../../shared/metrics/index.ts'
+import type { Digest } from '../../shared/oci/index.ts'
+import { blobCid, type P2PNode } from '../../shared/p2p/index.ts'
+import type { ContentStore } from '../../shared/store/index.ts'
+import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
+import type { MapStore } from '../../shared/swarm/maps/index.ts'
+import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
+import { DownloadScheduler, type PeerKind, seededRandom } from '../../shared/swarm/scheduler/index.ts'
+import type { StoreChunkSource } from '../../shared/swarm/source.ts'
+import type { Download } from '../blobs/download.ts'
+import type { BlobRequest } from '../blobs/service.ts'
+import { HaveTracker } from '../../shared/swarm/have-tracker.ts'
+
+export interface SeederRef {
+  readonly id: string
+  readonly addr: Multiaddr
+}
+
+export interface SwarmOptions {
+  readonly node: P2PNode
+  readonly client: ChunkClient
+  readonly store: ContentStore
+  readonly maps: MapStore
+  readonly live: LiveBlobs
+  readonly source: StoreChunkSource
+  readonly seeders: readonly SeederRef[]
+  readonly metrics: Metrics
+  readonly log: Logger
+  /** No verified chunk for this long → the rest comes from the origin. */
+  readonly stallTimeoutMs: number
+  /** How long a DHT lookup may take before the download starts with what it found. */
+  readonly lookupTimeoutMs: number
+  readonly now?: () => number
+}
+
+/** The swarm could not take this blob on (no seeder answered): the caller goes to the origin. */
+export class SwarmUnavailableError extends Error {
+  override name = 'SwarmUnavailableError'
+  readonly code = 'SWARM_UNAVAILABLE'
+}
+
+const TICK_MS = 100
+const REDISCOVER_MS = 1000
+const MAP_RECHECK_MS = 500
+/** No chunk request outlives this, whatever the scheduler thinks of the peer. */
+const CHUNK_DEADLINE_MS = 10_000
+/** Multicodec of the /p2p/ component. */
+const P2P_CODE = 421
+
+/**
+ * Fills a download from the swarm: a trusted chunk map (or, for a cold blob, the seeder's
+ * per-chunk attestations), providers from the DHT plus peers that ask us for the same blob,
+ * the pure scheduler deciding who gets asked for what, and every chunk hashed against its
+ * proof before it touches the disk. The blob is announced after its first verified chunk.
+ */
+export class Swarm {
+  readonly #o: SwarmOptions
+  readonly #trusted: ReadonlySet<string>
+  readonly #now: () => number
+  /** Peers that asked us about a blob: they are fetching it too, so they are candidates. */
+  readonly #interested = new Map<Digest, Set<string>>()
+  readonly #mapChecked = new Map<Digest, number>()
+
+  constructor(opts: SwarmOptions) {
+    this.#o = opts
+    this.#trusted = new Set(opts.seeders.map((s) => s.id))
+    this.#now = opts.now ?? Date.now
+  }
+
+  get trustedSigners(): ReadonlySet<string> {
+    return this.#trusted
+  }
+
+  /** Called by the chunk source when a peer asks about a blob. */
+  noteInterest(digest: Digest, peer: string): void {
+    if (this.#trusted.has(peer)) return
+    let set = this.#interested.get(digest)
+    if (set === undefined) {
+      set = new Set()
+      this.#interested.set(digest, set)
+    }
+    set.add(peer)
+  }
+
+  async fill(dl: Download, req: BlobRequest, signal: AbortSignal): Promise<void> {
+    const { store, maps, live, log } = this.#o
+    const digest = req.digest
+    let signed = await maps.get(digest)
+    if (signed === undefined) signed = await this.#findMap(digest, signal)
+    let geometry: ChunkGeometry
+    if (signed !== undefined) {
+      geometry = signed.map
+    } else {
+      const seeder = this.#rendezvous(digest)
+      if (seeder === undefined) throw new SwarmUnavailableError('no seeder configured')
+      try {
+        geometry = await retry(
+          () => this.#o.client.fetch(seeder.addr, digest, req.upstream.registry, req.name, { signal }),
+          signal,
+        )
+      } catch (err) {
+        throw new SwarmUnavailableError(`seeder ${seeder.id} did not take ${digest}: ${(err as Error).message}`, {
+          cause: err,
+        })
+      }
+    }
+    const partial = await store.openPartial(digest, { size: geometry.size, chunkSize: geometry.chunkSize, signal })
+    const blob = new LiveBlob(partial, signed)
+    live.add(blob)
+    dl.attach(partial, { verifiedPerChunk: signed !== undefined })
+    try {
+      await this.#resume(blob, geometry, signal)
+      await this.#exchange(blob, geometry, signal)
+      await partial.commit()
+      // The partial file is gone now: serve from the store before anything slower happens.
+      this.#o.source.noteComplete(digest, geometry.size, geometry.chunkSize)
+      live.remove(digest)
+      this.#o.metrics.cacheBytes.set(store.usage().bytes)
+      const map = blob.map ?? (await this.#mapAfter(digest, signal))
+      if (map !== undefined) await maps.put(map)
+    } finally {
+      live.remove(digest)
+      this.#interested.delete(digest)
+      this.#mapChecked.delete(digest)
+    }
+    log.debug({ digest }, 'swarm download complete')
+  }
+
+  /** After a restart, chunks already on disk are proven again before they count. */
+  async #resume(blob: LiveBlob, geometry: ChunkGeometry, signal: AbortSignal): Promise<void> {
+    if (blob.partial.written.count === 0) return
+    const attestations = new Map((await this.#o.maps.attestations(blob.digest)).map((a) => [a.index, a]))
+    for (const index of blob.partial.written.indexes()) {
+      signal.throwIfAborted()
+      const bytes = await blob.partial.readChunk(index)
+      const proof = blob.map?.map.chunks[index] ?? attestations.get(index)?.chunk
+      if (proof === undefined) continue
+      try {
+        verifyChunk(geometry, index, proof, bytes)
+        blob.markVerified(index, attestations.get(index))
+      } catch {
+        // Not provable: fetched again (writeChunk of a written chunk is a no-op, so it is simply skipped
+        // by the scheduler only once verified).
+      }
+    }
+  }
+
+  async #exchange(blob: LiveBlob, geometry: ChunkGeometry, outer: AbortSignal): Promise<void> {
+    const { client, metrics, log, node } = this.#o
+    const digest = blob.digest
+    const ac = new AbortController()
+    const signal = AbortSignal.any([outer, ac.signal])
+    const sched = new DownloadScheduler({
+      chunkCount: blob.partial.chunkCount,
+      chunkBytes: (i) => {
+        const r = chunkRange(geometry, i)
+        return r.end - r.start
+      },
+      // Late requests must move well before the stall timeout sends the blob to the origin.
+      requestTimeoutMs: Math.max(1000, Math.floor(this.#o.stallTimeoutMs / 4)),
+      hardTimeoutMs: Math.max(2000, Math.floor(this.#o.stallTimeoutMs / 2)),
+      // Each agent breaks ties its own way, so agents spread over different chunks.
+      random: seededRandom(score(node.peerId.toString(), digest)),
+    })
+    for (const i of blob.verified.indexes()) sched.markHave(i, this.#now())
+    let wake: (() => void) | undefined
+    const poke = () => {
+      const w = wake
+      wake = undefined
+      w?.()
+    }
+    const tracker = new HaveTracker({
+      client,
+      digest,
+      geometry,
+      signal,
+      onHave: (peer, kind, bitfield, first) => {
+        if (first) sched.addPeer(peer, kind, bitfield)
+        else for (const i of bitfield.indexes()) sched.peerHas(peer, i)
+        poke()
+      },
+      onGone: (peer) => {
+        sched.removePeer(peer, this.#now())
+        poke()
+      },
+      onPeers: (addrs) => this.#meet(addrs, tracker),
+    })
+    for (const s of this.#o.seeders) tracker.track(s.id, s.addr, 'seeder')
+    const inflight = new Map<string, AbortController>()
+    const writes = new Map<number, Promise<void>>()
+    let provided = false
+    let lastProgress = this.#now()
+    let lastDiscovery = 0
+    let failure: unknown
+
+    const request = async (peer: string, index: number): Promise<void> => {
+      const key = `${peer}/${index}`
+      const rc = new AbortController()
+      inflight.set(key, rc)
+      const kind = tracker.kind(peer)
+      let outcome: 'ok' | 'bad' | 'failed' | 'busy' = 'failed'
+      try {
+        const r = chunkRange(geometry, index)
+        const res = await client.getChunk(tracker.target(peer), digest, index, {
+          maxBytes: r.end - r.start,
+          signal: AbortSignal.any([signal, rc.signal, AbortSignal.timeout(CHUNK_DEADLINE_MS)]),
+        })
+        if (res === 'busy') outcome = 'busy'
+        else if (res === 'none') outcome = 'failed'
+        else {
+          const proof = await this.#prove(blob, geometry, index, res.attestation, signal)
+          if (proof === undefined) {
+            // Nothing to check it against (yet): not a lie, but not usable either.
+            metrics.chunksRejected.inc({ reason: 'unproven' })
+            return
+          }
+          try {
+            verifyChunk(geometry, index, proof.chunk, res.bytes)
+          } catch (err) {
+            outcome = 'bad'
+            metrics.chunksRejected.inc({ reason: 'hash' })
+            log.warn({ peer, digest, index, err: (err as Error).message }, 'rejected chunk, banning peer')
+            return
+          }
+          // Endgame copies of one chunk may both arrive: only the first is written and counted, and the
+          // second waits for that write, so the scheduler never counts a chunk that is not on disk yet.
+          const pendingWrite = writes.get(index)
+          if (pendingWrite !== undefined) await pendingWrite
+          else if (!blob.verified.has(index)) {
+            const write = (async () => {
+              await blob.partial.writeChunk(index, res.bytes)
+              if (proof.attestation !== undefined) await this.#o.maps.putAttestation(proof.attestation)
+              blob.markVerified(index, proof.attestation)
+            })()
+            writes.set(index, write)
+            try {
+              await write
+            } finally {
+              writes.delete(index)
+            }
+            metrics.bytesReceived.inc({ source: kind === 'seeder' ? 'seeder' : 'peer' }, res.bytes.byteLength)
+            lastProgress = this.#now()
+            if (!provided) {
+              provided = true
+              void node.contentRouting.provide(blobCid(digest), { signal: outer }).catch((err: unknown) => {
+                log.debug({ digest, err: (err as Error).message }, 'provide failed')
+              })
+            }
+          }
+          outcome = 'ok'
+        }
+      } catch (err) {
+        if (rc.signal.aborted || signal.aborted) return
+        log.debug({ peer, digest, index, err: (err as Error).message }, 'chunk request failed')
+      } finally {
+        inflight.delete(key)
+        if (!rc.signal.aborted && !signal.aborted) {
+          const { cancel } = sched.onChunk(peer, index, this.#now(), outcome)
+          for (const c of cancel) inflight.get(`${c.peer}/${c.index}`)?.abort()
+        }
+        poke()
+      }
+    }
+
+    try {
+      while (!sched.done) {
+        signal.throwIfAborted()
+        const now = this.#now()
+        if (now - lastDiscovery >= REDISCOVER_MS) {
+          lastDiscovery = now
+          void this.#discover(digest, tracker, signal)
+        }
+        for (const t of sched.tick(now).timedOut) inflight.get(`${t.peer}/${t.index}`)?.abort()
+        for (const r of sched.next(now)) void request(r.peer, r.index)
+        if (now - lastProgress > this.#o.stallTimeoutMs) {
+          const peers = sched
+            .peerStats()
+            .map((p) => `${p.id.slice(-6)}:${p.kind}:inflight=${p.inflight}:banned=${p.banned}:backoff=${p.backoff}`)
+          failure = new SwarmUnavailableError(
+            `no verified chunk for ${this.#o.stallTimeoutMs} ms (missing ${sched.missing}, unavailable ${sched.unavailable(now)}, peers ${peers.join(' ')})`,
+          )
+          break
+        }
+        await new Promise<void>((resolve) => {
+          wake = resolve
+          setTimeout(poke, TICK_MS)
+        })
+      }
+      await Promise.allSettled(writes.values())
+    } finally {
+      ac.abort()
+      tracker.stop()
+    }
+    if (failure !== undefined) throw failure
+  }
+
+  /** The proof a chunk must match: the trusted map's entry, or a trusted seeder's attestation. */
+  async #prove(
+    blob: LiveBlob,
+    geometry: ChunkGeometry,
+    index: number,
+    attestation: ChunkAttestation | undefined,
+    signal: AbortSignal,
+  ): Promise<{ chunk: string; attestation?: ChunkAttestation } | undefined> {
+    const fromMap = blob.map?.map.chunks[index]
+    if (fromMap !== undefined) return { chunk: fromMap }
+    if (attestation === undefined) {
+      // A cold blob the seeder has finished meanwhile: its signed map now proves every chunk.
+      const now = this.#now()
+      if (now - (this.#mapChecked.get(blob.digest) ?? 0) < MAP_RECHECK_MS) return undefined
+      this.#mapChecked.set(blob.digest, now)
+      const signed = await this.#findMap(blob.digest, AbortSignal.any([signal, AbortSignal.timeout(2000)]), 1)
+      if (signed === undefined || signed.map.size !== geometry.size || signed.map.chunkSize !== geometry.chunkSize) {
+        return undefined
+      }
+      blob.map = signed
+      return { chunk: signed.map.chunks[index]! }
+    }
+    try {
+      await verifyChunkAttestation(attestation, this.#trusted, {
+        digest: blob.digest,
+        size: geometry.size,
+        chunkSize: geometry.chunkSize,
+        index,
+      })
+    } catch {
+      return undefined
+    }
+    return { chunk: attestation.chunk, attestation }
+  }
+
+  /** Peer hints from a seeder: remember their addresses and start asking them what they hold. */
+  #meet(addrs: readonly string[], tracker: HaveTracker): void {
+    const self = this.#o.node.peerId.toString()
+    for (const a of addrs) {
+      let ma: Multiaddr
+      try {
+        ma = multiaddr(a)
+      } catch {
+        continue
+      }
+      const id = ma.getComponents().find((c) => c.name === 'p2p')?.value
+      if (id === undefined || id === self || this.#trusted.has(id) || tracker.knows(id)) continue
+      let peerId: PeerId
+      try {
+        peerId = peerIdFromString(id)
+      } catch {
+        continue
+      }
+      // Requests by PeerId reuse one connection; the address only needs to reach the peer store.
+      void this.#o.node.peerStore
+        .merge(peerId, { multiaddrs: [ma.decapsulateCode(P2P_CODE)] })
+        .then(() => tracker.track(id, peerId, 'peer'))
+        .catch(() => {})
+    }
+  }
+
+  async #discover(digest: Digest, tracker: HaveTracker, signal: AbortSignal): Promise<void> {
+    // A seeder whose have-loop ended on a dropped connection is picked up again here.
+    for (const s of this.#o.seeders) tracker.track(s.id, s.addr, 'seeder')
+    for (const peer of this.#interested.get(digest) ?? []) tracker.trackId(peer, 'peer')
+    const started = performance.now()
+    const ac = AbortSignal.any([signal, AbortSignal.timeout(this.#o.lookupTimeoutMs)])
+    let first = true
+    try {
+      for await (const p of this.#o.node.contentRouting.findProviders(blobCid(digest), { signal: ac })) {
+        if (first) {
+          this.#o.metrics.dhtLookupSeconds.observe((performance.now() - started) / 1000)
+          first = false
+        }
+        const id = p.id.toString()
+        if (id === this.#o.node.peerId.toString() || this.#trusted.has(id)) continue
+        if (p.multiaddrs.length > 0)
+          await this.#o.node.peerStore.merge(p.id, { multiaddrs: p.multiaddrs }).catch(() => {})
+        tracker.trackId(id, 'peer', p.id)
+      }
+    } catch {
+      // A lookup that times out still found what it found.
+    }
+  }
+
+  /** A signed map from a seeder or provider, verified against the trusted seeder keys. */
+  async #findMap(digest: Digest, signal: AbortSignal, attempts = 3): Promise<SignedChunkMap | undefined> {
+    const ordered = [...this.#o.seeders].sort((a, b) => score(b.id, digest) - score(a.id, digest))
+    for (const s of ordered) {
+      try {
+        const signed = await retry(
+          () => this.#o.client.getMap(s.addr, digest, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) }),
+          signal,
+          attempts,
+        )
+        if (signed === undefined) continue
+        await verifySignedChunkMap(signed, this.#trusted)
+        return signed
+      } catch (err) {
+        this.#o.log.debug({ seeder: s.id, digest, err: (err as Error).message }, 'no map from seeder')
+      }
+    }
+    return undefined
+  }
+
+  /** Once a cold blob is complete, the seeder has signed its whole map: keep it to serve peers later. */
+  async #mapAfter(digest: Digest, signal: AbortSignal): Promise<SignedChunkMap | undefined> {
+    return this.#findMap(digest, signal).catch(() => undefined)
+  }
+
+  /** Several seeders split blobs by rendezvous hashing over the digest: each blob is pulled once. */
+  #rendezvous(digest: Digest): SeederRef | undefined {
+    let best: SeederRef | undefined
+    let bestScore = -1
+    for (const s of this.#o.seeders) {
+      const sc = score(s.id, digest)
+      if (sc > bestScore) {
+        best = s
+        bestScore = sc
+      }
+    }
+    return best
+  }
+}
+
+/** Connections to a busy seeder can drop while many agents dial it at once: try a few times. */
+async function retry<T>(fn: () => Promise<T>, signal: AbortSignal, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn()
+    } catch (err) {
+      if (signal.aborted || i >= attempts || (err as { name?: string }).name === 'RemoteError') throw err
+      await sleep(100 * i * i, undefined, { signal })
+    }
+  }
+}
+
+function score(id: string, digest: string): number {
+  return createHash('sha256').update(id).update('\n').update(digest).digest().readUInt32BE(0)
+}
+
+export type { PeerId, PeerKind }

@@ -1,0 +1,91 @@
+import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
+
+export const SEEDER_OPTIONS = {
+  origin: {
+    type: 'url',
+    flag: 'origin',
+    default: new URL('https://registry-1.docker.io'),
+    describe: 'origin registry to seed from',
+  },
+  data: { type: 'string', flag: 'data', default: '/var/lib/shoal-seeder', describe: 'data directory' },
+  p2pListen: {
+    type: 'list',
+    flag: 'p2p-listen',
+    default: ['/ip4/0.0.0.0/tcp/4001'],
+    describe: 'libp2p listen multiaddrs',
+  },
+  p2pAnnounce: { type: 'list', flag: 'p2p-announce', default: [], describe: 'multiaddrs to announce instead' },
+  apiListen: {
+    type: 'hostport',
+    flag: 'api-listen',
+    default: '127.0.0.1:7000',
+    describe: 'HTTP API: /status, /metrics, preheat',
+  },
+  bootstrap: { type: 'list', flag: 'bootstrap', default: [], describe: 'other seeders: MULTIADDR or dns:NAME[:PORT]' },
+  swarmKey: { type: 'string', flag: 'swarm-key', describe: 'pre-shared swarm key file (private network)' },
+  insecureRegistries: { type: 'list', flag: 'insecure-registry', default: [], describe: 'HOST:PORT reached over http' },
+  chunkSize: { type: 'bytes', flag: 'chunk-size', default: 4 * 1024 * 1024, describe: 'chunk size of the swarm' },
+  cacheMaxBytes: {
+    type: 'bytes',
+    flag: 'cache-max-bytes',
+    default: 100 * 1024 ** 3,
+    describe: 'store quota (0 = none)',
+  },
+  uploadRate: { type: 'rate', flag: 'upload-rate', default: 0, describe: 'cap on chunk upload bytes/s (0 = none)' },
+  originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
+  logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace … error, silent' },
+} as const satisfies Record<string, OptionSpec>
+
+export interface SeederConfig {
+  readonly origin: URL
+  readonly data: string
+  readonly p2pListen: readonly string[]
+  readonly p2pAnnounce: readonly string[]
+  readonly apiListen: { readonly host: string; readonly port: number }
+  readonly bootstrap: readonly string[]
+  readonly swarmKeyFile: string | undefined
+  readonly insecureRegistries: readonly string[]
+  readonly chunkSize: number
+  readonly cacheMaxBytes: number
+  readonly uploadRate: number
+  readonly originRate: number
+  readonly logLevel: string
+  readonly credentials: ReadonlyMap<string, { username?: string; password?: string; token?: string }>
+}
+
+export function loadSeederConfig(sources: ConfigSources): SeederConfig {
+  const { values: v, file } = loadConfig(SEEDER_OPTIONS, sources, ['registries'])
+  const api = v.apiListen as string
+  const i = api.lastIndexOf(':')
+  const chunkSize = v.chunkSize as number
+  if (chunkSize < 64 * 1024 || chunkSize > 64 * 1024 * 1024) throw new ConfigError('chunk-size', 'must be 64KiB..64MiB')
+  const creds = new Map<string, { username?: string; password?: string; token?: string }>()
+  const regs = file['registries']
+  if (regs !== undefined && regs !== null) {
+    if (typeof regs !== 'object') throw new ConfigError('registries', 'expected a mapping')
+    for (const [host, s] of Object.entries(regs as Record<string, Record<string, unknown>>)) {
+      if (typeof s !== 'object' || s === null) throw new ConfigError(`registries.${host}`, 'expected a mapping')
+      creds.set(host, {
+        ...(typeof s['username'] === 'string' ? { username: s['username'] } : {}),
+        ...(typeof s['password'] === 'string' ? { password: s['password'] } : {}),
+        ...(typeof s['token'] === 'string' ? { token: s['token'] } : {}),
+      })
+    }
+  }
+  return Object.freeze({
+    origin: v.origin as URL,
+    data: v.data as string,
+    p2pListen: v.p2pListen as readonly string[],
+    p2pAnnounce: v.p2pAnnounce as readonly string[],
+    apiListen: { host: api.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(api.slice(i + 1)) },
+    bootstrap: v.bootstrap as readonly string[],
+    swarmKeyFile: v.swarmKey as string | undefined,
+    insecureRegistries: v.insecureRegistries as readonly string[],
+    chunkSize,
+    cacheMaxBytes: v.cacheMaxBytes as number,
+    uploadRate: v.uploadRate as number,
+    originRate: v.originRate as number,
+    logLevel: v.logLevel as string,
+    credentials: creds,
+  })
+}

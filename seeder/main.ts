@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs'
+import { mkdir, readFile } from 'node:fs/promises'
+import Fastify from 'fastify'
+import { waitForSignal } from '../shared/process/signals.ts'
+import { ConfigError } from '../shared/config/index.ts'
+import { createLogger, type Logger } from '../shared/log/index.ts'
+import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
+import { type Credential, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
+import { createP2PNode, loadOrCreateIdentity, type P2PNode } from '../shared/p2p/index.ts'
+import { TokenBucket } from '../shared/rate/index.ts'
+import { openFsStore } from '../shared/store/index.ts'
+import { LiveBlobs } from '../shared/swarm/live.ts'
+import { FsMapStore } from '../shared/swarm/maps/index.ts'
+import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
+import { StoreChunkSource } from '../shared/swarm/source.ts'
+import { loadSeederConfig, type SeederConfig } from './config.ts'
+import { Puller } from './puller.ts'
+import { PeerHints } from './peer-hints.ts'
+import { SuperSeeder } from './super-seeder.ts'
+
+export interface RunningSeeder {
+  readonly peerId: string
+  readonly multiaddrs: readonly string[]
+  readonly apiUrl: string
+  readonly node: P2PNode
+  readonly metrics: Metrics
+  readonly puller: Puller
+  close(): Promise<void>
+}
+
+/** Wires one seeder: store, libp2p node (DHT server, bootstrap for agents), chunk server, origin puller, API. */
+export async function startSeeder(config: SeederConfig, opts: { log?: Logger } = {}): Promise<RunningSeeder> {
+  const log = opts.log ?? createLogger({ level: config.logLevel, name: 'seeder' })
+  await mkdir(config.data, { recursive: true })
+  const metrics = createMetrics()
+  // The chunk source exists only after the store it serves from: eviction reaches it through here.
+  const late: { source?: StoreChunkSource } = {}
+  const stores = await openFsStore({
+    dir: config.data,
+    maxBytes: config.cacheMaxBytes,
+    onEvict: (d) => late.source?.noteRemoved(d),
+  })
+  const maps = await FsMapStore.open({ dataDir: config.data })
+  const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
+  const node = await createP2PNode({
+    dataDir: config.data,
+    listen: config.p2pListen,
+    ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
+    bootstrap: config.bootstrap,
+    ...(swarmKey === undefined ? {} : { swarmKey }),
+    dhtServer: true,
+  })
+  const key = await loadOrCreateIdentity(config.data)
+  const origin = new OriginClient({ credentials: credentialsOf(config) })
+  const live = new LiveBlobs()
+  const client = new ChunkClient({ node })
+  const seeding = new SuperSeeder(client)
+  const hints = new PeerHints(node)
+  const defaultUpstream = resolveUpstream(undefined, {
+    defaultOrigin: config.origin,
+    insecureRegistries: config.insecureRegistries,
+  })
+  const upstreamFor = (registry: string): Upstream | undefined => {
+    if (registry === defaultUpstream.registry) return defaultUpstream
+    if (!config.insecureRegistries.includes(registry) && !config.credentials.has(registry)) return undefined
+    return resolveUpstream(registry, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries })
+  }
+  const chunkSource: StoreChunkSource = new StoreChunkSource({
+    store: stores.blobs,
+    maps,
+    live,
+    chunkSize: config.chunkSize,
+    advertise: (digest, have, ctx) => seeding.advertise(digest, have.bitfield, ctx, have),
+    peersFor: (digest, ctx) => {
+      if (ctx === undefined) return []
+      hints.note(digest, ctx.peer)
+      return hints.peersFor(digest, ctx.peer.toString())
+    },
+    fetch: (digest, registry, name) => puller.fetch(digest, registry, name),
+  })
+  late.source = chunkSource
+  const puller: Puller = new Puller({
+    origin,
+    store: stores.blobs,
+    maps,
+    live,
+    source: chunkSource,
+    key,
+    chunkSize: config.chunkSize,
+    metrics,
+    log: log.child({ component: 'puller' }),
+    upstreamFor,
+    ...(config.originRate > 0 ? { originBucket: new TokenBucket({ bytesPerSecond: config.originRate }) } : {}),
+  })
+  await chunkSource.load()
+  const server = new ChunkServer(
+    { registrar: node },
+    {
+      source: chunkSource,
+      // Few uploads at once: a chunk reaches one agent fast instead of all agents slowly (see the scheduler notes).
+      maxConcurrentUploads: 3,
+      ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
+      onServed: (peer, bytes, chunk) => {
+        metrics.bytesServed.inc({ to: 'peer' }, bytes)
+        seeding.served(chunk.digest, peer.toString(), chunk.index)
+      },
+      log: log.child({ component: 'chunks' }),
+    },
+  )
+  await server.start()
+  const peerId = node.peerId.toString()
+  const multiaddrs = node.getMultiaddrs().map((m) => m.toString())
+  const status = async () => ({
+    role: 'seeder',
+    peerId,
+    multiaddrs,
+    peers: node.getPeers().length,
+    cache: stores.blobs.usage(),
+    pulling: puller.inflight,
+    bytes: await bytesBySource(metrics),
+  })
+  const api = Fastify({ loggerInstance: log.child({ component: 'api' }) })
+  api.get('/healthz', async () => ({ status: 'ok' }))
+  api.get('/readyz', async () => ({ status: 'ready' }))
+  api.get('/status', status)
+  api.get('/metrics', async (_req, reply) => {
+    metrics.peersConnected.set(node.getPeers().length)
+    reply.header('content-type', metrics.registry.contentType)
+    return metrics.registry.metrics()
+  })
+  await api.listen({ host: config.apiListen.host, port: config.apiListen.port })
+  const addr = api.server.address()
+  const port = typeof addr === 'object' && addr !== null ? addr.port : config.apiListen.port
+  const apiUrl = `http://${config.apiListen.host.includes(':') ? `[${config.apiListen.host}]` : config.apiListen.host}:${port}`
+  log.info({ peerId, multiaddrs, api: apiUrl, origin: config.origin.href }, 'seeder ready')
+  return {
+    peerId,
+    multiaddrs,
+    apiUrl,
+    node,
+    metrics,
+    puller,
+    async close() {
+      seeding.stop()
+      await api.close()
+      await server.stop()
+      await node.stop()
+      await origin.close()
+      await stores.close()
+    },
+  }
+}
+
+function credentialsOf(config: SeederConfig): ReadonlyMap<string, Credential> {
+  const out = new Map<string, Credential>()
+  for (const [registry, s] of config.credentials) {
+    if (s.username !== undefined && s.password !== undefined) {
+      out.set(registry, { kind: 'basic', username: s.username, password: s.password })
+    } else if (s.token !== undefined) out.set(registry, { kind: 'bearer', token: s.token })
+  }
+  return out
+}
+
+/** `shoal seeder …` */
+export async function seederMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let config: SeederConfig
+  try {
+    config = loadSeederConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8') })
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`shoal seeder: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+  const seeder = await startSeeder(config)
+  process.stdout.write(`peer id: ${seeder.peerId}\n${seeder.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
+  await waitForSignal()
+  await seeder.close()
+  return 0
+}

@@ -1,0 +1,112 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { Bitfield, type ChunkGeometry } from '../chunks/index.ts'
+import type { Digest } from '../oci/index.ts'
+import type { ChunkClient, PeerTarget } from './protocol/index.ts'
+import type { PeerKind } from './scheduler/index.ts'
+
+export interface HaveTrackerInit {
+  readonly client: ChunkClient
+  readonly digest: Digest
+  readonly geometry: ChunkGeometry
+  readonly signal: AbortSignal
+  /** `bits` is the whole bitfield the first time, then only the chunks new since the last answer. */
+  readonly onHave: (peer: string, kind: PeerKind, bits: Bitfield, first: boolean) => void
+  readonly onGone: (peer: string) => void
+  /** Peer hints (multiaddrs with /p2p/) that came with an answer. */
+  readonly onPeers?: (addrs: readonly string[]) => void
+}
+
+/** How long a peer may hold a `have` long poll open before answering unchanged. */
+const HAVE_WAIT_MS = 5000
+/** A peer that holds nothing yet is asked again after this long. */
+const EMPTY_RETRY_MS = 250
+const MAX_FAILURES = 3
+
+/**
+ * Keeps the scheduler's view of every candidate's bitfield current: one long-polling `have`
+ * loop per peer, so a new chunk anywhere is known within one round trip, without a push channel.
+ */
+export class HaveTracker {
+  readonly #i: HaveTrackerInit
+  readonly #peers = new Map<string, { kind: PeerKind; target: PeerTarget }>()
+
+  constructor(init: HaveTrackerInit) {
+    this.#i = init
+  }
+
+  track(id: string, target: PeerTarget, kind: PeerKind): void {
+    if (this.#peers.has(id) || this.#i.signal.aborted) return
+    this.#peers.set(id, { kind, target })
+    void this.#loop(id)
+  }
+
+  trackId(id: string, kind: PeerKind, peerId?: PeerId): void {
+    if (this.#peers.has(id)) return
+    let target: PeerId
+    try {
+      target = peerId ?? peerIdFromString(id)
+    } catch {
+      return
+    }
+    this.track(id, target, kind)
+  }
+
+  knows(peer: string): boolean {
+    return this.#peers.has(peer)
+  }
+
+  kind(peer: string): PeerKind {
+    return this.#peers.get(peer)?.kind ?? 'peer'
+  }
+
+  target(peer: string): PeerTarget {
+    const p = this.#peers.get(peer)
+    if (p === undefined) throw new Error(`unknown peer ${peer}`)
+    return p.target
+  }
+
+  stop(): void {
+    this.#peers.clear()
+  }
+
+  async #loop(id: string): Promise<void> {
+    const { client, digest, geometry, signal } = this.#i
+    const peer = this.#peers.get(id)!
+    let prev: Bitfield | undefined
+    let failures = 0
+    while (!signal.aborted && this.#peers.has(id)) {
+      try {
+        const res = await client.getHave(peer.target, digest, {
+          ...(prev === undefined ? {} : { known: prev.count }),
+          waitMs: HAVE_WAIT_MS,
+          signal,
+        })
+        failures = 0
+        if (res === undefined) {
+          await sleep(EMPTY_RETRY_MS, undefined, { signal }).catch(() => {})
+          continue
+        }
+        if (res.size !== geometry.size || res.chunkSize !== geometry.chunkSize) break // cut differently: useless here
+        if (res.peers !== undefined) this.#i.onPeers?.(res.peers)
+        if (prev === undefined) {
+          this.#i.onHave(id, peer.kind, res.bitfield, true)
+        } else {
+          const fresh = new Bitfield(res.bitfield.length)
+          for (const i of res.bitfield.indexes()) if (!prev.has(i)) fresh.set(i)
+          if (fresh.count > 0) this.#i.onHave(id, peer.kind, fresh, false)
+        }
+        prev = res.bitfield
+        // A complete holder never changes again; a long poll on it would answer at once forever.
+        if (res.complete) return
+      } catch {
+        if (signal.aborted) return
+        if (++failures >= MAX_FAILURES) break
+        await sleep(EMPTY_RETRY_MS * failures, undefined, { signal }).catch(() => {})
+      }
+    }
+    if (!signal.aborted && prev !== undefined) this.#i.onGone(id)
+    this.#peers.delete(id)
+  }
+}

@@ -1,0 +1,43 @@
+import type { PeerId } from '@libp2p/interface'
+import type { TokenBucket } from '../../../rate/token-bucket.ts'
+import type { FrameStream } from '../framing.ts'
+import type { ChunkServerInit, ChunkSource, RequestContext } from '../index.ts'
+import type { Request } from '../messages.ts'
+
+/** Everything a handler needs for one inbound request; `signal` carries the request's own deadline. */
+export interface HandlerContext extends RequestContext {
+  readonly source: ChunkSource
+  readonly frames: FrameStream
+  readonly uploads: UploadSlots
+  readonly bucket?: TokenBucket
+  readonly onServed?: ChunkServerInit['onServed']
+  readonly peer: PeerId
+}
+
+/** A counting semaphore that never waits: a full server answers `busy` and the peer asks someone else. */
+export class UploadSlots {
+  readonly max: number
+  #used = 0
+
+  constructor(max: number) {
+    this.max = max
+  }
+
+  get used(): number {
+    return this.#used
+  }
+
+  /** A release function (idempotent), or undefined when every slot is taken. */
+  tryAcquire(): (() => void) | undefined {
+    if (this.#used >= this.max) return undefined
+    this.#used++
+    let released = false
+    return () => {
+      if (released) return
+      released = true
+      this.#used--
+    }
+  }
+}
+
+export type Handler<R extends Request> = (req: R, ctx: HandlerContext) => Promise<void>

@@ -1,0 +1,105 @@
+/**
+ * `/shoal/chunks/1.0.0`: how agents and seeders move verified chunks of OCI blobs between each other.
+ * One request per stream: open, write the request, read the response, close. See messages.ts for the wire.
+ */
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import type { ChunkAttestation } from '../../chunks/attestation.ts'
+import type { Bitfield } from '../../chunks/bitfield.ts'
+import type { SignedChunkMap } from '../../chunks/signed-map.ts'
+import type { Logger } from '../../log/index.ts'
+import type { Digest } from '../../oci/digest.ts'
+import type { TokenBucket } from '../../rate/token-bucket.ts'
+
+/** Who asked: lets a seeder advertise per peer (super-seeding) and account what it served. */
+export interface RequestContext {
+  readonly peer: PeerId
+  readonly signal: AbortSignal
+}
+
+export interface SourceHave {
+  readonly size: number
+  readonly chunkSize: number
+  /** Chunks this peer may be told about (a super-seeding seeder tells each peer a different subset). */
+  readonly bitfield: Bitfield
+  /** The whole blob is verified and committed. */
+  readonly complete: boolean
+  /** Other peers fetching the blob, as multiaddrs ending in /p2p/<id> (a seeder's tracker hint). */
+  readonly peers?: readonly string[]
+}
+
+/** What a node serves to the swarm: implemented over the content store by the agent and by the seeder. */
+export interface ChunkSource {
+  map(digest: Digest, ctx?: RequestContext): Promise<SignedChunkMap | undefined>
+  have(digest: Digest, ctx?: RequestContext): SourceHave | undefined
+  /** Resolves when what `have` returns differs from `knownCount` chunks, or when `signal` aborts. */
+  waitHave(digest: Digest, knownCount: number, signal: AbortSignal, ctx?: RequestContext): Promise<void>
+  /** Verified chunks ONLY; undefined when not held. The bytes must be exactly the chunk's length. */
+  readChunk(
+    digest: Digest,
+    index: number,
+    ctx?: RequestContext,
+  ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined>
+  /**
+   * A seeder: start pulling the blob from the origin for the swarm, resolving once size and chunk size are known.
+   * Implementations decide which registries they are willing to pull from.
+   */
+  fetch?(
+    digest: Digest,
+    registry: string,
+    name: string,
+    signal: AbortSignal,
+    ctx?: RequestContext,
+  ): Promise<{ size: number; chunkSize: number }>
+}
+
+export interface ChunkServerComponents {
+  /** The libp2p node (or anything that can register a protocol handler). */
+  readonly registrar: Pick<Libp2p, 'handle' | 'unhandle'>
+}
+
+export interface ChunkServerInit {
+  readonly source: ChunkSource
+  /** Open inbound streams of this protocol per connection (default 64). */
+  readonly maxInboundStreamsPerPeer?: number
+  /** Chunk responses sent at once over all peers; more are answered `busy` (default 8). */
+  readonly maxConcurrentUploads?: number
+  /** Each request must be answered in full within this time or its stream is reset (default 30 s). */
+  readonly requestTimeoutMs?: number
+  /** Shared upload limit; chunk bytes take from it as they are written. */
+  readonly uploadBucket?: TokenBucket
+  /** Called after a chunk's bytes were handed to the transport. */
+  readonly onServed?: (peer: PeerId, bytes: number, chunk: { readonly digest: Digest; readonly index: number }) => void
+  readonly log?: Pick<Logger, 'debug' | 'warn'>
+}
+
+export interface ChunkClientInit {
+  /** The libp2p node to dial from. */
+  readonly node: Pick<Libp2p, 'dialProtocol' | 'getConnections'>
+  /** Each response must arrive in full within this time (a long poll adds its wait) (default 30 s). */
+  readonly requestTimeoutMs?: number
+  /** Shared download limit; data-frame bytes take from it as they are read. */
+  readonly downloadBucket?: TokenBucket
+  /** Concurrent outbound streams of this protocol per connection (default 64). */
+  readonly maxOutboundStreamsPerPeer?: number
+}
+
+export { ChunkClient, type ChunkResult, type HaveResult, type PeerTarget } from './client.ts'
+export {
+  CHUNK_PROTOCOL,
+  DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
+  DEFAULT_MAX_CONCURRENT_UPLOADS,
+  DEFAULT_SERVER_REQUEST_TIMEOUT_MS,
+  MAX_CONTROL_FRAME_BYTES,
+  MAX_HAVE_WAIT_MS,
+} from './constants.ts'
+export { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from './errors.ts'
+export {
+  decodeRequest,
+  decodeResponse,
+  encodeRequest,
+  encodeResponse,
+  MAX_HAVE_PEERS,
+  type Request,
+  type Response,
+} from './messages.ts'
+export { ChunkServer } from './server.ts'

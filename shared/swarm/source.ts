@@ -1,0 +1,163 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { ChunkAttestation } from '../chunks/attestation.ts'
+import { Bitfield } from '../chunks/bitfield.ts'
+import { chunkCount, chunkRange } from '../chunks/chunk-map.ts'
+import type { SignedChunkMap } from '../chunks/signed-map.ts'
+import type { Digest } from '../oci/digest.ts'
+import type { ContentStore } from '../store/index.ts'
+import type { LiveBlobs } from './live.ts'
+import type { MapStore } from './maps/index.ts'
+import type { ChunkSource, RequestContext, SourceHave } from './protocol/index.ts'
+
+export interface StoreChunkSourceInit {
+  readonly store: ContentStore
+  readonly maps: MapStore
+  readonly live: LiveBlobs
+  /** The swarm's chunk size, for complete blobs whose map this node does not hold. */
+  readonly chunkSize: number
+  /** A seeder narrows what each peer is told it holds (super-seeding); agents tell the truth. */
+  readonly advertise?: (digest: Digest, have: SourceHave, ctx: RequestContext | undefined) => Bitfield
+  readonly fetch?: ChunkSource['fetch']
+  /** A seeder names other peers fetching the blob (tracker hints). */
+  readonly peersFor?: (digest: Digest, ctx: RequestContext | undefined) => readonly string[]
+}
+
+const ADVERTISE_RECHECK_MS = 200
+const ATTESTATION_CACHE_BLOBS = 64
+
+interface Complete {
+  readonly size: number
+  readonly chunkSize: number
+}
+
+/**
+ * Serves a node's verified chunks to the swarm: complete blobs from the content store, blobs in
+ * flight from the live registry (verified chunks only). `have` must answer synchronously, so the
+ * sizes of complete blobs are kept in memory, loaded at start and updated on commit and eviction.
+ */
+export class StoreChunkSource implements ChunkSource {
+  readonly #i: StoreChunkSourceInit
+  readonly #complete = new Map<Digest, Complete>()
+  readonly #attestations = new Map<Digest, Map<number, ChunkAttestation>>()
+  readonly fetch: ChunkSource['fetch']
+
+  constructor(init: StoreChunkSourceInit) {
+    this.#i = init
+    this.fetch = init.fetch
+  }
+
+  /** Loads the sizes of every complete blob (call once at start). */
+  async load(): Promise<void> {
+    for await (const info of this.#i.store.list()) {
+      const map = await this.#i.maps.get(info.digest)
+      this.#complete.set(info.digest, { size: info.size, chunkSize: map?.map.chunkSize ?? this.#i.chunkSize })
+    }
+  }
+
+  noteComplete(digest: Digest, size: number, chunkSize: number): void {
+    this.#complete.set(digest, { size, chunkSize })
+    this.#attestations.delete(digest)
+  }
+
+  noteRemoved(digest: Digest): void {
+    this.#complete.delete(digest)
+  }
+
+  holds(digest: Digest): boolean {
+    return this.#complete.has(digest) || this.#i.live.get(digest) !== undefined
+  }
+
+  async map(digest: Digest): Promise<SignedChunkMap | undefined> {
+    return this.#i.live.get(digest)?.map ?? (await this.#i.maps.get(digest))
+  }
+
+  have(digest: Digest, ctx?: RequestContext): SourceHave | undefined {
+    const live = this.#i.live.get(digest)
+    let have: SourceHave | undefined
+    if (live !== undefined) {
+      have = { size: live.size, chunkSize: live.chunkSize, bitfield: live.verified.clone(), complete: false }
+    } else {
+      const c = this.#complete.get(digest)
+      if (c === undefined) return undefined
+      have = {
+        size: c.size,
+        chunkSize: c.chunkSize,
+        bitfield: Bitfield.full(chunkCount(c.size, c.chunkSize)),
+        complete: true,
+      }
+    }
+    const peers = this.#i.peersFor?.(digest, ctx)
+    if (peers !== undefined && peers.length > 0) have = { ...have, peers }
+    if (this.#i.advertise === undefined) return have
+    const bitfield = this.#i.advertise(digest, have, ctx)
+    // A narrowed answer is never "complete": the peer must keep asking to hear of the rest.
+    return { ...have, bitfield, complete: have.complete && bitfield.count === have.bitfield.count }
+  }
+
+  async waitHave(digest: Digest, knownCount: number, signal: AbortSignal, ctx?: RequestContext): Promise<void> {
+    while (!signal.aborted) {
+      const now = this.have(digest, ctx)
+      if (now === undefined || now.complete || now.bitfield.count !== knownCount) return
+      const live = this.#i.live.get(digest)
+      if (live !== undefined && this.#i.advertise === undefined) {
+        await live.changed(signal)
+        continue
+      }
+      if (live !== undefined) {
+        // Narrowed per peer: it also changes as chunks spread, which no event marks.
+        const recheck = new AbortController()
+        await Promise.race([
+          live.changed(AbortSignal.any([signal, recheck.signal])),
+          sleep(ADVERTISE_RECHECK_MS, undefined, { signal }).catch(() => {}),
+        ])
+        recheck.abort()
+        continue
+      }
+      // Complete here but advertised in part (super-seeding): what is advertised changes as chunks
+      // spread, which no event marks, so look again shortly.
+      await sleep(ADVERTISE_RECHECK_MS, undefined, { signal }).catch(() => {})
+      return
+    }
+  }
+
+  async readChunk(
+    digest: Digest,
+    index: number,
+  ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined> {
+    const live = this.#i.live.get(digest)
+    if (live !== undefined) {
+      if (!live.verified.has(index)) return undefined
+      const bytes = await live.partial.readChunk(index)
+      const attestation = live.attestations.get(index)
+      return attestation === undefined ? { bytes } : { bytes, attestation }
+    }
+    const c = this.#complete.get(digest)
+    if (c === undefined) return undefined
+    const attestation = await this.#attestation(digest, index)
+    const { start, end } = chunkRange(c, index)
+    const res = await this.#i.store.read(digest, { start, end })
+    if (res === undefined) return undefined
+    const bytes = new Uint8Array(end - start)
+    let at = 0
+    for await (const part of res.stream) {
+      bytes.set(part as Uint8Array, at)
+      at += (part as Uint8Array).byteLength
+    }
+    return attestation === undefined ? { bytes } : { bytes, attestation }
+  }
+
+  /**
+   * Peers that began a cold blob verify chunks by the seeder's attestations; they keep coming with
+   * the chunks after the blob completes here. Kept in memory for the last few blobs asked about.
+   */
+  async #attestation(digest: Digest, index: number): Promise<ChunkAttestation | undefined> {
+    let byIndex = this.#attestations.get(digest)
+    if (byIndex === undefined) {
+      byIndex = new Map((await this.#i.maps.attestations(digest)).map((a) => [a.index, a]))
+      this.#attestations.set(digest, byIndex)
+      if (this.#attestations.size > ATTESTATION_CACHE_BLOBS)
+        this.#attestations.delete(this.#attestations.keys().next().value!)
+    }
+    return byIndex.get(index)
+  }
+}

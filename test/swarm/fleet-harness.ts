@@ -1,0 +1,103 @@
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { loadAgentConfig } from '../../agent/config.ts'
+import { type RunningAgent, startAgent } from '../../agent/main.ts'
+import { type DemoOrigin, startDemoOrigin } from '../../cli/demo/origin.ts'
+import { createLogger } from '../../shared/log/index.ts'
+import { generateSampleImage, type SampleImage } from '../../shared/sample/index.ts'
+import { loadSeederConfig } from '../../seeder/config.ts'
+import { type RunningSeeder, startSeeder } from '../../seeder/main.ts'
+
+export interface Fleet {
+  readonly dir: string
+  readonly image: SampleImage
+  readonly origin: DemoOrigin
+  readonly seeder: RunningSeeder
+  readonly agents: RunningAgent[]
+  startAgent(i: number, extra?: string[]): Promise<RunningAgent>
+  close(): Promise<void>
+}
+
+export interface FleetOptions {
+  readonly agents: number
+  readonly layers?: number
+  readonly layerBytes?: number
+  readonly chunkSize?: string
+  readonly agentArgs?: string[]
+  readonly logLevel?: string
+}
+
+/** One demo origin, one seeder and N agents, all real (HTTP, libp2p over TCP) on 127.0.0.1. */
+export async function startFleet(opts: FleetOptions): Promise<Fleet> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-fleet-'))
+  const image = await generateSampleImage({
+    dir: join(dir, 'image'),
+    layers: opts.layers ?? 3,
+    layerBytes: opts.layerBytes ?? 2 * 1024 * 1024,
+    seed: 'fleet',
+  })
+  const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
+  const chunk = opts.chunkSize ?? '256KiB'
+  const log = createLogger({ level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent' })
+  const seeder = await startSeeder(
+    loadSeederConfig({
+      argv: [
+        '--origin',
+        origin.url,
+        '--data',
+        join(dir, 'seeder'),
+        '--p2p-listen',
+        '/ip4/127.0.0.1/tcp/0',
+        '--api-listen',
+        '127.0.0.1:0',
+        '--chunk-size',
+        chunk,
+      ],
+      env: {},
+      readFile: () => '',
+    }),
+    { log },
+  )
+  const seederAddr = seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
+  const agents: RunningAgent[] = []
+  const start = async (i: number, extra: string[] = []) =>
+    startAgent(
+      loadAgentConfig({
+        argv: [
+          '--listen',
+          '127.0.0.1:0',
+          '--origin',
+          origin.url,
+          '--data',
+          join(dir, `agent-${i}`),
+          '--p2p-listen',
+          '/ip4/127.0.0.1/tcp/0',
+          '--seeder',
+          seederAddr.includes('/p2p/') ? seederAddr : `${seederAddr}/p2p/${seeder.peerId}`,
+          '--chunk-size',
+          chunk,
+          ...(opts.agentArgs ?? []),
+          ...extra,
+        ],
+        env: {},
+        readFile: () => '',
+      }),
+      { log },
+    )
+  for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
+  return {
+    dir,
+    image,
+    origin,
+    seeder,
+    agents,
+    startAgent: start,
+    async close() {
+      for (const a of agents) await a.close().catch(() => {})
+      await seeder.close().catch(() => {})
+      await origin.close().catch(() => {})
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
