@@ -179,6 +179,8 @@ async function relay(
 /**
  * `GET /v2/` asks the origin, so a client learns the origin's challenge here and sends its
  * credentials with every later request (skopeo and podman only authenticate after a challenge).
+ * The origin client pings with the client's credential or a configured one, never with an
+ * anonymous token, which would pass and hide the challenge from a client that has credentials.
  * With the origin unreachable the mirror still answers 200: cached content stays pullable.
  */
 async function baseCheck(

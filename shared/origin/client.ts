@@ -55,7 +55,10 @@ export interface OriginClientOptions {
 
 export interface OriginRequest {
   readonly method: Method
-  /** Below `/v2/`, e.g. `library/alpine/manifests/latest`; `''` for the base endpoint. */
+  /**
+   * Below `/v2/`, e.g. `library/alpine/manifests/latest`; `''` for the base endpoint, which an
+   * anonymous request reaches without a token, so the origin's challenge comes back.
+   */
   readonly path: string
   readonly query?: URLSearchParams
   /** Accept, Range, Content-Type... Hop-by-hop fields, Authorization and Accept-Encoding are dropped. */
@@ -85,7 +88,10 @@ interface AuthPlan {
   readonly configured: Credential | undefined
   /** What the token server sees: the client's Basic credential, the configured one, or none. */
   readonly tokenCredential: Credential | undefined
-  /** Whether tokens may be fetched and cached for this request (not for a client's own Bearer). */
+  /**
+   * Whether tokens may be fetched and cached for this request: not for a client's own Bearer, nor
+   * for an anonymous ping of the base endpoint.
+   */
   readonly tokens: boolean
   readonly identity: string
 }
@@ -223,7 +229,10 @@ export class OriginClient {
       client: undefined,
       configured,
       tokenCredential: configured,
-      tokens: true,
+      // Any token server hands out an anonymous token and the base endpoint accepts it, so fetching
+      // one there would turn the origin's "authenticate first" into a 200 for everyone: a client
+      // behind the agent (skopeo, podman, docker) would then never learn it must send credentials.
+      tokens: configured !== undefined || req.path !== '',
       identity: credentialIdentity(configured),
     }
   }

@@ -259,6 +259,36 @@ describe('OriginClient passes refusals through', () => {
     expect(r.seen).toHaveLength(2) // the 401, then the 403 with a token: no third try
   })
 
+  it('never fetches an anonymous token for the base endpoint, so its challenge reaches the client', async () => {
+    const r = await registry({ auth: 'bearer', users: USERS, publicRepos: ['a/b'] })
+    const c = client(r)
+    const cold = await get(c, r, '')
+    expect(cold.status).toBe(401)
+    expect(cold.headers['www-authenticate']).toBe(`Bearer realm="${r.url}/token",service="fake"`)
+    // Nor once the realm is known and an anonymous token is cached for a public repository.
+    expect((await get(c, r, 'a/b/manifests/1')).status).toBe(200)
+    const warm = await get(c, r, '')
+    expect(warm.status).toBe(401)
+    expect(warm.headers['www-authenticate']).toBe(`Bearer realm="${r.url}/token",service="fake"`)
+    expect(r.tokenRequests).toHaveLength(1)
+    expect(r.seen.filter((s) => s.url === '/v2/').map((s) => s.authorization)).toEqual([undefined, undefined])
+  })
+
+  it('checks the base endpoint with a real credential: the configured one or the client’s', async () => {
+    const r = await registry({ auth: 'bearer', users: USERS })
+    const configured = client(r, { creds: { kind: 'basic', username: 'bob', password: 'bob-pw' } })
+    expect((await get(configured, r, '')).status).toBe(200)
+    expect(r.tokenRequests.map((t) => t.authorization)).toEqual([basic('bob', 'bob-pw')])
+    const anon = client(r)
+    expect((await get(anon, r, '', basic('alice', 'alice-pw'))).status).toBe(200)
+    expect((await get(anon, r, '', basic('alice', 'guess'))).status).toBe(401)
+    expect(r.tokenRequests.map((t) => t.authorization)).toEqual([
+      basic('bob', 'bob-pw'),
+      basic('alice', 'alice-pw'),
+      basic('alice', 'guess'),
+    ])
+  })
+
   it('makes a relative realm absolute, both to fetch from and in the header it passes on', async () => {
     const r = await registry({ auth: 'bearer', users: USERS, publicRepos: ['a/b'], realm: 'relative' })
     const c = client(r)
