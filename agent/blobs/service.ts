@@ -5,6 +5,7 @@ import { type Digest, parseRange, RegistryError } from '../../shared/oci/index.t
 import type { Upstream } from '../../shared/origin/index.ts'
 import type { ContentStore } from '../../shared/store/index.ts'
 import type { Authorizer } from '../authz.ts'
+import { OriginStatusError } from '../errors.ts'
 import { type OriginPort, originRequest, statusError } from '../origin-port.ts'
 import type { Download, Downloads } from './download.ts'
 
@@ -59,12 +60,19 @@ export class BlobService {
     }
     metrics.cacheLookups.inc({ kind: 'blob', result: 'miss' })
     if (req.method === 'HEAD') return this.#headAtOrigin(req)
-    const { download, started } = downloads.join(req.digest, store, (dl) => this.#d.fill(dl, req))
-    if (!started) {
-      await authorizer.authorize(req.upstream, req.name, 'blobs', req.digest, req.authorization, req.signal)
+    for (let attempt = 0; ; attempt++) {
+      const { download, started } = downloads.join(req.digest, store, (dl) => this.#d.fill(dl, req))
+      if (!started) {
+        await authorizer.authorize(req.upstream, req.name, 'blobs', req.digest, req.authorization, req.signal)
+      }
+      try {
+        return this.#fromDownload(req, download, await download.size)
+      } catch (err) {
+        // Joined a download that another client's credentials could not start: this client was
+        // authorized on its own, so it starts one with its own credentials.
+        if (started || attempt > 0 || !(err instanceof OriginStatusError)) throw err
+      }
     }
-    const size = await download.size
-    return this.#fromDownload(req, download, size)
   }
 
   async #fromStore(req: BlobRequest, size: number): Promise<BlobReply> {
