@@ -2,59 +2,138 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../../agent/config.ts'
-import { startAgent } from '../../agent/main.ts'
+import { type RunningAgent, startAgent } from '../../agent/main.ts'
 import { createLogger } from '../../shared/log/index.ts'
+import { bytesBySource } from '../../shared/metrics/index.ts'
 import { generateSampleImage } from '../../shared/sample/index.ts'
+import { loadSeederConfig } from '../../seeder/config.ts'
+import { startSeeder } from '../../seeder/main.ts'
 import { startDemoOrigin } from './origin.ts'
 import { pullImage } from './pull.ts'
 
 const MiB = 1024 * 1024
 
+interface DemoOptions {
+  readonly agents: number
+  readonly layers: number
+  readonly layerMiB: number
+}
+
+function parseArgs(argv: readonly string[]): DemoOptions {
+  const num = (flag: string, def: number, max: number) => {
+    const i = argv.indexOf(flag)
+    if (i === -1) return def
+    const n = Number(argv[i + 1])
+    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${flag} takes a whole number from 1 to ${max}`)
+    return n
+  }
+  return { agents: num('--agents', 3, 32), layers: num('--layers', 3, 16), layerMiB: num('--layer-mib', 16, 1024) }
+}
+
 /**
- * `npm start`: everything offline on loopback. An embedded origin holds a generated multi-layer
- * image; a Shoal agent mirrors it; the image is pulled through the agent cold, then warm, every
- * digest checked, and the summary shows where the bytes came from.
+ * `npm start`: a whole Shoal swarm, offline, on loopback. An embedded origin holds a generated
+ * image; one seeder and N agents (real libp2p over TCP, TLS) pull it at once through the agents'
+ * /v2/ mirrors, every digest checked; the summary says where each node's bytes came from.
  */
 export async function demoMain(argv: readonly string[], _env: NodeJS.ProcessEnv): Promise<number> {
-  const layerMiB = Number(argv[argv.indexOf('--layer-mib') + 1]) || 16
+  const opts = parseArgs(argv)
   const work = await mkdtemp(join(tmpdir(), 'shoal-demo-'))
   const say = (line: string) => process.stdout.write(`${line}\n`)
+  const log = createLogger({ level: 'error' })
+  const closers: (() => Promise<void>)[] = []
   try {
-    say(`shoal demo: generating a sample image (3 layers × ${layerMiB} MiB) in ${work}`)
+    say(`shoal demo: a local swarm — embedded origin, 1 seeder, ${opts.agents} agents, all on 127.0.0.1`)
     const image = await generateSampleImage({
       dir: join(work, 'image'),
-      layers: 3,
-      layerBytes: layerMiB * MiB,
+      layers: opts.layers,
+      layerBytes: opts.layerMiB * MiB,
       seed: 'shoal-demo',
     })
+    const imageBytes = image.blobs.reduce((n, b) => n + b.size, 0)
     const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
-    say(`origin:  ${origin.url} (embedded demo registry)`)
-    const config = loadAgentConfig({
-      argv: ['--listen', '127.0.0.1:0', '--origin', origin.url, '--data', join(work, 'agent'), '--log-level', 'warn'],
-      env: {},
-      readFile: () => '',
-    })
-    const agent = await startAgent(config, { log: createLogger({ level: 'warn', name: 'agent' }) })
-    say(`agent:   ${agent.url} (registry mirror; point your runtime here)`)
-    try {
-      const cold = await pullImage(agent.url, 'demo/app', 'v1')
-      const afterCold = origin.stats.blobBytesServed
-      const warm = await pullImage(agent.url, 'demo/app', 'v1')
-      const total = cold.blobBytes
-      say('')
-      say(`pull         time       blob bytes   from origin`)
-      say(`cold      ${fmtMs(cold.ms)}   ${fmtMiB(total)}   ${fmtMiB(afterCold)}`)
-      say(
-        `warm      ${fmtMs(warm.ms)}   ${fmtMiB(warm.blobBytes)}   ${fmtMiB(origin.stats.blobBytesServed - afterCold)}`,
+    closers.push(() => origin.close())
+    say(`origin   ${origin.url}  demo/app:v1, ${image.blobs.length} blobs, ${fmtMiB(imageBytes)}`)
+    const chunk = ['--chunk-size', '1MiB']
+    const seeder = await startSeeder(
+      loadSeederConfig({
+        argv: [
+          ...['--origin', origin.url, '--data', join(work, 'seeder'), '--p2p-listen', '/ip4/127.0.0.1/tcp/0'],
+          ...['--api-listen', '127.0.0.1:0', ...chunk],
+        ],
+        env: {},
+        readFile: () => '',
+      }),
+      { log },
+    )
+    closers.push(() => seeder.close())
+    const seederAddr = seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
+    say(`seeder   ${seederAddr}`)
+    const agents: RunningAgent[] = []
+    for (let i = 0; i < opts.agents; i++) {
+      const agent = await startAgent(
+        loadAgentConfig({
+          argv: [
+            ...['--listen', '127.0.0.1:0', '--origin', origin.url, '--data', join(work, `agent-${i + 1}`)],
+            ...['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--seeder', seederAddr, ...chunk],
+          ],
+          env: {},
+          readFile: () => '',
+        }),
+        { log },
       )
-      say('')
-      say(`every manifest and blob digest verified; origin sent ${(afterCold / total).toFixed(2)}× the image bytes`)
-    } finally {
-      await agent.close()
-      await origin.close()
+      closers.push(() => agent.close())
+      agents.push(agent)
+      say(`agent-${i + 1}  ${agent.url}  (registry mirror: point a runtime here)`)
     }
+
+    say('')
+    say(`pulling demo/app:v1 through all ${opts.agents} agents at once…`)
+    const started = performance.now()
+    const done: (number | undefined)[] = agents.map(() => undefined)
+    const progress = setInterval(() => {
+      void Promise.all(agents.map((a) => bytesBySource(a.metrics))).then((all) => {
+        const line = all
+          .map((by, i) => {
+            const got = (by['origin'] ?? 0) + (by['seeder'] ?? 0) + (by['peer'] ?? 0)
+            return `agent-${i + 1} ${done[i] === undefined ? `${Math.min(99, Math.floor((100 * got) / imageBytes))}%` : 'done'}`
+          })
+          .join('   ')
+        say(`  ${line}`)
+      })
+    }, 500)
+    try {
+      await Promise.all(
+        agents.map(async (a, i) => {
+          await pullImage(a.url, 'demo/app', 'v1')
+          done[i] = performance.now() - started
+        }),
+      )
+    } finally {
+      clearInterval(progress)
+    }
+
+    say('')
+    say('node       time      from origin   from seeder   from peers')
+    let originSum = 0
+    for (const [i, a] of agents.entries()) {
+      const by = await bytesBySource(a.metrics)
+      originSum += by['origin'] ?? 0
+      say(
+        `agent-${i + 1}  ${fmtMs(done[i]!)}  ${fmtMiB(by['origin'] ?? 0)}  ${fmtMiB(by['seeder'] ?? 0)}  ${fmtMiB(by['peer'] ?? 0)}`,
+      )
+    }
+    const seederBy = await bytesBySource(seeder.metrics)
+    say(`seeder     (pulled) ${fmtMiB(seederBy['origin'] ?? 0)} from the origin`)
+    say('')
+    const egress = origin.stats.blobBytesServed
+    say(
+      `every manifest and blob digest verified on every agent. The origin sent ${fmtMiB(egress).trim()} ` +
+        `(${(egress / imageBytes).toFixed(2)}× the image) for ${opts.agents} nodes; ` +
+        `agents pulled ${fmtMiB(originSum).trim()} from it themselves.`,
+    )
     return 0
   } finally {
+    for (const c of closers.reverse()) await c().catch(() => {})
     await rm(work, { recursive: true, force: true })
   }
 }
