@@ -112,6 +112,8 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       peers: p2p?.node.getPeers().length ?? 0,
       cache: stores.blobs.usage(),
       bytes: await bytesBySource(metrics),
+      // bytes/s on the wire; 0 = no cap
+      limits: { upload: config.uploadRate, download: config.downloadRate, origin: config.originRate },
       downloads: downloads.list().map((d) => ({
         digest: d.digest,
         state: d.state,
@@ -166,11 +168,13 @@ export async function agentMain(argv: readonly string[], env: NodeJS.ProcessEnv)
     }
     throw err
   }
+  // Listen for the signal before starting: a SIGTERM during start-up still drains and exits 0.
+  const signalled = waitForSignal()
   const agent = await startAgent(config)
   if (agent.peerId !== undefined) {
     process.stdout.write(`peer id: ${agent.peerId}\n${agent.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
   }
-  await waitForSignal()
+  await signalled
   await agent.close()
   return 0
 }

@@ -117,6 +117,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     peers: node.getPeers().length,
     cache: stores.blobs.usage(),
     pulling: puller.inflight,
+    // bytes/s on the wire; 0 = no cap
+    limits: { upload: config.uploadRate, origin: config.originRate },
     bytes: await bytesBySource(metrics),
   })
   const api = Fastify({ loggerInstance: log.child({ component: 'api' }) })
@@ -173,9 +175,11 @@ export async function seederMain(argv: readonly string[], env: NodeJS.ProcessEnv
     }
     throw err
   }
+  // Listen for the signal before starting: a SIGTERM during start-up still drains and exits 0.
+  const signalled = waitForSignal()
   const seeder = await startSeeder(config)
   process.stdout.write(`peer id: ${seeder.peerId}\n${seeder.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
-  await waitForSignal()
+  await signalled
   await seeder.close()
   return 0
 }
