@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import { multiaddr } from '@multiformats/multiaddr'
-import { waitForSignal } from '../shared/process/signals.ts'
-import { ConfigError } from '../shared/config/index.ts'
+import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
-import { type Credential, OriginClient } from '../shared/origin/index.ts'
+import { credentialsFrom, OriginClient } from '../shared/origin/index.ts'
 import { TokenBucket, throttled } from '../shared/rate/index.ts'
 import { createP2PNode } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore } from '../shared/store/index.ts'
@@ -44,7 +42,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     maxBytes: config.cacheMaxBytes,
     onEvict: (digest) => late.source?.noteRemoved(digest),
   })
-  const origin = new OriginClient({ credentials: credentialsOf(config), onBytes: () => {} })
+  const origin = new OriginClient({ credentials: credentialsFrom(config.registries), onBytes: () => {} })
   const isPublic = (registry: string) => config.registries.get(registry)?.public === true
   const authorizer = new Authorizer({ origin, ttlMs: config.authTtlMs, staleTtlMs: config.staleAuthTtlMs, isPublic })
   const downloads = new Downloads()
@@ -144,39 +142,9 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   }
 }
 
-function credentialsOf(config: AgentConfig): ReadonlyMap<string, Credential> {
-  const out = new Map<string, Credential>()
-  for (const [registry, s] of config.registries) {
-    if (s.username !== undefined && s.password !== undefined) {
-      out.set(registry, { kind: 'basic', username: s.username, password: s.password })
-    } else if (s.token !== undefined) {
-      out.set(registry, { kind: 'bearer', token: s.token })
-    }
-  }
-  return out
-}
-
 /** `shoal agent …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */
-export async function agentMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let config: AgentConfig
-  try {
-    config = loadAgentConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8') })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`shoal agent: ${err.message}\n`)
-      return 2
-    }
-    throw err
-  }
-  // Listen for the signal before starting: a SIGTERM during start-up still drains and exits 0.
-  const signalled = waitForSignal()
-  const agent = await startAgent(config)
-  if (agent.peerId !== undefined) {
-    process.stdout.write(`peer id: ${agent.peerId}\n${agent.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
-  }
-  await signalled
-  await agent.close()
-  return 0
+export function agentMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return runService('agent', argv, env, loadAgentConfig, (config) => startAgent(config))
 }
 
 /** The swarm half of an agent: libp2p node, chunk server and client, and the downloader. */

@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs'
 import { mkdir, readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
-import { waitForSignal } from '../shared/process/signals.ts'
-import { ConfigError } from '../shared/config/index.ts'
+import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
-import { type Credential, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
+import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
 import { createP2PNode, loadOrCreateIdentity, type P2PNode } from '../shared/p2p/index.ts'
 import { TokenBucket } from '../shared/rate/index.ts'
 import { openFsStore } from '../shared/store/index.ts'
@@ -51,7 +49,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     dhtServer: true,
   })
   const key = await loadOrCreateIdentity(config.data)
-  const origin = new OriginClient({ credentials: credentialsOf(config) })
+  const origin = new OriginClient({ credentials: credentialsFrom(config.credentials) })
   const live = new LiveBlobs()
   const client = new ChunkClient({ node })
   const seeding = new SuperSeeder(client)
@@ -153,33 +151,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   }
 }
 
-function credentialsOf(config: SeederConfig): ReadonlyMap<string, Credential> {
-  const out = new Map<string, Credential>()
-  for (const [registry, s] of config.credentials) {
-    if (s.username !== undefined && s.password !== undefined) {
-      out.set(registry, { kind: 'basic', username: s.username, password: s.password })
-    } else if (s.token !== undefined) out.set(registry, { kind: 'bearer', token: s.token })
-  }
-  return out
-}
-
-/** `shoal seeder …` */
-export async function seederMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
-  let config: SeederConfig
-  try {
-    config = loadSeederConfig({ argv, env, readFile: (p) => readFileSync(p, 'utf8') })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`shoal seeder: ${err.message}\n`)
-      return 2
-    }
-    throw err
-  }
-  // Listen for the signal before starting: a SIGTERM during start-up still drains and exits 0.
-  const signalled = waitForSignal()
-  const seeder = await startSeeder(config)
-  process.stdout.write(`peer id: ${seeder.peerId}\n${seeder.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
-  await signalled
-  await seeder.close()
-  return 0
+/** `shoal seeder …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */
+export function seederMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return runService('seeder', argv, env, loadSeederConfig, (config) => startSeeder(config))
 }

@@ -35,3 +35,18 @@ export function parseBasicAuthorization(header: string): Credential | undefined 
   if (colon === -1) return undefined
   return { kind: 'basic', username: decoded.slice(0, colon), password: decoded.slice(colon + 1) }
 }
+
+/** Credentials as written in a config file's `registries:` section, by registry. */
+export function credentialsFrom(
+  settings: ReadonlyMap<string, { readonly username?: string; readonly password?: string; readonly token?: string }>,
+): ReadonlyMap<string, Credential> {
+  const out = new Map<string, Credential>()
+  for (const [registry, s] of settings) {
+    if (s.username !== undefined && s.password !== undefined) {
+      out.set(registry, { kind: 'basic', username: s.username, password: s.password })
+    } else if (s.token !== undefined) {
+      out.set(registry, { kind: 'bearer', token: s.token })
+    }
+  }
+  return out
+}

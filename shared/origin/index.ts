@@ -1,6 +1,6 @@
 // The origin's rate cap is one use of the generic limiter; re-exported for callers that already import it here.
 export { OriginClient, type OriginClientOptions, type OriginRequest, type OriginResponse } from './client.ts'
-export { type Credential, parseBasicAuthorization } from './credentials.ts'
+export { type Credential, credentialsFrom, parseBasicAuthorization } from './credentials.ts'
 export { InvalidOriginPathError, InvalidUpstreamError, OriginError, type OriginErrorCode } from './errors.ts'
 export type { Method } from './http.ts'
 export type { RetryPolicy } from './retry.ts'
