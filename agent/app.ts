@@ -41,6 +41,8 @@ export function buildApp(deps: AppDeps) {
     loggerInstance: deps.log,
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // Shutdown closes idle keep-alive sockets instead of waiting out their timeout.
+    forceCloseConnections: 'idle',
     requestIdHeader: false,
     routerOptions: { maxParamLength: 2048 },
     // Oversized request heads are refused by Node before any handler runs.

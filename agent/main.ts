@@ -20,6 +20,9 @@ import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { ManifestService } from './registry/manifests.ts'
 import { type SeederRef, Swarm } from './swarm/swarm.ts'
 
+/** How long a shutdown waits for in-flight requests before it aborts their downloads. */
+const DRAIN_TIMEOUT_MS = 10_000
+
 export interface RunningAgent {
   readonly url: string
   /** Set when the swarm is on. */
@@ -133,7 +136,12 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     config,
     metrics,
     async close() {
-      await app.close()
+      // Drain in-flight requests, but not forever: after DRAIN_TIMEOUT_MS downloads are aborted,
+      // which ends the responses still waiting on them.
+      const drained = app.close()
+      const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
+      await drained
+      clearTimeout(timer)
       closing.abort()
       await p2p?.stop()
       await origin.close()

@@ -111,7 +111,8 @@ export class Download {
     let pos = start
     while (pos < end && !reading.stopped) {
       if (this.#state === 'failed') throw this.#error
-      if (this.#state === 'committed') {
+      // The partial may be committed a moment before the filler returns: read the store then too.
+      if (this.#state === 'committed' || this.#partial?.state === 'committed') {
         const res = await this.#store.read(this.digest, { start: pos, end })
         if (res === undefined) throw new Error(`blob ${this.digest} vanished after commit`)
         yield* res.stream

@@ -131,8 +131,9 @@ export class Swarm {
       this.#o.source.noteComplete(digest, geometry.size, geometry.chunkSize)
       live.remove(digest)
       this.#o.metrics.cacheBytes.set(store.usage().bytes)
-      const map = blob.map ?? (await this.#mapAfter(digest, signal))
-      if (map !== undefined) await maps.put(map)
+      // Off the download's path: until fill returns, the download is still running while its partial is
+      // committed, and a reader that reaches the partial then fails. A cold blob's map even costs a round trip.
+      void this.#keepMap(digest, blob.map, signal)
     } finally {
       live.remove(digest)
       this.#interested.delete(digest)
@@ -414,9 +415,14 @@ export class Swarm {
     return undefined
   }
 
-  /** Once a cold blob is complete, the seeder has signed its whole map: keep it to serve peers later. */
-  async #mapAfter(digest: Digest, signal: AbortSignal): Promise<SignedChunkMap | undefined> {
-    return this.#findMap(digest, signal).catch(() => undefined)
+  /** Keeps the blob's map to serve peers later; a cold blob's, signed by the seeder once it had the whole blob. */
+  async #keepMap(digest: Digest, known: SignedChunkMap | undefined, signal: AbortSignal): Promise<void> {
+    try {
+      const map = known ?? (await this.#findMap(digest, signal))
+      if (map !== undefined) await this.#o.maps.put(map)
+    } catch (err) {
+      this.#o.log.debug({ digest, err: (err as Error).message }, 'chunk map not kept')
+    }
   }
 
   /** Several seeders split blobs by rendezvous hashing over the digest: each blob is pulled once. */

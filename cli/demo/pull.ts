@@ -47,7 +47,8 @@ export async function pullImage(
     const claimed = parseDigest(String(res.headers['docker-content-digest']))
     const d = Digester.for(claimed)
     d.update(bytes)
-    if (d.digest() !== claimed) throw new DigestMismatchError(claimed, d.digest())
+    const got = d.digest()
+    if (got !== claimed) throw new DigestMismatchError(claimed, got)
     manifests++
     const doc = JSON.parse(bytes.toString('utf8')) as {
       manifests?: Descriptor[]
@@ -75,7 +76,8 @@ export async function pullImage(
     }
     const d = Digester.for(digest)
     for await (const chunk of res.body) d.update(chunk as Uint8Array)
-    if (d.digest() !== digest) throw new DigestMismatchError(digest, d.digest())
+    const actual = d.digest()
+    if (actual !== digest) throw new DigestMismatchError(digest, actual)
     blobs++
     blobBytes += d.bytes
     opts.onBlob?.(digest, d.bytes)

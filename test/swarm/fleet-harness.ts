@@ -25,6 +25,8 @@ export interface FleetOptions {
   readonly layerBytes?: number
   readonly chunkSize?: string
   readonly agentArgs?: string[]
+  /** Extra seeder flags, e.g. `--upload-rate 4MiB` to make transfers slow enough to interrupt. */
+  readonly seederArgs?: string[]
   readonly logLevel?: string
 }
 
@@ -53,6 +55,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
         '127.0.0.1:0',
         '--chunk-size',
         chunk,
+        ...(opts.seederArgs ?? []),
       ],
       env: {},
       readFile: () => '',
@@ -61,8 +64,10 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   )
   const seederAddr = seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
   const agents: RunningAgent[] = []
-  const start = async (i: number, extra: string[] = []) =>
-    startAgent(
+  // Every agent ever started, so one restarted on the same data dir is closed too (each exactly once).
+  const started: RunningAgent[] = []
+  const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
+    const agent = await startAgent(
       loadAgentConfig({
         argv: [
           '--listen',
@@ -85,6 +90,11 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       }),
       { log },
     )
+    let closed: Promise<void> | undefined
+    const once: RunningAgent = { ...agent, close: () => (closed ??= agent.close()) }
+    started.push(once)
+    return once
+  }
   for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
   return {
     dir,
@@ -94,7 +104,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     agents,
     startAgent: start,
     async close() {
-      for (const a of agents) await a.close().catch(() => {})
+      for (const a of started) await a.close().catch(() => {})
       await seeder.close().catch(() => {})
       await origin.close().catch(() => {})
       await rm(dir, { recursive: true, force: true })

@@ -114,7 +114,13 @@ export class SeedPlanner {
     for (const c of a.reserved) {
       if (this.#holders[c]! > 0 || a.known.has(c) || this.#reservedBy[c] !== peer) a.reserved.delete(c)
     }
-    for (const [c, at] of a.spreading) if (this.#holders[c]! > 1 || now - at >= this.#reserveMs) a.spreading.delete(c)
+    // A sent chunk is held against the quota so that another agent fetches it from this one. With no other agent
+    // lacking chunks nobody will, and holding it back would only idle the seeder (a lone agent got `quota` chunks
+    // per reserveMs).
+    const alone = this.#hungry - (a.known.complete ? 0 : 1) <= 0
+    for (const [c, at] of a.spreading) {
+      if (alone || this.#holders[c]! > 1 || now - at >= this.#reserveMs) a.spreading.delete(c)
+    }
     const quota = this.#quota()
     // Lowest index first: it is what every agent's in-order window wants, and what a cold blob has first.
     for (let c = 0; c < this.chunkCount && a.reserved.size + a.spreading.size < quota; c++) {

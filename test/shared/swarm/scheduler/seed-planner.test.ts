@@ -111,3 +111,12 @@ describe('SeedPlanner', () => {
     expect(planner.phase).toBe('seeding')
   })
 })
+
+describe('SeedPlanner with a lone agent', () => {
+  it('does not hold sent chunks back when no other agent could spread them', () => {
+    const p = new SeedPlanner({ chunkCount: 4, reservePerPeer: 1 })
+    expect([...p.advertiseFor('a', 0).indexes()]).toEqual([0])
+    p.onServed('a', 0, 10)
+    expect([...p.advertiseFor('a', 20).indexes()]).toEqual([0, 1])
+  })
+})

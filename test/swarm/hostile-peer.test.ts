@@ -1,0 +1,226 @@
+import { mkdtemp, open, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
+import { request } from 'undici'
+import { afterEach, describe, expect, it } from 'vitest'
+import { pullImage } from '../../cli/demo/pull.ts'
+import type { RunningAgent } from '../../agent/main.ts'
+import { Bitfield, type ChunkAttestation, chunkCount, chunkRange } from '../../shared/chunks/index.ts'
+import type { Metrics } from '../../shared/metrics/index.ts'
+import { type Digest, Digester } from '../../shared/oci/index.ts'
+import { blobCid, createP2PNode, DHT_PROTOCOL, type P2PNode } from '../../shared/p2p/index.ts'
+import type { SampleBlob } from '../../shared/sample/index.ts'
+import { ChunkClient, ChunkServer, type ChunkSource, type SourceHave } from '../../shared/swarm/protocol/index.ts'
+import { type Fleet, startFleet } from './fleet-harness.ts'
+
+const CHUNK = 256 * 1024
+const cleanups: (() => Promise<void>)[] = []
+let fleet: Fleet | undefined
+
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
+  await fleet?.close()
+  fleet = undefined
+})
+
+/**
+ * A peer that claims to hold every chunk of the image's blobs and answers every request with the right number of
+ * bytes, one of them flipped. `genuine` says where the honest bytes come from: the blob files on disk, or a real
+ * holder whose attestations it replays (so an agent without a map has a valid-looking proof in hand).
+ */
+class LyingSource implements ChunkSource {
+  readonly #blobs: ReadonlyMap<Digest, SampleBlob>
+  readonly #genuine: GenuineFn
+  /** Corrupted chunks handed to the transport. */
+  served = 0
+
+  constructor(blobs: readonly SampleBlob[], genuine: GenuineFn) {
+    this.#blobs = new Map(blobs.map((b) => [b.digest, b]))
+    this.#genuine = genuine
+  }
+
+  async map(): Promise<undefined> {
+    return undefined
+  }
+
+  have(digest: Digest): SourceHave | undefined {
+    const b = this.#blobs.get(digest)
+    if (b === undefined) return undefined
+    return { size: b.size, chunkSize: CHUNK, bitfield: Bitfield.full(chunkCount(b.size, CHUNK)), complete: true }
+  }
+
+  async waitHave(): Promise<void> {}
+
+  async readChunk(
+    digest: Digest,
+    index: number,
+    ctx?: { signal: AbortSignal },
+  ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined> {
+    const b = this.#blobs.get(digest)
+    if (b === undefined) return undefined
+    const g = await this.#genuine(b, index, ctx?.signal ?? AbortSignal.timeout(30_000))
+    const bytes = new Uint8Array(g.bytes)
+    bytes[bytes.byteLength >> 1]! ^= 0xff
+    this.served++
+    return g.attestation === undefined ? { bytes } : { bytes, attestation: g.attestation }
+  }
+}
+
+interface Genuine {
+  readonly bytes: Uint8Array
+  readonly attestation?: ChunkAttestation
+}
+
+type GenuineFn = (blob: SampleBlob, index: number, signal: AbortSignal) => Promise<Genuine>
+
+async function fromFile(blob: SampleBlob, index: number): Promise<Genuine> {
+  const { start, end } = chunkRange({ size: blob.size, chunkSize: CHUNK }, index)
+  const bytes = new Uint8Array(end - start)
+  const fh = await open(blob.path)
+  try {
+    await fh.read(bytes, 0, bytes.byteLength, start)
+  } finally {
+    await fh.close()
+  }
+  return { bytes }
+}
+
+/** A real libp2p node in the fleet's DHT serving `source`, announced as a provider of every blob of the image. */
+async function startHostile(f: Fleet, source: ChunkSource): Promise<P2PNode> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-hostile-'))
+  const node = await createP2PNode({
+    dataDir: dir,
+    listen: ['/ip4/127.0.0.1/tcp/0'],
+    bootstrap: [seederAddr(f).toString()],
+  })
+  const server = new ChunkServer({ registrar: node }, { source, maxConcurrentUploads: 16 })
+  await server.start()
+  cleanups.push(async () => {
+    await server.stop()
+    await node.stop()
+    await rm(dir, { recursive: true, force: true })
+  })
+  // The provider record must land before the agents look: wait until the DHT knows the seeder, then provide.
+  await untilDhtPeer(node, peerIdFromString(f.seeder.peerId))
+  for (const b of f.image.blobs)
+    await node.contentRouting.provide(blobCid(b.digest), { signal: AbortSignal.timeout(10_000) })
+  return node
+}
+
+function seederAddr(f: Fleet): Multiaddr {
+  const tcp = f.seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
+  return multiaddr(tcp.includes('/p2p/') ? tcp : `${tcp}/p2p/${f.seeder.peerId}`)
+}
+
+/** Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it. */
+async function untilDhtPeer(node: P2PNode, peer: PeerId): Promise<void> {
+  const identified = new Promise<void>((resolve) => {
+    const listener = (evt: CustomEvent<{ peerId: PeerId }>): void => {
+      if (!evt.detail.peerId.equals(peer)) return
+      node.removeEventListener('peer:identify', listener)
+      resolve()
+    }
+    node.addEventListener('peer:identify', listener)
+  })
+  const known = await node.peerStore.get(peer).then(
+    (p) => p.protocols.includes(DHT_PROTOCOL),
+    () => false,
+  )
+  if (!known) await identified
+}
+
+async function rejected(metrics: Metrics, reason: string): Promise<number> {
+  const v = (await metrics.chunksRejected.get()).values.find((x) => x.labels['reason'] === reason)
+  return v?.value ?? 0
+}
+
+/** Each blob read back from the agent (from its cache now) and hashed here. */
+async function expectCachedIntact(agent: RunningAgent, blobs: readonly SampleBlob[]): Promise<void> {
+  const hits = async () =>
+    (await agent.metrics.cacheLookups.get()).values.find(
+      (v) => v.labels['kind'] === 'blob' && v.labels['result'] === 'hit',
+    )?.value ?? 0
+  const before = await hits()
+  for (const b of blobs) {
+    const res = await request(`${agent.url}/v2/demo/app/blobs/${b.digest}`)
+    expect(res.statusCode).toBe(200)
+    const d = Digester.for(b.digest)
+    for await (const part of res.body) d.update(part as Uint8Array)
+    expect(d.digest()).toBe(b.digest)
+  }
+  expect((await hits()) - before).toBe(blobs.length)
+}
+
+describe('a hostile peer serving corrupted chunks', () => {
+  it('is banned on its first bad chunk when the agent holds the signed map; the pull is intact', async () => {
+    // The seeder is slow to upload, so the agent finds the hostile provider (which claims every chunk, and
+    // is asked first: peers go before seeders) long before the seeder could have sent everything.
+    fleet = await startFleet({
+      agents: 1,
+      layers: 2,
+      layerBytes: 1024 * 1024,
+      agentArgs: ['--stall-timeout', '60s'],
+      seederArgs: ['--upload-rate', '1MiB'],
+    })
+    const f = fleet
+    // Warm seeder: it holds every blob and has signed every map before the agent asks.
+    const registry = new URL(f.origin.url).host
+    for (const b of f.image.blobs) await f.seeder.puller.start(b.digest, registry, 'demo/app').done
+    const lying = new LyingSource(f.image.blobs, fromFile)
+    await startHostile(f, lying)
+
+    const agent = f.agents[0]!
+    const r = await pullImage(agent.url, 'demo/app', 'v1')
+    expect(r.blobs).toBe(f.image.blobs.length)
+    expect(lying.served).toBeGreaterThan(0)
+    expect(await rejected(agent.metrics, 'hash')).toBeGreaterThan(0)
+    // Each bad chunk was dropped and fetched again elsewhere: no blob had to be refetched from the origin.
+    for (const b of f.image.blobs) expect(f.origin.stats.perBlob.get(b.digest)?.requests).toBe(1)
+    expect((await agent.metrics.digestFailures.get()).values.reduce((n, v) => n + v.value, 0)).toBe(0)
+    await expectCachedIntact(agent, f.image.blobs)
+  })
+
+  it('is banned when it replays the seeder’s genuine attestations with corrupted bytes (cold blob, no map)', async () => {
+    // A slow origin keeps the blobs cold (no signed map anywhere) while the agent pulls: only the seeder's
+    // per-chunk attestations prove chunks, and the hostile peer carries real ones.
+    fleet = await startFleet({
+      agents: 1,
+      layers: 2,
+      layerBytes: 1024 * 1024,
+      agentArgs: ['--stall-timeout', '60s'],
+      seederArgs: ['--origin-rate', '1MiB'],
+    })
+    const f = fleet
+    const seeder = seederAddr(f)
+    const hostile: { client?: ChunkClient } = {}
+    let whileCold = 0
+    // Asks the seeder for the real chunk (with its attestation) until the seeder has it.
+    const replay = async (blob: SampleBlob, index: number, signal: AbortSignal): Promise<Genuine> => {
+      for (;;) {
+        const res = await hostile.client!.getChunk(seeder, blob.digest, index, { signal })
+        if (typeof res !== 'string') {
+          // No map is signed before the seeder's pull ends: until then an agent has attestations only.
+          if (f.seeder.puller.inflight.includes(blob.digest)) whileCold++
+          return res
+        }
+        // The seeder is still pulling that chunk from the origin: a fake peer may poll.
+        await sleep(50, undefined, { signal })
+      }
+    }
+    const lying = new LyingSource(f.image.blobs, replay)
+    const node = await startHostile(f, lying)
+    hostile.client = new ChunkClient({ node })
+
+    const agent = f.agents[0]!
+    const r = await pullImage(agent.url, 'demo/app', 'v1')
+    expect(r.blobs).toBe(f.image.blobs.length)
+    expect(whileCold).toBeGreaterThan(0)
+    expect(await rejected(agent.metrics, 'hash')).toBeGreaterThan(0)
+    for (const b of f.image.blobs) expect(f.origin.stats.perBlob.get(b.digest)?.requests).toBe(1)
+    await expectCachedIntact(agent, f.image.blobs)
+  })
+})
