@@ -7,6 +7,8 @@ commands:
   agent     run the node agent: a /v2/ registry mirror on this host
   seeder    run a seeder beside the origin: pulls each blob once and seeds the swarm
   demo      run the offline demo (what \`npm start\` does)
+  preheat   ask a seeder to pull an image into the swarm ahead of time: preheat --seeder URL IMAGE
+  status    print a node's status: status --agent URL | --seeder URL
   help      show this text
 
 Run \`shoal <command> --help\` for the flags of a command.`
@@ -23,6 +25,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       return seederMain(rest, process.env)
     case 'demo':
       return (await import('./demo/main.ts')).demoMain(rest, process.env)
+    case 'preheat':
+      return (await import('./preheat.ts')).preheatMain(rest, { stdout: process.stdout, stderr: process.stderr })
+    case 'status':
+      return (await import('./status.ts')).statusMain(rest, { stdout: process.stdout, stderr: process.stderr })
     case undefined:
     case 'help':
     case '--help':

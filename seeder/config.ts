@@ -33,6 +33,17 @@ export const SEEDER_OPTIONS = {
   },
   uploadRate: { type: 'rate', flag: 'upload-rate', default: 0, describe: 'cap on chunk upload bytes/s (0 = none)' },
   originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
+  webhookTokenFile: {
+    type: 'string',
+    flag: 'webhook-token-file',
+    describe: 'file holding the bearer token for POST /api/v1/notifications (endpoint off without it)',
+  },
+  notifyRepositories: {
+    type: 'list',
+    flag: 'notify-repositories',
+    default: [],
+    describe: 'repository patterns (* within a component, ** across) that notifications preheat; none = all',
+  },
   logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace … error, silent' },
 } as const satisfies Record<string, OptionSpec>
 
@@ -49,6 +60,8 @@ export interface SeederConfig {
   readonly cacheMaxBytes: number
   readonly uploadRate: number
   readonly originRate: number
+  readonly webhookTokenFile: string | undefined
+  readonly notifyRepositories: readonly string[]
   readonly logLevel: string
   readonly credentials: ReadonlyMap<string, { username?: string; password?: string; token?: string }>
 }
@@ -85,6 +98,8 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
     cacheMaxBytes: v.cacheMaxBytes as number,
     uploadRate: v.uploadRate as number,
     originRate: v.originRate as number,
+    webhookTokenFile: v.webhookTokenFile as string | undefined,
+    notifyRepositories: v.notifyRepositories as readonly string[],
     logLevel: v.logLevel as string,
     credentials: creds,
   })

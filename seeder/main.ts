@@ -12,6 +12,8 @@ import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
 import { loadSeederConfig, type SeederConfig } from './config.ts'
+import { notificationRoutes } from './notifications.ts'
+import { Preheater, preheatRoutes } from './preheat.ts'
 import { Puller } from './puller.ts'
 import { PeerHints } from './peer-hints.ts'
 import { SuperSeeder } from './super-seeder.ts'
@@ -23,6 +25,7 @@ export interface RunningSeeder {
   readonly node: P2PNode
   readonly metrics: Metrics
   readonly puller: Puller
+  readonly preheater: Preheater
   close(): Promise<void>
 }
 
@@ -32,7 +35,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   await mkdir(config.data, { recursive: true })
   const metrics = createMetrics()
   // The chunk source exists only after the store it serves from: eviction reaches it through here.
-  const late: { source?: StoreChunkSource } = {}
+  const late: { source?: StoreChunkSource; preheater?: Preheater } = {}
   const stores = await openFsStore({
     dir: config.data,
     maxBytes: config.cacheMaxBytes,
@@ -88,6 +91,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     metrics,
     log: log.child({ component: 'puller' }),
     upstreamFor,
+    onProgress: (digest, bytes) => late.preheater?.noteProgress(digest, bytes),
     ...(config.originRate > 0 ? { originBucket: new TokenBucket({ bytesPerSecond: config.originRate }) } : {}),
   })
   await chunkSource.load()
@@ -123,6 +127,29 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   api.get('/healthz', async () => ({ status: 'ok' }))
   api.get('/readyz', async () => ({ status: 'ready' }))
   api.get('/status', status)
+  const preheater = new Preheater({
+    origin,
+    puller,
+    upstreamFor,
+    defaultRegistry: defaultUpstream.registry,
+    log: log.child({ component: 'preheat' }),
+  })
+  late.preheater = preheater
+  await api.register(preheatRoutes(preheater))
+  if (config.webhookTokenFile !== undefined) {
+    const token = (await readFile(config.webhookTokenFile, 'utf8')).trim()
+    if (token === '') throw new Error(`webhook token file ${config.webhookTokenFile} is empty`)
+    await api.register(
+      notificationRoutes({
+        token,
+        repositories: config.notifyRepositories,
+        preheat: (image) => void preheater.submit(image),
+        // Only a host the reference grammar reads as a registry, and one this seeder pulls from.
+        knownRegistry: (h) => (/[.:]/.test(h) || h === 'localhost') && upstreamFor(h.toLowerCase()) !== undefined,
+        log: log.child({ component: 'notifications' }),
+      }),
+    )
+  }
   api.get('/metrics', async (_req, reply) => {
     metrics.peersConnected.set(node.getPeers().length)
     reply.header('content-type', metrics.registry.contentType)
@@ -140,8 +167,10 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     node,
     metrics,
     puller,
+    preheater,
     async close() {
       seeding.stop()
+      preheater.close()
       await api.close()
       await server.stop()
       await node.stop()
