@@ -1,0 +1,213 @@
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { BenchUsageError } from './errors.ts'
+
+export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated'] as const
+export type ScenarioName = (typeof SCENARIO_NAMES)[number]
+
+export type BenchMode = 'quick' | 'full'
+
+/** Link rates in megabits per second (10^6 bit/s, as tc reads `mbit`). The origin's downlink is never shaped. */
+export interface LinkRates {
+  readonly originUp: number
+  readonly cacheUp: number
+  readonly cacheDown: number
+  readonly seederUp: number
+  readonly seederDown: number
+  readonly nodeUp: number
+  readonly nodeDown: number
+}
+
+export interface ImageSpec {
+  readonly name: string
+  readonly tag: string
+  readonly layers: number
+  /** Payload per layer; the blobs come out a little larger (tar headers, config). */
+  readonly layerBytes: number
+  readonly seed: string
+}
+
+export interface BenchConfig {
+  readonly mode: BenchMode
+  readonly nodes: number
+  readonly image: ImageSpec
+  readonly links: LinkRates
+  readonly scenarios: readonly ScenarioName[]
+  /** Parent of the per-run `<timestamp>/` result folders. */
+  readonly outDir: string
+  /** A node still pulling after this long is killed and counted as failed. */
+  readonly pullTimeoutS: number
+  /** Interval of the CPU and link-counter samples taken during a rollout. */
+  readonly sampleMs: number
+  /** The `shoal` command the Shoal scenarios run (this checkout's by default). */
+  readonly shoalBin: string
+}
+
+const MIB = 1024 * 1024
+const DEFAULT_SHOAL_BIN = new URL('../../bin/shoal.js', import.meta.url).pathname
+
+interface Defaults {
+  readonly nodes: number
+  readonly imageMib: number
+  readonly layers: number
+  readonly links: LinkRates
+}
+
+/**
+ * Quick: a developer's smoke run (well under 3 minutes with all four scenarios). Full: the issue's fleet.
+ *
+ * The whole fleet shares this machine's two cores, so links are scaled down until every scenario stays
+ * network-bound: at T* a rollout moves N·S/T* bytes per second through the machine, which must stay well
+ * under what the CPUs can relay (see bench/RESULTS.md: ~215 MB/s registry→skopeo, ~85 MB/s through a Node
+ * relay per node). Node links match the origin uplink, so `S/D_n = S/U_o`: the origin is thin against
+ * the fleet (N·D_n), and a perfect swarm beats direct pulls by N×.
+ */
+export const DEFAULTS: Readonly<Record<BenchMode, Defaults>> = {
+  quick: {
+    nodes: 4,
+    imageMib: 32,
+    layers: 4,
+    links: { originUp: 40, cacheUp: 200, cacheDown: 200, seederUp: 200, seederDown: 200, nodeUp: 40, nodeDown: 40 },
+  },
+  full: {
+    nodes: 16,
+    imageMib: 256,
+    layers: 4,
+    links: { originUp: 25, cacheUp: 100, cacheDown: 100, seederUp: 100, seederDown: 100, nodeUp: 25, nodeDown: 25 },
+  },
+}
+
+/** Addresses are planned for this many nodes (169.254.2.1 … 169.254.5.250). */
+export const MAX_NODES = 1000
+
+export const USAGE = `usage: npm run bench -- [flags]   (needs root: network namespaces and tc)
+
+  --quick                 small fleet and image, under 3 minutes (default: the full run)
+  --nodes N               nodes in the fleet (quick ${DEFAULTS.quick.nodes}, full ${DEFAULTS.full.nodes})
+  --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
+  --layers L              layers the payload is split into (default ${DEFAULTS.full.layers})
+  --origin-up MBIT        origin uplink U_o
+  --cache-up MBIT         pull-through cache host uplink
+  --cache-down MBIT       pull-through cache host downlink
+  --seeder-up MBIT        seeder uplink U_s
+  --seeder-down MBIT      seeder downlink
+  --node-up MBIT          node uplink U_n
+  --node-down MBIT        node downlink D_n
+  --scenarios LIST        comma-separated subset of ${SCENARIO_NAMES.join(',')} (default all)
+  --seed TEXT             image content seed (default shoal-bench)
+  --out DIR               results parent folder (default bench/results)
+  --pull-timeout S        kill a node's pull after S seconds (default: 3x the direct rollout's estimate + 60)
+  --sample-ms MS          CPU and counter sampling interval (default 500)
+  --shoal-bin FILE        the shoal command to run (default: this checkout's bin/shoal.js)
+  --help                  this text`
+
+function positiveNumber(flag: string, raw: string | undefined, fallback: number, integer = false): number {
+  if (raw === undefined) return fallback
+  const value = Number(raw)
+  if (!Number.isFinite(value) || value <= 0 || (integer && !Number.isInteger(value))) {
+    throw new BenchUsageError(
+      `--${flag}: want a positive ${integer ? 'integer' : 'number'}, got ${JSON.stringify(raw)}`,
+    )
+  }
+  return value
+}
+
+export function parseScenarios(raw: string | undefined): readonly ScenarioName[] {
+  if (raw === undefined) return SCENARIO_NAMES
+  const names = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  if (names.length === 0) throw new BenchUsageError('--scenarios: empty list')
+  for (const n of names) {
+    if (!(SCENARIO_NAMES as readonly string[]).includes(n)) {
+      throw new BenchUsageError(`--scenarios: unknown ${JSON.stringify(n)} (known: ${SCENARIO_NAMES.join(', ')})`)
+    }
+  }
+  // Report order is fixed so runs compare side by side whatever order the flag used.
+  return SCENARIO_NAMES.filter((n) => names.includes(n))
+}
+
+/** The direct rollout's fluid time: every node's copy leaves the origin's uplink. */
+export function directEstimateS(nodes: number, imageBytes: number, links: LinkRates): number {
+  const originBps = (links.originUp * 1e6) / 8
+  const nodeBps = (links.nodeDown * 1e6) / 8
+  return Math.max((nodes * imageBytes) / originBps, imageBytes / nodeBps)
+}
+
+/** Flags to a frozen config; `'help'` when asked for the usage. Throws BenchUsageError on a bad flag. */
+export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (err) {
+    throw new BenchUsageError(err instanceof Error ? err.message : String(err))
+  }
+  const v = parsed.values
+  if (v.help === true) return 'help'
+  if (parsed.positionals.length > 0) throw new BenchUsageError(`unexpected argument ${parsed.positionals[0]}`)
+  const mode: BenchMode = v.quick === true ? 'quick' : 'full'
+  const d = DEFAULTS[mode]
+  const nodes = positiveNumber('nodes', v.nodes, d.nodes, true)
+  if (nodes > MAX_NODES) throw new BenchUsageError(`--nodes: at most ${MAX_NODES}`)
+  const layers = positiveNumber('layers', v.layers, d.layers, true)
+  const imageMib = positiveNumber('image-mib', v['image-mib'], d.imageMib)
+  const layerBytes = Math.floor((imageMib * MIB) / layers)
+  if (layerBytes < 1) throw new BenchUsageError('--image-mib: too small for that many layers')
+  const links: LinkRates = {
+    originUp: positiveNumber('origin-up', v['origin-up'], d.links.originUp),
+    cacheUp: positiveNumber('cache-up', v['cache-up'], d.links.cacheUp),
+    cacheDown: positiveNumber('cache-down', v['cache-down'], d.links.cacheDown),
+    seederUp: positiveNumber('seeder-up', v['seeder-up'], d.links.seederUp),
+    seederDown: positiveNumber('seeder-down', v['seeder-down'], d.links.seederDown),
+    nodeUp: positiveNumber('node-up', v['node-up'], d.links.nodeUp),
+    nodeDown: positiveNumber('node-down', v['node-down'], d.links.nodeDown),
+  }
+  const estimate = directEstimateS(nodes, layers * layerBytes, links)
+  return Object.freeze({
+    mode,
+    nodes,
+    image: Object.freeze({
+      name: 'bench/sample',
+      tag: 'v1',
+      layers,
+      layerBytes,
+      seed: v.seed ?? 'shoal-bench',
+    }),
+    links: Object.freeze(links),
+    scenarios: parseScenarios(v.scenarios),
+    outDir: v.out ?? 'bench/results',
+    pullTimeoutS: positiveNumber('pull-timeout', v['pull-timeout'], Math.ceil(3 * estimate + 60)),
+    sampleMs: positiveNumber('sample-ms', v['sample-ms'], 500, true),
+    shoalBin: resolve(v['shoal-bin'] ?? DEFAULT_SHOAL_BIN),
+  })
+}
+
+function parse(argv: readonly string[]) {
+  const text = { type: 'string' } as const
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      nodes: text,
+      'image-mib': text,
+      layers: text,
+      'origin-up': text,
+      'cache-up': text,
+      'cache-down': text,
+      'seeder-up': text,
+      'seeder-down': text,
+      'node-up': text,
+      'node-down': text,
+      scenarios: text,
+      seed: text,
+      out: text,
+      'pull-timeout': text,
+      'sample-ms': text,
+      'shoal-bin': text,
+    },
+  })
+}

@@ -1,0 +1,91 @@
+import { spawnSync } from 'node:child_process'
+import { type LinkCounters, parseHubStats, ZERO_COUNTERS } from './counters.ts'
+import { benchNamespaces, type Command, fleetSetupCommands, type HostPlan, HUB_NS, nsExec } from './netns.ts'
+import { runOk } from './proc.ts'
+
+/** The namespaces, veths and qdiscs of one run; `sweepNamespaces` takes it all down again. */
+export class Fleet {
+  readonly hosts: readonly HostPlan[]
+  readonly origin: HostPlan
+  readonly cache: HostPlan
+  readonly seeder: HostPlan
+  readonly nodes: readonly HostPlan[]
+
+  private constructor(hosts: readonly HostPlan[]) {
+    this.hosts = hosts
+    const one = (role: HostPlan['role']) => {
+      const h = hosts.find((x) => x.role === role)
+      if (h === undefined) throw new RangeError(`fleet plan has no ${role}`)
+      return h
+    }
+    this.origin = one('origin')
+    this.cache = one('cache')
+    this.seeder = one('seeder')
+    this.nodes = hosts.filter((h) => h.role === 'node')
+  }
+
+  /** Builds the fleet; the caller's sweep removes a half-built one. */
+  static async create(hosts: readonly HostPlan[], opts: { signal?: AbortSignal } = {}): Promise<Fleet> {
+    for (const c of fleetSetupCommands(hosts)) {
+      opts.signal?.throwIfAborted()
+      await runOk(c, { timeoutMs: 10_000 })
+    }
+    return new Fleet(hosts)
+  }
+
+  /** `cmd args` inside the host's namespace. */
+  exec(host: HostPlan, cmd: string, args: readonly string[]): Command {
+    return nsExec(host.ns, cmd, args)
+  }
+
+  /** Every host's link counters, read in one go from the hub side of the veths. */
+  async counters(opts: { signal?: AbortSignal } = {}): Promise<ReadonlyMap<string, LinkCounters>> {
+    const { stdout } = await runOk(
+      { cmd: 'ip', args: ['-n', HUB_NS, '-s', '-j', 'link', 'show'] },
+      {
+        timeoutMs: 5_000,
+        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+      },
+    )
+    const byDev = parseHubStats(stdout)
+    return new Map(this.hosts.map((h) => [h.name, byDev.get(h.hubDev) ?? ZERO_COUNTERS]))
+  }
+}
+
+function sync(cmd: string, args: readonly string[]): { ok: boolean; stdout: string; stderr: string } {
+  const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 })
+  return { ok: r.status === 0, stdout: r.stdout ?? '', stderr: r.stderr ?? '' }
+}
+
+function pidsIn(ns: string): number[] {
+  return sync('ip', ['netns', 'pids', ns])
+    .stdout.split('\n')
+    .map((s) => Number(s.trim()))
+    .filter((n) => Number.isInteger(n) && n > 0)
+}
+
+/**
+ * Kills every process inside the harness's namespaces (by pid: all of them were started by a run of this
+ * harness) and deletes the namespaces, which takes their veths and qdiscs with them. Synchronous, so it
+ * also works from an exit handler. Returns the namespaces it removed.
+ */
+export function sweepNamespaces(): readonly string[] {
+  const names = benchNamespaces(sync('ip', ['netns', 'list']).stdout)
+  for (const ns of names) {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const pids = pidsIn(ns)
+      if (pids.length === 0) break
+      for (const pid of pids) {
+        try {
+          process.kill(pid, 'SIGKILL')
+        } catch {
+          // already gone
+        }
+      }
+      // A killed process leaves the namespace only once the kernel has reaped it.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20)
+    }
+    sync('ip', ['netns', 'del', ns])
+  }
+  return names
+}

@@ -1,0 +1,298 @@
+import { type BoundSources, type LowerBound, mbitToBps, scenarioBound } from './bound.ts'
+import type { BenchConfig, ScenarioName } from './config.ts'
+import { type LinkCounters, type SentBytes, sent, sumCounters, ZERO_COUNTERS } from './counters.ts'
+import type { CpuUse } from './cpu.ts'
+import type { BenchImage } from './image.ts'
+import type { HostPlan } from './netns.ts'
+import type { NodeResult, Sample } from './rollout.ts'
+import { type Distribution, distribution } from './stats.ts'
+
+export type ScenarioStatus = 'ok' | 'failed' | 'unavailable'
+
+/** What the harness measured for one scenario, before any arithmetic. */
+export interface ScenarioMeasurement {
+  readonly name: ScenarioName
+  readonly title: string
+  readonly status: ScenarioStatus
+  readonly reason?: string
+  readonly setupS?: number
+  readonly nodes: readonly NodeResult[]
+  /** Per host name: link counters over the rollout alone. */
+  readonly rolloutCounters?: Readonly<Record<string, LinkCounters>>
+  /** Per host name: over setup and rollout together (a preheat's origin traffic shows up here). */
+  readonly scenarioCounters?: Readonly<Record<string, LinkCounters>>
+  /** Machine busy fraction in the second before the rollout (other load on the machine), and during it. */
+  readonly cpu?: { readonly backgroundBusy: number; readonly rollout: CpuUse }
+  readonly timeline?: readonly Sample[]
+}
+
+export interface MachineInfo {
+  readonly cpus: number
+  readonly cpuModel: string
+  readonly memoryBytes: number
+  readonly kernel: string
+  readonly node: string
+  readonly tools: Readonly<Record<string, string>>
+}
+
+export interface SetupTimes {
+  readonly fleetS: number
+  readonly originS: number
+  readonly imageGenerateS: number
+  readonly imagePushS: number
+  readonly totalS: number
+}
+
+export interface ReportInput {
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly command: string
+  readonly machine: MachineInfo
+  readonly config: BenchConfig
+  readonly image: BenchImage
+  readonly hosts: readonly HostPlan[]
+  readonly setup: SetupTimes
+  readonly scenarios: readonly ScenarioMeasurement[]
+}
+
+export interface BytesBySource {
+  readonly origin: SentBytes
+  readonly cache: SentBytes
+  readonly seeder: SentBytes
+  /** Sum over the nodes' uplinks (peer-to-peer traffic). */
+  readonly nodes: SentBytes
+  /** Sum over the nodes' downlinks. */
+  readonly nodesReceived: SentBytes
+}
+
+export interface Ratios {
+  readonly maxOverBound: number
+  readonly p99OverBound: number
+  /** Origin payload bytes over the whole scenario (setup + rollout) / S. */
+  readonly originBytesOverImage: number
+  readonly originWireBytesOverImage: number
+  /** direct's max / this max; null when either has no complete rollout. */
+  readonly speedupVsDirect: number | null
+  readonly speedupVsCache: number | null
+}
+
+export interface ScenarioReport {
+  readonly name: ScenarioName
+  readonly title: string
+  readonly status: ScenarioStatus
+  readonly reason?: string
+  readonly setupS?: number
+  readonly bound: LowerBound & { readonly sources: BoundSources }
+  readonly nodes: readonly NodeResult[]
+  readonly failedNodes: number
+  /** Over the nodes that finished; absent when none did. */
+  readonly completion?: Distribution
+  readonly bytes?: {
+    readonly rollout: BytesBySource
+    readonly scenario: BytesBySource
+  }
+  readonly ratios?: Ratios
+  /** Origin uplink bytes during the rollout over what U_o could carry in the rollout's max time. */
+  readonly originLinkUse?: number
+  readonly cpu?: { readonly backgroundBusy: number; readonly rollout: CpuUse }
+  readonly timeline?: readonly Sample[]
+}
+
+export interface Report {
+  readonly version: 1
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly command: string
+  readonly machine: MachineInfo
+  readonly config: BenchConfig
+  readonly image: {
+    readonly ref: string
+    readonly bytes: number
+    readonly rootDigest: string
+    readonly blobs: BenchImage['blobs']
+  }
+  readonly hosts: readonly {
+    readonly name: string
+    readonly role: string
+    readonly addr: string
+  }[]
+  readonly setup: SetupTimes
+  readonly scenarios: readonly ScenarioReport[]
+  readonly notes: readonly string[]
+}
+
+function bytesBySource(hosts: readonly HostPlan[], counters: Readonly<Record<string, LinkCounters>>): BytesBySource {
+  const of = (role: HostPlan['role']) =>
+    sumCounters(hosts.filter((h) => h.role === role).map((h) => counters[h.name] ?? ZERO_COUNTERS))
+  const nodes = of('node')
+  return {
+    origin: sent(of('origin')),
+    cache: sent(of('cache')),
+    seeder: sent(of('seeder')),
+    nodes: sent(nodes),
+    nodesReceived: sent({
+      txBytes: nodes.rxBytes,
+      txPackets: nodes.rxPackets,
+      rxBytes: nodes.txBytes,
+      rxPackets: nodes.txPackets,
+    }),
+  }
+}
+
+/** A complete rollout: the scenario ran and every node got the image. */
+function completeMax(s: ScenarioReport | undefined): number | undefined {
+  if (s === undefined || s.status !== 'ok' || s.failedNodes > 0 || s.completion === undefined) return undefined
+  return s.completion.max
+}
+
+const NOTES = [
+  "Times: from the common start of the rollout to each node's client (skopeo copy to dir:) exiting; percentiles are nearest-rank.",
+  "T* = max(S/U_first, S/D_n, N*S/(U_src + N*U_n)) from the configured link rates; see each scenario's bound.sources.",
+  "Bytes: link counters of each host's veth (hub side), before and after; payload = link bytes - 66 bytes of Ethernet/IPv4/TCP headers per packet.",
+  "originBytesOverImage uses the origin's payload bytes over the whole scenario (setup + rollout), so a preheat counts.",
+  'CPU: busy fraction of the whole machine from /proc/stat (1.0 = every core busy); backgroundBusy is the second before the rollout.',
+]
+
+/** Every number of a run, shaped for report.json (and the summary and the picture). */
+export function buildReport(input: ReportInput): Report {
+  const { config, image, hosts } = input
+  const S = image.bytes
+  const N = config.nodes
+  const partial: ScenarioReport[] = input.scenarios.map((m) => {
+    const bound = scenarioBound(m.name, config.links, S, N)
+    const ok = m.nodes.filter((n) => n.ok)
+    const base: ScenarioReport = {
+      name: m.name,
+      title: m.title,
+      status: m.status,
+      ...(m.reason === undefined ? {} : { reason: m.reason }),
+      ...(m.setupS === undefined ? {} : { setupS: m.setupS }),
+      bound,
+      nodes: m.nodes,
+      failedNodes: m.nodes.length - ok.length,
+      ...(ok.length === 0 ? {} : { completion: distribution(ok.map((n) => n.seconds)) }),
+      ...(m.rolloutCounters === undefined || m.scenarioCounters === undefined
+        ? {}
+        : {
+            bytes: {
+              rollout: bytesBySource(hosts, m.rolloutCounters),
+              scenario: bytesBySource(hosts, m.scenarioCounters),
+            },
+          }),
+      ...(m.cpu === undefined ? {} : { cpu: m.cpu }),
+      ...(m.timeline === undefined ? {} : { timeline: m.timeline }),
+    }
+    return base
+  })
+  const byName = new Map(partial.map((s) => [s.name, s]))
+  const directMax = completeMax(byName.get('direct'))
+  const cacheMax = completeMax(byName.get('cache'))
+  const scenarios = partial.map((s): ScenarioReport => {
+    if (s.completion === undefined || s.bytes === undefined) return s
+    const max = completeMax(s)
+    const speedup = (baseline: number | undefined) =>
+      baseline === undefined || max === undefined ? null : baseline / max
+    const originWindowBytes = s.bytes.rollout.origin.wire
+    return {
+      ...s,
+      ratios: {
+        maxOverBound: s.completion.max / s.bound.seconds,
+        p99OverBound: s.completion.p99 / s.bound.seconds,
+        originBytesOverImage: s.bytes.scenario.origin.payload / S,
+        originWireBytesOverImage: s.bytes.scenario.origin.wire / S,
+        speedupVsDirect: speedup(directMax),
+        speedupVsCache: speedup(cacheMax),
+      },
+      originLinkUse: originWindowBytes / (mbitToBps(config.links.originUp) * s.completion.max),
+    }
+  })
+  return {
+    version: 1,
+    startedAt: input.startedAt,
+    finishedAt: input.finishedAt,
+    command: input.command,
+    machine: input.machine,
+    config,
+    image: {
+      ref: image.originRef,
+      bytes: S,
+      rootDigest: image.rootDigest,
+      blobs: image.blobs,
+    },
+    hosts: hosts.map((h) => ({ name: h.name, role: h.role, addr: h.addr })),
+    setup: input.setup,
+    scenarios,
+    notes: NOTES,
+  }
+}
+
+const fmtS = (v: number | undefined) => (v === undefined ? '–' : v.toFixed(1))
+const fmtX = (v: number | null | undefined) => (v === undefined || v === null ? '–' : `${v.toFixed(2)}×`)
+const fmtPct = (v: number | undefined) => (v === undefined ? '–' : `${Math.round(v * 100)}%`)
+
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let v = n
+  let i = 0
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`
+}
+
+/** The configuration in one line, for the summary and the picture. */
+export function configLine(r: Report): string {
+  const l = r.config.links
+  return (
+    `N=${r.config.nodes}, S=${fmtBytes(r.image.bytes)} in ${r.config.image.layers} layers; ` +
+    `U_o=${l.originUp}, U_cache=${l.cacheUp}/${l.cacheDown}, U_s=${l.seederUp}/${l.seederDown}, ` +
+    `U_n=${l.nodeUp}, D_n=${l.nodeDown} mbit`
+  )
+}
+
+/** The Markdown table of a run. */
+export function summaryMarkdown(r: Report): string {
+  const head =
+    '| scenario | status | p50 s | p90 s | p99 s | max s | T* s (limit) | max/T* | p99/T* | origin bytes/S |' +
+    ' vs direct | vs cache | CPU busy (before) |'
+  const rule = `|${' --- |'.repeat(13)}`
+  const rows = r.scenarios.map((s) => {
+    const c = s.completion
+    const status = s.status === 'ok' && s.failedNodes > 0 ? `${s.failedNodes} of ${s.nodes.length} failed` : s.status
+    const cpu = s.cpu === undefined ? '–' : `${fmtPct(s.cpu.rollout.busy)} (${fmtPct(s.cpu.backgroundBusy)})`
+    return (
+      `| ${s.title} | ${status} | ${fmtS(c?.p50)} | ${fmtS(c?.p90)} | ${fmtS(c?.p99)} | ${fmtS(c?.max)} | ` +
+      `${fmtS(s.bound.seconds)} (${s.bound.limitedBy}) | ${fmtX(s.ratios?.maxOverBound)} | ` +
+      `${fmtX(s.ratios?.p99OverBound)} | ${fmtX(s.ratios?.originBytesOverImage)} | ` +
+      `${fmtX(s.ratios?.speedupVsDirect)} | ${fmtX(s.ratios?.speedupVsCache)} | ${cpu} |`
+    )
+  })
+  const reasons = r.scenarios
+    .filter((s) => s.reason !== undefined)
+    .map((s) => `- ${s.title}: ${s.status === 'unavailable' ? 'not available' : 'failed'}: ${s.reason}`)
+  const failures = r.scenarios.flatMap((s) =>
+    s.nodes.filter((n) => !n.ok).map((n) => `- ${s.title}, ${n.node}: ${n.error ?? 'failed'}`),
+  )
+  const setup = r.setup
+  return [
+    `# Fleet benchmark, ${r.startedAt}`,
+    '',
+    `\`${r.command}\``,
+    '',
+    `${configLine(r)}. Image \`${r.image.ref}\` (${r.image.bytes} bytes).`,
+    '',
+    head,
+    rule,
+    ...rows,
+    ...(reasons.length > 0 ? ['', ...reasons] : []),
+    ...(failures.length > 0 ? ['', 'Failed pulls:', ...failures] : []),
+    '',
+    `Setup: fleet ${fmtS(setup.fleetS)} s, origin registry ${fmtS(setup.originS)} s, image generate ` +
+      `${fmtS(setup.imageGenerateS)} s + push ${fmtS(setup.imagePushS)} s (total ${fmtS(setup.totalS)} s). ` +
+      `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, kernel ${r.machine.kernel}.`,
+    '',
+    ...r.notes.map((n) => `- ${n}`),
+    '',
+  ].join('\n')
+}

@@ -1,0 +1,137 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { HostPlan } from '../netns.ts'
+import { type Daemon, run } from '../proc.ts'
+import { type Scenario, type ScenarioContext, skopeoPull } from '../scenario.ts'
+
+export const SEEDER_P2P_PORT = 4001
+export const AGENT_P2P_PORT = 4002
+export const SEEDER_API_PORT = 7000
+/** Inside every node's namespace the client talks to its own agent here, as it would on a real host. */
+export const AGENT_LISTEN = '127.0.0.1:5000'
+
+const READY_WAIT_MS = 60_000
+
+/** The seeder's `GET /status`. */
+export interface SeederStatus {
+  readonly peerId: string
+  readonly multiaddrs: readonly string[]
+}
+
+export function parseSeederStatus(body: string): SeederStatus {
+  const doc: unknown = JSON.parse(body)
+  if (typeof doc !== 'object' || doc === null) throw new TypeError('seeder /status: not an object')
+  const { peerId, multiaddrs } = doc as Record<string, unknown>
+  if (typeof peerId !== 'string' || peerId === '') throw new TypeError('seeder /status: no peerId')
+  const addrs = Array.isArray(multiaddrs) ? multiaddrs.filter((a): a is string => typeof a === 'string') : []
+  return { peerId, multiaddrs: addrs }
+}
+
+/** The shoal process environment: without the caller's SHOAL_* variables, which would override the flags' file. */
+function shoalEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SHOAL_')))
+}
+
+export function seederArgs(
+  bin: string,
+  seeder: HostPlan,
+  originUrl: string,
+  originHost: string,
+  data: string,
+): string[] {
+  return [bin, 'seeder', '--origin', originUrl, '--data', data]
+    .concat(['--p2p-listen', `/ip4/${seeder.addr}/tcp/${SEEDER_P2P_PORT}`])
+    .concat(['--api-listen', `${seeder.addr}:${SEEDER_API_PORT}`, '--insecure-registry', originHost])
+}
+
+export function agentArgs(
+  bin: string,
+  node: HostPlan,
+  seederAddr: string,
+  originUrl: string,
+  originHost: string,
+  data: string,
+): string[] {
+  return [bin, 'agent', '--listen', AGENT_LISTEN, '--origin', originUrl, '--data', data]
+    .concat(['--p2p-listen', `/ip4/${node.addr}/tcp/${AGENT_P2P_PORT}`, '--seeder', seederAddr])
+    .concat(['--insecure-registry', originHost])
+}
+
+/**
+ * Whether this checkout's `shoal` command has what the scenario drives: a `seeder` command, an agent that
+ * joins a swarm and, for a preheated run, a `preheat` command. Asks each command's --help: nothing starts.
+ */
+export async function shoalCliGap(bin: string, mode: 'cold' | 'preheated'): Promise<string | undefined> {
+  const needs: [string, readonly string[]][] = [
+    ['agent', ['--p2p-listen', '--seeder']],
+    ['seeder', ['--origin', '--p2p-listen', '--api-listen']],
+  ]
+  if (mode === 'preheated') needs.push(['preheat', ['--seeder']])
+  for (const [command, flags] of needs) {
+    const r = await run({ cmd: process.execPath, args: [bin, command, '--help'] }, { timeoutMs: 30_000 })
+    if (r.code !== 0) return `\`shoal ${command}\` is not there yet (exit ${r.code}: ${firstLine(r.stderr)})`
+    const missing = flags.filter((f) => !r.stdout.includes(f))
+    if (missing.length > 0) return `\`shoal ${command}\` has no ${missing.join(', ')} flag yet`
+  }
+  return undefined
+}
+
+function firstLine(text: string): string {
+  return text.trim().split('\n', 1)[0] ?? ''
+}
+
+/** Seeder and one agent per node; `preheat` pulls the image into the seeder before the rollout starts. */
+export function shoal(mode: 'cold' | 'preheated'): Scenario {
+  let daemons: Daemon[] = []
+  return {
+    name: mode === 'cold' ? 'shoal-cold' : 'shoal-preheated',
+    title: mode === 'cold' ? 'shoal, cold' : 'shoal, preheated seeder',
+    unavailable: (ctx) => shoalCliGap(ctx.config.shoalBin, mode),
+    async setup(ctx: ScenarioContext) {
+      const { fleet } = ctx
+      const seederData = join(ctx.dir, 'seeder')
+      await mkdir(seederData, { recursive: true })
+      daemons.push(
+        ctx.daemon(
+          fleet.seeder,
+          'seeder',
+          process.execPath,
+          seederArgs(ctx.config.shoalBin, fleet.seeder, ctx.originUrl, ctx.originHost, seederData),
+          shoalEnv(),
+        ),
+      )
+      const api = `http://${fleet.seeder.addr}:${SEEDER_API_PORT}`
+      const status = parseSeederStatus(await ctx.probe(fleet.seeder, `${api}/status`, READY_WAIT_MS))
+      const seederAddr = `/ip4/${fleet.seeder.addr}/tcp/${SEEDER_P2P_PORT}/p2p/${status.peerId}`
+      ctx.log(`seeder ${status.peerId} up`)
+      for (const node of fleet.nodes) {
+        const data = join(ctx.dir, node.name)
+        await mkdir(data, { recursive: true })
+        const args = agentArgs(ctx.config.shoalBin, node, seederAddr, ctx.originUrl, ctx.originHost, data)
+        daemons.push(ctx.daemon(node, `agent-${node.name}`, process.execPath, args, shoalEnv()))
+      }
+      await Promise.all(fleet.nodes.map((n) => ctx.probe(n, `http://${AGENT_LISTEN}/v2/`, READY_WAIT_MS)))
+      ctx.log(`${fleet.nodes.length} agents up`)
+      if (mode === 'preheated') {
+        const ref = ctx.image.originRef
+        const t0 = performance.now()
+        const r = await ctx.run(
+          fleet.seeder,
+          process.execPath,
+          [ctx.config.shoalBin, 'preheat', '--seeder', api, ref],
+          30 * 60_000,
+        )
+        if (r.code !== 0) throw new Error(`shoal preheat failed (exit ${r.code}): ${firstLine(r.stderr || r.stdout)}`)
+        ctx.log(`preheat of ${ref} took ${((performance.now() - t0) / 1000).toFixed(1)} s`)
+      }
+    },
+    pull(node, ctx) {
+      return skopeoPull(AGENT_LISTEN, ctx.image, ctx.pullDest(node))
+    },
+    async teardown() {
+      const stopping = daemons
+      daemons = []
+      await Promise.all(stopping.map((d) => d.stop()))
+    },
+  }
+}

@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest'
+import {
+  DEFAULTS,
+  directEstimateS,
+  parseBenchArgs,
+  parseScenarios,
+  SCENARIO_NAMES,
+  type BenchConfig,
+} from '../../../bench/fleet/config.ts'
+import { BenchUsageError } from '../../../bench/fleet/errors.ts'
+
+function config(argv: string[]): BenchConfig {
+  const c = parseBenchArgs(argv)
+  if (c === 'help') throw new Error('unexpected help')
+  return c
+}
+
+describe('parseBenchArgs', () => {
+  it('gives the full run by default: 16 nodes, 256 MiB in 4 layers, every scenario', () => {
+    const c = config([])
+    expect(c.mode).toBe('full')
+    expect(c.nodes).toBe(DEFAULTS.full.nodes)
+    expect(c.image.layers).toBe(4)
+    expect(c.image.layers * c.image.layerBytes).toBe(256 * 1024 * 1024)
+    expect(c.links).toEqual(DEFAULTS.full.links)
+    expect(c.scenarios).toEqual(SCENARIO_NAMES)
+    expect(c.shoalBin).toMatch(/\/bin\/shoal\.js$/)
+    expect(Object.isFrozen(c)).toBe(true)
+  })
+
+  it('gives a small fleet with --quick', () => {
+    const c = config(['--quick'])
+    expect(c.mode).toBe('quick')
+    expect(c.nodes).toBe(4)
+    expect(c.image.layers * c.image.layerBytes).toBe(32 * 1024 * 1024)
+  })
+
+  it('lets every link and size be set', () => {
+    const c = config(
+      ['--quick', '--nodes', '8', '--image-mib', '10', '--layers', '2', '--origin-up', '12.5', '--node-down', '300']
+        .concat([
+          '--node-up',
+          '20',
+          '--seeder-up',
+          '400',
+          '--seeder-down',
+          '401',
+          '--cache-up',
+          '99',
+          '--cache-down',
+          '98',
+        ])
+        .concat(['--scenarios', 'cache,direct', '--seed', 'x', '--sample-ms', '250', '--pull-timeout', '30']),
+    )
+    expect(c.nodes).toBe(8)
+    expect(c.image).toMatchObject({ layers: 2, layerBytes: 5 * 1024 * 1024, seed: 'x' })
+    expect(c.links).toEqual({
+      originUp: 12.5,
+      cacheUp: 99,
+      cacheDown: 98,
+      seederUp: 400,
+      seederDown: 401,
+      nodeUp: 20,
+      nodeDown: 300,
+    })
+    expect(c.scenarios).toEqual(['direct', 'cache'])
+    expect(c.sampleMs).toBe(250)
+    expect(c.pullTimeoutS).toBe(30)
+  })
+
+  it('derives the pull timeout from the direct rollout estimate', () => {
+    const c = config(['--quick'])
+    const estimate = directEstimateS(4, 32 * 1024 * 1024, c.links)
+    expect(estimate).toBeCloseTo((4 * 32 * 1024 * 1024 * 8) / 40e6)
+    expect(c.pullTimeoutS).toBe(Math.ceil(3 * estimate + 60))
+  })
+
+  it('answers help', () => {
+    expect(parseBenchArgs(['--help'])).toBe('help')
+  })
+
+  it.each([
+    [['--nodes', '0']],
+    [['--nodes', '2.5']],
+    [['--nodes', '100000']],
+    [['--origin-up', '-1']],
+    [['--node-down', 'fast']],
+    [['--bogus']],
+    [['extra']],
+    [['--scenarios', 'direct,torrent']],
+    [['--scenarios', ',']],
+  ])('refuses %j with a usage error', (argv) => {
+    expect(() => parseBenchArgs(argv)).toThrow(BenchUsageError)
+  })
+})
+
+describe('parseScenarios', () => {
+  it('keeps the report order whatever order the flag used', () => {
+    expect(parseScenarios('shoal-preheated, direct')).toEqual(['direct', 'shoal-preheated'])
+    expect(parseScenarios(undefined)).toEqual(SCENARIO_NAMES)
+  })
+})
