@@ -1,4 +1,5 @@
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
+import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 
 /** Every agent option: flag, SHOAL_* variable and YAML key share one name. */
 export const AGENT_OPTIONS = {
@@ -83,6 +84,17 @@ export const AGENT_OPTIONS = {
     flag: 'swarm-key',
     describe: 'pre-shared swarm key file: only nodes holding it can connect',
   },
+  bulkListen: {
+    type: 'hostport',
+    flag: 'bulk-listen',
+    describe: 'HTTPS listen address of the bulk chunk path (default: host of the first --p2p-listen, any port)',
+  },
+  noBulk: {
+    type: 'bool',
+    flag: 'no-bulk',
+    default: false,
+    describe: 'move chunk bytes over libp2p streams only: no bulk HTTPS port, none used',
+  },
   uploadRate: {
     type: 'rate',
     flag: 'upload-rate',
@@ -98,8 +110,14 @@ export const AGENT_OPTIONS = {
   stallTimeout: {
     type: 'duration',
     flag: 'stall-timeout',
-    default: 15_000,
+    default: 60_000,
     describe: 'no verified chunk from the swarm for this long → the rest comes from the origin',
+  },
+  reprovideInterval: {
+    type: 'duration',
+    flag: 'reprovide-interval',
+    default: 3_600_000,
+    describe: "how often held blobs are re-announced in the DHT (others' records are kept twice as long)",
   },
 } as const satisfies Record<string, OptionSpec>
 
@@ -130,9 +148,12 @@ export interface AgentConfig {
   readonly seeders: readonly string[]
   readonly bootstrap: readonly string[]
   readonly swarmKeyFile: string | undefined
+  /** Where the bulk (HTTPS) chunk path listens; undefined: off (no swarm, or --no-bulk). */
+  readonly bulkListen: HostPort | undefined
   readonly uploadRate: number
   readonly downloadRate: number
   readonly stallTimeoutMs: number
+  readonly reprovideIntervalMs: number
 }
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']
@@ -163,10 +184,20 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     seeders: parseSeeders(v.seeders as readonly string[]),
     bootstrap: v.bootstrap as readonly string[],
     swarmKeyFile: v.swarmKey as string | undefined,
+    bulkListen: bulkListenOf(v.bulkListen as string | undefined, v.noBulk as boolean, v.p2pListen as readonly string[]),
     uploadRate: v.uploadRate as number,
     downloadRate: v.downloadRate as number,
     stallTimeoutMs: v.stallTimeout as number,
+    reprovideIntervalMs: reprovideInterval(v.reprovideInterval as number),
   })
+}
+
+/** Explicit, else next to the first p2p listen address; nothing when the swarm or the bulk path is off. */
+function bulkListenOf(explicit: string | undefined, off: boolean, p2pListen: readonly string[]): HostPort | undefined {
+  if (off || p2pListen.length === 0) return undefined
+  if (explicit === undefined) return defaultBulkListen(p2pListen)
+  const [host, port] = splitHostPort(explicit)
+  return Object.freeze({ host, port })
 }
 
 export function splitHostPort(value: string): [string, number] {
@@ -210,4 +241,10 @@ function parseSeeders(list: readonly string[]): readonly string[] {
     }
   }
   return list
+}
+
+/** Below a second the DHT would spend its time re-providing; tests use a second. */
+function reprovideInterval(ms: number): number {
+  if (ms < 1000) throw new ConfigError('reprovide-interval', 'must be at least 1s')
+  return ms
 }

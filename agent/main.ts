@@ -3,10 +3,11 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
-import { credentialsFrom, OriginClient } from '../shared/origin/index.ts'
+import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin/index.ts'
 import { TokenBucket, throttled } from '../shared/rate/index.ts'
-import { createP2PNode } from '../shared/p2p/index.ts'
+import { createP2PNode, loadOrCreateIdentity } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore } from '../shared/store/index.ts'
+import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -15,13 +16,20 @@ import { buildApp } from './app.ts'
 import { Authorizer } from './authz.ts'
 import { type Download, Downloads } from './blobs/download.ts'
 import { fetchFromOrigin } from './blobs/origin-fetch.ts'
-import { type BlobRequest, BlobService } from './blobs/service.ts'
+import { type BlobFiller, type BlobRequest, BlobService } from './blobs/service.ts'
+import { Prefetcher } from './prefetch.ts'
 import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { ManifestService } from './registry/manifests.ts'
+import { dhtFindProviders, ProviderLookups } from './swarm/lookups.ts'
+import { Announcer, dhtProviderRouting } from './swarm/provider.ts'
 import { type SeederRef, Swarm } from './swarm/swarm.ts'
 
 /** How long a shutdown waits for in-flight requests before it aborts their downloads. */
 const DRAIN_TIMEOUT_MS = 10_000
+/** A DHT provider lookup that takes longer starts the download with what it found. */
+const LOOKUP_TIMEOUT_MS = 2000
+/** A finished provider lookup is reused this long (downloads look again every second while they run). */
+const LOOKUP_CACHE_MS = 500
 
 export interface RunningAgent {
   readonly url: string
@@ -39,11 +47,14 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   await mkdir(config.data, { recursive: true })
   const metrics = createMetrics()
   // The chunk source exists only after the store it serves from: eviction reaches it through here.
-  const late: { source?: StoreChunkSource } = {}
+  const late: { source?: StoreChunkSource; prefetch?: Prefetcher; announcer?: Announcer } = {}
   const stores = await openFsStore({
     dir: config.data,
     maxBytes: config.cacheMaxBytes,
-    onEvict: (digest) => late.source?.noteRemoved(digest),
+    onEvict: (digest) => {
+      late.source?.noteRemoved(digest)
+      late.announcer?.withdraw(digest)
+    },
   })
   const origin = new OriginClient({ credentials: credentialsFrom(config.registries), onBytes: () => {} })
   const isPublic = (registry: string) => config.registries.get(registry)?.public === true
@@ -64,9 +75,33 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       authorization: req.authorization,
       ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
     })
-  const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log) : undefined
+  const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log, late) : undefined
   late.source = p2p?.source
+  late.announcer = p2p?.announcer
   const swarm = p2p?.swarm
+  const fill: BlobFiller = async (dl, req) => {
+    if (p2p !== undefined) {
+      try {
+        await p2p.swarm.fill(dl, req, closing.signal)
+        return
+      } catch (err) {
+        // Peers get a blob's chunks while the swarm fills it or once it is complete, not in between.
+        if ((await stores.blobs.stat(req.digest)) === undefined) p2p.announcer.withdraw(req.digest)
+        if (closing.signal.aborted) throw err
+        // A pull never fails because of the swarm while the origin is healthy.
+        log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
+      }
+    }
+    await originFill(dl, req)
+    if (p2p !== undefined) {
+      // Complete from the origin: servable to peers now, as it would be after a restart.
+      const info = await stores.blobs.stat(req.digest)
+      if (info !== undefined) {
+        p2p.source.noteComplete(req.digest, info.size, config.chunkSize)
+        p2p.announcer.announce(req.digest)
+      }
+    }
+  }
   const blobs = new BlobService({
     store: stores.blobs,
     origin,
@@ -74,20 +109,19 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     downloads,
     metrics,
     log: log.child({ component: 'blobs' }),
-    fill: async (dl, req) => {
-      if (swarm !== undefined) {
-        try {
-          await swarm.fill(dl, req, closing.signal)
-          return
-        } catch (err) {
-          if (closing.signal.aborted) throw err
-          // A pull never fails because of the swarm while the origin is healthy.
-          log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
-        }
-      }
-      await originFill(dl, req)
-    },
+    fill,
   })
+  if (swarm !== undefined)
+    late.prefetch = new Prefetcher({
+      trusted: swarm.trustedSigners,
+      store: stores.blobs,
+      downloads,
+      fill,
+      upstreamFor: (r) =>
+        resolveUpstream(r, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries }),
+      signal: closing.signal,
+      log: log.child({ component: 'prefetch' }),
+    })
   const manifests = new ManifestService({
     origin,
     cache: stores.manifests,
@@ -110,6 +144,9 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       role: 'agent',
       peerId: p2p?.node.peerId.toString(),
       multiaddrs: p2p?.node.getMultiaddrs().map((m) => m.toString()) ?? [],
+      bulkPort: p2p?.bulkPort,
+      // Chunks received over the bulk (HTTPS) path and over libp2p streams, and bulk attempts that fell back.
+      chunks: p2p?.client.transfers,
       peers: p2p?.node.getPeers().length ?? 0,
       cache: stores.blobs.usage(),
       bytes: await bytesBySource(metrics),
@@ -156,7 +193,13 @@ export function agentMain(argv: readonly string[], env: NodeJS.ProcessEnv): Prom
 }
 
 /** The swarm half of an agent: libp2p node, chunk server and client, and the downloader. */
-async function startSwarm(config: AgentConfig, store: ContentStore, metrics: Metrics, log: Logger) {
+async function startSwarm(
+  config: AgentConfig,
+  store: ContentStore,
+  metrics: Metrics,
+  log: Logger,
+  late: { readonly prefetch?: Prefetcher },
+) {
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
   const seeders: SeederRef[] = config.seeders.map((s) => {
     const addr = multiaddr(s)
@@ -169,6 +212,7 @@ async function startSwarm(config: AgentConfig, store: ContentStore, metrics: Met
     bootstrap: [...config.seeders, ...config.bootstrap],
     ...(swarmKey === undefined ? {} : { swarmKey }),
     dhtServer: true,
+    reprovideIntervalMs: config.reprovideIntervalMs,
   })
   const maps = await FsMapStore.open({ dataDir: config.data })
   const live = new LiveBlobs()
@@ -185,19 +229,33 @@ async function startSwarm(config: AgentConfig, store: ContentStore, metrics: Met
     },
   })
   await source.load()
+  // The bulk path's certificate is bound to the node's identity key: peers check it against our peer id.
+  const bulk =
+    config.bulkListen === undefined
+      ? undefined
+      : { credentials: await createBulkCredentials(await loadOrCreateIdentity(config.data)), listen: config.bulkListen }
+  const bulkClient = bulk === undefined ? undefined : new BulkClient({ credentials: bulk.credentials })
   const server = new ChunkServer(
     { registrar: node },
     {
       source,
+      ...(bulk === undefined ? {} : { bulk }),
       maxConcurrentUploads: 3,
       ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
       onServed: (_peer, bytes) => metrics.bytesServed.inc({ to: 'peer' }, bytes),
+      // A seeder's preheat asking this agent to fill its cache ahead of need (wired once the blob service exists).
+      prefetch: async (digest, registry, name, ctx, opts) => {
+        if (late.prefetch === undefined) throw new Error('agent not ready')
+        await late.prefetch.accept(digest, registry, name, ctx, opts)
+      },
       log: log.child({ component: 'chunks' }),
     },
   )
   await server.start()
+  const announcer = new Announcer({ routing: dhtProviderRouting(node), log: log.child({ component: 'provide' }) })
   const client = new ChunkClient({
     node,
+    ...(bulkClient === undefined ? {} : { bulk: bulkClient }),
     ...(config.downloadRate > 0 ? { downloadBucket: new TokenBucket({ bytesPerSecond: config.downloadRate }) } : {}),
   })
   const swarm = new Swarm({
@@ -211,16 +269,30 @@ async function startSwarm(config: AgentConfig, store: ContentStore, metrics: Met
     metrics,
     log: log.child({ component: 'swarm' }),
     stallTimeoutMs: config.stallTimeoutMs,
-    lookupTimeoutMs: 2000,
+    announcer,
+    lookups: new ProviderLookups({
+      find: dhtFindProviders(node),
+      timeoutMs: LOOKUP_TIMEOUT_MS,
+      cacheMs: LOOKUP_CACHE_MS,
+      onFirst: (ms) => metrics.dhtLookupSeconds.observe(ms / 1000),
+    }),
   })
   tie.swarm = swarm
   for (const s of seeders) void node.dial(s.addr).catch(() => {})
+  // Provider records live in the node's memory: what the store held before a restart is announced again.
+  for await (const info of store.list()) announcer.announce(info.digest)
   return {
     node,
     source,
     swarm,
+    announcer,
+    client,
+    /** The bulk (HTTPS) chunk port, when serving one. */
+    bulkPort: server.bulkPort,
     async stop() {
+      await announcer.stop()
       await server.stop()
+      await bulkClient?.close()
       await node.stop()
     },
   }

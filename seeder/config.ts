@@ -1,4 +1,5 @@
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
+import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 
 export const SEEDER_OPTIONS = {
   origin: {
@@ -23,6 +24,12 @@ export const SEEDER_OPTIONS = {
   },
   bootstrap: { type: 'list', flag: 'bootstrap', default: [], describe: 'other seeders: MULTIADDR or dns:NAME[:PORT]' },
   swarmKey: { type: 'string', flag: 'swarm-key', describe: 'pre-shared swarm key file (private network)' },
+  bulkListen: {
+    type: 'hostport',
+    flag: 'bulk-listen',
+    describe: 'HTTPS listen address of the bulk chunk path (default: host of the first --p2p-listen, any port)',
+  },
+  noBulk: { type: 'bool', flag: 'no-bulk', default: false, describe: 'serve chunk bytes over libp2p streams only' },
   insecureRegistries: { type: 'list', flag: 'insecure-registry', default: [], describe: 'HOST:PORT reached over http' },
   chunkSize: { type: 'bytes', flag: 'chunk-size', default: 4 * 1024 * 1024, describe: 'chunk size of the swarm' },
   cacheMaxBytes: {
@@ -44,7 +51,19 @@ export const SEEDER_OPTIONS = {
     default: [],
     describe: 'repository patterns (* within a component, ** across) that notifications preheat; none = all',
   },
+  preheatTtl: {
+    type: 'duration',
+    flag: 'preheat-ttl',
+    default: 24 * 3_600_000,
+    describe: 'preheated blobs are pinned this long (then ordinary LRU content); 0 = not pinned',
+  },
   logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace … error, silent' },
+  reprovideInterval: {
+    type: 'duration',
+    flag: 'reprovide-interval',
+    default: 3_600_000,
+    describe: "the swarm's DHT re-provide interval: agents' provider records are kept twice as long",
+  },
 } as const satisfies Record<string, OptionSpec>
 
 export interface SeederConfig {
@@ -55,6 +74,8 @@ export interface SeederConfig {
   readonly apiListen: { readonly host: string; readonly port: number }
   readonly bootstrap: readonly string[]
   readonly swarmKeyFile: string | undefined
+  /** Where the bulk (HTTPS) chunk path listens; undefined: off (--no-bulk). */
+  readonly bulkListen: HostPort | undefined
   readonly insecureRegistries: readonly string[]
   readonly chunkSize: number
   readonly cacheMaxBytes: number
@@ -62,7 +83,9 @@ export interface SeederConfig {
   readonly originRate: number
   readonly webhookTokenFile: string | undefined
   readonly notifyRepositories: readonly string[]
+  readonly preheatTtlMs: number
   readonly logLevel: string
+  readonly reprovideIntervalMs: number
   readonly credentials: ReadonlyMap<string, { username?: string; password?: string; token?: string }>
 }
 
@@ -93,6 +116,7 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
     apiListen: { host: api.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(api.slice(i + 1)) },
     bootstrap: v.bootstrap as readonly string[],
     swarmKeyFile: v.swarmKey as string | undefined,
+    bulkListen: bulkListenOf(v.bulkListen as string | undefined, v.noBulk as boolean, v.p2pListen as readonly string[]),
     insecureRegistries: v.insecureRegistries as readonly string[],
     chunkSize,
     cacheMaxBytes: v.cacheMaxBytes as number,
@@ -100,7 +124,23 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
     originRate: v.originRate as number,
     webhookTokenFile: v.webhookTokenFile as string | undefined,
     notifyRepositories: v.notifyRepositories as readonly string[],
+    preheatTtlMs: v.preheatTtl as number,
     logLevel: v.logLevel as string,
+    reprovideIntervalMs: reprovideInterval(v.reprovideInterval as number),
     credentials: creds,
   })
+}
+
+/** Below a second the DHT would spend its time re-providing; tests use a second. */
+function reprovideInterval(ms: number): number {
+  if (ms < 1000) throw new ConfigError('reprovide-interval', 'must be at least 1s')
+  return ms
+}
+
+/** Explicit, else next to the first p2p listen address; nothing with --no-bulk. */
+function bulkListenOf(explicit: string | undefined, off: boolean, p2pListen: readonly string[]): HostPort | undefined {
+  if (off) return undefined
+  if (explicit === undefined) return defaultBulkListen(p2pListen)
+  const i = explicit.lastIndexOf(':')
+  return Object.freeze({ host: explicit.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(explicit.slice(i + 1)) })
 }

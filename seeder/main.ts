@@ -5,15 +5,20 @@ import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
 import { createP2PNode, loadOrCreateIdentity, type P2PNode } from '../shared/p2p/index.ts'
+import type { Digest } from '../shared/oci/index.ts'
 import { TokenBucket } from '../shared/rate/index.ts'
 import { openFsStore } from '../shared/store/index.ts'
+import { createBulkCredentials } from '../shared/swarm/bulk/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
 import { loadSeederConfig, type SeederConfig } from './config.ts'
 import { notificationRoutes } from './notifications.ts'
+import { rendezvousOwners, seederPrefetchHandler, seedersFromBootstrap } from './owners.ts'
 import { Preheater, preheatRoutes } from './preheat.ts'
+import { agentPrefetcher } from './prefetch.ts'
+import { Retention } from './retention.ts'
 import { Puller } from './puller.ts'
 import { PeerHints } from './peer-hints.ts'
 import { SuperSeeder } from './super-seeder.ts'
@@ -26,6 +31,7 @@ export interface RunningSeeder {
   readonly metrics: Metrics
   readonly puller: Puller
   readonly preheater: Preheater
+  readonly retention: Retention
   close(): Promise<void>
 }
 
@@ -42,6 +48,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     onEvict: (d) => late.source?.noteRemoved(d),
   })
   const maps = await FsMapStore.open({ dataDir: config.data })
+  const retention = new Retention({ store: stores.blobs, ttlMs: config.preheatTtlMs, dataDir: config.data, log })
+  await retention.load()
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
   const node = await createP2PNode({
     dataDir: config.data,
@@ -50,6 +58,9 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     bootstrap: config.bootstrap,
     ...(swarmKey === undefined ? {} : { swarmKey }),
     dhtServer: true,
+    // The seeder provides nothing (agents always ask it directly), but it holds agents' provider records:
+    // the interval sets how long one outlives an agent that evicted the blob.
+    reprovideIntervalMs: config.reprovideIntervalMs,
   })
   const key = await loadOrCreateIdentity(config.data)
   const origin = new OriginClient({ credentials: credentialsFrom(config.credentials) })
@@ -99,6 +110,10 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     { registrar: node },
     {
       source: chunkSource,
+      // Chunk bytes over HTTPS to peers holding a ticket; the certificate is bound to the seeder's identity key.
+      ...(config.bulkListen === undefined
+        ? {}
+        : { bulk: { credentials: await createBulkCredentials(key), listen: config.bulkListen } }),
       // Few uploads at once: a chunk reaches one agent fast instead of all agents slowly (see the scheduler notes).
       maxConcurrentUploads: 3,
       ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
@@ -106,6 +121,12 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
         metrics.bytesServed.inc({ to: 'peer' }, bytes)
         seeding.served(chunk.digest, peer.toString(), chunk.index)
       },
+      // Another seeder preheating an image asks this one, the owner of a blob, to pull and keep it.
+      prefetch: seederPrefetchHandler({
+        seeders: seedersFromBootstrap(config.bootstrap),
+        start: (digest, registry, name) => puller.start(digest, registry, name),
+        keep: (digest) => retention.keep(digest),
+      }),
       log: log.child({ component: 'chunks' }),
     },
   )
@@ -116,6 +137,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     role: 'seeder',
     peerId,
     multiaddrs,
+    bulkPort: server.bulkPort,
     peers: node.getPeers().length,
     cache: stores.blobs.usage(),
     pulling: puller.inflight,
@@ -133,6 +155,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     upstreamFor,
     defaultRegistry: defaultUpstream.registry,
     log: log.child({ component: 'preheat' }),
+    ...preheatWiring(node, client, config.bootstrap, retention, log),
   })
   late.preheater = preheater
   await api.register(preheatRoutes(preheater))
@@ -168,6 +191,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     metrics,
     puller,
     preheater,
+    retention,
     async close() {
       seeding.stop()
       preheater.close()
@@ -175,6 +199,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
       await server.stop()
       await node.stop()
       await origin.close()
+      await retention.close()
       await stores.close()
     },
   }
@@ -183,4 +208,25 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
 /** `shoal seeder …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */
 export function seederMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   return runService('seeder', argv, env, loadSeederConfig, (config) => startSeeder(config))
+}
+
+/** Rendezvous ownership among seeders, retention of what a preheat seeded, and the agents a preheat may ask. */
+function preheatWiring(
+  node: P2PNode,
+  client: ChunkClient,
+  bootstrap: readonly string[],
+  retention: Retention,
+  log: Logger,
+) {
+  const others = seedersFromBootstrap(bootstrap).filter((s) => s.id !== node.peerId.toString())
+  const seederIds = new Set(others.map((s) => s.id))
+  return {
+    ...(others.length > 0 ? { owner: rendezvousOwners(node.peerId.toString(), others, client) } : {}),
+    onSeeded: (digest: Digest) => retention.keep(digest),
+    prefetch: agentPrefetcher({
+      client,
+      candidates: () => node.getPeers().filter((p) => !seederIds.has(p.toString())),
+      log: log.child({ component: 'prefetch' }),
+    }),
+  }
 }

@@ -15,16 +15,18 @@ import {
 import type { Logger } from '../../shared/log/index.ts'
 import type { Metrics } from '../../shared/metrics/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
-import { blobCid, type P2PNode } from '../../shared/p2p/index.ts'
+import type { P2PNode } from '../../shared/p2p/index.ts'
 import type { ContentStore } from '../../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
-import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
+import { type ChunkClient, InvalidMessageError } from '../../shared/swarm/protocol/index.ts'
 import { DownloadScheduler, type PeerKind, seededRandom } from '../../shared/swarm/scheduler/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { Download } from '../blobs/download.ts'
 import type { BlobRequest } from '../blobs/service.ts'
 import { HaveTracker } from '../../shared/swarm/have-tracker.ts'
+import type { ProviderLookups } from './lookups.ts'
+import type { Announcer } from './provider.ts'
 
 export interface SeederRef {
   readonly id: string
@@ -43,8 +45,10 @@ export interface SwarmOptions {
   readonly log: Logger
   /** No verified chunk for this long → the rest comes from the origin. */
   readonly stallTimeoutMs: number
-  /** How long a DHT lookup may take before the download starts with what it found. */
-  readonly lookupTimeoutMs: number
+  /** Tells the DHT which blobs this node provides: from the first verified chunk until the blob leaves the store. */
+  readonly announcer: Announcer
+  /** DHT provider lookups, de-duplicated and briefly cached. */
+  readonly lookups: ProviderLookups
   readonly now?: () => number
 }
 
@@ -75,6 +79,8 @@ export class Swarm {
   /** Peers that asked us about a blob: they are fetching it too, so they are candidates. */
   readonly #interested = new Map<Digest, Set<string>>()
   readonly #mapChecked = new Map<Digest, number>()
+  /** Peers caught lying, shared by every download: banned until the time given. */
+  readonly #bans = new Map<string, number>()
 
   constructor(opts: SwarmOptions) {
     this.#o = opts
@@ -166,7 +172,9 @@ export class Swarm {
     const digest = blob.digest
     const ac = new AbortController()
     const signal = AbortSignal.any([outer, ac.signal])
+    for (const [peer, until] of this.#bans) if (until <= this.#now()) this.#bans.delete(peer)
     const sched = new DownloadScheduler({
+      bans: this.#bans,
       chunkCount: blob.partial.chunkCount,
       chunkBytes: (i) => {
         const r = chunkRange(geometry, i)
@@ -230,6 +238,12 @@ export class Swarm {
             metrics.chunksRejected.inc({ reason: 'unproven' })
             return
           }
+          if (proof === 'forged') {
+            outcome = 'bad'
+            metrics.chunksRejected.inc({ reason: 'forged' })
+            log.warn({ peer, digest, index }, 'chunk attestation not from a trusted seeder, banning peer')
+            return
+          }
           try {
             verifyChunk(geometry, index, proof.chunk, res.bytes)
           } catch (err) {
@@ -258,15 +272,21 @@ export class Swarm {
             lastProgress = this.#now()
             if (!provided) {
               provided = true
-              void node.contentRouting.provide(blobCid(digest), { signal: outer }).catch((err: unknown) => {
-                log.debug({ digest, err: (err as Error).message }, 'provide failed')
-              })
+              this.#o.announcer.announce(digest)
             }
           }
           outcome = 'ok'
         }
       } catch (err) {
         if (rc.signal.aborted || signal.aborted) return
+        if (err instanceof InvalidMessageError) {
+          // A malformed or mismatched answer (oversized, wrong chunk, another blob's attestation) is a lie, not
+          // a hiccup: banned like a bad hash. A peer that only hangs up is merely failed.
+          outcome = 'bad'
+          metrics.chunksRejected.inc({ reason: 'malformed' })
+          log.warn({ peer, digest, index, err: err.message }, 'malformed chunk answer, banning peer')
+          return
+        }
         log.debug({ peer, digest, index, err: (err as Error).message }, 'chunk request failed')
       } finally {
         inflight.delete(key)
@@ -310,14 +330,17 @@ export class Swarm {
     if (failure !== undefined) throw failure
   }
 
-  /** The proof a chunk must match: the trusted map's entry, or a trusted seeder's attestation. */
+  /**
+   * The proof a chunk must match: the trusted map's entry, or a trusted seeder's attestation. `'forged'` when the
+   * peer sent an attestation that does not verify; undefined when there is nothing to check against yet.
+   */
   async #prove(
     blob: LiveBlob,
     geometry: ChunkGeometry,
     index: number,
     attestation: ChunkAttestation | undefined,
     signal: AbortSignal,
-  ): Promise<{ chunk: string; attestation?: ChunkAttestation } | undefined> {
+  ): Promise<{ chunk: string; attestation?: ChunkAttestation } | 'forged' | undefined> {
     const fromMap = blob.map?.map.chunks[index]
     if (fromMap !== undefined) return { chunk: fromMap }
     if (attestation === undefined) {
@@ -340,7 +363,8 @@ export class Swarm {
         index,
       })
     } catch {
-      return undefined
+      // Not signed by a trusted seeder, or not for this chunk of this blob: a proof that proves nothing is a lie.
+      return 'forged'
     }
     return { chunk: attestation.chunk, attestation }
   }
@@ -375,24 +399,19 @@ export class Swarm {
     // A seeder whose have-loop ended on a dropped connection is picked up again here.
     for (const s of this.#o.seeders) tracker.track(s.id, s.addr, 'seeder')
     for (const peer of this.#interested.get(digest) ?? []) tracker.trackId(peer, 'peer')
-    const started = performance.now()
-    const ac = AbortSignal.any([signal, AbortSignal.timeout(this.#o.lookupTimeoutMs)])
-    let first = true
-    try {
-      for await (const p of this.#o.node.contentRouting.findProviders(blobCid(digest), { signal: ac })) {
-        if (first) {
-          this.#o.metrics.dhtLookupSeconds.observe((performance.now() - started) / 1000)
-          first = false
-        }
-        const id = p.id.toString()
-        if (id === this.#o.node.peerId.toString() || this.#trusted.has(id)) continue
-        if (p.multiaddrs.length > 0)
-          await this.#o.node.peerStore.merge(p.id, { multiaddrs: p.multiaddrs }).catch(() => {})
-        tracker.trackId(id, 'peer', p.id)
-      }
-    } catch {
-      // A lookup that times out still found what it found.
-    }
+    const self = this.#o.node.peerId.toString()
+    // Joins a lookup under way for this blob, or reuses one that just finished (the DHT routing already put
+    // the providers' addresses in the peer store).
+    await this.#o.lookups
+      .lookup(
+        digest,
+        (p) => {
+          const id = p.id.toString()
+          if (id !== self && !this.#trusted.has(id)) tracker.trackId(id, 'peer', p.id)
+        },
+        { signal },
+      )
+      .catch(() => {})
   }
 
   /** A signed map from a seeder or provider, verified against the trusted seeder keys. */

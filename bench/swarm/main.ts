@@ -7,8 +7,9 @@
  * (a) origin egress: 8 agents pull one image at once; blob bytes the origin served / unique image bytes;
  * (b) a cold 256 MiB blob through the swarm (first agent, cold seeder): time to first byte against the same
  *     request's whole-blob time;
- * (c) agent-to-agent throughput of that blob, now complete at the agent: pipelined ChunkClient.getChunk over
- *     libp2p against the agent's /v2/ blob URL over undici, both read from a second process.
+ * (c) agent-to-agent throughput of that blob, now complete at the agent, read from a second process: pipelined
+ *     ChunkClient.getChunk as agents fetch chunks by default (ticket over libp2p, bytes over the bulk HTTPS path),
+ *     the same over libp2p streams only, and the agent's /v2/ blob URL over undici (plain HTTP).
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
@@ -22,7 +23,7 @@ import { pullImage } from '../../cli/demo/pull.ts'
 import { bytesBySource } from '../../shared/metrics/index.ts'
 import { Digester, DigestMismatchError } from '../../shared/oci/index.ts'
 import { type Fleet, startFleet } from '../../test/swarm/fleet-harness.ts'
-import type { ReaderCommand, ReaderReply } from './reader.ts'
+import type { ReaderCommand, ReaderMode, ReaderReply } from './reader.ts'
 
 const MiB = 1024 * 1024
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -144,9 +145,12 @@ async function measureCold(fleet: Fleet): Promise<ColdBlob> {
 
 interface PeerThroughput {
   readonly encryption: string
+  readonly bulk: number[]
   readonly libp2p: number[]
   readonly http: number[]
 }
+
+const MODES: readonly ReaderMode[] = ['bulk', 'libp2p', 'http']
 
 /** (c): the reader process against agent 0, which now holds the blob complete; modes interleaved per run. */
 async function measurePeer(fleet: Fleet, size: number): Promise<PeerThroughput> {
@@ -187,10 +191,10 @@ async function measurePeer(fleet: Fleet, size: number): Promise<PeerThroughput> 
     })
     const ready = await reply()
     if (ready.t !== 'ready') throw new Error(`reader: unexpected ${ready.t}`)
-    const out: PeerThroughput = { encryption: ready.encryption, libp2p: [], http: [] }
+    const out: PeerThroughput = { encryption: ready.encryption, bulk: [], libp2p: [], http: [] }
     for (let run = 0; run < RUNS; run++) {
-      // Alternate which goes first, so drift on a shared machine hits both alike.
-      const modes = run % 2 === 0 ? (['libp2p', 'http'] as const) : (['http', 'libp2p'] as const)
+      // Rotate which goes first, so drift on a shared machine hits every mode alike.
+      const modes = MODES.map((_, i) => MODES[(i + run) % MODES.length]!)
       for (const mode of modes) {
         command({ t: 'run', mode })
         const r = await reply()
@@ -207,8 +211,15 @@ async function measurePeer(fleet: Fleet, size: number): Promise<PeerThroughput> 
   }
 }
 
+/** Each run's ratio (its modes ran back to back, so they saw about the same load), then their median. */
+function perRun(xs: readonly number[], ys: readonly number[]): string {
+  const ratios = xs.map((x, i) => x / ys[i]!)
+  return `${ratios.map((r) => r.toFixed(2)).join(', ')} (${median(ratios).toFixed(2)})`
+}
+
 function report(a: Egress, b: ColdBlob, c: PeerThroughput, loads: readonly number[]): string {
   const cpu = cpus()
+  const bk = median(c.bulk)
   const l = median(c.libp2p)
   const h = median(c.http)
   const lines = [
@@ -232,15 +243,19 @@ function report(a: Egress, b: ColdBlob, c: PeerThroughput, loads: readonly numbe
     `| (b) cold ${(b.size / MiB).toFixed(0)} MiB blob, time to first byte (ms) | ${b.firstByteMs.toFixed(0)} |`,
     `| (b) cold blob, whole blob (ms) | ${b.wholeMs.toFixed(0)} (${mb(b.size, b.wholeMs / 1000).toFixed(0)} MB/s) |`,
     `| (b) first byte / whole blob | ${((b.firstByteMs / b.wholeMs) * 100).toFixed(1)} % |`,
-    `| (c) libp2p ChunkClient.getChunk, ${DEPTH} in flight, ${BIG_CHUNK} chunks (MB/s, median of ${RUNS}) | ${l.toFixed(0)} |`,
-    `| (c) HTTP /v2/ blob GET over undici (MB/s, median of ${RUNS}) | ${h.toFixed(0)} |`,
-    `| (c) libp2p / HTTP | ${(l / h).toFixed(2)} |`,
+    `| (c) Shoal's chunk path (ticket over libp2p, bytes over bulk HTTPS), ${DEPTH} in flight, ${BIG_CHUNK} chunks (MB/s, median of ${RUNS}) | ${bk.toFixed(0)} |`,
+    `| (c) libp2p stream only (ChunkClient without bulk path), same pipeline (MB/s, median of ${RUNS}) | ${l.toFixed(0)} |`,
+    `| (c) plain HTTP /v2/ blob GET over undici (MB/s, median of ${RUNS}) | ${h.toFixed(0)} |`,
+    `| (c) **Shoal chunk path / plain HTTP** | **${(bk / h).toFixed(2)}** |`,
+    `| (c) libp2p stream / plain HTTP | ${(l / h).toFixed(2)} |`,
+    `| (c) Shoal chunk path / plain HTTP, per run (same run's figures; median) | ${perRun(c.bulk, c.http)} |`,
+    `| (c) libp2p stream / plain HTTP, per run (median) | ${perRun(c.libp2p, c.http)} |`,
     '',
     'Details:',
     `- (a) ${a.agents} agents, 3 layers of ${LAYER_BYTES / MiB} MiB payload + config (${(a.uniqueBytes / MiB).toFixed(1)} MiB unique), ${FLEET_CHUNK} chunks; origin served ${a.originBytes} bytes in ${a.originGets} blob GETs, counted by the demo origin`,
     `- (b) ${BIG_CHUNK} chunks; agent 0 and the seeder both cold, the seeder pulls from the origin as the agent asks; response headers after ${b.headersMs.toFixed(0)} ms; bytes received by agent 0 by source: ${JSON.stringify(b.bySource)}`,
-    `- (c) the same agent (holding the blob complete now) serves both; connection encrypted with ${c.encryption}; bytes counted, not hashed, in the reader`,
-    `- (c) libp2p MB/s: ${c.libp2p.map((x) => x.toFixed(0)).join(', ')}; HTTP MB/s: ${c.http.map((x) => x.toFixed(0)).join(', ')}`,
+    `- (c) the same agent (holding the blob complete now) serves all three; libp2p connection encrypted with ${c.encryption}; bulk path: TLS 1.3, both sides presenting their libp2p certificate; bytes counted, not hashed, in the reader`,
+    `- (c) bulk MB/s: ${c.bulk.map((x) => x.toFixed(0)).join(', ')}; libp2p MB/s: ${c.libp2p.map((x) => x.toFixed(0)).join(', ')}; HTTP MB/s: ${c.http.map((x) => x.toFixed(0)).join(', ')}`,
     '',
   ]
   return lines.join('\n')

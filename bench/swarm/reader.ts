@@ -1,7 +1,9 @@
 /**
  * The reading side of bench/swarm (c), forked by main.ts so that reader and holder do not share an event loop.
- * It holds its own libp2p node and asks the holder agent for a complete blob two ways, on command:
- * `libp2p` (ChunkClient.getChunk, `depth` requests in flight) and `http` (the agent's /v2/ blob URL, undici).
+ * It holds its own libp2p node and asks the holder agent for a complete blob three ways, on command:
+ * `bulk` (ChunkClient.getChunk as the agent uses it by default: a ticket over libp2p, bytes over the bulk HTTPS
+ * path), `libp2p` (ChunkClient.getChunk over libp2p streams only), both with `depth` requests in flight, and
+ * `http` (the agent's /v2/ blob URL, undici).
  * Bytes are counted, not hashed, in both: the comparison is about the transports.
  */
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -12,7 +14,8 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { request } from 'undici'
 import { chunkCount, chunkRange } from '../../shared/chunks/index.ts'
 import { parseDigest } from '../../shared/oci/index.ts'
-import { createP2PNode } from '../../shared/p2p/index.ts'
+import { createP2PNode, loadOrCreateIdentity } from '../../shared/p2p/index.ts'
+import { BulkClient, createBulkCredentials } from '../../shared/swarm/bulk/index.ts'
 import { ChunkClient } from '../../shared/swarm/protocol/index.ts'
 
 export interface ReaderSetup {
@@ -26,12 +29,13 @@ export interface ReaderSetup {
   readonly depth: number
 }
 
-export type ReaderCommand =
-  ReaderSetup | { readonly t: 'run'; readonly mode: 'libp2p' | 'http' } | { readonly t: 'stop' }
+export type ReaderMode = 'bulk' | 'libp2p' | 'http'
+
+export type ReaderCommand = ReaderSetup | { readonly t: 'run'; readonly mode: ReaderMode } | { readonly t: 'stop' }
 
 export type ReaderReply =
   | { readonly t: 'ready'; readonly encryption: string }
-  | { readonly t: 'result'; readonly mode: 'libp2p' | 'http'; readonly bytes: number; readonly seconds: number }
+  | { readonly t: 'result'; readonly mode: ReaderMode; readonly bytes: number; readonly seconds: number }
   | { readonly t: 'error'; readonly message: string }
 
 const send = (m: ReaderReply): void => {
@@ -45,7 +49,9 @@ async function main(): Promise<void> {
   try {
     const holder = peerIdFromString(setup.peerId)
     const conn = await node.dial(multiaddr(setup.multiaddr), { signal: AbortSignal.timeout(10_000) })
-    const client = new ChunkClient({ node })
+    const streams = new ChunkClient({ node })
+    const bulk = new BulkClient({ credentials: await createBulkCredentials(await loadOrCreateIdentity(dir)) })
+    const shoal = new ChunkClient({ node, bulk })
     const digest = parseDigest(setup.digest)
     const geometry = { size: setup.size, chunkSize: setup.chunkSize }
     send({ t: 'ready', encryption: conn.encryption ?? 'unknown' })
@@ -55,7 +61,9 @@ async function main(): Promise<void> {
       if (cmd.t !== 'run') continue
       const t0 = performance.now()
       let bytes = 0
-      if (cmd.mode === 'libp2p') {
+      if (cmd.mode !== 'http') {
+        const client = cmd.mode === 'bulk' ? shoal : streams
+        const before = client.transfers
         const n = chunkCount(geometry.size, geometry.chunkSize)
         let nextIndex = 0
         const worker = async (): Promise<void> => {
@@ -72,6 +80,12 @@ async function main(): Promise<void> {
           }
         }
         await Promise.all(Array.from({ length: setup.depth }, worker))
+        const after = client.transfers
+        // Each mode must have measured the path it names.
+        if (cmd.mode === 'bulk' && (after.stream !== before.stream || after.fallbacks !== before.fallbacks)) {
+          throw new Error(`bulk run used the libp2p stream for ${after.stream - before.stream} chunks`)
+        }
+        if (cmd.mode === 'libp2p' && after.bulk !== before.bulk) throw new Error('libp2p run used the bulk path')
       } else {
         const res = await request(setup.blobUrl)
         if (res.statusCode !== 200) throw new Error(`GET ${setup.blobUrl}: ${res.statusCode}`)
@@ -80,6 +94,7 @@ async function main(): Promise<void> {
       if (bytes !== setup.size) throw new Error(`${cmd.mode}: read ${bytes} bytes of ${setup.size}`)
       send({ t: 'result', mode: cmd.mode, bytes, seconds: (performance.now() - t0) / 1000 })
     }
+    await bulk.close()
   } finally {
     await node.stop()
     await rm(dir, { recursive: true, force: true })

@@ -3,6 +3,13 @@ export const DHT_PROTOCOL = '/shoal/kad/1.0.0'
 /** Delay before kad-dht's first self-query, which every other query waits for (kad-dht's default is 1000). */
 export const DHT_INITIAL_SELF_QUERY_DELAY_MS = 0
 
+/**
+ * How often a node re-provides the blobs it holds (kad-dht's own default is about once a day). Provider records
+ * live twice that, so a record a node stopped re-providing (it evicted the blob) is gone from its peers within
+ * about 2.25 intervals.
+ */
+export const DEFAULT_REPROVIDE_INTERVAL_MS = 3_600_000
+
 /** Where the node's identity key lives, relative to the data directory. */
 export const IDENTITY_DIR = 'p2p'
 export const IDENTITY_FILE = 'identity.key'

@@ -8,7 +8,7 @@ export {
   systemResolver,
 } from './bootstrap.ts'
 export { blobCid } from './cid.ts'
-export { DEFAULT_P2P_PORT, DHT_PROTOCOL } from './constants.ts'
+export { DEFAULT_P2P_PORT, DEFAULT_REPROVIDE_INTERVAL_MS, DHT_PROTOCOL } from './constants.ts'
 export { InvalidBootstrapEntryError, InvalidIdentityError, InvalidSwarmKeyError } from './errors.ts'
 export { identityPath, loadOrCreateIdentity } from './identity.ts'
 export {
@@ -18,5 +18,6 @@ export {
   type P2PNode,
   type P2PNodeOptions,
   type P2PServices,
+  reprovideSchedule,
 } from './node.ts'
 export { generateSwarmKey, parseSwarmKey } from './swarm-key.ts'

@@ -9,7 +9,7 @@ import { tcp } from '@libp2p/tcp'
 import { tls } from '@libp2p/tls'
 import { createLibp2p } from 'libp2p'
 import { type Bootstrap, bootstrapService, type HostResolver, parseBootstrapEntry } from './bootstrap.ts'
-import { DHT_INITIAL_SELF_QUERY_DELAY_MS, DHT_PROTOCOL } from './constants.ts'
+import { DEFAULT_REPROVIDE_INTERVAL_MS, DHT_INITIAL_SELF_QUERY_DELAY_MS, DHT_PROTOCOL } from './constants.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { parseSwarmKey } from './swarm-key.ts'
 
@@ -37,6 +37,8 @@ export interface P2PNodeOptions {
   readonly dhtServer?: boolean
   /** Connection encrypters in order of preference (default DEFAULT_ENCRYPTERS). */
   readonly encrypters?: readonly EncrypterName[]
+  /** How often the node re-provides what it provides; also sets how long it keeps others' records (default 1 h). */
+  readonly reprovideIntervalMs?: number
   /** How `dns:` bootstrap names are resolved (default getaddrinfo). */
   readonly resolver?: HostResolver
   readonly signal?: AbortSignal
@@ -56,6 +58,16 @@ type EncrypterFactory = NonNullable<Parameters<typeof createLibp2p>[0]>['connect
 const ENCRYPTERS: Readonly<Record<EncrypterName, () => (components: never) => ConnectionEncrypter>> = {
   tls: () => tls(),
   noise: () => noise(),
+}
+
+/**
+ * kad-dht's reprovider, set to re-provide every `intervalMs`: it looks at its records every quarter interval,
+ * re-provides its own once they are an interval old, and drops other nodes' records after two intervals (a
+ * record its owner stopped re-providing, because it evicted the blob, does not outlive that).
+ */
+export function reprovideSchedule(intervalMs: number): { interval: number; threshold: number; validity: number } {
+  if (!(intervalMs >= 4)) throw new RangeError(`reprovide interval must be at least 4 ms, got ${intervalMs}`)
+  return { interval: Math.floor(intervalMs / 4), threshold: intervalMs, validity: 2 * intervalMs }
 }
 
 /** Creates and starts the swarm node shared by agent and seeder. Stop it with `node.stop()`. */
@@ -87,6 +99,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
         // Queries wait for the first self-query, which kad-dht delays by 1 s by default; an agent that starts
         // because a pod needs an image should not pay that. The self-query still waits for a first peer.
         initialQuerySelfInterval: DHT_INITIAL_SELF_QUERY_DELAY_MS,
+        reprovide: reprovideSchedule(opts.reprovideIntervalMs ?? DEFAULT_REPROVIDE_INTERVAL_MS),
       }),
       bootstrap: bootstrapService({ entries, resolver: opts.resolver }),
     },

@@ -7,6 +7,9 @@ import { MAX_CHUNK_SIZE_BYTES } from '../../chunks/constants.ts'
 import { decodeSignedChunkMap, maxEncodedSignedChunkMapBytes, type SignedChunkMap } from '../../chunks/signed-map.ts'
 import type { Digest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
+import { TICKET_TIMEOUT_MS as BULK_TICKET_TIMEOUT_MS } from '../bulk/constants.ts'
+import { ipOf } from '../bulk/listen.ts'
+import { type BulkTicket, BulkRoute } from '../bulk/route.ts'
 import {
   CHUNK_PROTOCOL,
   DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,
@@ -36,6 +39,13 @@ export interface HaveResult {
 /** Chunk bytes exactly as received (NOT verified: the caller checks them against a trusted map or attestation). */
 export type ChunkResult = { readonly bytes: Uint8Array; readonly attestation?: ChunkAttestation } | 'none' | 'busy'
 
+/** Chunks received per path, and bulk attempts that fell back to the stream. */
+export interface ChunkTransfers {
+  readonly bulk: number
+  readonly stream: number
+  readonly fallbacks: number
+}
+
 const MAX_SIGNED_MAP_BYTES = maxEncodedSignedChunkMapBytes()
 const HEADER_BUFFER_BYTES = MAX_CONTROL_FRAME_BYTES + 2 * MAX_LENGTH_PREFIX_BYTES
 
@@ -55,12 +65,27 @@ export class ChunkClient {
   readonly #timeoutMs: number
   readonly #bucket: TokenBucket | undefined
   readonly #maxOutboundStreams: number
+  readonly #bulk: BulkRoute | undefined
+  #streamChunks = 0
 
   constructor(init: ChunkClientInit) {
     this.#node = init.node
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_CLIENT_REQUEST_TIMEOUT_MS
     this.#bucket = init.downloadBucket
     this.#maxOutboundStreams = init.maxOutboundStreamsPerPeer ?? DEFAULT_MAX_OUTBOUND_STREAMS_PER_PEER
+    this.#bulk =
+      init.bulk === undefined
+        ? undefined
+        : new BulkRoute({
+            client: init.bulk,
+            ticket: (peer, digest) =>
+              this.getBulkTicket(peer, digest, { signal: AbortSignal.timeout(BULK_TICKET_TIMEOUT_MS) }),
+          })
+  }
+
+  get transfers(): ChunkTransfers {
+    const bulk = this.#bulk?.counts
+    return { bulk: bulk?.chunks ?? 0, stream: this.#streamChunks, fallbacks: bulk?.fallbacks ?? 0 }
   }
 
   /** The peer's signed chunk map, or undefined when it has none. The signature is NOT checked here. */
@@ -129,25 +154,84 @@ export class ChunkClient {
       throw new RangeError(`maxBytes ${maxBytes} outside 1..${MAX_CHUNK_SIZE_BYTES}`)
     }
     if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`invalid chunk index ${index}`)
+    if (this.#bulk !== undefined) {
+      const viaBulk = await this.#bulkChunk(this.#bulk, peer, digest, index, maxBytes, opts.signal)
+      if (viaBulk !== undefined) return viaBulk
+    }
     const req: Request = { t: 'chunk', digest, index }
     return this.#exchange(peer, req, { bufferBytes: maxBytes, signal: opts.signal }, async (x) => {
       const res = expectType(await readResponse(x), ['chunk', 'none', 'busy'])
       if (res.t !== 'chunk') return res.t
       if (res.index !== index) throw new InvalidMessageError(`answer is for chunk ${res.index}, asked ${index}`)
       if (res.length > maxBytes) throw new InvalidMessageError(`chunk of ${res.length} bytes, limit ${maxBytes}`)
-      const a = res.attestation
-      if (a !== undefined) {
-        if (a.digest !== digest || a.index !== index) {
-          throw new InvalidMessageError(`attestation is for chunk ${a.index} of ${a.digest}`)
-        }
-        const { start, end } = chunkRange(a, index)
-        if (end - start !== res.length) {
-          throw new InvalidMessageError(`chunk of ${res.length} bytes, attestation says ${end - start}`)
-        }
-      }
+      checkAttestation(res.attestation, digest, index, res.length)
       const bytes = await readData(x, res.length, this.#bucket)
-      return a === undefined ? { bytes } : { bytes, attestation: a }
+      this.#streamChunks++
+      return res.attestation === undefined ? { bytes } : { bytes, attestation: res.attestation }
     })
+  }
+
+  /**
+   * A ticket for the peer's bulk data path, bound to our peer id and `digest`, with the address to use it at
+   * (the IP of our libp2p connection to the peer, the port it names). Undefined when the peer serves none.
+   */
+  async getBulkTicket(
+    peer: PeerTarget,
+    digest: Digest,
+    opts: { signal?: AbortSignal } = {},
+  ): Promise<BulkTicket | undefined> {
+    const dial = deadline(
+      this.#timeoutMs,
+      () => new PeerTimeoutError(`no connection to ${peer.toString()} within ${this.#timeoutMs} ms`),
+      [opts.signal],
+    )
+    let connection
+    try {
+      connection = isPeerId(peer)
+        ? (this.#node.getConnections(peer).find((c) => c.status === 'open' && c.limits === undefined) ??
+          (await this.#node.dial(peer, { signal: dial.signal })))
+        : await this.#node.dial(peer, { signal: dial.signal })
+    } finally {
+      dial.dispose()
+    }
+    const host = ipOf(connection.remoteAddr)
+    // A relayed (limited) connection has no direct route to the peer's bulk port.
+    if (host === undefined || connection.limits !== undefined) return undefined
+    const remote = connection.remotePeer
+    const req: Request = { t: 'bulk', digest }
+    return this.#exchange(remote, req, { bufferBytes: 0, signal: opts.signal }, async (x) => {
+      const res = expectType(await readResponse(x), ['bulk', 'none'])
+      if (res.t === 'none') return undefined
+      return { peer: remote, host, port: res.port, token: res.token, ttlMs: res.ttlMs }
+    })
+  }
+
+  /** The chunk over the bulk path, under the same request timeout as the stream; undefined → use the stream. */
+  async #bulkChunk(
+    route: BulkRoute,
+    peer: PeerTarget,
+    digest: Digest,
+    index: number,
+    maxBytes: number,
+    signal: AbortSignal | undefined,
+  ): Promise<ChunkResult | undefined> {
+    const request = deadline(
+      this.#timeoutMs,
+      () => new PeerTimeoutError(`bulk chunk request to ${peer.toString()} not answered within ${this.#timeoutMs} ms`),
+      [signal],
+    )
+    try {
+      const res = await route.getChunk(peer, digest, index, {
+        maxBytes,
+        signal: request.signal,
+        ...(this.#bucket === undefined ? {} : { bucket: this.#bucket }),
+      })
+      if (res === undefined || typeof res === 'string') return res
+      checkAttestation(res.attestation, digest, index, res.bytes.byteLength)
+      return res
+    } finally {
+      request.dispose()
+    }
   }
 
   /** Asks a seeder to pull `digest` from the origin for the swarm; resolves once it has started. */
@@ -163,6 +247,24 @@ export class ChunkClient {
       const res = expectType(await readResponse(x), ['fetching', 'error'])
       if (res.t === 'error') throw new RemoteError(`peer could not fetch ${digest}: ${res.message}`)
       return { size: res.size, chunkSize: res.chunkSize }
+    })
+  }
+
+  /**
+   * Asks an agent to pull `digest` into its cache through the swarm (or, with `hold`, a seeder to pull it from the
+   * origin and keep it for its preheat TTL); resolves once it accepted.
+   */
+  async prefetch(
+    peer: PeerTarget,
+    digest: Digest,
+    registry: string,
+    name: string,
+    opts: { hold?: boolean; signal?: AbortSignal } = {},
+  ): Promise<void> {
+    const req: Request = { t: 'prefetch', digest, registry, name, ...(opts.hold === true ? { hold: true } : {}) }
+    await this.#exchange(peer, req, { bufferBytes: 0, signal: opts.signal }, async (x) => {
+      const res = expectType(await readResponse(x), ['prefetching', 'error'])
+      if (res.t === 'error') throw new RemoteError(`peer will not prefetch ${digest}: ${res.message}`)
     })
   }
 
@@ -225,6 +327,16 @@ function expectType<const K extends ResponseType>(res: Response, allowed: readon
     throw new InvalidMessageError(`unexpected ${res.t} response, want ${allowed.join(' or ')}`)
   }
   return res as Extract<Response, { t: K }>
+}
+
+/** An attestation sent with a chunk must be about that chunk and agree with its length. */
+function checkAttestation(a: ChunkAttestation | undefined, digest: Digest, index: number, length: number): void {
+  if (a === undefined) return
+  if (a.digest !== digest || a.index !== index) {
+    throw new InvalidMessageError(`attestation is for chunk ${a.index} of ${a.digest}`)
+  }
+  const { start, end } = chunkRange(a, index)
+  if (end - start !== length) throw new InvalidMessageError(`chunk of ${length} bytes, attestation says ${end - start}`)
 }
 
 /** Reads the data frame that follows a header announcing `length`: a longer one is refused at its prefix. */

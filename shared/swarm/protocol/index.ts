@@ -8,6 +8,9 @@ import type { Bitfield } from '../../chunks/bitfield.ts'
 import type { SignedChunkMap } from '../../chunks/signed-map.ts'
 import type { Logger } from '../../log/index.ts'
 import type { Digest } from '../../oci/digest.ts'
+import type { BulkClient } from '../bulk/client.ts'
+import type { BulkCredentials } from '../bulk/credentials.ts'
+import type { HostPort } from '../bulk/listen.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
 
 /** Who asked: lets a seeder advertise per peer (super-seeding) and account what it served. */
@@ -69,12 +72,30 @@ export interface ChunkServerInit {
   readonly uploadBucket?: TokenBucket
   /** Called after a chunk's bytes were handed to the transport. */
   readonly onServed?: (peer: PeerId, bytes: number, chunk: { readonly digest: Digest; readonly index: number }) => void
+  /**
+   * An agent: takes a seeder's request to pull a blob into its cache through the swarm. Resolves once the
+   * prefetch is accepted (not when it is done); throws to refuse. Absent: `prefetch` is answered with an error.
+   */
+  readonly prefetch?: (
+    digest: Digest,
+    registry: string,
+    name: string,
+    ctx: RequestContext,
+    opts: { readonly hold: boolean },
+  ) => Promise<void>
   readonly log?: Pick<Logger, 'debug' | 'warn'>
+  /**
+   * Also serve chunk bytes over the bulk (HTTPS) path, listening on `listen`, to peers holding a ticket from a
+   * `bulk` request (shared/swarm/bulk). The same upload slots, bucket, timeout and onServed apply.
+   */
+  readonly bulk?: { readonly credentials: BulkCredentials; readonly listen: HostPort; readonly ticketTtlMs?: number }
 }
 
 export interface ChunkClientInit {
   /** The libp2p node to dial from. */
-  readonly node: Pick<Libp2p, 'dialProtocol' | 'getConnections'>
+  readonly node: Pick<Libp2p, 'dial' | 'dialProtocol' | 'getConnections'>
+  /** Fetch chunk bytes over the bulk path from peers that offer it; the libp2p stream stays the fallback. */
+  readonly bulk?: BulkClient
   /** Each response must arrive in full within this time (a long poll adds its wait) (default 30 s). */
   readonly requestTimeoutMs?: number
   /** Shared download limit; data-frame bytes take from it as they are read. */
@@ -83,7 +104,7 @@ export interface ChunkClientInit {
   readonly maxOutboundStreamsPerPeer?: number
 }
 
-export { ChunkClient, type ChunkResult, type HaveResult, type PeerTarget } from './client.ts'
+export { ChunkClient, type ChunkResult, type ChunkTransfers, type HaveResult, type PeerTarget } from './client.ts'
 export {
   CHUNK_PROTOCOL,
   DEFAULT_CLIENT_REQUEST_TIMEOUT_MS,

@@ -2,7 +2,7 @@
  * Control messages of `/shoal/chunks/1.0.0`: JSON objects, one per length-prefixed frame, at most
  * MAX_CONTROL_FRAME_BYTES. Decoding validates every field, so handlers and callers see typed values only; unknown
  * fields are ignored so a later minor version can add some. Binary payloads (bitfields, attestations) are
- * canonical base64 inside the JSON; bulk bytes (chunks, signed maps) follow in a data frame.
+ * canonical base64 inside the JSON; large payloads (chunks, signed maps) follow in a data frame.
  *
  *   request                                          response
  *   { t: 'map', digest }                             { t: 'map', length } + data frame | { t: 'none' }
@@ -10,6 +10,12 @@
  *   { t: 'chunk', digest, index }                    { t: 'chunk', index, length, attestation? } + data frame
  *                                                    | { t: 'none' } | { t: 'busy' }
  *   { t: 'fetch', digest, registry, name }           { t: 'fetching', size, chunkSize } | { t: 'error', message }
+ *   { t: 'prefetch', digest, registry, name, hold? } { t: 'prefetching' } | { t: 'error', message }
+ *   { t: 'bulk', digest }                            { t: 'bulk', port, token, ttlMs } | { t: 'none' }
+ *
+ * `bulk` (added within 1.0.0: a peer that predates it resets the stream, and the asker falls back to `chunk`)
+ * hands out a ticket for the bulk data path: chunk bytes over HTTPS to `port` on the same host, see
+ * shared/swarm/bulk.
  */
 
 import { type ChunkAttestation, decodeChunkAttestation, encodeChunkAttestation } from '../../chunks/attestation.ts'
@@ -18,6 +24,7 @@ import { chunkCount, isValidChunkSize } from '../../chunks/chunk-map.ts'
 import { MAX_CHUNK_SIZE_BYTES } from '../../chunks/constants.ts'
 import { type Digest, isDigest } from '../../oci/digest.ts'
 import { isRepositoryName } from '../../oci/reference.ts'
+import { MAX_TICKET_TTL_MS as MAX_BULK_TICKET_TTL_MS, TOKEN_RE as BULK_TOKEN_RE } from '../bulk/constants.ts'
 import { MAX_CONTROL_FRAME_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_REGISTRY_CHARS } from './constants.ts'
 import { InvalidMessageError } from './errors.ts'
 
@@ -26,6 +33,17 @@ export type Request =
   | { readonly t: 'have'; readonly digest: Digest; readonly known?: number; readonly waitMs?: number }
   | { readonly t: 'chunk'; readonly digest: Digest; readonly index: number }
   | { readonly t: 'fetch'; readonly digest: Digest; readonly registry: string; readonly name: string }
+  /** A seeder asks an agent to pull a blob through the swarm into its cache ahead of need (preheat scope). */
+  | {
+      readonly t: 'prefetch'
+      readonly digest: Digest
+      readonly registry: string
+      readonly name: string
+      /** Seeder to seeder: the owner should also keep the blob for its preheat TTL (agents refuse it). */
+      readonly hold?: boolean
+    }
+  /** A ticket to fetch this blob's chunks over the bulk (HTTPS) path. */
+  | { readonly t: 'bulk'; readonly digest: Digest }
 
 export type RequestType = Request['t']
 
@@ -51,13 +69,15 @@ export type Response =
   | ({ readonly t: 'have' } & HaveState)
   | { readonly t: 'chunk'; readonly index: number; readonly length: number; readonly attestation?: ChunkAttestation }
   | { readonly t: 'fetching'; readonly size: number; readonly chunkSize: number }
+  | { readonly t: 'prefetching' }
+  | { readonly t: 'bulk'; readonly port: number; readonly token: string; readonly ttlMs: number }
   | { readonly t: 'error'; readonly message: string }
   | { readonly t: 'none' }
   | { readonly t: 'busy' }
 
 export type ResponseType = Response['t']
 
-const REQUEST_TYPES: ReadonlySet<string> = new Set<RequestType>(['map', 'have', 'chunk', 'fetch'])
+const REQUEST_TYPES: ReadonlySet<string> = new Set<RequestType>(['map', 'have', 'chunk', 'fetch', 'prefetch', 'bulk'])
 
 // host or IPv4 or [IPv6], optional port: what a registry is called in an image reference.
 const REGISTRY_RE =
@@ -167,12 +187,17 @@ export function decodeRequest(bytes: Uint8Array): Request {
     }
     case 'chunk':
       return { t: 'chunk', digest: digest(obj), index: count(obj, 'index') }
-    case 'fetch': {
+    case 'bulk':
+      return { t: 'bulk', digest: digest(obj) }
+    case 'fetch':
+    case 'prefetch': {
       const registry = string(obj, 'registry')
       const name = string(obj, 'name')
       if (!isRegistryHost(registry)) fail('invalid registry')
       if (!isRepositoryName(name)) fail('invalid repository name')
-      return { t: 'fetch', digest: digest(obj), registry, name }
+      if (t === 'fetch') return { t, digest: digest(obj), registry, name }
+      const hold = field(obj, 'hold') === undefined ? false : boolean(obj, 'hold')
+      return { t: 'prefetch', digest: digest(obj), registry, name, ...(hold ? { hold } : {}) }
     }
   }
 }
@@ -213,6 +238,7 @@ export function decodeResponse(bytes: Uint8Array): Response {
   switch (t) {
     case 'none':
     case 'busy':
+    case 'prefetching':
       return { t }
     case 'map':
       return { t, length: count(obj, 'length') }
@@ -231,6 +257,15 @@ export function decodeResponse(bytes: Uint8Array): Response {
         throw new InvalidMessageError('invalid chunk attestation', { cause: err })
       }
       return { t, index, length, attestation }
+    }
+    case 'bulk': {
+      const port = count(obj, 'port')
+      const token = string(obj, 'token')
+      const ttlMs = count(obj, 'ttlMs')
+      if (port < 1 || port > 65_535) fail(`invalid port ${port}`)
+      if (!BULK_TOKEN_RE.test(token)) fail('invalid bulk token')
+      if (ttlMs < 1 || ttlMs > MAX_BULK_TICKET_TTL_MS) fail(`invalid ticket lifetime ${ttlMs}`)
+      return { t, port, token, ttlMs }
     }
     case 'fetching': {
       const size = count(obj, 'size')

@@ -1,5 +1,7 @@
 import type { Connection, Startable, Stream } from '@libp2p/interface'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
+import { BulkServer } from '../bulk/server.ts'
+import { BulkTickets } from '../bulk/tickets.ts'
 import {
   CHUNK_PROTOCOL,
   DEFAULT_MAX_CONCURRENT_UPLOADS,
@@ -31,9 +33,13 @@ export class ChunkServer implements Startable {
   readonly #timeoutMs: number
   readonly #bucket: TokenBucket | undefined
   readonly #onServed: ChunkServerInit['onServed']
+  readonly #prefetch: ChunkServerInit['prefetch']
   readonly #log: Log
   readonly #uploads: UploadSlots
   readonly #streams = new Set<Stream>()
+  readonly #bulk:
+    | { readonly server: BulkServer; readonly tickets: BulkTickets; readonly listen: { host: string; port: number } }
+    | undefined
   #stopping = new AbortController()
   #started = false
 
@@ -44,8 +50,28 @@ export class ChunkServer implements Startable {
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_SERVER_REQUEST_TIMEOUT_MS
     this.#bucket = init.uploadBucket
     this.#onServed = init.onServed
+    this.#prefetch = init.prefetch
     this.#log = init.log ?? silent
     this.#uploads = new UploadSlots(init.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS)
+    if (init.bulk !== undefined) {
+      const tickets = new BulkTickets(init.bulk.ticketTtlMs === undefined ? {} : { ttlMs: init.bulk.ticketTtlMs })
+      const server = new BulkServer({
+        credentials: init.bulk.credentials,
+        tickets,
+        source: init.source,
+        uploads: this.#uploads,
+        ...(init.uploadBucket === undefined ? {} : { bucket: init.uploadBucket }),
+        ...(init.onServed === undefined ? {} : { onServed: init.onServed }),
+        requestTimeoutMs: this.#timeoutMs,
+        log: this.#log,
+      })
+      this.#bulk = { server, tickets, listen: init.bulk.listen }
+    }
+  }
+
+  /** The bulk (HTTPS) port, while serving one. */
+  get bulkPort(): number | undefined {
+    return this.#bulk?.server.port
   }
 
   isStarted(): boolean {
@@ -60,9 +86,15 @@ export class ChunkServer implements Startable {
   async start(): Promise<void> {
     if (this.#started) return
     this.#stopping = new AbortController()
-    await this.#registrar.handle(CHUNK_PROTOCOL, (stream, connection) => this.#onStream(stream, connection), {
-      maxInboundStreams: this.#maxInboundStreams,
-    })
+    if (this.#bulk !== undefined) await this.#bulk.server.listen(this.#bulk.listen.host, this.#bulk.listen.port)
+    try {
+      await this.#registrar.handle(CHUNK_PROTOCOL, (stream, connection) => this.#onStream(stream, connection), {
+        maxInboundStreams: this.#maxInboundStreams,
+      })
+    } catch (err) {
+      await this.#bulk?.server.close()
+      throw err
+    }
     this.#started = true
   }
 
@@ -73,6 +105,8 @@ export class ChunkServer implements Startable {
     await this.#registrar.unhandle(CHUNK_PROTOCOL)
     this.#stopping.abort(new ProtocolError('chunk server stopped'))
     for (const s of this.#streams) s.abort(new ProtocolError('chunk server stopped'))
+    await this.#bulk?.server.close()
+    this.#bulk?.tickets.clear()
   }
 
   async #onStream(stream: Stream, connection: Connection): Promise<void> {
@@ -115,6 +149,8 @@ export class ChunkServer implements Startable {
         uploads: this.#uploads,
         bucket: this.#bucket,
         onServed: this.#onServed,
+        ...(this.#bulk === undefined ? {} : { bulk: { port: this.#bulk.server.port, tickets: this.#bulk.tickets } }),
+        ...(this.#prefetch === undefined ? {} : { prefetch: this.#prefetch }),
       })
       // Our side is done: the stream closing from here on is the normal end, not a peer hanging up on us.
       stream.removeEventListener('close', onClose)

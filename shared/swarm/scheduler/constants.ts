@@ -29,6 +29,11 @@ export const DEFAULT_MAX_CONSECUTIVE_FAILURES = 3
 export const DEFAULT_FAILURE_BACKOFF_MS = 5_000
 /** Pause before asking a peer that answered 'busy' again, unless one of its transfers to us completes first. */
 export const DEFAULT_BUSY_BACKOFF_MS = 250
+/**
+ * 'busy' answers in a row, with no delivery between them, after which each further one counts as a failure of
+ * its chunk: a peer that advertises chunks and never has a free slot for them must not hold them hostage.
+ */
+export const DEFAULT_MAX_CONSECUTIVE_BUSY = 8
 
 /** Busy time over which a peer's rate is averaged; older samples fade proportionally. */
 export const RATE_WINDOW_MS = 10_000

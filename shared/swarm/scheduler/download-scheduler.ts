@@ -10,6 +10,7 @@ import {
   DEFAULT_INFLIGHT_PER_FAST_PEER,
   DEFAULT_INFLIGHT_PER_PEER,
   DEFAULT_INFLIGHT_TOTAL,
+  DEFAULT_MAX_CONSECUTIVE_BUSY,
   DEFAULT_MAX_CONSECUTIVE_FAILURES,
   DEFAULT_MIN_TIMEOUT_MS,
   DEFAULT_PIPELINE_MS,
@@ -21,7 +22,7 @@ import { type PeerKind, PeerState, type Request } from './peer-state.ts'
 import { permutation } from './random.ts'
 import type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions } from './types.ts'
 
-type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random'>>
+type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans'>>
 
 interface Round {
   readonly now: number
@@ -53,7 +54,7 @@ export class DownloadScheduler {
   readonly #reqs = new Map<number, Request[]>()
   /** Peers that failed, timed out on or corrupted a chunk: asked for it again only when nobody else holds it. */
   readonly #avoid = new Map<number, Set<string>>()
-  readonly #bans = new Map<string, number>()
+  readonly #bans: Map<string, number>
   #total = 0
   #prefix = 0
   #now = 0
@@ -79,6 +80,7 @@ export class DownloadScheduler {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? DEFAULT_MAX_CONSECUTIVE_FAILURES,
       failureBackoffMs: opts.failureBackoffMs ?? DEFAULT_FAILURE_BACKOFF_MS,
       busyBackoffMs: opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
+      maxConsecutiveBusy: opts.maxConsecutiveBusy ?? DEFAULT_MAX_CONSECUTIVE_BUSY,
     }
     for (const k of ['maxInflightPerPeer', 'maxInflightTotal'] as const) {
       if (!Number.isSafeInteger(this.#s[k]) || this.#s[k] < 1) {
@@ -86,6 +88,7 @@ export class DownloadScheduler {
       }
     }
     this.chunkCount = n
+    this.#bans = opts.bans ?? new Map()
     this.#bytes = new Float64Array(n)
     let sum = 0
     for (let i = 0; i < n; i++) {
@@ -250,19 +253,24 @@ export class DownloadScheduler {
       return { cancel }
     }
     if (outcome === 'busy') {
-      if (p !== undefined) p.busyUntil = now + this.#s.busyBackoffMs
-      return { cancel: [] }
+      if (p === undefined) return { cancel: [] }
+      p.busyUntil = now + this.#s.busyBackoffMs
+      // Busy without end is a refusal: from then on, until it delivers, each 'busy' fails its chunk.
+      if (req === undefined || ++p.consecutiveBusy <= this.#s.maxConsecutiveBusy) return { cancel: [] }
     }
-    if (p !== undefined && req !== undefined) {
-      this.#avoidPeer(index, peer)
-      p.penalise()
-      if (++p.consecutiveFailures >= this.#s.maxConsecutiveFailures) {
-        p.consecutiveFailures = 0
-        p.backoffUntil = now + this.#s.failureBackoffMs
-        this.#detach(p)
-      }
-    }
+    if (p !== undefined && req !== undefined) this.#failed(p, index, now)
     return { cancel: [] }
+  }
+
+  /** A request that came to nothing: the chunk prefers other holders; repeated failures rest the peer. */
+  #failed(p: PeerState, index: number, now: number): void {
+    this.#avoidPeer(index, p.id)
+    p.penalise()
+    if (++p.consecutiveFailures >= this.#s.maxConsecutiveFailures) {
+      p.consecutiveFailures = 0
+      p.backoffUntil = now + this.#s.failureBackoffMs
+      this.#detach(p)
+    }
   }
 
   /**
@@ -289,6 +297,13 @@ export class DownloadScheduler {
       }
       p.penalise()
       p.progressAt = now
+      // A peer late round after round (silent, or trickling bytes) would otherwise take a fresh pipeline of
+      // chunks each time: it is rested like one that fails. A seeder is only ever slow, and often the only holder.
+      if (p.kind === 'peer' && ++p.consecutiveFailures >= this.#s.maxConsecutiveFailures) {
+        p.consecutiveFailures = 0
+        p.backoffUntil = now + this.#s.failureBackoffMs
+        this.#detach(p)
+      }
     }
     return { timedOut }
   }
@@ -452,10 +467,17 @@ export class DownloadScheduler {
     return cancel
   }
 
-  /** Moves time forward and re-admits peers whose ban or backoff has ended. */
+  /** Moves time forward, applies bans other downloads made, and re-admits peers whose ban or backoff has ended. */
   #advance(now: number): void {
     if (now > this.#now) this.#now = now
-    for (const p of this.#peers.values()) if (!p.attached && p.usableAt(this.#now)) this.#attach(p)
+    for (const p of this.#peers.values()) {
+      const banned = this.#bans.get(p.id)
+      if (banned !== undefined && banned > p.bannedUntil) {
+        p.bannedUntil = banned
+        if (!p.usableAt(this.#now)) this.#detach(p)
+      }
+      if (!p.attached && p.usableAt(this.#now)) this.#attach(p)
+    }
   }
 
   #attach(p: PeerState): void {

@@ -28,6 +28,8 @@ export class PeerState {
   busyUntil = 0
   score = 1
   consecutiveFailures = 0
+  /** 'busy' answers since the last delivery. */
+  consecutiveBusy = 0
   /** Start of the current no-progress window: the last delivery, or when the pipeline went from empty to busy. */
   progressAt = 0
   #accBytes = 0
@@ -71,6 +73,7 @@ export class PeerState {
     this.progressAt = now
     this.busyUntil = 0
     this.consecutiveFailures = 0
+    this.consecutiveBusy = 0
     this.score += (1 - this.score) * SCORE_RECOVERY
   }
 

@@ -36,6 +36,13 @@ export interface SchedulerOptions {
   readonly failureBackoffMs?: number
   /** After a 'busy' answer, the peer gets no new request until one of ours completes or this passes (250 ms). */
   readonly busyBackoffMs?: number
+  /** 'busy' answers in a row after which each further one counts as a failure of its chunk (default 8). */
+  readonly maxConsecutiveBusy?: number
+  /**
+   * Ban book shared by the downloads of one node (peer id → banned until): a peer caught lying in one blob's
+   * download is shunned by every other download too, those under way included. Default: this scheduler's own.
+   */
+  readonly bans?: Map<string, number>
   /** Tie-break among equally rare chunks; pass a seeded one (seededRandom) for replayable runs. */
   readonly random?: () => number
 }

@@ -1,5 +1,6 @@
 import type { PeerId } from '@libp2p/interface'
 import type { TokenBucket } from '../../../rate/token-bucket.ts'
+import type { BulkTickets } from '../../bulk/tickets.ts'
 import type { FrameStream } from '../framing.ts'
 import type { ChunkServerInit, ChunkSource, RequestContext } from '../index.ts'
 import type { Request } from '../messages.ts'
@@ -11,7 +12,16 @@ export interface HandlerContext extends RequestContext {
   readonly uploads: UploadSlots
   readonly bucket?: TokenBucket
   readonly onServed?: ChunkServerInit['onServed']
+  readonly prefetch?: ChunkServerInit['prefetch']
   readonly peer: PeerId
+  /** Set when this node serves the bulk data path. */
+  readonly bulk?: BulkIssuer
+}
+
+/** What the `bulk` handler needs: the port the HTTPS server listens on (once it does) and the ticket book. */
+export interface BulkIssuer {
+  readonly port: number | undefined
+  readonly tickets: BulkTickets
 }
 
 /** A counting semaphore that never waits: a full server answers `busy` and the peer asks someone else. */
