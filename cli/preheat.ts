@@ -1,10 +1,16 @@
+import { readFile } from 'node:fs/promises'
 import type { PreheatJobView } from '../seeder/preheat.ts'
 import { type CliIo, formatBytes, httpBase, parseFlags, shortDigest, UsageError } from './io.ts'
 
-export const PREHEAT_USAGE = `usage: shoal preheat --seeder http://HOST:PORT IMAGE [--platform os/arch]...
+export const PREHEAT_USAGE = `usage: shoal preheat --seeder http://HOST:PORT IMAGE [--platform os/arch]... [--agents N]
+                     [--auth-file FILE]
 
 Asks a seeder to pull IMAGE (registry/name:tag, name:tag or name@sha256:…) from the origin into
 the swarm before any node needs it, and follows the job until it is done.
+  --platform os/arch   only these platforms of an index (repeatable; default: all)
+  --agents N           also have N agents prefetch it into their caches
+  --auth-file FILE     origin credentials for this job only: a JSON file
+                       {"username": "…", "password": "…"} or {"token": "…"}
 Exit: 0 done, 1 failed, 2 bad usage.`
 
 const BAR_WIDTH = 30
@@ -18,14 +24,23 @@ export async function preheatMain(argv: readonly string[], io: CliIo, opts: { po
   let seeder: string
   let image: string
   let platforms: string[]
+  let agents: number | undefined
+  let credentials: unknown
   try {
-    const { flags, positionals } = parseFlags(argv, ['seeder', 'platform'])
+    const { flags, positionals } = parseFlags(argv, ['seeder', 'platform', 'agents', 'auth-file'])
     const s = flags.get('seeder')
     if (s === undefined || s.length !== 1) throw new UsageError('give --seeder URL once')
     if (positionals.length !== 1) throw new UsageError('give exactly one IMAGE')
     seeder = httpBase(s[0]!, 'seeder')
     image = positionals[0]!
     platforms = flags.get('platform') ?? []
+    const a = flags.get('agents')
+    if (a !== undefined) {
+      agents = Number(a.at(-1))
+      if (!/^\d+$/.test(a.at(-1)!) || !Number.isSafeInteger(agents)) throw new UsageError('--agents: expected a count')
+    }
+    const authFile = flags.get('auth-file')?.at(-1)
+    if (authFile !== undefined) credentials = await readCredentials(authFile)
   } catch (err) {
     if (!(err instanceof UsageError)) throw err
     io.stderr.write(`shoal preheat: ${err.message}\n${PREHEAT_USAGE}\n`)
@@ -38,7 +53,12 @@ export async function preheatMain(argv: readonly string[], io: CliIo, opts: { po
     res = await f(`${seeder}/api/v1/preheat`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ image, ...(platforms.length > 0 ? { platforms } : {}) }),
+      body: JSON.stringify({
+        image,
+        ...(platforms.length > 0 ? { platforms } : {}),
+        ...(agents === undefined ? {} : { scope: { agents } }),
+        ...(credentials === undefined ? {} : { credentials }),
+      }),
       ...(signal === undefined ? {} : { signal }),
     })
   } catch (err) {
@@ -77,6 +97,27 @@ export async function preheatMain(argv: readonly string[], io: CliIo, opts: { po
   }
 }
 
+/** The file's contents are sent, never printed: errors name the file, not what is in it. */
+async function readCredentials(file: string): Promise<unknown> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new UsageError(`--auth-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+  }
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    throw new UsageError(`--auth-file: ${file} is not JSON ({"username","password"} or {"token"})`)
+  }
+}
+
+function agentsLine(job: PreheatJobView): string | undefined {
+  const a = job.agents
+  if (job.scope.agents === 0 || a === undefined) return undefined
+  return `agents: ${a.accepted}/${job.scope.agents} accepted, ${a.complete} complete${a.errors.length > 0 ? `, ${a.errors.length} refused or failed` : ''}`
+}
+
 /** Redraws one bar per blob in place. */
 class BarView {
   readonly #io: CliIo
@@ -92,6 +133,8 @@ class BarView {
       const bar = `${'#'.repeat(fill)}${'.'.repeat(BAR_WIDTH - fill)}`
       lines.push(`${shortDigest(l.digest)} [${bar}] ${formatBytes(l.bytes)} / ${formatBytes(l.size)}`)
     }
+    const agents = agentsLine(job)
+    if (agents !== undefined) lines.push(agents)
     const up = this.#drawn > 0 ? `\x1b[${this.#drawn}A` : ''
     this.#io.stdout.write(`${up}${lines.map((s) => `\x1b[2K${s}`).join('\n')}\n`)
     this.#drawn = lines.length
@@ -103,6 +146,7 @@ class LineView {
   readonly #io: CliIo
   readonly #finished = new Set<string>()
   #state = ''
+  #agents: string | undefined
   constructor(io: CliIo) {
     this.#io = io
   }
@@ -117,6 +161,11 @@ class LineView {
       if (l.bytes < l.size || this.#finished.has(l.digest)) continue
       this.#finished.add(l.digest)
       this.#io.stdout.write(`${l.digest} ${formatBytes(l.size)} done\n`)
+    }
+    const agents = agentsLine(job)
+    if (agents !== undefined && agents !== this.#agents) {
+      this.#agents = agents
+      this.#io.stdout.write(`${agents}\n`)
     }
   }
 }

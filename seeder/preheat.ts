@@ -1,17 +1,24 @@
+import { createHash, randomBytes } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
-import {
-  DEFAULT_MANIFEST_ACCEPT,
-  type Digest,
-  digestOf,
-  isDigest,
-  isRepositoryName,
-  isTag,
-  MAX_MANIFEST_BYTES,
-  manifestMediaType,
-  parseDigest,
-} from '../shared/oci/index.ts'
+import type { Digest } from '../shared/oci/index.ts'
+import { isDigest } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
 import type { Logger } from '../shared/log/index.ts'
+import {
+  checkBlobReadable,
+  InvalidPreheatRequestError,
+  parseCredentials,
+  parseImageReference,
+  parsePlatforms,
+  resolveImageBlobs,
+} from './preheat-image.ts'
+
+export {
+  type ImageReference,
+  InvalidPreheatRequestError,
+  parseImageReference,
+  PreheatFailedError,
+} from './preheat-image.ts'
 
 export type PreheatState = 'queued' | 'running' | 'done' | 'failed'
 
@@ -19,6 +26,17 @@ export interface PreheatLayer {
   readonly digest: Digest
   readonly size: number
   bytes: number
+  /** Peer id of the seeder that owns the blob (rendezvous) when it is not this one. */
+  seeder?: string
+}
+
+/** Agents asked to prefetch the image's blobs through the swarm, and how far they got. */
+export interface PrefetchReport {
+  readonly asked: number
+  readonly accepted: number
+  /** Agents holding every blob. */
+  readonly complete: number
+  readonly errors: readonly string[]
 }
 
 export interface PreheatJobView {
@@ -27,37 +45,42 @@ export interface PreheatJobView {
   readonly platforms: readonly string[]
   readonly state: PreheatState
   readonly layers: readonly PreheatLayer[]
+  /** Agents asked to prefetch (0: seeders only). */
+  readonly scope: { readonly agents: number }
+  readonly agents?: PrefetchReport
   readonly error?: string
   /** The origin's HTTP status when it refused the manifest or a blob. */
   readonly originStatus?: number
 }
 
-/** An image reference split into its parts; `registry` is undefined for the default origin. */
-export interface ImageReference {
-  readonly registry: string | undefined
-  readonly name: string
-  /** A tag or a digest. */
-  readonly reference: string
-}
-
-export class InvalidPreheatRequestError extends Error {
-  override name = 'InvalidPreheatRequestError'
-  readonly code = 'INVALID_PREHEAT_REQUEST'
-}
-
-export class PreheatFailedError extends Error {
-  override name = 'PreheatFailedError'
-  readonly code = 'PREHEAT_FAILED'
-  readonly status: number | undefined
-  constructor(message: string, status?: number) {
-    super(message)
-    this.status = status
-  }
-}
-
 /** The slice of Puller a preheat needs (single-flight per digest). */
 export interface BlobPuller {
-  start(digest: Digest, registry: string, name: string): { readonly done: Promise<void> }
+  start(
+    digest: Digest,
+    registry: string,
+    name: string,
+    opts?: { authorization?: string },
+  ): { readonly done: Promise<void> }
+}
+
+/** Another seeder, owner of some blobs by rendezvous hashing: it pulls them, this one only waits. */
+export interface RemoteSeeder {
+  readonly id: string
+  /** Asks it to pull `digest` and resolves once it holds the whole blob; `onBytes` reports its progress. */
+  seed(
+    digest: Digest,
+    registry: string,
+    name: string,
+    onBytes: (bytes: number) => void,
+    signal: AbortSignal,
+  ): Promise<void>
+}
+
+export interface PrefetchRequest {
+  readonly registry: string
+  readonly name: string
+  readonly blobs: readonly { readonly digest: Digest; readonly size: number }[]
+  readonly agents: number
 }
 
 export interface PreheaterInit {
@@ -67,10 +90,27 @@ export interface PreheaterInit {
   readonly upstreamFor: (registry: string) => Upstream | undefined
   readonly defaultRegistry: string
   readonly log: Logger
+  /** The seeder owning a blob when it is another one (undefined: this one pulls it). */
+  readonly owner?: (digest: Digest) => RemoteSeeder | undefined
+  /** Called when a blob of a job is held here (retention starts its clock). */
+  readonly onSeeded?: (digest: Digest) => void
+  /** Asks agents to prefetch; absent: scope.agents is refused. */
+  readonly prefetch?: (
+    req: PrefetchRequest,
+    onReport: (r: PrefetchReport) => void,
+    signal: AbortSignal,
+  ) => Promise<PrefetchReport>
   /** Blob pulls one job runs at once. */
   readonly concurrency?: number
   /** Finished jobs remembered for GET. */
   readonly keepFinished?: number
+}
+
+export interface PreheatRequest {
+  readonly image?: unknown
+  readonly platforms?: unknown
+  readonly credentials?: unknown
+  readonly scope?: unknown
 }
 
 interface Job {
@@ -78,86 +118,43 @@ interface Job {
   readonly image: string
   readonly key: string
   readonly platforms: readonly string[]
+  readonly agents: number
+  /** Never shown nor logged: the Authorization the job's origin fetches send. */
+  readonly authorization: string | undefined
   state: PreheatState
   layers: PreheatLayer[]
+  report?: PrefetchReport
   error?: string
   originStatus?: number
 }
 
 const DEFAULT_CONCURRENCY = 4
 const DEFAULT_KEEP_FINISHED = 1000
+export const MAX_PREFETCH_AGENTS = 1000
+// Job keys name a credential without holding it; the salt makes the hash useless outside this process.
+const KEY_SALT = randomBytes(16)
 
-/**
- * Parses `registry/name:tag`, `registry/name@digest` or `name[:tag]`. Like docker, the first
- * component is a registry only when it holds a `.` or `:` or is `localhost`.
- */
-export function parseImageReference(value: string): ImageReference {
-  if (value.length === 0 || value.length > 512) throw new InvalidPreheatRequestError('image: bad length')
-  let rest = value
-  let reference: string
-  const at = rest.indexOf('@')
-  if (at >= 0) {
-    reference = rest.slice(at + 1)
-    rest = rest.slice(0, at)
-    if (!isDigest(reference)) throw new InvalidPreheatRequestError(`image: invalid digest ${JSON.stringify(reference)}`)
-    // name:tag@digest pins by digest; the tag is only a label.
-    const colon = rest.lastIndexOf(':')
-    if (colon > rest.lastIndexOf('/')) rest = rest.slice(0, colon)
-  } else {
-    const colon = rest.lastIndexOf(':')
-    if (colon > rest.lastIndexOf('/')) {
-      reference = rest.slice(colon + 1)
-      rest = rest.slice(0, colon)
-    } else reference = 'latest'
-    if (!isTag(reference)) throw new InvalidPreheatRequestError(`image: invalid tag ${JSON.stringify(reference)}`)
-  }
-  const slash = rest.indexOf('/')
-  const first = slash < 0 ? '' : rest.slice(0, slash)
-  const hasRegistry = slash >= 0 && (first.includes('.') || first.includes(':') || first === 'localhost')
-  const registry = hasRegistry ? first.toLowerCase() : undefined
-  const name = hasRegistry ? rest.slice(slash + 1) : rest
-  if (!isRepositoryName(name)) throw new InvalidPreheatRequestError(`image: invalid repository name`)
-  return { registry, name, reference }
-}
-
-function parsePlatforms(value: unknown): string[] {
-  if (value === undefined) return []
-  if (!Array.isArray(value) || value.length > 64) throw new InvalidPreheatRequestError('platforms: expected an array')
-  const out: string[] = []
-  for (const p of value) {
-    if (typeof p !== 'string' || !/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/i.test(p))
-      throw new InvalidPreheatRequestError('platforms: expected os/arch[/variant] strings')
-    out.push(p.toLowerCase())
-  }
-  return [...new Set(out)].sort()
-}
-
-interface Descriptor {
-  readonly digest: Digest
-  readonly size: number
-  readonly platform?: { os?: unknown; architecture?: unknown; variant?: unknown }
-}
-
-function descriptor(value: unknown): Descriptor {
-  const d = value as { digest?: unknown; size?: unknown; platform?: unknown } | null
-  if (typeof d !== 'object' || d === null || typeof d.digest !== 'string' || !isDigest(d.digest))
-    throw new PreheatFailedError('manifest holds a descriptor without a valid digest')
-  if (typeof d.size !== 'number' || !Number.isSafeInteger(d.size) || d.size < 0)
-    throw new PreheatFailedError('manifest holds a descriptor without a valid size')
-  const platform = typeof d.platform === 'object' && d.platform !== null ? d.platform : undefined
-  return { digest: d.digest, size: d.size, ...(platform === undefined ? {} : { platform }) }
-}
-
-function platformMatches(p: Descriptor['platform'], wanted: string): boolean {
-  if (p === undefined) return false
-  const [os, arch, variant] = wanted.split('/')
-  return p.os === os && p.architecture === arch && (variant === undefined || p.variant === variant)
+function parseScope(value: unknown): number {
+  if (value === undefined) return 0
+  const s = value as { agents?: unknown } | null
+  if (typeof s !== 'object' || s === null || Array.isArray(s))
+    throw new InvalidPreheatRequestError('scope: expected { agents }')
+  const n = s.agents ?? 0
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > MAX_PREFETCH_AGENTS)
+    throw new InvalidPreheatRequestError(`scope.agents: expected an integer 0..${MAX_PREFETCH_AGENTS}`)
+  return n
 }
 
 /**
- * Preheat jobs: resolve an image at the origin and pull its config and layers into this seeder
+ * Preheat jobs: resolve an image at the origin and pull its config and layers into the seeders
  * before any agent asks, so the first node of a deployment already finds them in the swarm.
- * The puller is single-flight per digest, so overlapping jobs never fetch a blob twice.
+ * The puller is single-flight per digest, so overlapping jobs never fetch a blob twice; a blob
+ * owned by another seeder (rendezvous) is pulled there, so several seeders notified of the same
+ * push still fetch each blob once.
+ *
+ * Credentials given with a job are used for that job's origin requests only. Jobs are merged only
+ * when their credentials are the same; a job that finds a blob already pulled (by another job, or
+ * for the swarm) still proves with a HEAD that its own credentials may read it.
  */
 export class Preheater {
   readonly #i: PreheaterInit
@@ -170,21 +167,43 @@ export class Preheater {
     this.#i = init
   }
 
-  /** Queues a preheat (or returns the queued/running one for the same reference and platforms). */
-  submit(image: unknown, platforms?: unknown): { id: string; merged: boolean } {
+  /** Queues a preheat (or returns the queued/running one for the same image, platforms, scope and credentials). */
+  submit(
+    image: unknown,
+    platforms?: unknown,
+    opts: { credentials?: unknown; scope?: unknown } = {},
+  ): {
+    id: string
+    merged: boolean
+  } {
     if (typeof image !== 'string') throw new InvalidPreheatRequestError('image: expected a string')
     const ref = parseImageReference(image)
     const wanted = parsePlatforms(platforms)
+    const authorization = parseCredentials(opts.credentials)
+    const agents = parseScope(opts.scope)
+    if (agents > 0 && this.#i.prefetch === undefined)
+      throw new InvalidPreheatRequestError('scope.agents: this seeder cannot ask agents to prefetch')
     const registry = ref.registry ?? this.#i.defaultRegistry
     const upstream = this.#i.upstreamFor(registry)
     if (upstream === undefined) throw new InvalidPreheatRequestError(`this seeder does not pull from ${registry}`)
     const sep = isDigest(ref.reference) ? '@' : ':'
     const canonical = `${upstream.registry}/${ref.name}${sep}${ref.reference}`
-    const key = `${canonical} ${wanted.join(',')}`
+    const who =
+      authorization === undefined ? '-' : createHash('sha256').update(KEY_SALT).update(authorization).digest('hex')
+    const key = `${canonical} ${wanted.join(',')} ${agents} ${who}`
     const running = this.#active.get(key)
     if (running !== undefined) return { id: running.id, merged: true }
-    const id = `ph-${Date.now().toString(36)}-${(++this.#seq).toString(36)}`
-    const job: Job = { id, image: canonical, key, platforms: wanted, state: 'queued', layers: [] }
+    const id = `ph-${Date.now().toString(36)}-${(++this.#seq).toString(36)}-${randomBytes(4).toString('hex')}`
+    const job: Job = {
+      id,
+      image: canonical,
+      key,
+      platforms: wanted,
+      agents,
+      authorization,
+      state: 'queued',
+      layers: [],
+    }
     this.#jobs.set(id, job)
     this.#active.set(key, job)
     this.#trim()
@@ -201,6 +220,8 @@ export class Preheater {
       platforms: j.platforms,
       state: j.state,
       layers: j.layers.map((l) => ({ ...l })),
+      scope: { agents: j.agents },
+      ...(j.report === undefined ? {} : { agents: { ...j.report, errors: [...j.report.errors] } }),
       ...(j.error === undefined ? {} : { error: j.error }),
       ...(j.originStatus === undefined ? {} : { originStatus: j.originStatus }),
     }
@@ -223,22 +244,36 @@ export class Preheater {
 
   async #run(job: Job, upstream: Upstream, name: string, reference: string): Promise<void> {
     const log = this.#i.log.child({ preheat: job.id })
+    const signal = this.#abort.signal
+    const auth = job.authorization === undefined ? {} : { authorization: job.authorization }
     try {
       job.state = 'running'
-      const blobs = await this.#resolve(upstream, name, reference, job.platforms)
+      const blobs = await resolveImageBlobs({
+        origin: this.#i.origin,
+        upstream,
+        name,
+        reference,
+        platforms: job.platforms,
+        signal,
+        ...auth,
+      })
       job.layers = blobs.map((b) => ({ digest: b.digest, size: b.size, bytes: 0 }))
       const queue = [...job.layers]
       const worker = async () => {
         for (let l = queue.shift(); l !== undefined; l = queue.shift()) {
-          this.#abort.signal.throwIfAborted()
-          await this.#i.puller.start(l.digest, upstream.registry, name).done
+          signal.throwIfAborted()
+          await this.#seed(job, l, upstream, name, signal)
           l.bytes = l.size
         }
       }
       const n = Math.min(this.#i.concurrency ?? DEFAULT_CONCURRENCY, queue.length)
       await Promise.all(Array.from({ length: n }, worker))
+      if (job.agents > 0 && this.#i.prefetch !== undefined) {
+        const req = { registry: upstream.registry, name, blobs: job.layers.map((l) => ({ ...l })), agents: job.agents }
+        job.report = await this.#i.prefetch(req, (r) => (job.report = r), signal)
+      }
       job.state = 'done'
-      log.info({ image: job.image, blobs: job.layers.length }, 'preheated image')
+      log.info({ image: job.image, blobs: job.layers.length, agents: job.report?.complete }, 'preheated image')
     } catch (err) {
       job.state = 'failed'
       job.error = err instanceof Error ? err.message : String(err)
@@ -248,63 +283,39 @@ export class Preheater {
     }
   }
 
-  async #manifest(upstream: Upstream, name: string, reference: string): Promise<{ mediaType: string; doc: unknown }> {
-    const signal = this.#abort.signal
-    const res = await this.#i.origin.request(upstream, {
-      method: 'GET',
-      path: `${name}/manifests/${reference}`,
-      headers: { accept: DEFAULT_MANIFEST_ACCEPT },
-      scope: `repository:${name}:pull`,
-      signal,
-    })
-    if (res.status !== 200) {
-      res.body.destroy()
-      throw new PreheatFailedError(`origin answered ${res.status} for ${name}:${reference}`, res.status)
-    }
-    const parts: Buffer[] = []
-    let total = 0
-    for await (const data of res.body) {
-      const b = data as Buffer
-      total += b.byteLength
-      if (total > MAX_MANIFEST_BYTES) {
-        res.body.destroy()
-        throw new PreheatFailedError(`manifest ${name}:${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`)
+  /** One blob: proven readable with the job's credentials, then pulled by its owner (or here). */
+  async #seed(job: Job, l: PreheatLayer, upstream: Upstream, name: string, signal: AbortSignal): Promise<void> {
+    const authorization = job.authorization
+    if (authorization !== undefined)
+      await checkBlobReadable({ origin: this.#i.origin, upstream, name, authorization, signal }, l.digest)
+    const owner = this.#i.owner?.(l.digest)
+    if (owner !== undefined) {
+      l.seeder = owner.id
+      try {
+        await owner.seed(
+          l.digest,
+          upstream.registry,
+          name,
+          (b) => (l.bytes = Math.max(l.bytes, Math.min(b, l.size))),
+          signal,
+        )
+        return
+      } catch (err) {
+        signal.throwIfAborted()
+        // The owner is down or cannot reach the origin: this seeder pulls it rather than fail the job.
+        this.#i.log.debug({ digest: l.digest, seeder: owner.id, err: (err as Error).message }, 'owner did not seed')
+        delete l.seeder
       }
-      parts.push(b)
     }
-    const bytes = Buffer.concat(parts)
-    if (isDigest(reference) && digestOf(bytes) !== reference)
-      throw new PreheatFailedError(`manifest ${name}@${reference} does not match its digest`)
-    const ct = res.headers['content-type']
-    const mediaType = manifestMediaType(bytes, typeof ct === 'string' ? ct : undefined)
+    const opts = authorization === undefined ? {} : { authorization }
     try {
-      return { mediaType, doc: JSON.parse(bytes.toString('utf8')) as unknown }
-    } catch {
-      throw new PreheatFailedError(`manifest ${name}:${reference} is not JSON`)
+      await this.#i.puller.start(l.digest, upstream.registry, name, opts).done
+    } catch (err) {
+      // A pull started with other credentials (the seeder's own, or another job's) may fail where ours succeed.
+      if (authorization === undefined) throw err
+      await this.#i.puller.start(l.digest, upstream.registry, name, opts).done
     }
-  }
-
-  /** Config and layer descriptors of the image (every chosen platform of an index), each digest once. */
-  async #resolve(upstream: Upstream, name: string, reference: string, platforms: readonly string[]) {
-    const root = await this.#manifest(upstream, name, reference)
-    const children: unknown[] = []
-    const rootManifests = (root.doc as { manifests?: unknown }).manifests
-    if (Array.isArray(rootManifests)) {
-      const all = rootManifests.map(descriptor)
-      for (const p of platforms)
-        if (!all.some((d) => platformMatches(d.platform, p)))
-          throw new PreheatFailedError(`the index has no manifest for ${p}`)
-      const chosen =
-        platforms.length === 0 ? all : all.filter((d) => platforms.some((p) => platformMatches(d.platform, p)))
-      for (const d of chosen) children.push((await this.#manifest(upstream, name, d.digest)).doc)
-    } else children.push(root.doc)
-    const blobs = new Map<Digest, Descriptor>()
-    for (const m of children) {
-      const { config, layers } = m as { config?: unknown; layers?: unknown }
-      if (config === undefined || !Array.isArray(layers)) throw new PreheatFailedError('not an image manifest')
-      for (const d of [descriptor(config), ...layers.map(descriptor)]) blobs.set(parseDigest(d.digest), d)
-    }
-    return [...blobs.values()]
+    this.#i.onSeeded?.(l.digest)
   }
 
   #trim(): void {
@@ -322,11 +333,14 @@ export const PREHEAT_BODY_LIMIT_BYTES = 64 * 1024
 export function preheatRoutes(preheater: Preheater): FastifyPluginAsync {
   return async (api) => {
     api.post('/api/v1/preheat', { bodyLimit: PREHEAT_BODY_LIMIT_BYTES }, async (req, reply) => {
-      const body = req.body as { image?: unknown; platforms?: unknown } | null | undefined
+      const body = req.body as PreheatRequest | null | undefined
       if (typeof body !== 'object' || body === null || Array.isArray(body))
-        return reply.code(400).send({ error: 'expected a JSON object { image, platforms? }' })
+        return reply.code(400).send({ error: 'expected a JSON object { image, platforms?, credentials?, scope? }' })
       try {
-        const { id, merged } = preheater.submit(body.image, body.platforms)
+        const { id, merged } = preheater.submit(body.image, body.platforms, {
+          credentials: body.credentials,
+          scope: body.scope,
+        })
         return reply.code(202).send({ id, merged })
       } catch (err) {
         if (err instanceof InvalidPreheatRequestError) return reply.code(400).send({ error: err.message })

@@ -36,6 +36,13 @@ describe('preheat of a multi-platform index', () => {
     expect(job.layers.map((l) => l.digest).sort()).toEqual([...arm].sort())
     for (const d of arm) expect(rig.origin.stats.perBlob.get(d)?.requests).toBe(1)
     for (const d of amd) expect(rig.origin.stats.perBlob.get(d)).toBeUndefined()
+    // What a preheat seeded is held for --preheat-ttl (24 h by default).
+    expect(
+      rig.seeder.retention
+        .held()
+        .map((h) => h.digest)
+        .sort(),
+    ).toEqual([...arm].sort())
   })
 
   it('pulls every platform by default, and fails a platform the index lacks', async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type DemoOrigin, startDemoOrigin } from '../../cli/demo/origin.ts'
-import { createLogger } from '../../shared/log/index.ts'
+import { createLogger, type Logger } from '../../shared/log/index.ts'
 import { generateSampleImage, type SampleImage } from '../../shared/sample/index.ts'
 import { loadSeederConfig } from '../../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../../seeder/main.ts'
@@ -15,7 +15,15 @@ export interface SeederRig {
 }
 
 /** A demo origin serving a 2-platform index as `demo/multi:v1`, and one seeder (no agents). */
-export async function startSeederRig(opts: { token?: string; seederArgs?: string[] } = {}): Promise<SeederRig> {
+export async function startSeederRig(
+  opts: {
+    token?: string
+    seederArgs?: string[]
+    /** Puts something (an auth proxy) in front of the demo origin; the seeder is pointed at what it returns. */
+    front?: (originUrl: string) => Promise<{ url: string; close(): Promise<void> }>
+    log?: Logger
+  } = {},
+): Promise<SeederRig> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-seeder-'))
   const image = await generateSampleImage({
     dir: join(dir, 'image'),
@@ -25,6 +33,7 @@ export async function startSeederRig(opts: { token?: string; seederArgs?: string
     seed: 'preheat',
   })
   const origin = await startDemoOrigin({ images: [{ name: 'demo/multi', tag: 'v1', image }] })
+  const front = opts.front === undefined ? undefined : await opts.front(origin.url)
   const tokenArgs: string[] = []
   if (opts.token !== undefined) {
     await writeFile(join(dir, 'token'), `${opts.token}\n`)
@@ -34,7 +43,7 @@ export async function startSeederRig(opts: { token?: string; seederArgs?: string
     loadSeederConfig({
       argv: [
         '--origin',
-        origin.url,
+        front?.url ?? origin.url,
         '--data',
         join(dir, 'seeder'),
         '--p2p-listen',
@@ -49,7 +58,7 @@ export async function startSeederRig(opts: { token?: string; seederArgs?: string
       env: {},
       readFile: () => '',
     }),
-    { log: createLogger({ level: 'silent' }) },
+    { log: opts.log ?? createLogger({ level: 'silent' }) },
   )
   return {
     image,
@@ -57,6 +66,7 @@ export async function startSeederRig(opts: { token?: string; seederArgs?: string
     seeder,
     async close() {
       await seeder.close().catch(() => {})
+      await front?.close().catch(() => {})
       await origin.close().catch(() => {})
       await rm(dir, { recursive: true, force: true })
     },
