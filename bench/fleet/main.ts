@@ -9,13 +9,14 @@
 import { spawnSync } from 'node:child_process'
 import { closeSync, openSync, readdirSync, readFileSync, rmSync, unlinkSync, writeSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { cpus, release, tmpdir, totalmem } from 'node:os'
+import { cpus, loadavg, release, tmpdir, totalmem } from 'node:os'
 import { join, resolve } from 'node:path'
 import { type BenchConfig, parseBenchArgs, type ScenarioName, USAGE } from './config.ts'
 import { BenchUsageError } from './errors.ts'
 import { Fleet, sweepNamespaces } from './fleet.ts'
 import { pushImage } from './image.ts'
 import { planFleet } from './netns.ts'
+import { preflight } from './preflight.ts'
 import { liveDaemons } from './proc.ts'
 import { startRegistry } from './registry.ts'
 import { buildReport, type MachineInfo, type ScenarioMeasurement, summaryMarkdown } from './report.ts'
@@ -28,14 +29,6 @@ import { renderSvg } from './svg.ts'
 const LOCK_FILE = '/run/shoal-bench.lock'
 /** Scratch folders (pulled images: up to N×S bytes) are named so a later run can remove a killed run's. */
 const WORK_PREFIX = 'shoal-fleet-'
-/** Debian packages that provide what the harness runs: command → package. */
-const TOOLS: Readonly<Record<string, string>> = {
-  ip: 'iproute2',
-  tc: 'iproute2',
-  'docker-registry': 'docker-registry',
-  skopeo: 'skopeo',
-}
-
 const started = performance.now()
 function log(message: string): void {
   process.stderr.write(`[bench ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`)
@@ -54,32 +47,12 @@ function scenarioFor(name: ScenarioName): Scenario {
   }
 }
 
-function hasCommand(cmd: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' }).status === 0
-}
-
-/** Installs missing tools from Debian's packages, as test/e2e/setup.sh does for the e2e suite. */
-function ensureTools(): void {
-  const missing = Object.keys(TOOLS).filter((c) => !hasCommand(c))
-  if (missing.length === 0) return
-  const pkgs = [...new Set(missing.map((c) => TOOLS[c]!))]
-  log(`installing ${pkgs.join(' ')} (missing ${missing.join(', ')})`)
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }
-  spawnSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env })
-  const r = spawnSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...pkgs], {
-    stdio: 'inherit',
-    env,
-  })
-  const still = missing.filter((c) => !hasCommand(c))
-  if (r.status !== 0 || still.length > 0) throw new Error(`could not install ${still.join(', ')}`)
-}
-
 function version(cmd: string, args: readonly string[]): string {
   const r = spawnSync(cmd, args, { encoding: 'utf8' })
   return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n', 1)[0] ?? ''
 }
 
-function machineInfo(): MachineInfo {
+function machineInfo(loadAverage: readonly number[]): MachineInfo {
   const c = cpus()
   return {
     cpus: c.length,
@@ -92,6 +65,7 @@ function machineInfo(): MachineInfo {
       skopeo: version('skopeo', ['--version']),
       iproute2: version('ip', ['-V']),
     },
+    loadAverage,
   }
 }
 
@@ -155,6 +129,7 @@ function stamp(d: Date): string {
 
 async function bench(config: BenchConfig, argv: readonly string[], signal: AbortSignal): Promise<string> {
   const startedAt = new Date()
+  const loadAtStart = loadavg()
   const outDir = resolve(config.outDir, stamp(startedAt))
   const logDir = resolve(config.outDir, 'raw', stamp(startedAt))
   const workDir = await mkdtemp(join(tmpdir(), WORK_PREFIX))
@@ -205,8 +180,8 @@ async function bench(config: BenchConfig, argv: readonly string[], signal: Abort
     const report = buildReport({
       startedAt: startedAt.toISOString(),
       finishedAt: new Date().toISOString(),
-      command: ['npm run bench --', ...argv].join(' '),
-      machine: machineInfo(),
+      command: argv.length === 0 ? 'npm run bench' : ['npm run bench --', ...argv].join(' '),
+      machine: machineInfo(loadAtStart),
       config,
       image,
       hosts,
@@ -238,11 +213,11 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
-  if (process.getuid?.() !== 0) {
-    process.stderr.write('bench: needs root (it creates network namespaces and shapes links with tc); run it as root\n')
-    return 2
+  const cannot = preflight(process.getuid?.())
+  if (cannot !== undefined) {
+    process.stderr.write(`${cannot}\n`)
+    return 3
   }
-  ensureTools()
   takeLock()
   lockHeld = true
   process.on('exit', teardownSync)

@@ -22,8 +22,15 @@ export interface ScenarioMeasurement {
   /** Per host name: over setup and rollout together (a preheat's origin traffic shows up here). */
   readonly scenarioCounters?: Readonly<Record<string, LinkCounters>>
   /** Machine busy fraction in the second before the rollout (other load on the machine), and during it. */
-  readonly cpu?: { readonly backgroundBusy: number; readonly rollout: CpuUse }
+  readonly cpu?: ScenarioCpu
   readonly timeline?: readonly Sample[]
+}
+
+export interface ScenarioCpu {
+  readonly backgroundBusy: number
+  /** The kernel's 1, 5 and 15 minute load averages right before the rollout. */
+  readonly loadAverage?: readonly number[]
+  readonly rollout: CpuUse
 }
 
 export interface MachineInfo {
@@ -33,6 +40,8 @@ export interface MachineInfo {
   readonly kernel: string
   readonly node: string
   readonly tools: Readonly<Record<string, string>>
+  /** 1, 5 and 15 minute load averages when the run started: other work on the machine shows here. */
+  readonly loadAverage?: readonly number[]
 }
 
 export interface SetupTimes {
@@ -94,7 +103,7 @@ export interface ScenarioReport {
   readonly ratios?: Ratios
   /** Origin uplink bytes during the rollout over what U_o could carry in the rollout's max time. */
   readonly originLinkUse?: number
-  readonly cpu?: { readonly backgroundBusy: number; readonly rollout: CpuUse }
+  readonly cpu?: ScenarioCpu
   readonly timeline?: readonly Sample[]
 }
 
@@ -146,11 +155,11 @@ function completeMax(s: ScenarioReport | undefined): number | undefined {
 }
 
 const NOTES = [
-  "Times: from the common start of the rollout to each node's client (skopeo copy to dir:) exiting; percentiles are nearest-rank.",
+  "Times: from the common start of the rollout to each node's client (skopeo copy to an OCI layout) exiting; percentiles are nearest-rank.",
   "T* = max(S/U_first, S/D_n, N*S/(U_src + N*U_n)) from the configured link rates; see each scenario's bound.sources.",
   "Bytes: link counters of each host's veth (hub side), before and after; payload = link bytes - 66 bytes of Ethernet/IPv4/TCP headers per packet.",
   "originBytesOverImage uses the origin's payload bytes over the whole scenario (setup + rollout), so a preheat counts.",
-  'CPU: busy fraction of the whole machine from /proc/stat (1.0 = every core busy); backgroundBusy is the second before the rollout.',
+  'CPU: busy fraction of the whole machine from /proc/stat (1.0 = every core busy); backgroundBusy is the second before the rollout, load the 1-minute load average then.',
 ]
 
 /** Every number of a run, shaped for report.json (and the summary and the picture). */
@@ -255,12 +264,16 @@ export function configLine(r: Report): string {
 export function summaryMarkdown(r: Report): string {
   const head =
     '| scenario | status | p50 s | p90 s | p99 s | max s | T* s (limit) | max/T* | p99/T* | origin bytes/S |' +
-    ' vs direct | vs cache | CPU busy (before) |'
+    ' vs direct | vs cache | CPU busy (before, load) |'
   const rule = `|${' --- |'.repeat(13)}`
   const rows = r.scenarios.map((s) => {
     const c = s.completion
     const status = s.status === 'ok' && s.failedNodes > 0 ? `${s.failedNodes} of ${s.nodes.length} failed` : s.status
-    const cpu = s.cpu === undefined ? '–' : `${fmtPct(s.cpu.rollout.busy)} (${fmtPct(s.cpu.backgroundBusy)})`
+    const load = s.cpu?.loadAverage?.[0]
+    const cpu =
+      s.cpu === undefined
+        ? '–'
+        : `${fmtPct(s.cpu.rollout.busy)} (${fmtPct(s.cpu.backgroundBusy)}${load === undefined ? '' : `, ${load.toFixed(1)}`})`
     return (
       `| ${s.title} | ${status} | ${fmtS(c?.p50)} | ${fmtS(c?.p90)} | ${fmtS(c?.p99)} | ${fmtS(c?.max)} | ` +
       `${fmtS(s.bound.seconds)} (${s.bound.limitedBy}) | ${fmtX(s.ratios?.maxOverBound)} | ` +
@@ -290,7 +303,10 @@ export function summaryMarkdown(r: Report): string {
     '',
     `Setup: fleet ${fmtS(setup.fleetS)} s, origin registry ${fmtS(setup.originS)} s, image generate ` +
       `${fmtS(setup.imageGenerateS)} s + push ${fmtS(setup.imagePushS)} s (total ${fmtS(setup.totalS)} s). ` +
-      `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, kernel ${r.machine.kernel}.`,
+      `Machine: ${r.machine.cpus} × ${r.machine.cpuModel}, kernel ${r.machine.kernel}` +
+      (r.machine.loadAverage === undefined
+        ? '.'
+        : `, load average ${r.machine.loadAverage.map((l) => l.toFixed(2)).join(' ')} at the start.`),
     '',
     ...r.notes.map((n) => `- ${n}`),
     '',

@@ -61,11 +61,12 @@ function lastLine(text: string): string {
   return (text.trim().split('\n').at(-1) ?? '').slice(0, 500)
 }
 
-/** skopeo's `dir:` names each blob file by its hex digest; a client that exits 0 must have them all, full size. */
+/** An OCI layout keeps each blob at blobs/<algorithm>/<hex>; a client that exits 0 must have them all, full size. */
 export async function missingBlobs(dest: string, image: BenchImage): Promise<string | undefined> {
   for (const b of image.blobs) {
-    const hex = b.digest.slice(b.digest.indexOf(':') + 1)
-    const size = await stat(join(dest, hex)).then(
+    const colon = b.digest.indexOf(':')
+    const path = join(dest, 'blobs', b.digest.slice(0, colon), b.digest.slice(colon + 1))
+    const size = await stat(path).then(
       (s) => s.size,
       () => -1,
     )

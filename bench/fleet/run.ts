@@ -1,4 +1,5 @@
 import { mkdir, rm } from 'node:fs/promises'
+import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { BenchConfig } from './config.ts'
 import type { LinkCounters } from './counters.ts'
@@ -109,6 +110,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     const bg0 = await readCpu()
     await new Promise((resolve) => setTimeout(resolve, BACKGROUND_WINDOW_MS))
     const bg1 = await readCpu()
+    const loadBefore = loadavg()
     const c1 = await fleet.counters({ signal })
     const cpu1 = await readCpu()
     const jobs = fleet.nodes.map((node) => ({
@@ -147,6 +149,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
       scenarioCounters: diffAll(c0, c2),
       cpu: {
         backgroundBusy: cpuUse(bg0, bg1).busy,
+        loadAverage: loadBefore,
         rollout: cpuUse(cpu1, cpu2),
       },
       timeline,

@@ -15,7 +15,7 @@ export interface ScenarioContext {
   readonly config: BenchConfig
   /** A fresh, empty folder for this scenario's state (caches, data dirs, logs); removed afterwards. */
   readonly dir: string
-  /** Where `node`'s client writes the pulled image (`dir:` transport); must not exist yet. */
+  /** Where `node`'s client writes the pulled image (an OCI layout); must not exist yet. */
   pullDest(node: HostPlan): string
   readonly signal: AbortSignal
   /** Starts `cmd args` inside `host`'s namespace, its output in `<dir>/<name>.log`. */
@@ -49,14 +49,17 @@ export const PULL_ENV = {
 } as const
 
 /**
- * `skopeo copy` of the image from `registry` (plain HTTP) into a `dir:` folder. skopeo 1.9.3 ignores
- * CONTAINERS_REGISTRIES_CONF, so the machine's registries.conf is kept out with a flag.
+ * `skopeo copy` of the image from `registry` (plain HTTP) into an OCI layout folder. Not `dir:`: that
+ * destination is not thread-safe, so skopeo copies its layers one after the other, while `oci:` (like
+ * containerd and podman) fetches them in parallel. Uncompressed layers are accepted as they are: otherwise
+ * skopeo gzips them on the way in, spending the CPU the fleet needs and writing blobs with other digests. skopeo 1.9.3 ignores CONTAINERS_REGISTRIES_CONF, so the
+ * machine's registries.conf is kept out with a flag.
  */
 export function skopeoPull(registry: string, image: { name: string; tag: string }, dest: string): Command {
   return {
     cmd: 'skopeo',
     args: ['--insecure-policy', '--registries-conf', '/dev/null', 'copy', '--quiet']
-      .concat(['--src-tls-verify=false', '--src-no-creds'])
-      .concat([`docker://${registry}/${image.name}:${image.tag}`, `dir:${dest}`]),
+      .concat(['--src-tls-verify=false', '--src-no-creds', '--dest-oci-accept-uncompressed-layers'])
+      .concat([`docker://${registry}/${image.name}:${image.tag}`, `oci:${dest}:${image.tag}`]),
   }
 }

@@ -107,7 +107,9 @@ export function shoal(mode: 'cold' | 'preheated'): Scenario {
       for (const node of fleet.nodes) {
         const data = join(ctx.dir, node.name)
         await mkdir(data, { recursive: true })
-        const args = agentArgs(ctx.config.shoalBin, node, seederAddr, ctx.originUrl, ctx.originHost, data)
+        const args = agentArgs(ctx.config.shoalBin, node, seederAddr, ctx.originUrl, ctx.originHost, data).concat(
+          ctx.config.agentFlags,
+        )
         daemons.push(ctx.daemon(node, `agent-${node.name}`, process.execPath, args, shoalEnv()))
       }
       await Promise.all(fleet.nodes.map((n) => ctx.probe(n, `http://${AGENT_LISTEN}/v2/`, READY_WAIT_MS)))

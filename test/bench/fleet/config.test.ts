@@ -16,13 +16,16 @@ function config(argv: string[]): BenchConfig {
 }
 
 describe('parseBenchArgs', () => {
-  it('gives the full run by default: 16 nodes, 256 MiB in 4 layers, every scenario', () => {
+  it('gives the full run by default: 8 nodes, 256 MiB in 4 layers, every scenario', () => {
     const c = config([])
     expect(c.mode).toBe('full')
-    expect(c.nodes).toBe(DEFAULTS.full.nodes)
+    expect(c.nodes).toBe(8)
     expect(c.image.layers).toBe(4)
     expect(c.image.layers * c.image.layerBytes).toBe(256 * 1024 * 1024)
     expect(c.links).toEqual(DEFAULTS.full.links)
+    // A thin origin: the fleet's downlinks together carry N times what the origin can send.
+    expect(c.links.originUp).toBe(c.links.nodeDown)
+    expect(directEstimateS(c.nodes, 256 * 1024 * 1024, c.links)).toBeCloseTo((8 * 256 * 1024 * 1024 * 8) / 100e6)
     expect(c.scenarios).toEqual(SCENARIO_NAMES)
     expect(c.shoalBin).toMatch(/\/bin\/shoal\.js$/)
     expect(Object.isFrozen(c)).toBe(true)
@@ -71,8 +74,14 @@ describe('parseBenchArgs', () => {
   it('derives the pull timeout from the direct rollout estimate', () => {
     const c = config(['--quick'])
     const estimate = directEstimateS(4, 32 * 1024 * 1024, c.links)
-    expect(estimate).toBeCloseTo((4 * 32 * 1024 * 1024 * 8) / 40e6)
+    expect(estimate).toBeCloseTo((4 * 32 * 1024 * 1024 * 8) / 80e6)
     expect(c.pullTimeoutS).toBe(Math.ceil(3 * estimate + 60))
+  })
+
+  it('passes extra agent flags through, none by default', () => {
+    expect(config([]).agentFlags).toEqual([])
+    const c = config(['--agent-flag=--stall-timeout=60000', '--agent-flag=--chunk-size=1048576'])
+    expect(c.agentFlags).toEqual(['--stall-timeout=60000', '--chunk-size=1048576'])
   })
 
   it('answers help', () => {

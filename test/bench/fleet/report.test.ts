@@ -12,7 +12,17 @@ import {
 } from '../../../bench/fleet/report.ts'
 
 const S = 1_000_000
-const config = parseBenchArgs(['--quick', '--nodes', '2']) as BenchConfig
+const config = parseBenchArgs([
+  '--quick',
+  '--nodes',
+  '2',
+  '--origin-up',
+  '40',
+  '--node-up',
+  '40',
+  '--node-down',
+  '40',
+]) as BenchConfig
 const hosts = planFleet(2, config.links)
 const image: BenchImage = {
   rootDigest: `sha256:${'a'.repeat(64)}`,
@@ -38,7 +48,7 @@ function sending(perHost: Record<string, number>): Record<string, LinkCounters> 
   return out
 }
 
-const cpu = { backgroundBusy: 0.1, rollout: { busy: 0.6, perCore: [0.7, 0.5] } }
+const cpu = { backgroundBusy: 0.1, loadAverage: [3.25, 2, 1], rollout: { busy: 0.6, perCore: [0.7, 0.5] } }
 
 function measured(name: 'direct' | 'cache', seconds: number[], bytes: Record<string, number>): ScenarioMeasurement {
   const counters = sending(bytes)
@@ -59,7 +69,15 @@ const input: ReportInput = {
   startedAt: '2026-01-01T00:00:00.000Z',
   finishedAt: '2026-01-01T00:05:00.000Z',
   command: 'npm run bench -- --quick --nodes 2',
-  machine: { cpus: 2, cpuModel: 'test cpu', memoryBytes: 1, kernel: '6.1', node: 'v24', tools: {} },
+  machine: {
+    cpus: 2,
+    cpuModel: 'test cpu',
+    memoryBytes: 1,
+    kernel: '6.1',
+    node: 'v24',
+    tools: {},
+    loadAverage: [7.5, 6, 5],
+  },
   config,
   image,
   hosts,
@@ -150,7 +168,7 @@ describe('summaryMarkdown', () => {
     expect(rows).toHaveLength(4)
     expect(rows[0]).toContain('| direct | ok | 3.0 | 4.0 | 4.0 | 4.0 | 0.2 (first-copy) | 20.00× |')
     expect(rows[0]).toContain('| 2.00× |')
-    expect(rows[0]).toContain('60% (10%)')
+    expect(rows[0]).toContain('| 60% (10%, 3.3) |')
     expect(rows[3]).toContain('1 of 2 failed')
   })
 
@@ -158,6 +176,10 @@ describe('summaryMarkdown', () => {
     expect(md).toContain('- shoal, cold: not available: `shoal seeder` is not there yet')
     expect(md).toContain('- shoal, preheated seeder, node-2: exit 1: boom')
     expect(md).toContain('`npm run bench -- --quick --nodes 2`')
+  })
+
+  it("records the machine's load average, so a run starved by other work shows", () => {
+    expect(md).toContain('load average 7.50 6.00 5.00 at the start.')
   })
 })
 

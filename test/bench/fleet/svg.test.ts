@@ -5,7 +5,17 @@ import { planFleet } from '../../../bench/fleet/netns.ts'
 import { buildReport } from '../../../bench/fleet/report.ts'
 import { escapeXml, niceStep, renderSvg } from '../../../bench/fleet/svg.ts'
 
-const config = parseBenchArgs(['--quick', '--nodes', '2']) as BenchConfig
+const config = parseBenchArgs([
+  '--quick',
+  '--nodes',
+  '2',
+  '--origin-up',
+  '40',
+  '--node-up',
+  '40',
+  '--node-down',
+  '40',
+]) as BenchConfig
 const hosts = planFleet(2, config.links)
 const S = 1_000_000
 const counters = Object.fromEntries(
