@@ -1,5 +1,5 @@
-import type { IncomingMessage } from 'node:http'
-import type { Readable } from 'node:stream'
+import { type IncomingMessage, STATUS_CODES } from 'node:http'
+import type { Duplex, Readable } from 'node:stream'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from '../shared/log/index.ts'
 import type { Metrics } from '../shared/metrics/index.ts'
@@ -47,6 +47,17 @@ export function buildApp(deps: AppDeps) {
     routerOptions: { maxParamLength: 2048 },
     // Oversized request heads are refused by Node before any handler runs.
     http: { maxHeaderSize: 16 * 1024 },
+    // Requests that never reach a route (unparseable HTTP, oversized heads, undecodable paths)
+    // still get an OCI error body, not Fastify's own JSON.
+    clientErrorHandler: clientError,
+    frameworkErrors: (err, req, reply) => {
+      reply.headers(API_VERSION)
+      sendOci(reply, routeError(req.raw.url ?? '/', err.statusCode))
+    },
+  })
+  // CONNECT bypasses the request handler; without this Node drops the socket without an answer.
+  app.server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    writeRawError(socket, new RegistryError('UNSUPPORTED', 'method not allowed here'))
   })
 
   // Request bodies (pushes) stream straight to the origin: never parsed, never buffered here.
@@ -241,6 +252,17 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, log: 
     reply.raw.destroy(err instanceof Error ? err : undefined)
     return
   }
+  if ((err as { name?: unknown }).name === 'AbortError') {
+    // The client went away (its request signal fired): nobody is left to answer, and nothing failed.
+    if (req.raw.destroyed || reply.raw.destroyed) {
+      log.debug({ url: req.url.slice(0, 200) }, 'client went away')
+      reply.raw.destroy()
+      return
+    }
+    // Otherwise the agent is shutting down under this request.
+    sendOci(reply, new RegistryError('UNAVAILABLE', 'agent shutting down'))
+    return
+  }
   if (err instanceof OriginStatusError) {
     reply.code(err.status).headers(err.headers)
     if (err.body.byteLength > 0 && req.method !== 'HEAD') {
@@ -279,6 +301,50 @@ function sendError(err: unknown, req: FastifyRequest, reply: FastifyReply, log: 
   }
   log.error({ err }, 'request failed')
   sendOci(reply, new RegistryError('UNKNOWN', 'internal error'))
+}
+
+/**
+ * The precise error for a path the router could not even decode: every grammar excludes `%`,
+ * so the OCI path parser names what is wrong with it.
+ */
+function routeError(url: string, status: number | undefined): RegistryError {
+  const path = url.split('?')[0] ?? '/'
+  try {
+    parseV2Path(path)
+  } catch (err) {
+    if (err instanceof RegistryError) return err
+  }
+  return new RegistryError('NAME_INVALID', 'malformed request path', { status: status ?? 400 })
+}
+
+/** Node's clientError, answered like Fastify's default but with an OCI body. */
+function clientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const e =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? new RegistryError('SIZE_INVALID', 'request header fields too large', { status: 431 })
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new RegistryError('UNSUPPORTED', 'request timeout', { status: 408 })
+        : new RegistryError('UNSUPPORTED', 'malformed HTTP request', { status: 400 })
+  // Node's own check: a response already under way on this socket must not get a second head.
+  const current = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage
+  if (current?.headersSent === true) {
+    socket.destroy(err)
+    return
+  }
+  writeRawError(socket, e, err)
+}
+
+function writeRawError(socket: Duplex, e: RegistryError, cause?: Error): void {
+  if (socket.writable) {
+    const body = JSON.stringify(e.toBody())
+    socket.write(
+      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+        `docker-distribution-api-version: registry/2.0\r\nconnection: close\r\n\r\n${body}`,
+    )
+  }
+  socket.destroy(cause)
 }
 
 function sendOci(reply: FastifyReply, err: RegistryError): void {

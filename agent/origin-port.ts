@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { RegistryError } from '../shared/oci/index.ts'
 import type { OriginRequest, OriginResponse, Upstream } from '../shared/origin/index.ts'
 import { OriginStatusError, OriginUnavailableError } from './errors.ts'
 
@@ -37,7 +38,8 @@ export async function originRequest(
   try {
     res = await origin.request(upstream, req)
   } catch (err) {
-    if ((err as { name?: string }).name === 'AbortError') throw err
+    // A RegistryError (e.g. a path the origin client refuses to build) is the client's fault, not an outage.
+    if ((err as { name?: string }).name === 'AbortError' || err instanceof RegistryError) throw err
     throw new OriginUnavailableError(`origin ${upstream.registry} unreachable: ${(err as Error).message}`, {
       cause: err,
     })

@@ -3,9 +3,9 @@ import type { Metrics } from '../../shared/metrics/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
 import { DigestMismatchError } from '../../shared/oci/index.ts'
 import type { Upstream } from '../../shared/origin/index.ts'
-import type { ContentStore, PartialBlob } from '../../shared/store/index.ts'
+import { type ContentStore, type PartialBlob, StoreFullError } from '../../shared/store/index.ts'
 import type { Authorizer } from '../authz.ts'
-import { OriginUnavailableError } from '../errors.ts'
+import { CacheFullError, isDiskFull, OriginUnavailableError } from '../errors.ts'
 import { type OriginPort, originRequest, statusError } from '../origin-port.ts'
 import type { Download } from './download.ts'
 
@@ -36,7 +36,9 @@ export interface OriginFetchOptions {
  */
 export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Promise<void> {
   const attempts = o.resumeAttempts ?? 3
-  let partial: PartialBlob | undefined = await resumePartial(o)
+  let partial: PartialBlob | undefined = await resumePartial(o).catch(async (err: unknown) => {
+    throw await failed(undefined, err, o)
+  })
   if (partial !== undefined) dl.attach(partial)
   for (let attempt = 0; ; attempt++) {
     // append() writes at appendOffset (chunks the swarm already wrote are skipped, not rewritten).
@@ -62,7 +64,12 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
         res.body.destroy()
         throw new OriginUnavailableError('origin sent a blob without a valid Content-Length')
       }
-      partial = await o.store.openPartial(o.digest, { size, chunkSize: o.chunkSize })
+      try {
+        partial = await o.store.openPartial(o.digest, { size, chunkSize: o.chunkSize })
+      } catch (err) {
+        res.body.destroy()
+        throw await failed(undefined, err, o)
+      }
       dl.attach(partial)
     }
     const body = o.throttle === undefined ? res.body : o.throttle(res.body)
@@ -70,12 +77,19 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
     // they are gathered up to APPEND_BATCH_BYTES (clients still see bytes within one batch).
     let batch: Uint8Array[] = []
     let batched = 0
+    // Tells a failing store from a failing origin connection when the loop below throws.
+    let storeFailed = false
     const flush = async (p: PartialBlob) => {
       if (batched === 0) return
       const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched)
       batch = []
       batched = 0
-      await p.append(bytes)
+      try {
+        await p.append(bytes)
+      } catch (err) {
+        storeFailed = true
+        throw err
+      }
     }
     try {
       for await (const chunk of body) {
@@ -91,7 +105,19 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
       await flush(partial)
     } catch (err) {
       body.destroy()
-      if (err instanceof DigestMismatchError || attempt + 1 >= attempts) throw await failed(partial, err, o)
+      if (err instanceof DigestMismatchError || isDiskFull(err)) throw await failed(partial, err, o)
+      // The origin broke off: what arrived before is kept (the digest check at commit still covers it), so the
+      // resume asks only for the rest.
+      if (!storeFailed) await flush(partial).catch(() => {})
+      if (attempt + 1 >= attempts) {
+        const cause = storeFailed
+          ? err
+          : new OriginUnavailableError(
+              `origin broke off the blob at ${partial.appendOffset} of ${partial.size} bytes: ${(err as Error).message}`,
+              { cause: err },
+            )
+        throw await failed(partial, cause, o)
+      }
       continue
     }
     if (partial.appendOffset < partial.size) {
@@ -103,7 +129,7 @@ export async function fetchFromOrigin(dl: Download, o: OriginFetchOptions): Prom
     try {
       await partial.commit(o.mediaType === undefined ? {} : { mediaType: o.mediaType })
     } catch (err) {
-      throw await failed(undefined, err, o)
+      throw await failed(isDiskFull(err) ? partial : undefined, err, o)
     }
     return
   }
@@ -120,6 +146,14 @@ async function failed(partial: PartialBlob | undefined, err: unknown, o: OriginF
     o.metrics.digestFailures.inc({ source: 'origin' })
     // Bytes that failed their digest are never kept, not even to resume from.
     await partial?.discard().catch(() => {})
+  }
+  if (isDiskFull(err)) {
+    // Kept, it would hold the disk full for every other download; resuming it would only fill it again.
+    await partial?.discard().catch(() => {})
+    return new CacheFullError("the agent's cache disk is full", { cause: err })
+  }
+  if (err instanceof StoreFullError) {
+    return new CacheFullError(err.message, { cause: err })
   }
   return err
 }

@@ -15,7 +15,7 @@ import {
 import type { Upstream } from '../../shared/origin/index.ts'
 import type { ManifestCache } from '../../shared/store/index.ts'
 import type { Authorizer } from '../authz.ts'
-import { OriginUnavailableError } from '../errors.ts'
+import { OriginStatusError, OriginUnavailableError } from '../errors.ts'
 import { type OriginPort, originRequest, readBody, statusError } from '../origin-port.ts'
 
 export interface ManifestRequest {
@@ -89,7 +89,10 @@ export class ManifestService {
     try {
       return await this.#fetch(req)
     } catch (err) {
-      if (!(err instanceof OriginUnavailableError) || tag === undefined) throw err
+      // A rate-limited origin (429 past the waits the origin client allows) is as unavailable as a down one.
+      const unavailable =
+        err instanceof OriginUnavailableError || (err instanceof OriginStatusError && err.status === 429)
+      if (!unavailable || tag === undefined) throw err
       const hit = await cache.getManifest(tag.digest)
       if (hit === undefined) throw err
       this.#d.log.warn(

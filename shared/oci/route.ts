@@ -25,24 +25,26 @@ export function parseV2Path(rawPath: string): V2Route {
   if (rest === '_catalog') return { kind: 'catalog' }
   const parts = rest.split('/')
   // Scan from the right for the first keyword so names may contain `manifests`/`blobs` components.
-  for (let i = parts.length - 2; i >= 1; i--) {
+  // Every route has at most two parts after its keyword, so only the last three positions can
+  // hold one; the name is joined only on a match (a path of thousands of parts stays linear).
+  for (let i = parts.length - 2; i >= Math.max(1, parts.length - 3); i--) {
     const keyword = parts[i]
-    const name = parts.slice(0, i).join('/')
+    const name = () => checkName(parts.slice(0, i).join('/'))
     const tail = parts.slice(i + 1)
     if (keyword === 'manifests' && tail.length === 1) {
-      return { kind: 'manifest', name: checkName(name), reference: parseReference(tail[0]!) }
+      return { kind: 'manifest', name: name(), reference: parseReference(tail[0]!) }
     }
-    if (keyword === 'tags' && tail.length === 1 && tail[0] === 'list') return { kind: 'tags', name: checkName(name) }
+    if (keyword === 'tags' && tail.length === 1 && tail[0] === 'list') return { kind: 'tags', name: name() }
     if (keyword === 'referrers' && tail.length === 1) {
-      return { kind: 'referrers', name: checkName(name), digest: checkDigest(tail[0]!) }
+      return { kind: 'referrers', name: name(), digest: checkDigest(tail[0]!) }
     }
     if (keyword === 'blobs' && tail.length === 1 && tail[0] !== 'uploads') {
-      return { kind: 'blob', name: checkName(name), digest: checkDigest(tail[0]!) }
+      return { kind: 'blob', name: name(), digest: checkDigest(tail[0]!) }
     }
     if (keyword === 'blobs' && tail[0] === 'uploads' && tail.length <= 2) {
       const id = tail[1] ?? ''
       if (id !== '' && !UPLOAD_ID_RE.test(id)) throw new RegistryError('BLOB_UPLOAD_INVALID', 'invalid upload id')
-      return { kind: 'upload', name: checkName(name), rest: id }
+      return { kind: 'upload', name: name(), rest: id }
     }
   }
   throw notFound(rawPath)

@@ -187,7 +187,7 @@ export class FsBackend implements StoreBackend {
 }
 
 /** Changes at every boot of the kernel, and is the host's inside a container (the page cache is the host's). */
-async function readBootId(): Promise<string | undefined> {
+export async function readBootId(): Promise<string | undefined> {
   try {
     const id = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim()
     return id.length > 0 ? id : undefined

@@ -112,7 +112,7 @@ function isTime(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v)
 }
 
-function parseBlobMeta(v: unknown): BlobMeta | undefined {
+export function parseBlobMeta(v: unknown): BlobMeta | undefined {
   if (typeof v !== 'object' || v === null) return undefined
   const { size, mediaType, storedAt, lastAccess } = v as Record<string, unknown>
   if (!isCount(size) || !isTime(storedAt) || !isTime(lastAccess)) return undefined
@@ -120,7 +120,7 @@ function parseBlobMeta(v: unknown): BlobMeta | undefined {
   return mediaType === undefined ? { size, storedAt, lastAccess } : { size, mediaType, storedAt, lastAccess }
 }
 
-function parsePartialMeta(v: unknown): PartialMeta | undefined {
+export function parsePartialMeta(v: unknown): PartialMeta | undefined {
   if (typeof v !== 'object' || v === null) return undefined
   const { size, chunkSize, written, prefix, createdAt, synced, bootId } = v as Record<string, unknown>
   if (!isCount(size) || !isCount(chunkSize) || chunkSize === 0 || !isCount(prefix) || prefix > size) return undefined

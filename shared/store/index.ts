@@ -180,5 +180,13 @@ export {
   StoreFullError,
 } from './errors.ts'
 export { FsContentStore, openFsStore } from './fs-store.ts'
+export {
+  type CheckedPartial,
+  checkStore,
+  type StoreCheck,
+  type StoreCheckMode,
+  type StoreProblem,
+  type StoreProblemKind,
+} from './fsck.ts'
 export { MemoryManifestCache } from './manifests.ts'
 export { MemoryContentStore } from './memory-store.ts'

@@ -1,23 +1,22 @@
-import { mkdtemp, open, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import type { PeerId } from '@libp2p/interface'
-import { peerIdFromString } from '@libp2p/peer-id'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
-import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { pullImage } from '../../cli/demo/pull.ts'
-import type { RunningAgent } from '../../agent/main.ts'
-import { Bitfield, type ChunkAttestation, chunkCount, chunkRange } from '../../shared/chunks/index.ts'
-import type { Metrics } from '../../shared/metrics/index.ts'
-import { type Digest, Digester } from '../../shared/oci/index.ts'
-import { blobCid, createP2PNode, DHT_PROTOCOL, type P2PNode } from '../../shared/p2p/index.ts'
+import { Bitfield, type ChunkAttestation, chunkCount } from '../../shared/chunks/index.ts'
+import type { Digest } from '../../shared/oci/index.ts'
 import type { SampleBlob } from '../../shared/sample/index.ts'
-import { ChunkClient, ChunkServer, type ChunkSource, type SourceHave } from '../../shared/swarm/protocol/index.ts'
+import { ChunkClient, type ChunkSource, type SourceHave } from '../../shared/swarm/protocol/index.ts'
 import { type Fleet, startFleet } from './fleet-harness.ts'
+import {
+  CHUNK,
+  expectCachedIntact,
+  fromFile,
+  type Genuine,
+  rejected,
+  seederAddr,
+  serveSource,
+  startHostileNode,
+} from './hostile-node.ts'
 
-const CHUNK = 256 * 1024
 const cleanups: (() => Promise<void>)[] = []
 let fleet: Fleet | undefined
 
@@ -70,89 +69,12 @@ class LyingSource implements ChunkSource {
   }
 }
 
-interface Genuine {
-  readonly bytes: Uint8Array
-  readonly attestation?: ChunkAttestation
-}
-
 type GenuineFn = (blob: SampleBlob, index: number, signal: AbortSignal) => Promise<Genuine>
 
-async function fromFile(blob: SampleBlob, index: number): Promise<Genuine> {
-  const { start, end } = chunkRange({ size: blob.size, chunkSize: CHUNK }, index)
-  const bytes = new Uint8Array(end - start)
-  const fh = await open(blob.path)
-  try {
-    await fh.read(bytes, 0, bytes.byteLength, start)
-  } finally {
-    await fh.close()
-  }
-  return { bytes }
-}
-
-/** A real libp2p node in the fleet's DHT serving `source`, announced as a provider of every blob of the image. */
-async function startHostile(f: Fleet, source: ChunkSource): Promise<P2PNode> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-hostile-'))
-  const node = await createP2PNode({
-    dataDir: dir,
-    listen: ['/ip4/127.0.0.1/tcp/0'],
-    bootstrap: [seederAddr(f).toString()],
-  })
-  const server = new ChunkServer({ registrar: node }, { source, maxConcurrentUploads: 16 })
-  await server.start()
-  cleanups.push(async () => {
-    await server.stop()
-    await node.stop()
-    await rm(dir, { recursive: true, force: true })
-  })
-  // The provider record must land before the agents look: wait until the DHT knows the seeder, then provide.
-  await untilDhtPeer(node, peerIdFromString(f.seeder.peerId))
-  for (const b of f.image.blobs)
-    await node.contentRouting.provide(blobCid(b.digest), { signal: AbortSignal.timeout(10_000) })
-  return node
-}
-
-function seederAddr(f: Fleet): Multiaddr {
-  const tcp = f.seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
-  return multiaddr(tcp.includes('/p2p/') ? tcp : `${tcp}/p2p/${f.seeder.peerId}`)
-}
-
-/** Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it. */
-async function untilDhtPeer(node: P2PNode, peer: PeerId): Promise<void> {
-  const identified = new Promise<void>((resolve) => {
-    const listener = (evt: CustomEvent<{ peerId: PeerId }>): void => {
-      if (!evt.detail.peerId.equals(peer)) return
-      node.removeEventListener('peer:identify', listener)
-      resolve()
-    }
-    node.addEventListener('peer:identify', listener)
-  })
-  const known = await node.peerStore.get(peer).then(
-    (p) => p.protocols.includes(DHT_PROTOCOL),
-    () => false,
-  )
-  if (!known) await identified
-}
-
-async function rejected(metrics: Metrics, reason: string): Promise<number> {
-  const v = (await metrics.chunksRejected.get()).values.find((x) => x.labels['reason'] === reason)
-  return v?.value ?? 0
-}
-
-/** Each blob read back from the agent (from its cache now) and hashed here. */
-async function expectCachedIntact(agent: RunningAgent, blobs: readonly SampleBlob[]): Promise<void> {
-  const hits = async () =>
-    (await agent.metrics.cacheLookups.get()).values.find(
-      (v) => v.labels['kind'] === 'blob' && v.labels['result'] === 'hit',
-    )?.value ?? 0
-  const before = await hits()
-  for (const b of blobs) {
-    const res = await request(`${agent.url}/v2/demo/app/blobs/${b.digest}`)
-    expect(res.statusCode).toBe(200)
-    const d = Digester.for(b.digest)
-    for await (const part of res.body) d.update(part as Uint8Array)
-    expect(d.digest()).toBe(b.digest)
-  }
-  expect((await hits()) - before).toBe(blobs.length)
+async function startHostile(f: Fleet, source: ChunkSource) {
+  const hostile = await startHostileNode(f, serveSource(source))
+  cleanups.push(hostile.close)
+  return hostile.node
 }
 
 describe('a hostile peer serving corrupted chunks', () => {
