@@ -65,11 +65,15 @@ export class Puller {
     return this.start(digest, registry, name).geometry
   }
 
-  start(digest: Digest, registry: string, name: string): Pull {
+  /**
+   * `authorization`: a preheat job's own credentials, sent instead of the configured ones (never stored or
+   * logged). A pull already under way for the digest is joined whatever credentials it was started with.
+   */
+  start(digest: Digest, registry: string, name: string, opts: { authorization?: string } = {}): Pull {
     const running = this.#pulls.get(digest)
     if (running !== undefined) return running
     const geometry = Promise.withResolvers<{ size: number; chunkSize: number }>()
-    const done = this.#pull(digest, registry, name, geometry.resolve)
+    const done = this.#pull(digest, registry, name, geometry.resolve, opts.authorization)
     done.then(
       () => this.#pulls.delete(digest),
       (err: unknown) => {
@@ -93,6 +97,7 @@ export class Puller {
     registry: string,
     name: string,
     onGeometry: (g: { size: number; chunkSize: number }) => void,
+    authorization: string | undefined,
   ): Promise<void> {
     const { store, maps, live, source, key, chunkSize, metrics, log } = this.#i
     const info = await store.stat(digest)
@@ -108,6 +113,7 @@ export class Puller {
       method: 'GET',
       path: `${name}/blobs/${digest}`,
       scope: `repository:${name}:pull`,
+      ...(authorization === undefined ? {} : { clientAuthorization: authorization }),
     })
     if (res.status !== 200) {
       res.body.destroy()
