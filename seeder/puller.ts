@@ -5,7 +5,7 @@ import type { Metrics } from '../shared/metrics/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
 import { throttled, type TokenBucket } from '../shared/rate/index.ts'
-import type { ContentStore } from '../shared/store/index.ts'
+import type { ContentStore, PartialBlob } from '../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../shared/swarm/live.ts'
 import type { MapStore } from '../shared/swarm/maps/index.ts'
 import type { StoreChunkSource } from '../shared/swarm/source.ts'
@@ -108,26 +108,44 @@ export class Puller {
     }
     const upstream = this.#i.upstreamFor(registry)
     if (upstream === undefined) throw new RegistryNotAllowedError(`this seeder does not pull from ${registry}`)
+    // A partial a crash left behind keeps its prefix (the store trusts it as it does for agents, and the
+    // whole-blob digest still decides at commit): only the rest is asked of the origin.
+    let resumed = await this.#stalePartial(digest)
     metrics.originFetches.inc({ kind: 'blob' })
+    const from = resumed?.appendOffset ?? 0
     const res = await this.#i.origin.request(upstream, {
       method: 'GET',
       path: `${name}/blobs/${digest}`,
       scope: `repository:${name}:pull`,
+      headers: from > 0 ? { range: `bytes=${from}-` } : {},
       ...(authorization === undefined ? {} : { clientAuthorization: authorization }),
     })
-    if (res.status !== 200) {
+    if (res.status === 206 && resumed !== undefined && !rangeStartsAt(res.headers['content-range'], from)) {
+      res.body.destroy()
+      throw new OriginFetchError(502, `origin answered a Range from ${from} with another range`)
+    }
+    if (res.status === 200 && resumed !== undefined) {
+      // The origin ignored the Range: start over rather than trust an offset.
+      await resumed.discard()
+      resumed = undefined
+    }
+    if (res.status !== 200 && !(res.status === 206 && resumed !== undefined)) {
       res.body.destroy()
       throw new OriginFetchError(res.status, `origin answered ${res.status} for ${name}@${digest}`)
     }
-    const size = Number(res.headers['content-length'])
-    if (!Number.isSafeInteger(size) || size < 0) {
-      res.body.destroy()
-      throw new OriginFetchError(502, 'origin sent a blob without a valid Content-Length')
+    let partial: PartialBlob
+    let size: number
+    if (resumed !== undefined) {
+      partial = resumed
+      size = resumed.size
+    } else {
+      size = Number(res.headers['content-length'])
+      if (!Number.isSafeInteger(size) || size < 0) {
+        res.body.destroy()
+        throw new OriginFetchError(502, 'origin sent a blob without a valid Content-Length')
+      }
+      partial = await store.openPartial(digest, { size, chunkSize })
     }
-    // A partial left by a crash is not trusted here: nothing on it was attested, so start clean.
-    const stale = store.getPartial(digest) ?? (await store.openPartial(digest, { size, chunkSize }))
-    if (stale.prefixBytes > 0 || stale.written.count > 0) await stale.discard()
-    const partial = stale.state === 'open' ? stale : await store.openPartial(digest, { size, chunkSize })
     const blob = new LiveBlob(partial)
     live.add(blob)
     onGeometry({ size, chunkSize })
@@ -138,6 +156,14 @@ export class Puller {
       blob.markVerified(c.index, a)
     }
     try {
+      if (from > 0 && resumed !== undefined) {
+        // The prefix's chunks are hashed again from disk and attested as if they had just arrived.
+        for await (const data of partial.read({ start: 0, end: from })) {
+          for (const c of builder.update(data as Uint8Array)) await attest(c)
+        }
+        this.#i.onProgress?.(digest, builder.bytes, size)
+        log.info({ digest, from, size }, 'resuming seeder pull')
+      }
       const body = this.#i.originBucket === undefined ? res.body : throttled(res.body, this.#i.originBucket)
       for await (const data of body) {
         const bytes = data as Uint8Array
@@ -165,4 +191,25 @@ export class Puller {
       live.remove(digest)
     }
   }
+
+  /** A partial of `digest` on disk from an earlier run, reopened, when it has a prefix worth keeping. */
+  async #stalePartial(digest: Digest): Promise<PartialBlob | undefined> {
+    const { store, chunkSize } = this.#i
+    // Pulls are single-flight per digest, so a partial open in this process is one an earlier attempt left.
+    let partial = store.getPartial(digest)
+    if (partial === undefined) {
+      const found = (await store.listPartials()).find((p) => p.digest === digest)
+      if (found === undefined) return undefined
+      partial = await store.openPartial(digest, { size: found.size, chunkSize })
+    }
+    if (partial.appendOffset > 0 && partial.appendOffset < partial.size) return partial
+    await partial.discard()
+    return undefined
+  }
+}
+
+/** Whether a Content-Range header (`bytes START-END/SIZE`) starts at `from`. */
+function rangeStartsAt(header: string | string[] | undefined, from: number): boolean {
+  const m = typeof header === 'string' ? /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(header.trim()) : null
+  return m !== null && Number(m[1]) === from
 }
