@@ -6,6 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { type Digest, digestOf } from '../../shared/oci/digest.ts'
 import { TokenBucket } from '../../shared/rate/index.ts'
+import { seededRandom } from '../../shared/swarm/scheduler/index.ts'
 
 const SHOAL_BIN = fileURLToPath(new URL('../../bin/shoal.js', import.meta.url))
 
@@ -16,17 +17,8 @@ export function seededBytes(size: number, seed: string): Buffer {
   return Buffer.concat([cipher.update(Buffer.alloc(size)), cipher.final()])
 }
 
-/** mulberry32: a seeded PRNG, so a failing run can be replayed with the same kill schedule. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** A seeded PRNG, so a failing run can be replayed with the same kill schedule. */
+export const prng = seededRandom
 
 export interface TestBlob {
   readonly digest: Digest
