@@ -111,40 +111,48 @@ export class Puller {
     // A partial a crash left behind keeps its prefix (the store trusts it as it does for agents, and the
     // whole-blob digest still decides at commit): only the rest is asked of the origin.
     let resumed = await this.#stalePartial(digest)
-    metrics.originFetches.inc({ kind: 'blob' })
     const from = resumed?.appendOffset ?? 0
-    const res = await this.#i.origin.request(upstream, {
-      method: 'GET',
-      path: `${name}/blobs/${digest}`,
-      scope: `repository:${name}:pull`,
-      headers: from > 0 ? { range: `bytes=${from}-` } : {},
-      ...(authorization === undefined ? {} : { clientAuthorization: authorization }),
-    })
-    if (res.status === 206 && resumed !== undefined && !rangeStartsAt(res.headers['content-range'], from)) {
-      res.body.destroy()
-      throw new OriginFetchError(502, `origin answered a Range from ${from} with another range`)
-    }
-    if (res.status === 200 && resumed !== undefined) {
-      // The origin ignored the Range: start over rather than trust an offset.
-      await resumed.discard()
-      resumed = undefined
-    }
-    if (res.status !== 200 && !(res.status === 206 && resumed !== undefined)) {
-      res.body.destroy()
-      throw new OriginFetchError(res.status, `origin answered ${res.status} for ${name}@${digest}`)
-    }
     let partial: PartialBlob
     let size: number
-    if (resumed !== undefined) {
+    // Nothing is left to fetch when a crash came between the last byte and the commit.
+    let body: AsyncIterable<unknown> | Iterable<unknown> = []
+    if (resumed !== undefined && from === resumed.size) {
       partial = resumed
       size = resumed.size
     } else {
-      size = Number(res.headers['content-length'])
-      if (!Number.isSafeInteger(size) || size < 0) {
+      metrics.originFetches.inc({ kind: 'blob' })
+      const res = await this.#i.origin.request(upstream, {
+        method: 'GET',
+        path: `${name}/blobs/${digest}`,
+        scope: `repository:${name}:pull`,
+        headers: from > 0 ? { range: `bytes=${from}-` } : {},
+        ...(authorization === undefined ? {} : { clientAuthorization: authorization }),
+      })
+      if (res.status === 206 && resumed !== undefined && !rangeStartsAt(res.headers['content-range'], from)) {
         res.body.destroy()
-        throw new OriginFetchError(502, 'origin sent a blob without a valid Content-Length')
+        throw new OriginFetchError(502, `origin answered a Range from ${from} with another range`)
       }
-      partial = await store.openPartial(digest, { size, chunkSize })
+      if (res.status === 200 && resumed !== undefined) {
+        // The origin ignored the Range: start over rather than trust an offset.
+        await resumed.discard()
+        resumed = undefined
+      }
+      if (res.status !== 200 && !(res.status === 206 && resumed !== undefined)) {
+        res.body.destroy()
+        throw new OriginFetchError(res.status, `origin answered ${res.status} for ${name}@${digest}`)
+      }
+      if (resumed !== undefined) {
+        partial = resumed
+        size = resumed.size
+      } else {
+        size = Number(res.headers['content-length'])
+        if (!Number.isSafeInteger(size) || size < 0) {
+          res.body.destroy()
+          throw new OriginFetchError(502, 'origin sent a blob without a valid Content-Length')
+        }
+        partial = await store.openPartial(digest, { size, chunkSize })
+      }
+      body = this.#i.originBucket === undefined ? res.body : throttled(res.body, this.#i.originBucket)
     }
     const blob = new LiveBlob(partial)
     live.add(blob)
@@ -164,7 +172,6 @@ export class Puller {
         this.#i.onProgress?.(digest, builder.bytes, size)
         log.info({ digest, from, size }, 'resuming seeder pull')
       }
-      const body = this.#i.originBucket === undefined ? res.body : throttled(res.body, this.#i.originBucket)
       for await (const data of body) {
         const bytes = data as Uint8Array
         if (builder.bytes + bytes.byteLength > size)
@@ -202,7 +209,7 @@ export class Puller {
       if (found === undefined) return undefined
       partial = await store.openPartial(digest, { size: found.size, chunkSize })
     }
-    if (partial.appendOffset > 0 && partial.appendOffset < partial.size) return partial
+    if (partial.appendOffset > 0) return partial
     await partial.discard()
     return undefined
   }
