@@ -1,0 +1,194 @@
+import { parseArgs } from 'node:util'
+import { DEFAULTS, type LinkRates } from '../fleet/config.ts'
+import { BenchUsageError } from '../fleet/errors.ts'
+import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
+
+export const SIM_SCENARIOS: readonly SimScenario[] = ['direct', 'shoal-cold', 'shoal-preheated']
+
+export interface SimConfig {
+  readonly mode: 'quick' | 'full'
+  /** One report per fleet size. */
+  readonly sizes: readonly number[]
+  readonly imageMib: number
+  readonly layers: number
+  readonly scenarios: readonly SimScenario[]
+  readonly outDir: string
+  readonly compare: string | undefined
+  /** Everything but `nodes` (set per size) and the blob list (from the image, or a real report). */
+  readonly base: Omit<SimParams, 'nodes' | 'blobBytes' | 'manifestBytes' | 'limitMs'>
+  /** A run is cut off after this many times its slowest scenario bound; unfinished nodes count as failed. */
+  readonly limitFactor: number
+}
+
+const MIB = 1024 * 1024
+/** What the fleet's generated image adds to each layer's payload: a tar header and the end-of-archive blocks. */
+export const TAR_OVERHEAD_BYTES = 3 * 512
+/** A generated image's config blob and manifest (measured sizes are taken from a real report with --compare). */
+export const CONFIG_BLOB_BYTES = 600
+export function manifestBytesFor(layers: number): number {
+  return 400 + 200 * layers
+}
+
+export const QUICK_SIZES: readonly number[] = [16, 100]
+export const FULL_SIZES: readonly number[] = [16, 100, 1000, 10000]
+
+export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed: nothing real runs)
+
+  --quick                 small fleets (${QUICK_SIZES.join(', ')}) and the fleet's quick image and links
+  --nodes LIST            fleet sizes, comma-separated (quick ${QUICK_SIZES.join(',')}; full ${FULL_SIZES.join(',')})
+  --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
+  --layers L              layers (default ${DEFAULTS.full.layers})
+  --chunk-mib C           swarm chunk size in MiB (default 4, as agent and seeder)
+  --origin-up, --seeder-up, --seeder-down, --node-up, --node-down MBIT   links, as the fleet's flags
+  --scenarios LIST        subset of ${SIM_SCENARIOS.join(',')} (default all)
+  --rtt-ms MS             round trip between any two hosts (default 20: tbf queues of loaded links)
+  --wire-efficiency F     payload share of a link's rate (default ${(MSS_BYTES / (MSS_BYTES + HEADER_BYTES_PER_PACKET)).toFixed(3)}: 1448/1514)
+  --upload-slots K        chunk uploads a host serves at once (default 3, as agent and seeder)
+  --send-buffer-kib B     bytes a sender queues past its link before the upload slot frees (default 0)
+  --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
+  --max-peers P           peers an agent tracks per blob, 0 = no cap (default 40; the agent has none)
+  --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
+  --lookup-latency-ms MS  DHT lookup latency (default 50)
+  --seed N                randomness of the run (default 1)
+  --out DIR               results parent folder (default bench/results/sim)
+  --compare FILE          a real fleet report.json: simulate its exact configuration and print sim vs real
+  --help                  this text`
+
+function num(
+  flag: string,
+  raw: string | undefined,
+  fallback: number,
+  opts: { integer?: boolean; zero?: boolean } = {},
+) {
+  if (raw === undefined) return fallback
+  const v = Number(raw)
+  if (
+    !Number.isFinite(v) ||
+    v < 0 ||
+    (v === 0 && opts.zero !== true) ||
+    (opts.integer === true && !Number.isInteger(v))
+  ) {
+    throw new BenchUsageError(
+      `--${flag}: want a ${opts.zero === true ? 'non-negative' : 'positive'} number, got ${JSON.stringify(raw)}`,
+    )
+  }
+  return v
+}
+
+export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
+  let parsed: ReturnType<typeof parse>
+  try {
+    parsed = parse(argv)
+  } catch (err) {
+    throw new BenchUsageError(err instanceof Error ? err.message : String(err))
+  }
+  const v = parsed.values
+  if (v.help === true) return 'help'
+  if (parsed.positionals.length > 0) throw new BenchUsageError(`unexpected argument ${parsed.positionals[0]}`)
+  const mode = v.quick === true ? 'quick' : 'full'
+  const d = DEFAULTS[mode]
+  const sizes =
+    v.nodes === undefined
+      ? mode === 'quick'
+        ? QUICK_SIZES
+        : FULL_SIZES
+      : v.nodes.split(',').map((s) => num('nodes', s.trim(), 0, { integer: true }))
+  let scenarios = SIM_SCENARIOS
+  if (v.scenarios !== undefined) {
+    const names = v.scenarios.split(',').map((s) => s.trim())
+    for (const n of names) {
+      if (!(SIM_SCENARIOS as readonly string[]).includes(n)) {
+        throw new BenchUsageError(
+          `--scenarios: the simulator models ${SIM_SCENARIOS.join(', ')}, not ${JSON.stringify(n)}`,
+        )
+      }
+    }
+    scenarios = SIM_SCENARIOS.filter((n) => names.includes(n))
+  }
+  const links: LinkRates = {
+    ...d.links,
+    originUp: num('origin-up', v['origin-up'], d.links.originUp),
+    seederUp: num('seeder-up', v['seeder-up'], d.links.seederUp),
+    seederDown: num('seeder-down', v['seeder-down'], d.links.seederDown),
+    nodeUp: num('node-up', v['node-up'], d.links.nodeUp),
+    nodeDown: num('node-down', v['node-down'], d.links.nodeDown),
+  }
+  return Object.freeze({
+    mode,
+    sizes,
+    imageMib: num('image-mib', v['image-mib'], d.imageMib),
+    layers: num('layers', v.layers, d.layers, { integer: true }),
+    scenarios,
+    outDir: v.out ?? 'bench/results/sim',
+    compare: v.compare,
+    limitFactor: 20,
+    base: Object.freeze({
+      links: Object.freeze(links),
+      chunkBytes: Math.round(num('chunk-mib', v['chunk-mib'], 4) * MIB),
+      rttMs: num('rtt-ms', v['rtt-ms'], 20),
+      wireEfficiency: Math.min(
+        1,
+        num('wire-efficiency', v['wire-efficiency'], MSS_BYTES / (MSS_BYTES + HEADER_BYTES_PER_PACKET)),
+      ),
+      uploadSlots: num('upload-slots', v['upload-slots'], 3, { integer: true }),
+      sendBufferBytes: Math.round(num('send-buffer-kib', v['send-buffer-kib'], 0, { zero: true }) * 1024),
+      ...(v['inflight-per-peer'] === undefined
+        ? {}
+        : { inflightPerPeer: num('inflight-per-peer', v['inflight-per-peer'], 4, { integer: true }) }),
+      lookupPeriodMs: 1000,
+      lookupLatencyMs: num('lookup-latency-ms', v['lookup-latency-ms'], 50),
+      lookupResults: 20,
+      dhtReplication: 20,
+      provideLatencyMs: 100,
+      maxPeers: num('max-peers', v['max-peers'], 40, { integer: true, zero: true }),
+      hints: 16,
+      stallTimeoutMs: num('stall-timeout-s', v['stall-timeout-s'], 60) * 1000,
+      chunkDeadlineMs: 10_000,
+      originControlBytesPerNode: 2000,
+      seed: num('seed', v.seed, 1, { integer: true, zero: true }),
+    }),
+  })
+}
+
+/** The image of the fleet's generator: a config blob and `layers` layers of payload plus tar overhead. */
+export function imageBlobs(imageMib: number, layers: number): { blobBytes: number[]; manifestBytes: number } {
+  const layerBytes = Math.floor((imageMib * MIB) / layers)
+  return {
+    blobBytes: [CONFIG_BLOB_BYTES, ...Array.from({ length: layers }, () => layerBytes + TAR_OVERHEAD_BYTES)],
+    manifestBytes: manifestBytesFor(layers),
+  }
+}
+
+function parse(argv: readonly string[]) {
+  const text = { type: 'string' } as const
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: true,
+    options: {
+      quick: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      nodes: text,
+      'image-mib': text,
+      layers: text,
+      'chunk-mib': text,
+      'origin-up': text,
+      'seeder-up': text,
+      'seeder-down': text,
+      'node-up': text,
+      'node-down': text,
+      scenarios: text,
+      'rtt-ms': text,
+      'wire-efficiency': text,
+      'upload-slots': text,
+      'send-buffer-kib': text,
+      'inflight-per-peer': text,
+      'max-peers': text,
+      'stall-timeout-s': text,
+      'lookup-latency-ms': text,
+      seed: text,
+      out: text,
+      compare: text,
+    },
+  })
+}

@@ -1,0 +1,192 @@
+import type { EventQueue } from './queue.ts'
+
+/**
+ * The bandwidth model: every transfer is a fluid flow from the sender's uplink to the receiver's downlink, and
+ * rates are max-min fair (what TCP flows behind token-bucket shapers roughly get). Each link has a water level: a
+ * flow gets min(level of its uplink, level of its downlink), and a link's level is the share that fills it given
+ * what its flows can get at their other end (Infinity while the link is not a bottleneck). A flow starting or
+ * ending recomputes the two links it touches; a level that moves by more than `tolerance` propagates to the
+ * links at the other ends of that link's flows, up to `maxUpdates` recomputations per change. With enough budget
+ * this is the classic bottleneck-level iteration and settles on the max-min allocation; the budget only bounds
+ * the cost of a change that ripples through a large swarm.
+ */
+export class Link {
+  readonly name: string
+  /** Bytes per millisecond; Infinity = unshaped. */
+  readonly capacity: number
+  readonly flows = new Set<Flow>()
+  level = Number.POSITIVE_INFINITY
+  /** Bytes that finished crossing this link (partial transfers of cancelled flows included). */
+  bytes = 0
+
+  constructor(name: string, capacity: number) {
+    if (!(capacity > 0)) throw new RangeError(`link ${name}: capacity must be positive, got ${capacity}`)
+    this.name = name
+    this.capacity = capacity
+  }
+}
+
+export class Flow {
+  readonly src: Link
+  readonly dst: Link
+  readonly bytes: number
+  readonly startedAt: number
+  remaining: number
+  rate = 0
+  at: number
+  version = 0
+  done = false
+  readonly onDone: () => void
+
+  constructor(src: Link, dst: Link, bytes: number, now: number, onDone: () => void) {
+    this.src = src
+    this.dst = dst
+    this.bytes = bytes
+    this.remaining = bytes
+    this.startedAt = now
+    this.at = now
+    this.onDone = onDone
+  }
+}
+
+export interface FlowNetOptions {
+  /** Relative level change below which a recomputation does not propagate (default 0.001). */
+  readonly tolerance?: number
+  /** Link recomputations allowed per flow start or end (default 2000). */
+  readonly maxUpdates?: number
+}
+
+export class FlowNet {
+  readonly #q: EventQueue
+  readonly #tolerance: number
+  readonly #maxUpdates: number
+  #active = 0
+  #updates = 0
+
+  constructor(q: EventQueue, opts: FlowNetOptions = {}) {
+    this.#q = q
+    this.#tolerance = opts.tolerance ?? 0.001
+    this.#maxUpdates = opts.maxUpdates ?? 2000
+  }
+
+  /** Flows under way. */
+  get active(): number {
+    return this.#active
+  }
+
+  /** Link level recomputations so far (the model's cost). */
+  get updates(): number {
+    return this.#updates
+  }
+
+  /** Starts `bytes` from `src` to `dst`; `onDone` runs when the last byte has left the sender. */
+  start(src: Link, dst: Link, bytes: number, onDone: () => void): Flow {
+    const f = new Flow(src, dst, bytes, this.#q.now, onDone)
+    if (!(bytes > 0)) {
+      f.done = true
+      this.#q.at(this.#q.now, onDone)
+      return f
+    }
+    src.flows.add(f)
+    dst.flows.add(f)
+    this.#active++
+    this.#rebalance([src, dst], f)
+    return f
+  }
+
+  /** Stops a flow; returns the bytes it had carried. A finished or cancelled flow is left alone. */
+  cancel(f: Flow): number {
+    if (f.done) return f.bytes - f.remaining
+    this.#progress(f)
+    this.#finish(f)
+    this.#rebalance([f.src, f.dst])
+    return f.bytes - f.remaining
+  }
+
+  #progress(f: Flow): void {
+    const now = this.#q.now
+    if (now > f.at) {
+      f.remaining = Math.max(0, f.remaining - f.rate * (now - f.at))
+      f.at = now
+    }
+  }
+
+  #finish(f: Flow): void {
+    f.done = true
+    f.version++
+    f.src.flows.delete(f)
+    f.dst.flows.delete(f)
+    const carried = f.bytes - f.remaining
+    f.src.bytes += carried
+    f.dst.bytes += carried
+    this.#active--
+  }
+
+  #levelOf(l: Link): number {
+    if (l.capacity === Number.POSITIVE_INFINITY || l.flows.size === 0) return Number.POSITIVE_INFINITY
+    const lims: number[] = []
+    for (const f of l.flows) lims.push((f.src === l ? f.dst : f.src).level)
+    lims.sort((a, b) => a - b)
+    let rem = l.capacity
+    let k = lims.length
+    for (const lim of lims) {
+      if (lim * k >= rem) return rem / k
+      rem -= lim
+      k--
+    }
+    return Number.POSITIVE_INFINITY
+  }
+
+  #rebalance(seeds: readonly Link[], fresh?: Flow): void {
+    const queue: Link[] = [...seeds]
+    const queued = new Set<Link>(seeds)
+    const touched = new Set<Link>(seeds)
+    let budget = this.#maxUpdates
+    for (let i = 0; i < queue.length && budget > 0; i++, budget--) {
+      const l = queue[i]!
+      queued.delete(l)
+      const before = l.level
+      const after = this.#levelOf(l)
+      this.#updates++
+      l.level = after
+      if (after === before) continue
+      touched.add(l)
+      const big =
+        before === Number.POSITIVE_INFINITY ||
+        after === Number.POSITIVE_INFINITY ||
+        Math.abs(after - before) > this.#tolerance * Math.max(after, before)
+      if (!big) continue
+      for (const f of l.flows) {
+        const other = f.src === l ? f.dst : f.src
+        if (!queued.has(other)) {
+          queued.add(other)
+          queue.push(other)
+        }
+      }
+    }
+    const seen = new Set<Flow>()
+    for (const l of touched) {
+      for (const f of l.flows) {
+        if (seen.has(f)) continue
+        seen.add(f)
+        this.#setRate(f, Math.min(f.src.level, f.dst.level, f.src.capacity, f.dst.capacity), f === fresh)
+      }
+    }
+  }
+
+  #setRate(f: Flow, rate: number, force: boolean): void {
+    if (!force && rate === f.rate) return
+    this.#progress(f)
+    f.rate = rate
+    const v = ++f.version
+    const eta = rate === Number.POSITIVE_INFINITY ? 0 : f.remaining / rate
+    this.#q.at(this.#q.now + eta, () => {
+      if (f.version !== v || f.done) return
+      this.#progress(f)
+      f.remaining = 0
+      this.#finish(f)
+      this.#rebalance([f.src, f.dst])
+      f.onDone()
+    })
+  }
+}

@@ -1,0 +1,590 @@
+import { Bitfield } from '../../shared/chunks/bitfield.ts'
+import {
+  type ChunkOutcome,
+  type ChunkRequest,
+  DownloadScheduler,
+  SeedPlanner,
+  seededRandom,
+} from '../../shared/swarm/scheduler/index.ts'
+import { Dht } from './dht.ts'
+import type { Flow } from './flows.ts'
+import { type Blob, type Host, hash32, type World } from './world.ts'
+
+/** Agent constants the model copies (agent/swarm/swarm.ts, shared/swarm/have-tracker.ts, source.ts). */
+const BUSY_BACKOFF_MS = 250
+const EMPTY_RETRY_MS = 250
+const HAVE_WAIT_MS = 5000
+const ADVERTISE_RECHECK_MS = 200
+const SEEDER = 'seeder'
+
+interface Req {
+  readonly d: Download
+  readonly peer: string
+  readonly index: number
+  readonly key: string
+  flow: Flow | undefined
+  server: Host | undefined
+  slotHeld: boolean
+  aborted: boolean
+}
+
+/** One agent's download of one blob: the scheduler plus what the agent's swarm loop does around it. */
+class Download {
+  readonly node: AgentNode
+  readonly blob: Blob
+  readonly verified: Bitfield
+  sched: DownloadScheduler | undefined
+  readonly tracked = new Set<string>()
+  /** Downloads on other nodes that long-poll this one's `have` (they hear of each new chunk). */
+  readonly watchers = new Set<Download>()
+  readonly interested = new Set<string>()
+  readonly reqs = new Map<string, Req>()
+  /** Live here: other agents' `have` requests get a bitfield, not `none`. */
+  live = false
+  seederWatching = false
+  done = false
+  fallback = false
+  provided = false
+  wakeQueued = false
+  lastProgress = 0
+
+  constructor(node: AgentNode, blob: Blob) {
+    this.node = node
+    this.blob = blob
+    this.verified = new Bitfield(blob.chunkCount)
+  }
+}
+
+class AgentNode {
+  readonly index: number
+  readonly host: Host
+  readonly downloads: Download[] = []
+  pending = 0
+  doneAt: number | undefined
+  /** Payload bytes received, by the kind of sender. */
+  fromSeeder = 0
+  fromPeers = 0
+  fromOrigin = 0
+
+  constructor(index: number, host: Host) {
+    this.index = index
+    this.host = host
+  }
+
+  get id(): string {
+    return this.host.id
+  }
+}
+
+interface SeedBlob {
+  readonly blob: Blob
+  readonly have: Bitfield
+  planner: SeedPlanner | undefined
+  pulling: boolean
+  /** When the origin's answer came (geometry known), or undefined. */
+  readyAt: number | undefined
+  readonly waitingForGeometry: (() => void)[]
+  readonly parked: Map<Download, number>
+  readonly told: Map<Download, number>
+  readonly askers: string[]
+  rechecking: boolean
+}
+
+export interface ShoalStats {
+  readonly requests: number
+  readonly busy: number
+  readonly failed: number
+  readonly timedOut: number
+  readonly cancelled: number
+  readonly fallbacks: number
+  readonly maxTracked: number
+  readonly meanTracked: number
+  readonly seederChunksServed: number
+}
+
+export interface NodeOutcome {
+  readonly node: string
+  readonly doneAt: number | undefined
+  readonly fromSeeder: number
+  readonly fromPeers: number
+  readonly fromOrigin: number
+}
+
+/**
+ * Shoal's rollout: a seeder (cold: pulling each blob from the origin once, chunk by chunk, as agents ask; or
+ * preheated) and N agents, each running Shoal's DownloadScheduler per blob, with the seeder running Shoal's
+ * SeedPlanner. What travels between them is modelled: `have` long polls (bitfields, peer hints), chunk requests
+ * with `busy` answers when upload slots are taken, flows over the links, DHT provide and lookups.
+ */
+export class ShoalModel {
+  readonly w: World
+  readonly dht: Dht
+  readonly agents: AgentNode[]
+  readonly #byId = new Map<string, AgentNode>()
+  readonly #seed: SeedBlob[]
+  #requests = 0
+  #busy = 0
+  #failed = 0
+  #timedOut = 0
+  #cancelled = 0
+  #fallbacks = 0
+  #seederServed = 0
+
+  constructor(w: World, preheated: boolean) {
+    this.w = w
+    const p = w.p
+    this.dht = new Dht(w.q, w.random, {
+      nodes: p.nodes,
+      keys: w.blobs.length,
+      replication: p.dhtReplication,
+      provideLatencyMs: p.provideLatencyMs,
+      lookupLatencyMs: p.lookupLatencyMs,
+      results: p.lookupResults,
+    })
+    this.agents = w.nodes.map((h, i) => new AgentNode(i, h))
+    for (const a of this.agents) this.#byId.set(a.id, a)
+    this.#seed = w.blobs.map((blob) => ({
+      blob,
+      have: preheated ? Bitfield.full(blob.chunkCount) : new Bitfield(blob.chunkCount),
+      planner: undefined,
+      pulling: preheated,
+      readyAt: preheated ? 0 : undefined,
+      waitingForGeometry: [],
+      parked: new Map(),
+      told: new Map(),
+      askers: [],
+      rechecking: false,
+    }))
+  }
+
+  /** Every node starts its pull now. */
+  start(): void {
+    for (const a of this.agents) this.#startNode(a)
+  }
+
+  get finished(): boolean {
+    return this.agents.every((a) => a.doneAt !== undefined)
+  }
+
+  outcomes(): NodeOutcome[] {
+    return this.agents.map((a) => ({
+      node: a.id,
+      doneAt: a.doneAt,
+      fromSeeder: a.fromSeeder,
+      fromPeers: a.fromPeers,
+      fromOrigin: a.fromOrigin,
+    }))
+  }
+
+  stats(): ShoalStats {
+    let max = 0
+    let sum = 0
+    let n = 0
+    for (const a of this.agents) {
+      for (const d of a.downloads) {
+        max = Math.max(max, d.tracked.size)
+        sum += d.tracked.size
+        n++
+      }
+    }
+    return {
+      requests: this.#requests,
+      busy: this.#busy,
+      failed: this.#failed,
+      timedOut: this.#timedOut,
+      cancelled: this.#cancelled,
+      fallbacks: this.#fallbacks,
+      maxTracked: max,
+      meanTracked: n > 0 ? sum / n : 0,
+      seederChunksServed: this.#seederServed,
+    }
+  }
+
+  // ---- node: manifest, then every blob at once (skopeo copies layers in parallel) ----
+
+  #startNode(a: AgentNode): void {
+    const { q, p, origin, latMs } = this.w
+    origin.extraTx += p.originControlBytesPerNode
+    // The client's manifest GET goes through the agent to the origin; then a HEAD per blob authorizes it.
+    q.after(2 * p.rttMs, () => {
+      this.w.net.start(origin.up, a.host.down, p.manifestBytes, () => {
+        a.fromOrigin += p.manifestBytes
+        q.after(latMs + p.rttMs, () => {
+          a.pending = this.w.blobs.length
+          for (const blob of this.w.blobs) {
+            const d = new Download(a, blob)
+            a.downloads.push(d)
+            this.#fill(d)
+          }
+        })
+      })
+    })
+  }
+
+  #fill(d: Download): void {
+    const { q, p } = this.w
+    const s = this.#seed[d.blob.index]!
+    // getMap from the seeder: a preheated seeder has it; a cold one answers none and the agent asks it to fetch.
+    q.after(p.rttMs, () => {
+      if (s.readyAt !== undefined && s.have.complete) {
+        this.#exchange(d)
+        return
+      }
+      q.after(this.w.latMs, () => {
+        this.#startPull(s)
+        const reply = () => q.after(this.w.latMs, () => this.#exchange(d))
+        if (s.readyAt !== undefined) reply()
+        else s.waitingForGeometry.push(reply)
+      })
+    })
+  }
+
+  // ---- seeder: the pull from the origin, have answers (super-seeding), hints ----
+
+  #startPull(s: SeedBlob): void {
+    if (s.pulling) return
+    s.pulling = true
+    const { q, p, net, origin, seeder } = this.w
+    q.after(p.rttMs, () => {
+      s.readyAt = q.now
+      for (const f of s.waitingForGeometry.splice(0)) f()
+      const next = (i: number) => {
+        if (i >= s.blob.chunkCount) return
+        net.start(origin.up, seeder.down, s.blob.chunkBytes(i), () => {
+          s.have.set(i)
+          s.planner?.markHave(i)
+          this.#recheckParked(s)
+          next(i + 1)
+        })
+      }
+      next(0)
+    })
+  }
+
+  #planner(s: SeedBlob): SeedPlanner {
+    if (s.planner === undefined) s.planner = new SeedPlanner({ chunkCount: s.blob.chunkCount, have: s.have })
+    return s.planner
+  }
+
+  /** An agent's `have` long poll reaches the seeder. */
+  #seederPoll(d: Download): void {
+    const s = this.#seed[d.blob.index]!
+    if (d.done) return
+    const planner = this.#planner(s)
+    s.askers.push(d.node.id)
+    if (s.askers.length > 4 * this.w.p.hints) s.askers.splice(0, s.askers.length - 2 * this.w.p.hints)
+    if (!d.seederWatching) {
+      // The seeder starts long-polling this agent too (its HaveTracker), to learn what it holds.
+      d.seederWatching = true
+      const known = [...d.verified.indexes()]
+      this.w.q.after(this.w.p.rttMs, () => {
+        for (const i of known) planner.onPeerHas(d.node.id, i)
+      })
+    }
+    const first = !s.told.has(d)
+    const adv = this.#advertised(s, d)
+    if (first || adv.count !== s.told.get(d)) this.#seederAnswer(s, d, adv, first)
+    else {
+      s.parked.set(d, this.w.q.now)
+      this.#scheduleRecheck(s)
+    }
+  }
+
+  #advertised(s: SeedBlob, d: Download): Bitfield {
+    const adv = this.#planner(s).advertiseFor(d.node.id, this.w.q.now)
+    for (const i of adv.indexes()) if (!s.have.has(i)) adv.clear(i)
+    return adv
+  }
+
+  #seederAnswer(s: SeedBlob, d: Download, adv: Bitfield, first: boolean): void {
+    s.parked.delete(d)
+    s.told.set(d, adv.count)
+    const hints: string[] = []
+    for (let i = s.askers.length - 1; i >= 0 && hints.length < this.w.p.hints; i--) {
+      const id = s.askers[i]!
+      if (id !== d.node.id && !hints.includes(id)) hints.push(id)
+    }
+    const complete = s.have.complete && adv.count === s.have.count
+    this.w.q.after(this.w.latMs, () => {
+      if (d.done || d.sched === undefined) return
+      if (first) d.sched.addPeer(SEEDER, 'seeder', adv)
+      else for (const i of adv.indexes()) d.sched.peerHas(SEEDER, i)
+      for (const h of hints) this.#track(d, h)
+      this.#wake(d)
+      if (!complete) this.w.q.after(this.w.latMs, () => this.#seederPoll(d))
+    })
+  }
+
+  #scheduleRecheck(s: SeedBlob): void {
+    if (s.rechecking) return
+    s.rechecking = true
+    this.w.q.after(ADVERTISE_RECHECK_MS, () => {
+      s.rechecking = false
+      this.#recheckParked(s)
+      if (s.parked.size > 0) this.#scheduleRecheck(s)
+    })
+  }
+
+  #recheckParked(s: SeedBlob): void {
+    const now = this.w.q.now
+    for (const [d, since] of [...s.parked]) {
+      if (d.done) {
+        s.parked.delete(d)
+        continue
+      }
+      const adv = this.#advertised(s, d)
+      if (adv.count !== s.told.get(d) || now - since >= HAVE_WAIT_MS) this.#seederAnswer(s, d, adv, false)
+    }
+  }
+
+  // ---- agent: the exchange loop ----
+
+  #exchange(d: Download): void {
+    const { q, p } = this.w
+    const a = d.node
+    d.sched = new DownloadScheduler({
+      chunkCount: d.blob.chunkCount,
+      chunkBytes: d.blob.chunkBytes,
+      requestTimeoutMs: Math.max(1000, Math.floor(p.stallTimeoutMs / 4)),
+      hardTimeoutMs: Math.max(2000, Math.floor(p.stallTimeoutMs / 2)),
+      random: seededRandom(hash32(p.seed, a.id, d.blob.index)),
+      ...(p.inflightPerPeer === undefined
+        ? {}
+        : { maxInflightPerPeer: p.inflightPerPeer, maxInflightPerFastPeer: p.inflightPerPeer }),
+    })
+    d.live = true
+    d.lastProgress = q.now
+    d.tracked.add(SEEDER)
+    q.after(this.w.latMs, () => this.#seederPoll(d))
+    const period = () => {
+      if (d.done) return
+      this.#discover(d)
+      if (q.now - d.lastProgress > p.stallTimeoutMs) {
+        this.#fallBack(d)
+        return
+      }
+      this.#drive(d)
+      q.after(p.lookupPeriodMs, period)
+    }
+    period()
+  }
+
+  #discover(d: Download): void {
+    for (const id of d.interested) this.#track(d, id)
+    d.interested.clear()
+    this.dht.lookup(d.node.index, d.blob.index, (ids) => {
+      if (d.done) return
+      for (const id of ids) this.#track(d, id)
+    })
+  }
+
+  /** Starts the `have` long poll on a peer, as HaveTracker.track does. */
+  #track(d: Download, id: string): void {
+    if (id === d.node.id || d.tracked.has(id)) return
+    const cap = this.w.p.maxPeers
+    if (cap > 0 && d.tracked.size - 1 >= cap) return
+    const other = this.#byId.get(id)
+    if (other === undefined) return
+    d.tracked.add(id)
+    const ask = () => {
+      this.w.q.after(this.w.latMs, () => {
+        if (d.done) return
+        const od = other.downloads[d.blob.index]
+        if (od === undefined || !od.live) {
+          this.w.q.after(this.w.latMs + EMPTY_RETRY_MS, ask)
+          return
+        }
+        od.interested.add(d.node.id)
+        od.watchers.add(d)
+        const bits = od.verified.clone()
+        this.w.q.after(this.w.latMs, () => {
+          if (d.done || d.sched === undefined) return
+          d.sched.addPeer(id, 'peer', bits)
+          this.#wake(d)
+        })
+      })
+    }
+    ask()
+  }
+
+  #wake(d: Download, delayMs = 0): void {
+    if (delayMs > 0) {
+      this.w.q.after(delayMs, () => this.#wake(d))
+      return
+    }
+    if (d.wakeQueued || d.done) return
+    d.wakeQueued = true
+    this.w.q.after(0, () => {
+      d.wakeQueued = false
+      this.#drive(d)
+    })
+  }
+
+  #drive(d: Download): void {
+    const sched = d.sched
+    if (d.done || sched === undefined) return
+    const now = this.w.q.now
+    for (const t of sched.tick(now).timedOut) {
+      this.#timedOut++
+      this.#abort(d, t)
+    }
+    for (const r of sched.next(now)) this.#request(d, r.peer, r.index)
+  }
+
+  #request(d: Download, peer: string, index: number): void {
+    const { q, p, net, latMs } = this.w
+    this.#requests++
+    const key = `${peer}/${index}`
+    const req: Req = { d, peer, index, key, flow: undefined, server: undefined, slotHeld: false, aborted: false }
+    d.reqs.set(key, req)
+    q.after(p.chunkDeadlineMs, () => {
+      if (req.aborted || d.reqs.get(key) !== req) return
+      this.#cut(req)
+      this.#settle(req, 'failed')
+    })
+    q.after(latMs, () => {
+      if (req.aborted) return
+      const reply = (outcome: ChunkOutcome) => q.after(latMs, () => this.#settle(req, outcome))
+      const seederSide = peer === SEEDER
+      const host = seederSide ? this.w.seeder : this.#byId.get(peer)?.host
+      if (host === undefined) return reply('failed')
+      const holds = seederSide
+        ? this.#seed[d.blob.index]!.have.has(index)
+        : (this.#byId.get(peer)?.downloads[d.blob.index]?.verified.has(index) ?? false)
+      if (!holds) return reply('failed')
+      if (host.uploadsInUse >= p.uploadSlots) return reply('busy')
+      if (!seederSide) this.#byId.get(peer)?.downloads[d.blob.index]?.interested.add(d.node.id)
+      const bytes = d.blob.chunkBytes(index)
+      // The handler holds its upload slot until its last write returns: with a send buffer of B bytes, that is
+      // when all but B bytes have left the link; the rest drains after the slot is free.
+      const held = Math.max(0, bytes - p.sendBufferBytes)
+      host.uploadsInUse++
+      req.server = host
+      req.slotHeld = true
+      const drained = () => {
+        req.flow = undefined
+        if (seederSide) {
+          this.#seederServed++
+          this.#seed[d.blob.index]!.planner?.onServed(d.node.id, index, q.now)
+        }
+        reply('ok')
+      }
+      const release = () => {
+        if (req.slotHeld) {
+          req.slotHeld = false
+          host.uploadsInUse--
+        }
+      }
+      if (held === 0) {
+        release()
+        req.flow = net.start(host.up, d.node.host.down, bytes, drained)
+        return
+      }
+      req.flow = net.start(host.up, d.node.host.down, held, () => {
+        release()
+        if (held === bytes) drained()
+        else req.flow = net.start(host.up, d.node.host.down, bytes - held, drained)
+      })
+    })
+  }
+
+  /** Stops a request on the wire: its flow, if any, frees the sender's upload slot. */
+  #cut(req: Req): void {
+    req.aborted = true
+    if (req.flow !== undefined && !req.flow.done) this.w.net.cancel(req.flow)
+    if (req.slotHeld) {
+      req.slotHeld = false
+      req.server!.uploadsInUse--
+    }
+    req.flow = undefined
+  }
+
+  #abort(d: Download, r: ChunkRequest): void {
+    const key = `${r.peer}/${r.index}`
+    const req = d.reqs.get(key)
+    if (req === undefined) return
+    d.reqs.delete(key)
+    this.#cut(req)
+  }
+
+  #settle(req: Req, outcome: ChunkOutcome): void {
+    const d = req.d
+    if (d.reqs.get(req.key) !== req) return
+    d.reqs.delete(req.key)
+    if (d.done || d.sched === undefined) return
+    const now = this.w.q.now
+    if (outcome === 'busy') {
+      this.#busy++
+      this.#wake(d, BUSY_BACKOFF_MS)
+    } else if (outcome === 'failed') this.#failed++
+    else if (!d.verified.has(req.index)) {
+      const bytes = d.blob.chunkBytes(req.index)
+      if (req.peer === SEEDER) d.node.fromSeeder += bytes
+      else d.node.fromPeers += bytes
+      d.lastProgress = now
+      this.#verified(d, [req.index])
+    }
+    const { cancel } = d.sched.onChunk(req.peer, req.index, now, outcome)
+    for (const c of cancel) {
+      this.#cancelled++
+      this.#abort(d, c)
+    }
+    if (d.verified.complete) this.#finish(d)
+    else this.#wake(d)
+  }
+
+  /** New chunks here: announce (DHT after the first), and tell whoever long-polls this download. */
+  #verified(d: Download, indexes: readonly number[]): void {
+    for (const i of indexes) d.verified.set(i)
+    if (!d.provided) {
+      d.provided = true
+      this.dht.provide(d.node.index, d.node.id, d.blob.index)
+    }
+    const watchers = [...d.watchers]
+    const s = this.#seed[d.blob.index]!
+    const toSeeder = d.seederWatching
+    this.w.q.after(this.w.latMs, () => {
+      for (const w of watchers) {
+        if (w.done || w.sched === undefined) continue
+        for (const i of indexes) w.sched.peerHas(d.node.id, i)
+        this.#wake(w)
+      }
+      if (toSeeder) for (const i of indexes) s.planner?.onPeerHas(d.node.id, i)
+    })
+  }
+
+  /** No verified chunk for stallTimeoutMs: the agent gives up on the swarm and gets the rest from the origin. */
+  #fallBack(d: Download): void {
+    this.#fallbacks++
+    for (const req of [...d.reqs.values()]) this.#cut(req)
+    d.reqs.clear()
+    d.sched = undefined
+    d.fallback = true
+    const { q, net, origin, latMs, p } = this.w
+    const prefix = d.verified.firstMissing()
+    let bytes = 0
+    for (let i = prefix; i < d.blob.chunkCount; i++) bytes += d.blob.chunkBytes(i)
+    q.after(p.rttMs, () => {
+      net.start(origin.up, d.node.host.down, bytes, () => {
+        q.after(latMs, () => {
+          d.node.fromOrigin += bytes
+          const fresh: number[] = []
+          for (let i = 0; i < d.blob.chunkCount; i++) if (!d.verified.has(i)) fresh.push(i)
+          if (fresh.length > 0) this.#verified(d, fresh)
+          this.#finish(d)
+        })
+      })
+    })
+  }
+
+  #finish(d: Download): void {
+    if (d.done) return
+    d.done = true
+    d.sched = undefined
+    for (const req of [...d.reqs.values()]) this.#cut(req)
+    d.reqs.clear()
+    this.#seed[d.blob.index]!.parked.delete(d)
+    const a = d.node
+    if (--a.pending === 0) a.doneAt = this.w.q.now
+  }
+}

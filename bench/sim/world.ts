@@ -1,0 +1,159 @@
+import { mbitToBps } from '../fleet/bound.ts'
+import type { LinkRates, ScenarioName } from '../fleet/config.ts'
+import type { HostRole } from '../fleet/netns.ts'
+import { FlowNet, Link } from './flows.ts'
+import { EventQueue } from './queue.ts'
+
+/** Everything one simulated rollout is built from. Rates in megabits per second, as the fleet's. */
+export interface SimParams {
+  readonly nodes: number
+  readonly links: LinkRates
+  /** Sizes of the image's blobs (config and layers), in the order a client asks for them. */
+  readonly blobBytes: readonly number[]
+  /** Manifest bytes every node fetches from the origin itself. */
+  readonly manifestBytes: number
+  readonly chunkBytes: number
+  readonly rttMs: number
+  /** Payload share of a shaped link's rate (TCP/IP and Ethernet headers take the rest). */
+  readonly wireEfficiency: number
+  /** Chunk uploads a host serves at once; more are answered `busy` (agent and seeder: 3). */
+  readonly uploadSlots: number
+  /** Bytes of a chunk a sender can queue (socket and muxer buffers) before its upload slot is free again. */
+  readonly sendBufferBytes: number
+  readonly lookupPeriodMs: number
+  readonly lookupLatencyMs: number
+  /** Providers one DHT lookup returns (Kademlia's K). */
+  readonly lookupResults: number
+  /** Nodes that store each provider record (Kademlia's K). */
+  readonly dhtReplication: number
+  readonly provideLatencyMs: number
+  /** The scheduler's pipeline per peer (maxInflightPerPeer and maxInflightPerFastPeer); undefined = its defaults. */
+  readonly inflightPerPeer?: number
+  /** Peers an agent tracks per blob besides the seeder; 0 = no cap (as the agent today). */
+  readonly maxPeers: number
+  /** Peer hints in one seeder `have` answer (MAX_HAVE_PEERS). */
+  readonly hints: number
+  readonly stallTimeoutMs: number
+  readonly chunkDeadlineMs: number
+  /** Bytes each node's own requests take from the origin besides the manifest (HEADs, tokens, headers). */
+  readonly originControlBytesPerNode: number
+  readonly seed: number
+  /** Simulated time after which a run is cut off and unfinished nodes count as failed. */
+  readonly limitMs: number
+}
+
+export type SimScenario = Extract<ScenarioName, 'direct' | 'shoal-cold' | 'shoal-preheated'>
+
+/** TCP payload per packet with timestamps on a 1500-byte MTU, and the headers the fleet's counters subtract. */
+export const MSS_BYTES = 1448
+export const HEADER_BYTES_PER_PACKET = 66
+
+export class Host {
+  readonly id: string
+  readonly role: HostRole
+  readonly up: Link
+  readonly down: Link
+  uploadsInUse = 0
+  /** Payload bytes sent outside modelled flows (origin control traffic). */
+  extraTx = 0
+
+  constructor(id: string, role: HostRole, up: Link, down: Link) {
+    this.id = id
+    this.role = role
+    this.up = up
+    this.down = down
+  }
+}
+
+export interface Blob {
+  readonly index: number
+  readonly bytes: number
+  readonly chunkCount: number
+  readonly chunkBytes: (i: number) => number
+}
+
+export function makeBlob(index: number, bytes: number, chunkBytes: number): Blob {
+  const chunkCount = Math.max(1, Math.ceil(bytes / chunkBytes))
+  return {
+    index,
+    bytes,
+    chunkCount,
+    chunkBytes: (i) => Math.min(chunkBytes, bytes - i * chunkBytes),
+  }
+}
+
+/** DHT bookkeeping of one run: records stored and lookups made, per node. */
+export interface DhtStats {
+  readonly provides: number
+  readonly lookups: number
+  /** Provider records held by each node (agents only; the seeder is not a provider). */
+  readonly recordsPerNode: Float64Array
+  readonly lookupsPerNode: Float64Array
+  /** Providers of the most-provided blob at the end: what one GET_PROVIDERS answer would list. */
+  readonly maxProvidersPerKey: number
+}
+
+/** The shared machinery of one run. */
+export class World {
+  readonly p: SimParams
+  readonly q = new EventQueue()
+  readonly net: FlowNet
+  readonly blobs: readonly Blob[]
+  readonly origin: Host
+  readonly seeder: Host
+  readonly nodes: readonly Host[]
+  readonly latMs: number
+  /** Deterministic randomness for the model's own choices (the schedulers get their own streams). */
+  readonly random: () => number
+
+  constructor(p: SimParams, random: () => number) {
+    this.p = p
+    this.net = new FlowNet(this.q)
+    this.random = random
+    this.latMs = p.rttMs / 2
+    const cap = (mbit: number) => (mbitToBps(mbit) * p.wireEfficiency) / 1000
+    const l = p.links
+    this.origin = new Host(
+      'origin',
+      'origin',
+      new Link('origin.up', cap(l.originUp)),
+      new Link('origin.down', Infinity),
+    )
+    this.seeder = new Host(
+      'seeder',
+      'seeder',
+      new Link('seeder.up', cap(l.seederUp)),
+      new Link('seeder.down', cap(l.seederDown)),
+    )
+    const nodes: Host[] = []
+    for (let i = 1; i <= p.nodes; i++) {
+      nodes.push(
+        new Host(
+          `node-${i}`,
+          'node',
+          new Link(`node-${i}.up`, cap(l.nodeUp)),
+          new Link(`node-${i}.down`, cap(l.nodeDown)),
+        ),
+      )
+    }
+    this.nodes = nodes
+    this.blobs = p.blobBytes.map((b, i) => makeBlob(i, b, p.chunkBytes))
+  }
+
+  get imageBytes(): number {
+    return this.p.manifestBytes + this.p.blobBytes.reduce((a, b) => a + b, 0)
+  }
+}
+
+/** A small stable hash (FNV-1a) for seeding per-node random streams. */
+export function hash32(...parts: readonly (string | number)[]): number {
+  let h = 0x811c9dc5
+  for (const part of parts) {
+    const s = `${part}\u0000`
+    for (let i = 0; i < s.length; i++) {
+      h ^= s.charCodeAt(i)
+      h = Math.imul(h, 0x01000193)
+    }
+  }
+  return h >>> 0
+}

@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest'
+import { EventQueue } from '../../../bench/sim/queue.ts'
+
+describe('EventQueue', () => {
+  it('runs events in time order, ties in the order they were scheduled', () => {
+    const q = new EventQueue()
+    const seen: string[] = []
+    q.at(30, () => seen.push('c'))
+    q.at(10, () => seen.push('a1'))
+    q.at(20, () => seen.push('b'))
+    q.at(10, () => seen.push('a2'))
+    q.at(10, () => seen.push('a3'))
+    q.run()
+    expect(seen).toEqual(['a1', 'a2', 'a3', 'b', 'c'])
+    expect(q.now).toBe(30)
+    expect(q.ran).toBe(5)
+  })
+
+  it('orders many random events and never moves time backwards', () => {
+    const q = new EventQueue()
+    const times: number[] = []
+    let x = 12345
+    for (let i = 0; i < 2000; i++) {
+      x = (x * 1103515245 + 12345) % 2 ** 31
+      const t = x % 1000
+      q.at(t, () => times.push(q.now))
+    }
+    q.run()
+    expect(times).toHaveLength(2000)
+    for (let i = 1; i < times.length; i++) expect(times[i]!).toBeGreaterThanOrEqual(times[i - 1]!)
+  })
+
+  it('schedules from inside events relative to virtual time, and stops at endMs', () => {
+    const q = new EventQueue()
+    const seen: number[] = []
+    const tick = () => {
+      seen.push(q.now)
+      q.after(100, tick)
+    }
+    q.at(0, tick)
+    q.run({ endMs: 350 })
+    expect(seen).toEqual([0, 100, 200, 300])
+    // An event for a past time runs now, not before.
+    q.at(-5, () => seen.push(q.now))
+    q.run({ endMs: 350 })
+    expect(seen.at(-1)).toBe(300)
+  })
+})
