@@ -42,7 +42,13 @@ afterEach(async () => {
 
 type Outcome =
   | { readonly kind: 'complete'; readonly got: number; readonly want: number; readonly corrupt: boolean }
-  | { readonly kind: 'aborted'; readonly got: number; readonly corrupt: boolean; readonly at: number }
+  | {
+      readonly kind: 'aborted'
+      readonly got: number
+      readonly corrupt: boolean
+      readonly at: number
+      readonly error: string
+    }
   | { readonly kind: 'status'; readonly status: number }
 
 /**
@@ -70,8 +76,8 @@ async function getBlob(url: string, blob: TestBlob, start = 0, hold?: Promise<vo
       }
     }
     return { kind: 'complete', got, want: blob.bytes.byteLength - start, corrupt }
-  } catch {
-    return { kind: 'aborted', got, corrupt, at: performance.now() }
+  } catch (err) {
+    return { kind: 'aborted', got, corrupt, at: performance.now(), error: (err as Error).message }
   }
 }
 
@@ -213,7 +219,7 @@ describe('an agent killed with SIGKILL at random points of many downloads', () =
         if (o.kind === 'complete') expect(o).toMatchObject({ got: o.want, corrupt: false })
         if (o.kind === 'aborted') {
           expect(o.corrupt).toBe(false)
-          expect(o.at, 'a client failed before the kill').toBeGreaterThanOrEqual(killedAt)
+          expect(o.at, `a client failed before the kill: ${o.error}`).toBeGreaterThanOrEqual(killedAt)
           if (o.got > 0) abortedMidStream++
         }
       }
