@@ -198,31 +198,37 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
   })
 }
 
+const TEXT = { type: 'string' } as const
+
+/** Flags that shape the fleet and its image: shared with the simulator (bench/sim), so both take the same knobs. */
+export const FLEET_SHAPE_OPTIONS = {
+  quick: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  nodes: TEXT,
+  'image-mib': TEXT,
+  layers: TEXT,
+  'origin-up': TEXT,
+  'seeder-up': TEXT,
+  'seeder-down': TEXT,
+  'node-up': TEXT,
+  'node-down': TEXT,
+  scenarios: TEXT,
+  seed: TEXT,
+  out: TEXT,
+} as const
+
 function parse(argv: readonly string[]) {
-  const text = { type: 'string' } as const
   return parseArgs({
     args: [...argv],
     strict: true,
     allowPositionals: true,
     options: {
-      quick: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      nodes: text,
-      'image-mib': text,
-      layers: text,
-      'origin-up': text,
-      'cache-up': text,
-      'cache-down': text,
-      'seeder-up': text,
-      'seeder-down': text,
-      'node-up': text,
-      'node-down': text,
-      scenarios: text,
-      seed: text,
-      out: text,
-      'pull-timeout': text,
-      'sample-ms': text,
-      'shoal-bin': text,
+      ...FLEET_SHAPE_OPTIONS,
+      'cache-up': TEXT,
+      'cache-down': TEXT,
+      'pull-timeout': TEXT,
+      'sample-ms': TEXT,
+      'shoal-bin': TEXT,
       'agent-flag': { type: 'string', multiple: true },
     },
   })

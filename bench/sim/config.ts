@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { DEFAULTS, type LinkRates } from '../fleet/config.ts'
+import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
 
@@ -166,18 +166,8 @@ function parse(argv: readonly string[]) {
     strict: true,
     allowPositionals: true,
     options: {
-      quick: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-      nodes: text,
-      'image-mib': text,
-      layers: text,
+      ...FLEET_SHAPE_OPTIONS,
       'chunk-mib': text,
-      'origin-up': text,
-      'seeder-up': text,
-      'seeder-down': text,
-      'node-up': text,
-      'node-down': text,
-      scenarios: text,
       'rtt-ms': text,
       'wire-efficiency': text,
       'upload-slots': text,
@@ -186,8 +176,6 @@ function parse(argv: readonly string[]) {
       'max-peers': text,
       'stall-timeout-s': text,
       'lookup-latency-ms': text,
-      seed: text,
-      out: text,
       compare: text,
     },
   })
