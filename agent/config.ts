@@ -111,7 +111,8 @@ export const AGENT_OPTIONS = {
     type: 'duration',
     flag: 'stall-timeout',
     default: 60_000,
-    describe: 'no verified chunk from the swarm for this long → the rest comes from the origin',
+    describe:
+      'no byte from the swarm for this long (or no verified chunk for 4 × this long) → the rest comes from the origin',
   },
   reprovideInterval: {
     type: 'duration',

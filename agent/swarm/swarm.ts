@@ -25,6 +25,7 @@ import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { Download } from '../blobs/download.ts'
 import type { BlobRequest } from '../blobs/service.ts'
 import { HaveTracker } from '../../shared/swarm/have-tracker.ts'
+import { IdleTimer } from './idle-timer.ts'
 import type { ProviderLookups } from './lookups.ts'
 import type { Announcer } from './provider.ts'
 
@@ -61,8 +62,15 @@ export class SwarmUnavailableError extends Error {
 const TICK_MS = 100
 const REDISCOVER_MS = 1000
 const MAP_RECHECK_MS = 500
-/** No chunk request outlives this, whatever the scheduler thinks of the peer. */
-const CHUNK_DEADLINE_MS = 10_000
+/**
+ * A chunk request whose answer brings no byte for this long is dropped, whatever the scheduler thinks of the peer.
+ * It is a no-progress window, not a deadline: on a thin or crowded link a 4 MiB chunk may take longer than this
+ * while its bytes flow, and cutting it would throw them away (the fleet benchmark saw exactly that). The client's
+ * request timeout and the scheduler's hard timeout bound the whole request.
+ */
+const CHUNK_IDLE_MS = 10_000
+/** A download whose bytes trickle in without ever completing a chunk goes to the origin after this many stall timeouts. */
+const UNVERIFIED_STALL_FACTOR = 4
 /** Multicodec of the /p2p/ component. */
 const P2P_CODE = 421
 
@@ -213,7 +221,9 @@ export class Swarm {
     const inflight = new Map<string, AbortController>()
     const writes = new Map<number, Promise<void>>()
     let provided = false
+    /** Last verified chunk, and last byte received at all: either going quiet for long enough ends the exchange. */
     let lastProgress = this.#now()
+    let lastBytes = lastProgress
     let lastDiscovery = 0
     let failure: unknown
 
@@ -223,12 +233,20 @@ export class Swarm {
       inflight.set(key, rc)
       const kind = tracker.kind(peer)
       let outcome: 'ok' | 'bad' | 'failed' | 'busy' = 'failed'
+      const idle = new IdleTimer(CHUNK_IDLE_MS)
       try {
         const r = chunkRange(geometry, index)
         const res = await client.getChunk(tracker.target(peer), digest, index, {
           maxBytes: r.end - r.start,
-          signal: AbortSignal.any([signal, rc.signal, AbortSignal.timeout(CHUNK_DEADLINE_MS)]),
+          signal: AbortSignal.any([signal, rc.signal, idle.signal]),
+          onProgress: () => {
+            const now = this.#now()
+            idle.touch()
+            lastBytes = now
+            sched.onProgress(peer, now)
+          },
         })
+        idle.stop()
         if (res === 'busy') outcome = 'busy'
         else if (res === 'none') outcome = 'failed'
         else {
@@ -289,6 +307,7 @@ export class Swarm {
         }
         log.debug({ peer, digest, index, err: (err as Error).message }, 'chunk request failed')
       } finally {
+        idle.stop()
         inflight.delete(key)
         if (!rc.signal.aborted && !signal.aborted) {
           const { cancel } = sched.onChunk(peer, index, this.#now(), outcome)
@@ -308,12 +327,13 @@ export class Swarm {
         }
         for (const t of sched.tick(now).timedOut) inflight.get(`${t.peer}/${t.index}`)?.abort()
         for (const r of sched.next(now)) void request(r.peer, r.index)
-        if (now - lastProgress > this.#o.stallTimeoutMs) {
+        const stalled = Math.min(now - lastBytes, (now - lastProgress) / UNVERIFIED_STALL_FACTOR)
+        if (stalled > this.#o.stallTimeoutMs) {
           const peers = sched
             .peerStats()
             .map((p) => `${p.id.slice(-6)}:${p.kind}:inflight=${p.inflight}:banned=${p.banned}:backoff=${p.backoff}`)
           failure = new SwarmUnavailableError(
-            `no verified chunk for ${this.#o.stallTimeoutMs} ms (missing ${sched.missing}, unavailable ${sched.unavailable(now)}, peers ${peers.join(' ')})`,
+            `no chunk byte for ${now - lastBytes} ms, no verified chunk for ${now - lastProgress} ms (missing ${sched.missing}, unavailable ${sched.unavailable(now)}, peers ${peers.join(' ')})`,
           )
           break
         }

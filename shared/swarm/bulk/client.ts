@@ -58,7 +58,7 @@ export class BulkClient {
     target: BulkTarget,
     digest: Digest,
     index: number,
-    opts: { maxBytes: number; signal: AbortSignal; bucket?: TokenBucket },
+    opts: { maxBytes: number; signal: AbortSignal; bucket?: TokenBucket; onProgress?: (received: number) => void },
   ): Promise<BulkChunk> {
     const { signal } = opts
     const res = await this.#pool(target).request({
@@ -95,6 +95,7 @@ export class BulkClient {
         if (at + p.byteLength > length) throw new InvalidMessageError(`bulk chunk longer than its ${length} bytes`)
         bytes.set(p, at)
         at += p.byteLength
+        opts.onProgress?.(at)
       }
       if (at !== length) throw new BulkUnavailableError(`bulk chunk ended after ${at} of ${length} bytes`)
       complete = true

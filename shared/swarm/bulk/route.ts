@@ -64,7 +64,7 @@ export class BulkRoute {
     peer: PeerId | Multiaddr,
     digest: Digest,
     index: number,
-    opts: { maxBytes: number; signal: AbortSignal; bucket?: TokenBucket },
+    opts: { maxBytes: number; signal: AbortSignal; bucket?: TokenBucket; onProgress?: (received: number) => void },
   ): Promise<BulkChunk | undefined> {
     const { signal } = opts
     const id = peerKey(peer)

@@ -99,7 +99,7 @@ export class ChunkClient {
       const res = expectType(await readResponse(x), ['map', 'none'])
       if (res.t === 'none') return undefined
       if (res.length > MAX_SIGNED_MAP_BYTES) throw new InvalidMessageError(`signed map of ${res.length} bytes`)
-      const bytes = await readData(x, res.length)
+      const bytes = await readData(x, res.length, undefined, undefined)
       let signed: SignedChunkMap
       try {
         signed = decodeSignedChunkMap(bytes)
@@ -141,13 +141,14 @@ export class ChunkClient {
 
   /**
    * One chunk's bytes exactly as received, `'none'` if the peer does not hold it, `'busy'` if it is at its upload
-   * limit. A chunk longer than `maxBytes` (default 64 MiB) is refused before it is buffered.
+   * limit. A chunk longer than `maxBytes` (default 64 MiB) is refused before it is buffered. `onProgress` hears
+   * the bytes received so far as the body arrives (before anything is verified: a sign of life, not of worth).
    */
   async getChunk(
     peer: PeerTarget,
     digest: Digest,
     index: number,
-    opts: { maxBytes?: number; signal?: AbortSignal } = {},
+    opts: { maxBytes?: number; signal?: AbortSignal; onProgress?: (received: number) => void } = {},
   ): Promise<ChunkResult> {
     const maxBytes = opts.maxBytes ?? MAX_CHUNK_SIZE_BYTES
     if (!Number.isSafeInteger(maxBytes) || maxBytes < 1 || maxBytes > MAX_CHUNK_SIZE_BYTES) {
@@ -155,7 +156,7 @@ export class ChunkClient {
     }
     if (!Number.isSafeInteger(index) || index < 0) throw new RangeError(`invalid chunk index ${index}`)
     if (this.#bulk !== undefined) {
-      const viaBulk = await this.#bulkChunk(this.#bulk, peer, digest, index, maxBytes, opts.signal)
+      const viaBulk = await this.#bulkChunk(this.#bulk, peer, digest, index, maxBytes, opts.signal, opts.onProgress)
       if (viaBulk !== undefined) return viaBulk
     }
     const req: Request = { t: 'chunk', digest, index }
@@ -165,7 +166,7 @@ export class ChunkClient {
       if (res.index !== index) throw new InvalidMessageError(`answer is for chunk ${res.index}, asked ${index}`)
       if (res.length > maxBytes) throw new InvalidMessageError(`chunk of ${res.length} bytes, limit ${maxBytes}`)
       checkAttestation(res.attestation, digest, index, res.length)
-      const bytes = await readData(x, res.length, this.#bucket)
+      const bytes = await readData(x, res.length, this.#bucket, opts.onProgress)
       this.#streamChunks++
       return res.attestation === undefined ? { bytes } : { bytes, attestation: res.attestation }
     })
@@ -214,6 +215,7 @@ export class ChunkClient {
     index: number,
     maxBytes: number,
     signal: AbortSignal | undefined,
+    onProgress: ((received: number) => void) | undefined,
   ): Promise<ChunkResult | undefined> {
     const request = deadline(
       this.#timeoutMs,
@@ -225,6 +227,7 @@ export class ChunkClient {
         maxBytes,
         signal: request.signal,
         ...(this.#bucket === undefined ? {} : { bucket: this.#bucket }),
+        ...(onProgress === undefined ? {} : { onProgress }),
       })
       if (res === undefined || typeof res === 'string') return res
       checkAttestation(res.attestation, digest, index, res.bytes.byteLength)
@@ -340,10 +343,18 @@ function checkAttestation(a: ChunkAttestation | undefined, digest: Digest, index
 }
 
 /** Reads the data frame that follows a header announcing `length`: a longer one is refused at its prefix. */
-async function readData(x: Exchange, length: number, bucket?: TokenBucket): Promise<Uint8Array> {
+async function readData(
+  x: Exchange,
+  length: number,
+  bucket: TokenBucket | undefined,
+  onProgress: ((received: number) => void) | undefined,
+): Promise<Uint8Array> {
   const actual = await x.frames.readLength(length, { signal: x.signal })
   if (actual !== length) throw new InvalidMessageError(`data frame of ${actual} bytes, announced ${length}`)
   // Taken before the body is read, so the wait overlaps the transfer instead of adding to it.
   await bucket?.take(length, { signal: x.signal })
-  return await x.frames.readBody(length, { signal: x.signal })
+  return await x.frames.readBody(
+    length,
+    onProgress === undefined ? { signal: x.signal } : { signal: x.signal, onProgress },
+  )
 }

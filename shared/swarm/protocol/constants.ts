@@ -41,3 +41,6 @@ export const MAX_ERROR_MESSAGE_CHARS = 512
 
 /** Registry host[:port] as sent in `fetch` (DNS names are at most 253 characters, plus a port). */
 export const MAX_REGISTRY_CHARS = 261
+
+/** A chunk being received reports progress every this many bytes (reads are sliced only when progress is asked). */
+export const PROGRESS_SLICE_BYTES = 256 * 1024

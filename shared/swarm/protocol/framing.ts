@@ -8,7 +8,12 @@
 import type { Stream } from '@libp2p/interface'
 import { type ByteStream, byteStream } from '@libp2p/utils'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import { DATA_SLICE_BYTES, MAX_LENGTH_PREFIX_BYTES, UNTHROTTLED_DATA_SLICE_BYTES } from './constants.ts'
+import {
+  DATA_SLICE_BYTES,
+  MAX_LENGTH_PREFIX_BYTES,
+  PROGRESS_SLICE_BYTES,
+  UNTHROTTLED_DATA_SLICE_BYTES,
+} from './constants.ts'
 import { InvalidMessageError } from './errors.ts'
 
 export function encodeVarint(value: number): Uint8Array {
@@ -42,10 +47,25 @@ export class FrameStream {
   }
 
   /** Reads the `length` bytes of a frame whose prefix readLength returned. */
-  async readBody(length: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  async readBody(
+    length: number,
+    opts: { signal?: AbortSignal; onProgress?: (received: number) => void } = {},
+  ): Promise<Uint8Array> {
     if (length === 0) return new Uint8Array(0)
-    const list = await this.#bytes.read({ bytes: length, signal: opts.signal })
-    return list.subarray()
+    const { onProgress, signal } = opts
+    if (onProgress === undefined) return (await this.#bytes.read({ bytes: length, signal })).subarray()
+    // In slices, so a slow transfer shows it is alive long before its last byte.
+    const out = new Uint8Array(length)
+    let at = 0
+    while (at < length) {
+      const list = await this.#bytes.read({ bytes: Math.min(PROGRESS_SLICE_BYTES, length - at), signal })
+      for (const part of list) {
+        out.set(part, at)
+        at += part.byteLength
+      }
+      onProgress(at)
+    }
+    return out
   }
 
   /** Reads a frame's length prefix (minimal varint), rejecting one above `maxBytes`. */

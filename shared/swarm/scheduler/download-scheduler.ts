@@ -262,6 +262,17 @@ export class DownloadScheduler {
     return { cancel: [] }
   }
 
+  /**
+   * Bytes of a chunk from `peer` are arriving (not verified yet). The peer is making progress, so it is not late
+   * however long the chunk takes: on a thin or crowded downlink moving the request elsewhere would only throw the
+   * bytes away. The hard timeout still bounds each request, so a peer trickling bytes cannot hold a chunk forever.
+   */
+  onProgress(peer: string, now: number): void {
+    if (now > this.#now) this.#now = now
+    const p = this.#peers.get(peer)
+    if (p !== undefined && p.inflight.size > 0 && now > p.progressAt) p.progressAt = now
+  }
+
   /** A request that came to nothing: the chunk prefers other holders; repeated failures rest the peer. */
   #failed(p: PeerState, index: number, now: number): void {
     this.#avoidPeer(index, p.id)

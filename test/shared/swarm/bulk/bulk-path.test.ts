@@ -133,6 +133,20 @@ describe('bulk path', () => {
     expect(served.every((s) => s.peer.equals(requester.node.peerId))).toBe(true)
   })
 
+  it('reports the bytes received so far while a chunk arrives over HTTPS', async () => {
+    const client = newClient()
+    const seen: number[] = []
+    const res = await client.getChunk(good.node.peerId, blob.digest, 0, {
+      maxBytes: blob.chunk(0).byteLength,
+      onProgress: (n) => seen.push(n),
+    })
+    if (typeof res === 'string') throw new Error(`chunk 0: ${res}`)
+    expect(client.transfers.bulk).toBe(1)
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.at(-1)).toBe(blob.chunk(0).byteLength)
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen)
+  })
+
   it('answers none for a chunk the server does not hold', async () => {
     const client = newClient()
     const missing = await makeBlob(64 * KIB, 64 * KIB, 20, await seederKey())

@@ -118,6 +118,15 @@ describe('chunk', () => {
     expect(typeof last !== 'string' && last.bytes.byteLength).toBe(1000)
   })
 
+  it('reports the bytes received so far while a chunk arrives', async () => {
+    const seen: number[] = []
+    const res = await S.client.getChunk(S.seeder.peerId, S.blob.digest, 0, { onProgress: (n) => seen.push(n) })
+    if (typeof res === 'string') throw new Error(`chunk 0: ${res}`)
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.at(-1)).toBe(res.bytes.byteLength)
+    expect([...seen].sort((a, b) => a - b)).toEqual(seen)
+  })
+
   it("returns 'none' for a chunk the peer does not hold, and for an unknown blob", async () => {
     expect(await S.client.getChunk(S.agentA.peerId, S.blob.digest, 0)).toBe('none')
     const held = await S.client.getChunk(S.agentA.peerId, S.blob.digest, 3)

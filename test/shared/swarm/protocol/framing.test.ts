@@ -51,6 +51,18 @@ describe('FrameStream', () => {
     expect(await reader.read(300)).toEqual(bytesOf(300, 1))
   })
 
+  it('reports a body’s progress in slices when asked, and still returns it byte for byte', async () => {
+    const { raw, frames } = await pair(2048 * KIB)
+    const body = bytesOf(1000 * KIB, 7)
+    raw.send(encodeVarint(body.byteLength))
+    for (let at = 0; at < body.byteLength; at += 100 * KIB) raw.send(body.subarray(at, at + 100 * KIB))
+    const seen: number[] = []
+    const length = await frames.readLength(body.byteLength)
+    const got = await frames.readBody(length, { onProgress: (n) => seen.push(n) })
+    expect(Buffer.from(got).equals(Buffer.from(body))).toBe(true)
+    expect(seen).toEqual([256 * KIB, 512 * KIB, 768 * KIB, 1000 * KIB])
+  })
+
   it('refuses a frame over the limit on its prefix, before the body arrives', async () => {
     const { raw, frames } = await pair()
     raw.send(encodeVarint(64 * KIB + 1))

@@ -215,6 +215,25 @@ describe('DownloadScheduler', () => {
     expect(s.tick(51).timedOut).toEqual([{ peer: 'a', index: 2 }])
   })
 
+  it('does not call a peer late while its bytes are arriving, but still applies the hard timeout', () => {
+    const s = make(2, { maxInflightPerPeer: 1, requestTimeoutMs: 100, hardTimeoutMs: 1000 })
+    s.addPeer('a', 'peer', Bitfield.full(2))
+    s.addPeer('b', 'peer', Bitfield.full(2))
+    expect(byPeer(s.next(0))).toEqual({ a: [0], b: [1] })
+    s.onChunk('b', 1, 50, 'ok')
+    // a sends slowly: each sign of life restarts its no-progress window.
+    for (let t = 90; t < 1000; t += 90) {
+      s.onProgress('a', t)
+      expect(s.tick(t + 1).timedOut).toEqual([])
+    }
+    expect(s.tick(1000).timedOut).toEqual([{ peer: 'a', index: 0 }])
+    // Progress from a peer with nothing in flight (or an unknown one) changes nothing.
+    s.onProgress('b', 1000)
+    s.onProgress('nobody', 1000)
+    expect(s.next(1000)).toEqual([{ peer: 'b', index: 0 }])
+    expect(s.tick(1101).timedOut).toEqual([{ peer: 'b', index: 0 }])
+  })
+
   it('does not time out the only holder of a chunk before the hard timeout', () => {
     const s = make(1, { requestTimeoutMs: 100, hardTimeoutMs: 1000 })
     s.addPeer('a', 'peer', Bitfield.full(1))
