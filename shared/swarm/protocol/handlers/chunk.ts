@@ -28,7 +28,7 @@ export async function takeChunk(
   const count = chunkCount(have.size, have.chunkSize)
   if (index >= count) throw new InvalidMessageError(`chunk index ${index} out of range 0..${count - 1}`)
   // No bitfield check: a super-seeding seeder advertises a subset but still serves any chunk it holds.
-  const release = uploads.tryAcquire()
+  const release = uploads.tryAcquire(ctx.peer.toString())
   if (release === undefined) return { t: 'busy' }
   try {
     const chunk = await source.readChunk(digest, index, ctx)
