@@ -43,7 +43,8 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
   --scenarios LIST        subset of ${SIM_SCENARIOS.join(',')} (default all)
   --rtt-ms MS             round trip between any two hosts (default 20: tbf queues of loaded links)
   --wire-efficiency F     payload share of a link's rate (default ${(MSS_BYTES / (MSS_BYTES + HEADER_BYTES_PER_PACKET)).toFixed(3)}: 1448/1514)
-  --upload-slots K        chunk uploads a host serves at once (default 3, as agent and seeder)
+  --upload-slots K        chunk uploads an agent serves at once (default 3, as the agent)
+  --seeder-upload-slots K chunk uploads the seeder serves at once (default 8, as the seeder)
   --send-buffer-kib B     bytes a sender queues past its link before the upload slot frees (default 0)
   --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default 40; the agent has none)
@@ -131,6 +132,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
         num('wire-efficiency', v['wire-efficiency'], MSS_BYTES / (MSS_BYTES + HEADER_BYTES_PER_PACKET)),
       ),
       uploadSlots: num('upload-slots', v['upload-slots'], 3, { integer: true }),
+      seederUploadSlots: num('seeder-upload-slots', v['seeder-upload-slots'], 8, { integer: true }),
       sendBufferBytes: Math.round(num('send-buffer-kib', v['send-buffer-kib'], 0, { zero: true }) * 1024),
       ...(v['inflight-per-peer'] === undefined
         ? {}
@@ -143,7 +145,9 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       maxPeers: num('max-peers', v['max-peers'], 40, { integer: true, zero: true }),
       hints: 16,
       stallTimeoutMs: num('stall-timeout-s', v['stall-timeout-s'], 60) * 1000,
-      chunkDeadlineMs: 10_000,
+      // The protocol client's request timeout (DEFAULT_CLIENT_REQUEST_TIMEOUT_MS); the agent's 10 s no-byte window
+      // never fires on a modelled flow, which always moves.
+      chunkDeadlineMs: 30_000,
       originControlBytesPerNode: 2000,
       seed: num('seed', v.seed, 1, { integer: true, zero: true }),
     }),
@@ -171,6 +175,7 @@ function parse(argv: readonly string[]) {
       'rtt-ms': text,
       'wire-efficiency': text,
       'upload-slots': text,
+      'seeder-upload-slots': text,
       'send-buffer-kib': text,
       'inflight-per-peer': text,
       'max-peers': text,

@@ -16,6 +16,8 @@ const EMPTY_RETRY_MS = 250
 const HAVE_WAIT_MS = 5000
 const ADVERTISE_RECHECK_MS = 200
 const SEEDER = 'seeder'
+/** The agent goes to the origin after a stall timeout without bytes, or this many without a verified chunk. */
+const UNVERIFIED_STALL_FACTOR = 4
 
 interface Req {
   readonly d: Download
@@ -23,8 +25,8 @@ interface Req {
   readonly index: number
   readonly key: string
   flow: Flow | undefined
-  server: Host | undefined
-  slotHeld: boolean
+  /** Frees the sender's upload slot while the request holds one. */
+  release: (() => void) | undefined
   aborted: boolean
 }
 
@@ -46,7 +48,9 @@ class Download {
   fallback = false
   provided = false
   wakeQueued = false
+  /** Last verified chunk, and last time bytes were arriving (the agent's two stall clocks). */
   lastProgress = 0
+  lastBytes = 0
 
   constructor(node: AgentNode, blob: Blob) {
     this.node = node
@@ -129,6 +133,7 @@ export class ShoalModel {
   #cancelled = 0
   #fallbacks = 0
   #seederServed = 0
+  #nodesDone = 0
 
   constructor(w: World, preheated: boolean) {
     this.w = w
@@ -163,7 +168,7 @@ export class ShoalModel {
   }
 
   get finished(): boolean {
-    return this.agents.every((a) => a.doneAt !== undefined)
+    return this.#nodesDone === this.agents.length
   }
 
   outcomes(): NodeOutcome[] {
@@ -354,12 +359,15 @@ export class ShoalModel {
     })
     d.live = true
     d.lastProgress = q.now
+    d.lastBytes = q.now
     d.tracked.add(SEEDER)
     q.after(this.w.latMs, () => this.#seederPoll(d))
     const period = () => {
       if (d.done) return
       this.#discover(d)
-      if (q.now - d.lastProgress > p.stallTimeoutMs) {
+      this.#noteBytes(d)
+      const stalled = Math.min(q.now - d.lastBytes, (q.now - d.lastProgress) / UNVERIFIED_STALL_FACTOR)
+      if (stalled > p.stallTimeoutMs) {
         this.#fallBack(d)
         return
       }
@@ -420,10 +428,21 @@ export class ShoalModel {
     })
   }
 
+  /** Flows under way into this download are bytes arriving: the agent's onProgress (scheduler and stall clock). */
+  #noteBytes(d: Download): void {
+    const now = this.w.q.now
+    for (const req of d.reqs.values()) {
+      if (req.flow === undefined || req.flow.done) continue
+      d.lastBytes = now
+      d.sched?.onProgress(req.peer, now)
+    }
+  }
+
   #drive(d: Download): void {
     const sched = d.sched
     if (d.done || sched === undefined) return
     const now = this.w.q.now
+    this.#noteBytes(d)
     for (const t of sched.tick(now).timedOut) {
       this.#timedOut++
       this.#abort(d, t)
@@ -435,13 +454,9 @@ export class ShoalModel {
     const { q, p, net, latMs } = this.w
     this.#requests++
     const key = `${peer}/${index}`
-    const req: Req = { d, peer, index, key, flow: undefined, server: undefined, slotHeld: false, aborted: false }
+    const req: Req = { d, peer, index, key, flow: undefined, release: undefined, aborted: false }
     d.reqs.set(key, req)
-    q.after(p.chunkDeadlineMs, () => {
-      if (req.aborted || d.reqs.get(key) !== req) return
-      this.#cut(req)
-      this.#settle(req, 'failed')
-    })
+    const sentAt = q.now
     q.after(latMs, () => {
       if (req.aborted) return
       const reply = (outcome: ChunkOutcome) => q.after(latMs, () => this.#settle(req, outcome))
@@ -452,15 +467,21 @@ export class ShoalModel {
         ? this.#seed[d.blob.index]!.have.has(index)
         : (this.#byId.get(peer)?.downloads[d.blob.index]?.verified.has(index) ?? false)
       if (!holds) return reply('failed')
-      if (host.uploadsInUse >= p.uploadSlots) return reply('busy')
+      const release = host.slots?.tryAcquire(d.node.id)
+      if (release === undefined) return reply('busy')
       if (!seederSide) this.#byId.get(peer)?.downloads[d.blob.index]?.interested.add(d.node.id)
       const bytes = d.blob.chunkBytes(index)
       // The handler holds its upload slot until its last write returns: with a send buffer of B bytes, that is
       // when all but B bytes have left the link; the rest drains after the slot is free.
       const held = Math.max(0, bytes - p.sendBufferBytes)
-      host.uploadsInUse++
-      req.server = host
-      req.slotHeld = true
+      req.release = release
+      // The agent's per-request deadline counts from the request; only an accepted one can run into it (a `busy`
+      // or `failed` answer is back one round trip later), so it is scheduled here, keeping the queue small.
+      q.at(sentAt + p.chunkDeadlineMs, () => {
+        if (req.aborted || d.reqs.get(key) !== req) return
+        this.#cut(req)
+        this.#settle(req, 'failed')
+      })
       const drained = () => {
         req.flow = undefined
         if (seederSide) {
@@ -469,19 +490,17 @@ export class ShoalModel {
         }
         reply('ok')
       }
-      const release = () => {
-        if (req.slotHeld) {
-          req.slotHeld = false
-          host.uploadsInUse--
-        }
+      const free = () => {
+        req.release?.()
+        req.release = undefined
       }
       if (held === 0) {
-        release()
+        free()
         req.flow = net.start(host.up, d.node.host.down, bytes, drained)
         return
       }
       req.flow = net.start(host.up, d.node.host.down, held, () => {
-        release()
+        free()
         if (held === bytes) drained()
         else req.flow = net.start(host.up, d.node.host.down, bytes - held, drained)
       })
@@ -492,10 +511,8 @@ export class ShoalModel {
   #cut(req: Req): void {
     req.aborted = true
     if (req.flow !== undefined && !req.flow.done) this.w.net.cancel(req.flow)
-    if (req.slotHeld) {
-      req.slotHeld = false
-      req.server!.uploadsInUse--
-    }
+    req.release?.()
+    req.release = undefined
     req.flow = undefined
   }
 
@@ -585,6 +602,9 @@ export class ShoalModel {
     d.reqs.clear()
     this.#seed[d.blob.index]!.parked.delete(d)
     const a = d.node
-    if (--a.pending === 0) a.doneAt = this.w.q.now
+    if (--a.pending === 0) {
+      a.doneAt = this.w.q.now
+      this.#nodesDone++
+    }
   }
 }

@@ -2,6 +2,7 @@ import { mbitToBps } from '../fleet/bound.ts'
 import type { LinkRates, ScenarioName } from '../fleet/config.ts'
 import type { HostRole } from '../fleet/netns.ts'
 import { FlowNet, Link } from './flows.ts'
+import { UploadSlots } from '../../shared/swarm/protocol/handlers/context.ts'
 import { EventQueue } from './queue.ts'
 
 /** Everything one simulated rollout is built from. Rates in megabits per second, as the fleet's. */
@@ -16,8 +17,10 @@ export interface SimParams {
   readonly rttMs: number
   /** Payload share of a shaped link's rate (TCP/IP and Ethernet headers take the rest). */
   readonly wireEfficiency: number
-  /** Chunk uploads a host serves at once; more are answered `busy` (agent and seeder: 3). */
+  /** Chunk uploads an agent serves at once; more are answered `busy` (agent: 3). */
   readonly uploadSlots: number
+  /** The same for the seeder (seeder: 8). */
+  readonly seederUploadSlots: number
   /** Bytes of a chunk a sender can queue (socket and muxer buffers) before its upload slot is free again. */
   readonly sendBufferBytes: number
   readonly lookupPeriodMs: number
@@ -34,6 +37,7 @@ export interface SimParams {
   /** Peer hints in one seeder `have` answer (MAX_HAVE_PEERS). */
   readonly hints: number
   readonly stallTimeoutMs: number
+  /** A chunk request is failed this long after it was sent, its bytes thrown away (the client's request timeout). */
   readonly chunkDeadlineMs: number
   /** Bytes each node's own requests take from the origin besides the manifest (HEADs, tokens, headers). */
   readonly originControlBytesPerNode: number
@@ -53,7 +57,8 @@ export class Host {
   readonly role: HostRole
   readonly up: Link
   readonly down: Link
-  uploadsInUse = 0
+  /** The chunk server's upload slots (Shoal's UploadSlots on the virtual clock); set for seeder and nodes. */
+  slots: UploadSlots | undefined
   /** Payload bytes sent outside modelled flows (origin control traffic). */
   extraTx = 0
 
@@ -137,6 +142,9 @@ export class World {
       )
     }
     this.nodes = nodes
+    const now = () => this.q.now
+    this.seeder.slots = new UploadSlots(p.seederUploadSlots, { now })
+    for (const n of nodes) n.slots = new UploadSlots(p.uploadSlots, { now })
     this.blobs = p.blobBytes.map((b, i) => makeBlob(i, b, p.chunkBytes))
   }
 
