@@ -23,10 +23,9 @@ export class IdleTimer {
     return this.#controller.signal
   }
 
+  /** Restarts the window (Timeout.refresh: no new timer per call, as this runs for every part of a chunk). */
   touch(): void {
-    if (this.#timer === undefined) return
-    clearTimeout(this.#timer)
-    this.#arm()
+    this.#timer?.refresh()
   }
 
   stop(): void {
