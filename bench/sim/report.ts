@@ -43,9 +43,9 @@ export interface SimReport extends Report {
 }
 
 export const MODEL_NOTES: readonly string[] = [
-  "Simulated: discrete events in virtual time; Shoal's DownloadScheduler (per agent and blob) and SeedPlanner (seeder) are the real modules.",
+  "Simulated: discrete events in virtual time; Shoal's DownloadScheduler (per agent and blob), SeedPlanner (seeder) and UploadSlots (every chunk server) are the real modules.",
   "Links: max-min fair fluid flows, each flow limited by its sender's uplink and its receiver's downlink; rates include the wire efficiency.",
-  "Per chunk: request one way, `busy` if the sender's upload slots are taken, else a flow, then the last byte one way; no CPU limits.",
+  "Per chunk: request one way, `busy` if the sender's UploadSlots refuse it, else a flow, then the last byte one way; bytes flowing count as progress (scheduler and stall clock); no CPU limits.",
   'Discovery: seeder `have` long polls with up to 16 peer hints; DHT provide after the first chunk, lookups every second (up to K=20 random providers).',
 ]
 
@@ -210,7 +210,7 @@ export function simSummaryMarkdown(r: SimReport): string {
     ...rows,
     '',
     `Model: chunk ${fmtBytes(p.chunkBytes)}, RTT ${p.rttMs} ms, wire efficiency ${p.wireEfficiency.toFixed(3)}, ` +
-      `${p.uploadSlots} upload slots per host (send buffer ${fmtBytes(p.sendBufferBytes)}), ` +
+      `${p.uploadSlots} upload slots per agent, ${p.seederUploadSlots} on the seeder (send buffer ${fmtBytes(p.sendBufferBytes)}), ` +
       `pipeline per peer ${p.inflightPerPeer ?? 'scheduler default'}, max ${p.maxPeers === 0 ? 'unlimited' : p.maxPeers} peers per blob, ` +
       `stall timeout ${p.stallTimeoutMs / 1000} s, DHT lookup every ${p.lookupPeriodMs} ms (${p.lookupLatencyMs} ms), ` +
       `seed ${p.seed}.`,

@@ -141,7 +141,7 @@ function direct(w: World): (number | undefined)[] {
   w.nodes.forEach((h, i) => {
     origin.extraTx += p.originControlBytesPerNode
     q.after(2 * p.rttMs, () => {
-      net.start(origin.up, h.down, p.manifestBytes, () => {
+      w.sendSmall(origin, h, p.manifestBytes, () => {
         let pending = w.blobs.length
         q.after(w.latMs + p.rttMs, () => {
           for (const b of w.blobs) {

@@ -212,7 +212,7 @@ export class ShoalModel {
     origin.extraTx += p.originControlBytesPerNode
     // The client's manifest GET goes through the agent to the origin; then a HEAD per blob authorizes it.
     q.after(2 * p.rttMs, () => {
-      this.w.net.start(origin.up, a.host.down, p.manifestBytes, () => {
+      this.w.sendSmall(origin, a.host, p.manifestBytes, () => {
         a.fromOrigin += p.manifestBytes
         q.after(latMs + p.rttMs, () => {
           a.pending = this.w.blobs.length

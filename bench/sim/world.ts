@@ -61,6 +61,8 @@ export class Host {
   slots: UploadSlots | undefined
   /** Payload bytes sent outside modelled flows (origin control traffic). */
   extraTx = 0
+  /** When the uplink is done with the small responses queued on it (World.sendSmall). */
+  smallFreeAt = 0
 
   constructor(id: string, role: HostRole, up: Link, down: Link) {
     this.id = id
@@ -146,6 +148,20 @@ export class World {
     this.seeder.slots = new UploadSlots(p.seederUploadSlots, { now })
     for (const n of nodes) n.slots = new UploadSlots(p.uploadSlots, { now })
     this.blobs = p.blobBytes.map((b, i) => makeBlob(i, b, p.chunkBytes))
+  }
+
+  /**
+   * A small response (a manifest): sent first-come first-served at the full rate of the narrower end, not as a
+   * fluid flow. Ten thousand manifest GETs as flows sharing the origin's uplink would cost O(N²) rate updates
+   * (every start and end re-rates every other flow) for bytes that take that link about a second in all.
+   */
+  sendSmall(src: Host, dst: Host, bytes: number, done: () => void): void {
+    const start = Math.max(this.q.now, src.smallFreeAt)
+    const end = start + bytes / Math.min(src.up.capacity, dst.down.capacity)
+    src.smallFreeAt = end
+    src.up.bytes += bytes
+    dst.down.bytes += bytes
+    this.q.at(end, done)
   }
 
   get imageBytes(): number {

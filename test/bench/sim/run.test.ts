@@ -49,7 +49,9 @@ describe('simulate', () => {
     // 3 × (8 MiB + 1000 B) over 40 Mbit/s = 5 MB/s; the fleet's T* for direct is looser (it counts node uplinks).
     const byHand = (3 * S) / 5e6
     expect(byHand).toBeGreaterThan(scenarioBound('direct', p.links, S, 3).seconds)
-    for (const t of seconds(r)) expect(t).toBeCloseTo(byHand, 3)
+    // The last finishes at the bound; manifests go out one after another (0.2 ms each), so others a hair sooner.
+    expect(Math.max(...seconds(r))).toBeCloseTo(byHand, 3)
+    for (const t of seconds(r)) expect(Math.abs(t - byHand)).toBeLessThan(0.002)
     expect(r.rolloutCounters.origin!.txBytes - r.rolloutCounters.origin!.txPackets * 66).toBe(3 * S)
   })
 
