@@ -43,6 +43,8 @@ export interface BenchConfig {
   readonly shoalBin: string
   /** Extra flags for every `shoal agent` (e.g. `--stall-timeout=60000`), to try a setting; none by default. */
   readonly agentFlags: readonly string[]
+  /** Extra flags for the `shoal seeder` (e.g. `--chunk-size=1MiB`); none by default. */
+  readonly seederFlags: readonly string[]
 }
 
 const MIB = 1024 * 1024
@@ -113,6 +115,7 @@ export const USAGE = `usage: npm run bench -- [flags]   (needs root: network nam
   --sample-ms MS          CPU and counter sampling interval (default 500)
   --shoal-bin FILE        the shoal command to run (default: this checkout's bin/shoal.js)
   --agent-flag=FLAG       extra flag for every shoal agent, repeatable (e.g. --agent-flag=--stall-timeout=60000)
+  --seeder-flag=FLAG      extra flag for the shoal seeder, repeatable (e.g. --seeder-flag=--chunk-size=1MiB)
   --help                  this text`
 
 function positiveNumber(flag: string, raw: string | undefined, fallback: number, integer = false): number {
@@ -195,6 +198,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     sampleMs: positiveNumber('sample-ms', v['sample-ms'], 500, true),
     shoalBin: resolve(v['shoal-bin'] ?? DEFAULT_SHOAL_BIN),
     agentFlags: Object.freeze([...(v['agent-flag'] ?? [])]),
+    seederFlags: Object.freeze([...(v['seeder-flag'] ?? [])]),
   })
 }
 
@@ -230,6 +234,7 @@ function parse(argv: readonly string[]) {
       'sample-ms': TEXT,
       'shoal-bin': TEXT,
       'agent-flag': { type: 'string', multiple: true },
+      'seeder-flag': { type: 'string', multiple: true },
     },
   })
 }

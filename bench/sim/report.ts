@@ -87,6 +87,7 @@ export function buildSimReport(input: SimReportInput): SimReport {
     sampleMs: 0,
     shoalBin: '(simulated)',
     agentFlags: [],
+    seederFlags: [],
   }
   const blobs = params.blobBytes.map((size, i) => ({
     digest: `sim:blob-${i}`,

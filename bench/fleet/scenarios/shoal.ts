@@ -96,7 +96,9 @@ export function shoal(mode: 'cold' | 'preheated'): Scenario {
           fleet.seeder,
           'seeder',
           process.execPath,
-          seederArgs(ctx.config.shoalBin, fleet.seeder, ctx.originUrl, ctx.originHost, seederData),
+          seederArgs(ctx.config.shoalBin, fleet.seeder, ctx.originUrl, ctx.originHost, seederData).concat(
+            ctx.config.seederFlags,
+          ),
           shoalEnv(),
         ),
       )

@@ -84,6 +84,11 @@ describe('parseBenchArgs', () => {
     expect(c.agentFlags).toEqual(['--stall-timeout=60000', '--chunk-size=1048576'])
   })
 
+  it('passes extra seeder flags through, none by default', () => {
+    expect(config([]).seederFlags).toEqual([])
+    expect(config(['--seeder-flag=--chunk-size=1MiB']).seederFlags).toEqual(['--chunk-size=1MiB'])
+  })
+
   it('answers help', () => {
     expect(parseBenchArgs(['--help'])).toBe('help')
   })
