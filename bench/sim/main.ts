@@ -33,7 +33,12 @@ function runSize(cfg: SimConfig, params: SimParams, scenarios: readonly SimScena
     const bound = scenarioBound(sc, params.links, S, params.nodes).seconds
     const limitMs = cfg.limitFactor * bound * 1000
     log(`N=${params.nodes} ${sc}: T* ${bound.toFixed(1)} s, simulating (cut off at ${(limitMs / 1000).toFixed(0)} s)…`)
-    const r = simulate(sc, { ...params, limitMs })
+    const t0 = performance.now()
+    const r = simulate(sc, { ...params, limitMs }, (at) => {
+      // Only worth a line on runs long enough to wonder about.
+      if (performance.now() - t0 < 30_000) return
+      log(`N=${params.nodes} ${sc}: at ${at.simulatedS.toFixed(0)} s, ${at.nodesDone} nodes done, ${at.events} events`)
+    })
     const ok = r.nodes.filter((n) => n.ok).length
     log(
       `N=${params.nodes} ${sc}: ${ok}/${r.nodes.length} done by ${r.simulatedS.toFixed(1)} s; ${r.events} events, ${r.wallS.toFixed(1)} s wall`,

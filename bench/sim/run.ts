@@ -67,8 +67,14 @@ function max(a: Float64Array): number {
   return m
 }
 
+/** Simulated time between two progress reports. */
+const PROGRESS_EVERY_MS = 10_000
+
+/** What a long run reports every 10 simulated seconds. */
+export type SimProgress = (at: { simulatedS: number; nodesDone: number; events: number }) => void
+
 /** Runs one scenario to the end (or `limitMs` of simulated time). */
-export function simulate(scenario: SimScenario, p: SimParams): SimRun {
+export function simulate(scenario: SimScenario, p: SimParams, onProgress?: SimProgress): SimRun {
   const t0 = performance.now()
   const w = new World(p, seededRandom(hash32(p.seed, scenario, 'world')))
   const hosts = [w.origin, w.seeder, ...w.nodes]
@@ -80,7 +86,12 @@ export function simulate(scenario: SimScenario, p: SimParams): SimRun {
   } else {
     model = new ShoalModel(w, scenario === 'shoal-preheated')
     model.start()
-    w.q.run({ endMs: p.limitMs, until: () => model!.finished })
+    const m = model
+    for (let until = PROGRESS_EVERY_MS; !m.finished && w.q.size > 0; until += PROGRESS_EVERY_MS) {
+      w.q.run({ endMs: Math.min(until, p.limitMs), until: () => m.finished })
+      if (until >= p.limitMs) break
+      onProgress?.({ simulatedS: w.q.now / 1000, nodesDone: m.nodesDone, events: w.q.ran })
+    }
     const outcomes = model.outcomes()
     doneAt = outcomes.map((o) => o.doneAt)
     for (const o of outcomes) {

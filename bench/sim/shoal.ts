@@ -167,6 +167,10 @@ export class ShoalModel {
     for (const a of this.agents) this.#startNode(a)
   }
 
+  get nodesDone(): number {
+    return this.#nodesDone
+  }
+
   get finished(): boolean {
     return this.#nodesDone === this.agents.length
   }
