@@ -1,3 +1,4 @@
+import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 
@@ -60,7 +61,7 @@ export const AGENT_OPTIONS = {
   chunkSize: {
     type: 'bytes',
     flag: 'chunk-size',
-    default: 4 * 1024 * 1024,
+    default: DEFAULT_CHUNK_SIZE_BYTES,
     describe: 'chunk size of blobs this agent cuts',
   },
   originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },

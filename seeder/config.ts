@@ -1,3 +1,4 @@
+import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 
@@ -31,7 +32,12 @@ export const SEEDER_OPTIONS = {
   },
   noBulk: { type: 'bool', flag: 'no-bulk', default: false, describe: 'serve chunk bytes over libp2p streams only' },
   insecureRegistries: { type: 'list', flag: 'insecure-registry', default: [], describe: 'HOST:PORT reached over http' },
-  chunkSize: { type: 'bytes', flag: 'chunk-size', default: 4 * 1024 * 1024, describe: 'chunk size of the swarm' },
+  chunkSize: {
+    type: 'bytes',
+    flag: 'chunk-size',
+    default: DEFAULT_CHUNK_SIZE_BYTES,
+    describe: 'chunk size of the swarm',
+  },
   cacheMaxBytes: {
     type: 'bytes',
     flag: 'cache-max-bytes',

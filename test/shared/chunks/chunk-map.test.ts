@@ -30,7 +30,7 @@ function sampleMap(over: Partial<ChunkMap> = {}): ChunkMap {
 
 describe('chunk geometry', () => {
   it('counts chunks, with no chunk for an empty blob and a short last chunk', () => {
-    expect(DEFAULT_CHUNK_SIZE_BYTES).toBe(4 * MIB)
+    expect(DEFAULT_CHUNK_SIZE_BYTES).toBe(1 * MIB)
     expect(chunkCount(0, 4 * MIB)).toBe(0)
     expect(chunkCount(1, 4 * MIB)).toBe(1)
     expect(chunkCount(4 * MIB, 4 * MIB)).toBe(1)
