@@ -1,5 +1,7 @@
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
+import { parseBytes } from '../../shared/config/index.ts'
 import { BenchUsageError } from './errors.ts'
 
 export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated'] as const
@@ -45,6 +47,8 @@ export interface BenchConfig {
   readonly agentFlags: readonly string[]
   /** Extra flags for the `shoal seeder` (e.g. `--chunk-size=1MiB`); none by default. */
   readonly seederFlags: readonly string[]
+  /** The swarm's chunk size in this run: the seeder's `--chunk-size` if passed, else Shoal's default. */
+  readonly swarmChunkBytes: number
 }
 
 const MIB = 1024 * 1024
@@ -199,7 +203,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     shoalBin: resolve(v['shoal-bin'] ?? DEFAULT_SHOAL_BIN),
     agentFlags: Object.freeze([...(v['agent-flag'] ?? [])]),
     seederFlags: Object.freeze([...(v['seeder-flag'] ?? [])]),
+    swarmChunkBytes: chunkSizeOf(v['seeder-flag'] ?? []),
   })
+}
+
+/** The seeder's `--chunk-size` among `seederFlags` (the last one wins), else `fallback`. */
+export function chunkSizeOf(seederFlags: readonly string[], fallback = DEFAULT_CHUNK_SIZE_BYTES): number {
+  let bytes = fallback
+  for (const f of seederFlags) {
+    const m = /^--chunk-size=(.+)$/.exec(f)
+    if (m === null) continue
+    const parsed = parseBytes(m[1]!)
+    if (parsed === undefined) throw new BenchUsageError(`--seeder-flag=${f}: not a size`)
+    bytes = parsed
+  }
+  return bytes
 }
 
 const TEXT = { type: 'string' } as const

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
@@ -14,6 +15,8 @@ export interface SimConfig {
   readonly scenarios: readonly SimScenario[]
   readonly outDir: string
   readonly compare: string | undefined
+  /** `--chunk-mib` was given (else a comparison takes the real run's chunk size). */
+  readonly chunkGiven: boolean
   /** Everything but `nodes` (set per size) and the blob list (from the image, or a real report). */
   readonly base: Omit<SimParams, 'nodes' | 'blobBytes' | 'manifestBytes' | 'limitMs'>
   /** A run is cut off after this many times its slowest scenario bound; unfinished nodes count as failed. */
@@ -38,7 +41,8 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
   --nodes LIST            fleet sizes, comma-separated (quick ${QUICK_SIZES.join(',')}; full ${FULL_SIZES.join(',')})
   --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
   --layers L              layers (default ${DEFAULTS.full.layers})
-  --chunk-mib C           swarm chunk size in MiB (default 4, as agent and seeder)
+  --chunk-mib C           swarm chunk size in MiB (default ${DEFAULT_CHUNK_SIZE_BYTES / MIB}, as agent and seeder; with
+                          --compare: the real run's, and 4 for reports that predate recording it)
   --origin-up, --seeder-up, --seeder-down, --node-up, --node-down MBIT   links, as the fleet's flags
   --scenarios LIST        subset of ${SIM_SCENARIOS.join(',')} (default all)
   --rtt-ms MS             round trip between any two hosts (default 20: tbf queues of loaded links)
@@ -122,10 +126,11 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
     scenarios,
     outDir: v.out ?? 'bench/results/sim',
     compare: v.compare,
+    chunkGiven: v['chunk-mib'] !== undefined,
     limitFactor: 20,
     base: Object.freeze({
       links: Object.freeze(links),
-      chunkBytes: Math.round(num('chunk-mib', v['chunk-mib'], 4) * MIB),
+      chunkBytes: Math.round(num('chunk-mib', v['chunk-mib'], DEFAULT_CHUNK_SIZE_BYTES / MIB) * MIB),
       rttMs: num('rtt-ms', v['rtt-ms'], 20),
       wireEfficiency: Math.min(
         1,

@@ -7,6 +7,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { scenarioBound } from '../fleet/bound.ts'
+import { chunkSizeOf } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { compareReports, comparisonMarkdown, parseFleetReport } from './compare.ts'
 import { imageBlobs, parseSimArgs, SIM_USAGE, type SimConfig } from './config.ts'
@@ -78,8 +79,12 @@ async function main(argv: readonly string[]): Promise<number> {
   const outDir = join(cfg.outDir, stamp)
   if (cfg.compare !== undefined) {
     const real = parseFleetReport(await readFile(cfg.compare, 'utf8'))
+    // Reports from before the fleet recorded its chunk size ran the then-default 4 MiB unless a seeder flag said.
+    const recorded = real.config as Partial<typeof real.config>
+    const realChunk = recorded.swarmChunkBytes ?? chunkSizeOf(recorded.seederFlags ?? [], 4 * 1024 * 1024)
     const params: SimParams = {
       ...cfg.base,
+      chunkBytes: cfg.chunkGiven ? cfg.base.chunkBytes : realChunk,
       nodes: real.config.nodes,
       links: real.config.links,
       blobBytes: real.image.blobs.map((b) => b.size),

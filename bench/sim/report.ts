@@ -88,6 +88,7 @@ export function buildSimReport(input: SimReportInput): SimReport {
     shoalBin: '(simulated)',
     agentFlags: [],
     seederFlags: [],
+    swarmChunkBytes: params.chunkBytes,
   }
   const blobs = params.blobBytes.map((size, i) => ({
     digest: `sim:blob-${i}`,

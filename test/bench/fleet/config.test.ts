@@ -1,3 +1,4 @@
+import { DEFAULT_CHUNK_SIZE_BYTES } from '../../../shared/chunks/index.ts'
 import { describe, expect, it } from 'vitest'
 import {
   DEFAULTS,
@@ -87,6 +88,12 @@ describe('parseBenchArgs', () => {
   it('passes extra seeder flags through, none by default', () => {
     expect(config([]).seederFlags).toEqual([])
     expect(config(['--seeder-flag=--chunk-size=1MiB']).seederFlags).toEqual(['--chunk-size=1MiB'])
+  })
+
+  it('records the swarm chunk size of the run: the seeder flag, else the default', () => {
+    expect(config([]).swarmChunkBytes).toBe(DEFAULT_CHUNK_SIZE_BYTES)
+    expect(config(['--seeder-flag=--chunk-size=4MiB']).swarmChunkBytes).toBe(4 * 1024 * 1024)
+    expect(() => config(['--seeder-flag=--chunk-size=lots'])).toThrow(/not a size/)
   })
 
   it('answers help', () => {
