@@ -20,7 +20,7 @@ import type { ContentStore } from '../../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import { type ChunkClient, InvalidMessageError } from '../../shared/swarm/protocol/index.ts'
-import { DownloadScheduler, type PeerKind, seededRandom } from '../../shared/swarm/scheduler/index.ts'
+import { DownloadScheduler, type PeerKind, seededRandom, stalledMs } from '../../shared/swarm/scheduler/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { Download } from '../blobs/download.ts'
 import type { BlobRequest } from '../blobs/service.ts'
@@ -69,8 +69,6 @@ const MAP_RECHECK_MS = 500
  * request timeout and the scheduler's hard timeout bound the whole request.
  */
 const CHUNK_IDLE_MS = 10_000
-/** A download whose bytes trickle in without ever completing a chunk goes to the origin after this many stall timeouts. */
-const UNVERIFIED_STALL_FACTOR = 4
 /** Multicodec of the /p2p/ component. */
 const P2P_CODE = 421
 
@@ -327,8 +325,7 @@ export class Swarm {
         }
         for (const t of sched.tick(now).timedOut) inflight.get(`${t.peer}/${t.index}`)?.abort()
         for (const r of sched.next(now)) void request(r.peer, r.index)
-        const stalled = Math.min(now - lastBytes, (now - lastProgress) / UNVERIFIED_STALL_FACTOR)
-        if (stalled > this.#o.stallTimeoutMs) {
+        if (stalledMs(now, lastBytes, lastProgress) > this.#o.stallTimeoutMs) {
           const peers = sched
             .peerStats()
             .map((p) => `${p.id.slice(-6)}:${p.kind}:inflight=${p.inflight}:banned=${p.banned}:backoff=${p.backoff}`)

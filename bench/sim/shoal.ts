@@ -5,6 +5,7 @@ import {
   DownloadScheduler,
   SeedPlanner,
   seededRandom,
+  stalledMs,
 } from '../../shared/swarm/scheduler/index.ts'
 import { Dht } from './dht.ts'
 import type { Flow } from './flows.ts'
@@ -16,8 +17,6 @@ const EMPTY_RETRY_MS = 250
 const HAVE_WAIT_MS = 5000
 const ADVERTISE_RECHECK_MS = 200
 const SEEDER = 'seeder'
-/** The agent goes to the origin after a stall timeout without bytes, or this many without a verified chunk. */
-const UNVERIFIED_STALL_FACTOR = 4
 
 interface Req {
   readonly d: Download
@@ -370,8 +369,7 @@ export class ShoalModel {
       if (d.done) return
       this.#discover(d)
       this.#noteBytes(d)
-      const stalled = Math.min(q.now - d.lastBytes, (q.now - d.lastProgress) / UNVERIFIED_STALL_FACTOR)
-      if (stalled > p.stallTimeoutMs) {
+      if (stalledMs(q.now, d.lastBytes, d.lastProgress) > p.stallTimeoutMs) {
         this.#fallBack(d)
         return
       }
