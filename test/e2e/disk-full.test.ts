@@ -199,8 +199,9 @@ describe('a full disk under the agent', () => {
       // Never a complete body with other bytes than the blob's.
       if (r.ended && r.bytes === layer.size) expect(r.digest).toBe(layer.digest)
     }
-    // The failed download let go of the disk: nothing of it is left in partial/.
-    expect(await listDir(join(dataDir, 'partial'))).toEqual([])
+    // The failed download lets go of the disk: nothing of it is left in partial/. Readers are told of the failure
+    // first and the file is removed right after, so a client can see its abort a moment before the file is gone.
+    await expect.poll(() => listDir(join(dataDir, 'partial')), { timeout: 10_000, interval: 50 }).toEqual([])
   })
 
   it('keeps serving what it has, even with the disk full to the last byte', async () => {
