@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
+import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
@@ -51,7 +52,7 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
   --seeder-upload-slots K chunk uploads the seeder serves at once (default 8, as the seeder)
   --send-buffer-kib B     bytes a sender queues past its link before the upload slot frees (default 0)
   --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
-  --max-peers P           peers an agent tracks per blob, 0 = no cap (default 40; the agent has none)
+  --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
   --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
   --lookup-latency-ms MS  DHT lookup latency (default 50)
   --seed N                randomness of the run (default 1)
@@ -147,7 +148,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       lookupResults: 20,
       dhtReplication: 20,
       provideLatencyMs: 100,
-      maxPeers: num('max-peers', v['max-peers'], 40, { integer: true, zero: true }),
+      maxPeers: num('max-peers', v['max-peers'], MAX_TRACKED_PEERS, { integer: true, zero: true }),
       hints: 16,
       stallTimeoutMs: num('stall-timeout-s', v['stall-timeout-s'], 60) * 1000,
       // The protocol client's request timeout (DEFAULT_CLIENT_REQUEST_TIMEOUT_MS); the agent's 10 s no-byte window

@@ -7,7 +7,7 @@ import type { ChunkClient, PeerTarget } from './protocol/index.ts'
 import type { PeerKind } from './scheduler/index.ts'
 
 export interface HaveTrackerInit {
-  readonly client: ChunkClient
+  readonly client: Pick<ChunkClient, 'getHave'>
   readonly digest: Digest
   readonly geometry: ChunkGeometry
   readonly signal: AbortSignal
@@ -16,7 +16,16 @@ export interface HaveTrackerInit {
   readonly onGone: (peer: string) => void
   /** Peer hints (multiaddrs with /p2p/) that came with an answer. */
   readonly onPeers?: (addrs: readonly string[]) => void
+  /** Peers (not seeders) followed at once; more are turned away until one leaves (default MAX_TRACKED_PEERS). */
+  readonly maxPeers?: number
 }
+
+/**
+ * Peers followed per blob. The DHT answers with every provider, so at fleet scale a node would hold a long poll
+ * on thousands of peers for each blob; a few dozen holders already keep every upload slot it may use busy, and
+ * the periodic rediscovery brings in new ones when some leave.
+ */
+export const MAX_TRACKED_PEERS = 40
 
 /** How long a peer may hold a `have` long poll open before answering unchanged. */
 const HAVE_WAIT_MS = 5000
@@ -31,6 +40,7 @@ const MAX_FAILURES = 3
 export class HaveTracker {
   readonly #i: HaveTrackerInit
   readonly #peers = new Map<string, { kind: PeerKind; target: PeerTarget }>()
+  #peerCount = 0
 
   constructor(init: HaveTrackerInit) {
     this.#i = init
@@ -38,6 +48,10 @@ export class HaveTracker {
 
   track(id: string, target: PeerTarget, kind: PeerKind): void {
     if (this.#peers.has(id) || this.#i.signal.aborted) return
+    if (kind === 'peer') {
+      if (this.#peerCount >= (this.#i.maxPeers ?? MAX_TRACKED_PEERS)) return
+      this.#peerCount++
+    }
     this.#peers.set(id, { kind, target })
     void this.#loop(id)
   }
@@ -67,8 +81,14 @@ export class HaveTracker {
     return p.target
   }
 
+  /** Peers (not seeders) followed now. */
+  get peerCount(): number {
+    return this.#peerCount
+  }
+
   stop(): void {
     this.#peers.clear()
+    this.#peerCount = 0
   }
 
   async #loop(id: string): Promise<void> {
@@ -76,7 +96,7 @@ export class HaveTracker {
     const peer = this.#peers.get(id)!
     let prev: Bitfield | undefined
     let failures = 0
-    while (!signal.aborted && this.#peers.has(id)) {
+    while (!signal.aborted && this.#peers.get(id) === peer) {
       try {
         const res = await client.getHave(peer.target, digest, {
           ...(prev === undefined ? {} : { known: prev.count }),
@@ -107,6 +127,12 @@ export class HaveTracker {
       }
     }
     if (!signal.aborted && prev !== undefined) this.#i.onGone(id)
+    this.#forget(id, peer)
+  }
+
+  #forget(id: string, peer: { kind: PeerKind }): void {
+    if (this.#peers.get(id) !== peer) return
     this.#peers.delete(id)
+    if (peer.kind === 'peer') this.#peerCount--
   }
 }
