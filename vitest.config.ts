@@ -2,6 +2,12 @@ import { defineConfig } from 'vitest/config'
 
 // Three projects: `unit` runs everywhere in seconds; `swarm` runs multi-node swarms in-process on loopback;
 // `e2e` needs real Debian tools (docker-registry, skopeo, containerd, podman).
+
+// expect.poll waits for a state the code under test reaches just after the event a test awaited (a slot freed
+// once the last frame drained, a file removed after readers were told): milliseconds here, but a loaded CI
+// machine can stall for a second, vitest's default.
+const expect = { poll: { timeout: 10_000 } }
+
 export default defineConfig({
   test: {
     projects: [
@@ -12,6 +18,7 @@ export default defineConfig({
           exclude: ['test/e2e/**', 'test/swarm/**'],
           testTimeout: 30_000,
           hookTimeout: 30_000,
+          expect,
         },
       },
       {
@@ -22,6 +29,7 @@ export default defineConfig({
           include: ['test/swarm/**/*.test.ts'],
           testTimeout: 180_000,
           hookTimeout: 60_000,
+          expect,
           fileParallelism: false,
         },
       },
@@ -31,6 +39,7 @@ export default defineConfig({
           include: ['test/e2e/**/*.test.ts'],
           testTimeout: 300_000,
           hookTimeout: 300_000,
+          expect,
           fileParallelism: false,
         },
       },

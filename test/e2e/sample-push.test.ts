@@ -1,6 +1,5 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -9,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startDemoOrigin } from '../../cli/demo/origin.ts'
 import { DEFAULT_MANIFEST_ACCEPT, digestOf } from '../../shared/oci/index.ts'
 import { generateSampleImage, hostPlatform, pushSampleImage, type SampleImage } from '../../shared/sample/index.ts'
+import { freePort } from './harness/process.ts'
 
 const run = promisify(execFile)
 const USER = 'shoal'
@@ -33,14 +33,6 @@ async function podmanPull(store: string, ref: string, creds?: string): Promise<n
       sizes.push((await stat(join(layers, layer, 'shoal-sample', f))).size)
   }
   return sizes.sort((a, b) => a - b)
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer()
-  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve))
-  const { port } = srv.address() as { port: number }
-  await new Promise<void>((resolve) => srv.close(() => resolve()))
-  return port
 }
 
 /** Resolves once distribution logs that it listens; rejects if it exits first. */

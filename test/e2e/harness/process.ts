@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -97,8 +97,17 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true, maxRetries: 3 })
 }
 
-/** A port the kernel just handed out on 127.0.0.1; for programs that cannot listen on :0 and report back. */
+/**
+ * A port free on 127.0.0.1 now, for programs that must be told their port before they start (they cannot listen on
+ * :0 and report back). Picked below the kernel's ephemeral range, so an outgoing connection made before the
+ * program binds it cannot take it, as it could take one the kernel handed out for :0.
+ */
 export async function freePort(): Promise<number> {
+  const low = await ephemeralLow()
+  for (let tries = 0; low > FIXED_PORTS_FROM + 1000 && tries < 50; tries++) {
+    const port = FIXED_PORTS_FROM + Math.floor(Math.random() * (low - FIXED_PORTS_FROM))
+    if (await canListen(port)) return port
+  }
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
@@ -107,6 +116,31 @@ export async function freePort(): Promise<number> {
   await once(server, 'close')
   if (address === null || typeof address === 'string') throw new Error('no port from the kernel')
   return address.port
+}
+
+/** Below this, ports belong to well-known services more often. */
+const FIXED_PORTS_FROM = 10_000
+
+async function ephemeralLow(): Promise<number> {
+  try {
+    const [low] = (await readFile('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')).trim().split(/\s+/)
+    return Number(low) || 32_768
+  } catch {
+    return 32_768
+  }
+}
+
+async function canListen(port: number): Promise<boolean> {
+  const server = createServer()
+  try {
+    server.listen(port, '127.0.0.1')
+    await once(server, 'listening')
+  } catch {
+    return false
+  }
+  server.close()
+  await once(server, 'close')
+  return true
 }
 
 const live = new Set<ChildProcess>()
@@ -209,7 +243,8 @@ export class Daemon {
   /** Sends `signal`, waits for the exit, and kills the process if it has not gone after `graceMs`. */
   async stop(
     signal: NodeJS.Signals = 'SIGTERM',
-    graceMs = 10_000,
+    // Past the agent's own 10 s drain of in-flight requests, so a clean stop is never cut to a SIGKILL.
+    graceMs = 20_000,
   ): Promise<{ code: number | null; signal: string | null }> {
     if (this.running) {
       this.child.kill(signal)

@@ -1,4 +1,3 @@
-import { createServer, type Server } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
   InvalidOriginPathError,
@@ -7,6 +6,7 @@ import {
   OriginError,
 } from '../../../shared/origin/index.ts'
 import { type Seen, startApp, text, upstreamOf } from './fake-registry.ts'
+import { freePort } from '../../e2e/harness/process.ts'
 
 const open: { close(): Promise<unknown> }[] = []
 afterEach(async () => {
@@ -286,11 +286,3 @@ describe('OriginClient requests', () => {
     expect(seen[0]!.url).toBe('/artifactory/api/docker/repo/v2/a/b/manifests/x?ns=docker.io')
   })
 })
-
-async function freePort(): Promise<number> {
-  const s: Server = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
