@@ -1,6 +1,7 @@
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
+import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../shared/swarm/protocol/index.ts'
 
 /** Every agent option: flag, SHOAL_* variable and YAML key share one name. */
 export const AGENT_OPTIONS = {
@@ -102,6 +103,14 @@ export const AGENT_OPTIONS = {
     default: 0,
     describe: 'cap on chunk upload to peers, bytes/s (0 = none)',
   },
+  uploadSlots: {
+    type: 'int',
+    flag: 'upload-slots',
+    default: DEFAULT_AGENT_UPLOAD_SLOTS,
+    min: 1,
+    max: 64,
+    describe: 'chunk uploads served to peers at once (more get "busy" and ask elsewhere)',
+  },
   downloadRate: {
     type: 'rate',
     flag: 'download-rate',
@@ -153,6 +162,7 @@ export interface AgentConfig {
   /** Where the bulk (HTTPS) chunk path listens; undefined: off (no swarm, or --no-bulk). */
   readonly bulkListen: HostPort | undefined
   readonly uploadRate: number
+  readonly uploadSlots: number
   readonly downloadRate: number
   readonly stallTimeoutMs: number
   readonly reprovideIntervalMs: number
@@ -188,6 +198,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     swarmKeyFile: v.swarmKey as string | undefined,
     bulkListen: bulkListenOf(v.bulkListen as string | undefined, v.noBulk as boolean, v.p2pListen as readonly string[]),
     uploadRate: v.uploadRate as number,
+    uploadSlots: v.uploadSlots as number,
     downloadRate: v.downloadRate as number,
     stallTimeoutMs: v.stallTimeout as number,
     reprovideIntervalMs: reprovideInterval(v.reprovideInterval as number),

@@ -240,7 +240,7 @@ async function startSwarm(
     {
       source,
       ...(bulk === undefined ? {} : { bulk }),
-      maxConcurrentUploads: 3,
+      maxConcurrentUploads: config.uploadSlots,
       ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
       onServed: (_peer, bytes) => metrics.bytesServed.inc({ to: 'peer' }, bytes),
       // A seeder's preheat asking this agent to fill its cache ahead of need (wired once the blob service exists).

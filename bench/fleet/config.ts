@@ -2,6 +2,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { parseBytes } from '../../shared/config/index.ts'
+import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../shared/swarm/protocol/index.ts'
 import { BenchUsageError } from './errors.ts'
 
 export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated'] as const
@@ -49,6 +50,8 @@ export interface BenchConfig {
   readonly seederFlags: readonly string[]
   /** The swarm's chunk size in this run: the seeder's `--chunk-size` if passed, else Shoal's default. */
   readonly swarmChunkBytes: number
+  /** Chunk uploads each agent serves at once in this run: its `--upload-slots` if passed, else Shoal's default. */
+  readonly agentUploadSlots: number
 }
 
 const MIB = 1024 * 1024
@@ -204,7 +207,21 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     agentFlags: Object.freeze([...(v['agent-flag'] ?? [])]),
     seederFlags: Object.freeze([...(v['seeder-flag'] ?? [])]),
     swarmChunkBytes: chunkSizeOf(v['seeder-flag'] ?? []),
+    agentUploadSlots: uploadSlotsOf(v['agent-flag'] ?? []),
   })
+}
+
+/** The agents' `--upload-slots` among `agentFlags` (the last one wins), else `fallback`. */
+export function uploadSlotsOf(agentFlags: readonly string[], fallback = DEFAULT_AGENT_UPLOAD_SLOTS): number {
+  let slots = fallback
+  for (const f of agentFlags) {
+    const m = /^--upload-slots=(.+)$/.exec(f)
+    if (m === null) continue
+    const n = Number(m[1])
+    if (!Number.isInteger(n) || n < 1) throw new BenchUsageError(`--agent-flag=${f}: not a positive integer`)
+    slots = n
+  }
+  return slots
 }
 
 /** The seeder's `--chunk-size` among `seederFlags` (the last one wins), else `fallback`. */

@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
+import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
@@ -18,6 +19,7 @@ export interface SimConfig {
   readonly compare: string | undefined
   /** `--chunk-mib` was given (else a comparison takes the real run's chunk size). */
   readonly chunkGiven: boolean
+  readonly uploadSlotsGiven: boolean
   /** Everything but `nodes` (set per size) and the blob list (from the image, or a real report). */
   readonly base: Omit<SimParams, 'nodes' | 'blobBytes' | 'manifestBytes' | 'limitMs'>
   /** A run is cut off after this many times its slowest scenario bound; unfinished nodes count as failed. */
@@ -48,8 +50,9 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
   --scenarios LIST        subset of ${SIM_SCENARIOS.join(',')} (default all)
   --rtt-ms MS             round trip between any two hosts (default 20: tbf queues of loaded links)
   --wire-efficiency F     payload share of a link's rate (default ${(MSS_BYTES / (MSS_BYTES + HEADER_BYTES_PER_PACKET)).toFixed(3)}: 1448/1514)
-  --upload-slots K        chunk uploads an agent serves at once (default 3, as the agent)
-  --seeder-upload-slots K chunk uploads the seeder serves at once (default 8, as the seeder)
+  --upload-slots K        chunk uploads an agent serves at once (default ${DEFAULT_AGENT_UPLOAD_SLOTS}, as the agent; with --compare:
+                          the real run's)
+  --seeder-upload-slots K chunk uploads the seeder serves at once (default ${DEFAULT_MAX_CONCURRENT_UPLOADS}, as the seeder)
   --send-buffer-kib B     bytes a sender queues past its link before the upload slot frees (default 0)
   --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
@@ -128,6 +131,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
     outDir: v.out ?? 'bench/results/sim',
     compare: v.compare,
     chunkGiven: v['chunk-mib'] !== undefined,
+    uploadSlotsGiven: v['upload-slots'] !== undefined,
     limitFactor: 20,
     base: Object.freeze({
       links: Object.freeze(links),
@@ -137,8 +141,10 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
         1,
         num('wire-efficiency', v['wire-efficiency'], MSS_BYTES / (MSS_BYTES + HEADER_BYTES_PER_PACKET)),
       ),
-      uploadSlots: num('upload-slots', v['upload-slots'], 3, { integer: true }),
-      seederUploadSlots: num('seeder-upload-slots', v['seeder-upload-slots'], 8, { integer: true }),
+      uploadSlots: num('upload-slots', v['upload-slots'], DEFAULT_AGENT_UPLOAD_SLOTS, { integer: true }),
+      seederUploadSlots: num('seeder-upload-slots', v['seeder-upload-slots'], DEFAULT_MAX_CONCURRENT_UPLOADS, {
+        integer: true,
+      }),
       sendBufferBytes: Math.round(num('send-buffer-kib', v['send-buffer-kib'], 0, { zero: true }) * 1024),
       ...(v['inflight-per-peer'] === undefined
         ? {}

@@ -7,7 +7,7 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { scenarioBound } from '../fleet/bound.ts'
-import { chunkSizeOf } from '../fleet/config.ts'
+import { chunkSizeOf, uploadSlotsOf } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { compareReports, comparisonMarkdown, parseFleetReport } from './compare.ts'
 import { imageBlobs, parseSimArgs, SIM_USAGE, type SimConfig } from './config.ts'
@@ -85,6 +85,10 @@ async function main(argv: readonly string[]): Promise<number> {
     const params: SimParams = {
       ...cfg.base,
       chunkBytes: cfg.chunkGiven ? cfg.base.chunkBytes : realChunk,
+      // Reports from before the fleet recorded it ran the agent's then-fixed 3 slots unless an agent flag said.
+      uploadSlots: cfg.uploadSlotsGiven
+        ? cfg.base.uploadSlots
+        : (recorded.agentUploadSlots ?? uploadSlotsOf(recorded.agentFlags ?? [], 3)),
       nodes: real.config.nodes,
       links: real.config.links,
       blobBytes: real.image.blobs.map((b) => b.size),

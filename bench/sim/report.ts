@@ -89,6 +89,7 @@ export function buildSimReport(input: SimReportInput): SimReport {
     agentFlags: [],
     seederFlags: [],
     swarmChunkBytes: params.chunkBytes,
+    agentUploadSlots: params.uploadSlots,
   }
   const blobs = params.blobBytes.map((size, i) => ({
     digest: `sim:blob-${i}`,

@@ -22,6 +22,13 @@ export const DEFAULT_CLIENT_REQUEST_TIMEOUT_MS = 30_000
 export const DEFAULT_MAX_CONCURRENT_UPLOADS = 8
 
 /**
+ * Chunk uploads an agent serves at once (`--upload-slots`); the seeder serves DEFAULT_MAX_CONCURRENT_UPLOADS. Few,
+ * so each chunk leaves fast and can be relayed on: the fleet simulator found more slots help when the seeder's
+ * uplink is several times a node's and hurt when it is not (bench/sim/README.md).
+ */
+export const DEFAULT_AGENT_UPLOAD_SLOTS = 3
+
+/**
  * Open inbound streams per connection for this protocol: a downloader pipelines a few chunks per peer and holds
  * one long-polled `have` per blob, so libp2p's default of 32 is tight for a peer fetching several layers at once.
  */

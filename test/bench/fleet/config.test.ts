@@ -1,4 +1,5 @@
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../../shared/chunks/index.ts'
+import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../../shared/swarm/protocol/index.ts'
 import { describe, expect, it } from 'vitest'
 import {
   DEFAULTS,
@@ -94,6 +95,12 @@ describe('parseBenchArgs', () => {
     expect(config([]).swarmChunkBytes).toBe(DEFAULT_CHUNK_SIZE_BYTES)
     expect(config(['--seeder-flag=--chunk-size=4MiB']).swarmChunkBytes).toBe(4 * 1024 * 1024)
     expect(() => config(['--seeder-flag=--chunk-size=lots'])).toThrow(/not a size/)
+  })
+
+  it("records the agents' upload slots of the run: the agent flag, else the default", () => {
+    expect(config([]).agentUploadSlots).toBe(DEFAULT_AGENT_UPLOAD_SLOTS)
+    expect(config(['--agent-flag=--upload-slots=6']).agentUploadSlots).toBe(6)
+    expect(() => config(['--agent-flag=--upload-slots=0'])).toThrow(/not a positive integer/)
   })
 
   it('answers help', () => {
