@@ -20,7 +20,7 @@ import type { ContentStore } from '../../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import { type ChunkClient, InvalidMessageError } from '../../shared/swarm/protocol/index.ts'
-import { DownloadScheduler, type PeerKind, seededRandom, stalledMs } from '../../shared/swarm/scheduler/index.ts'
+import { DownloadScheduler, type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { Download } from '../blobs/download.ts'
 import type { BlobRequest } from '../blobs/service.ts'
@@ -87,6 +87,8 @@ export class Swarm {
   readonly #mapChecked = new Map<Digest, number>()
   /** Peers caught lying, shared by every download: banned until the time given. */
   readonly #bans = new Map<string, number>()
+  /** Every download's stall clock; bytes of any blob keep the node's byte clock going (see StallClocks). */
+  readonly #stall = new StallClocks()
 
   constructor(opts: SwarmOptions) {
     this.#o = opts
@@ -220,8 +222,7 @@ export class Swarm {
     const writes = new Map<number, Promise<void>>()
     let provided = false
     /** Last verified chunk, and last byte received at all: either going quiet for long enough ends the exchange. */
-    let lastProgress = this.#now()
-    let lastBytes = lastProgress
+    const clock = this.#stall.start(this.#now())
     let lastDiscovery = 0
     let failure: unknown
 
@@ -240,7 +241,7 @@ export class Swarm {
           onProgress: () => {
             const now = this.#now()
             idle.touch()
-            lastBytes = now
+            clock.byte(now)
             sched.onProgress(peer, now)
           },
         })
@@ -285,7 +286,7 @@ export class Swarm {
               writes.delete(index)
             }
             metrics.bytesReceived.inc({ source: kind === 'seeder' ? 'seeder' : 'peer' }, res.bytes.byteLength)
-            lastProgress = this.#now()
+            clock.verified(this.#now())
             if (!provided) {
               provided = true
               this.#o.announcer.announce(digest)
@@ -325,12 +326,12 @@ export class Swarm {
         }
         for (const t of sched.tick(now).timedOut) inflight.get(`${t.peer}/${t.index}`)?.abort()
         for (const r of sched.next(now)) void request(r.peer, r.index)
-        if (stalledMs(now, lastBytes, lastProgress) > this.#o.stallTimeoutMs) {
+        if (clock.stalledMs(now) > this.#o.stallTimeoutMs) {
           const peers = sched
             .peerStats()
             .map((p) => `${p.id.slice(-6)}:${p.kind}:inflight=${p.inflight}:banned=${p.banned}:backoff=${p.backoff}`)
           failure = new SwarmUnavailableError(
-            `no chunk byte for ${now - lastBytes} ms, no verified chunk for ${now - lastProgress} ms (missing ${sched.missing}, unavailable ${sched.unavailable(now)}, peers ${peers.join(' ')})`,
+            `no chunk byte for ${clock.sinceByte(now)} ms, no verified chunk for ${clock.sinceVerified(now)} ms (missing ${sched.missing}, unavailable ${sched.unavailable(now)}, peers ${peers.join(' ')})`,
           )
           break
         }

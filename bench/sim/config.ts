@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
+import { DEFAULT_INFLIGHT_TOTAL_MS } from '../../shared/swarm/scheduler/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
@@ -55,6 +56,8 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
   --seeder-upload-slots K chunk uploads the seeder serves at once (default ${DEFAULT_MAX_CONCURRENT_UPLOADS}, as the seeder)
   --send-buffer-kib B     bytes a sender queues past its link before the upload slot frees (default 0)
   --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
+  --inflight-total-ms MS  transfer time a download's requests may queue at its receive rate (default: the
+                          scheduler's, ${DEFAULT_INFLIGHT_TOTAL_MS}; 0 = no such cap)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
   --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
   --lookup-latency-ms MS  DHT lookup latency (default 50)
@@ -149,6 +152,9 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       ...(v['inflight-per-peer'] === undefined
         ? {}
         : { inflightPerPeer: num('inflight-per-peer', v['inflight-per-peer'], 4, { integer: true }) }),
+      ...(v['inflight-total-ms'] === undefined
+        ? {}
+        : { inflightTotalMs: num('inflight-total-ms', v['inflight-total-ms'], 0, { zero: true }) }),
       lookupPeriodMs: 1000,
       lookupLatencyMs: num('lookup-latency-ms', v['lookup-latency-ms'], 50),
       lookupResults: 20,
@@ -190,6 +196,7 @@ function parse(argv: readonly string[]) {
       'seeder-upload-slots': text,
       'send-buffer-kib': text,
       'inflight-per-peer': text,
+      'inflight-total-ms': text,
       'max-peers': text,
       'stall-timeout-s': text,
       'lookup-latency-ms': text,

@@ -4,8 +4,9 @@ import {
   type ChunkRequest,
   DownloadScheduler,
   SeedPlanner,
+  type DownloadStallClock,
   seededRandom,
-  stalledMs,
+  StallClocks,
 } from '../../shared/swarm/scheduler/index.ts'
 import { Dht } from './dht.ts'
 import type { Flow } from './flows.ts'
@@ -47,9 +48,8 @@ class Download {
   fallback = false
   provided = false
   wakeQueued = false
-  /** Last verified chunk, and last time bytes were arriving (the agent's two stall clocks). */
-  lastProgress = 0
-  lastBytes = 0
+  /** The agent's stall clock of this download, started with its exchange. */
+  clock: DownloadStallClock | undefined
 
   constructor(node: AgentNode, blob: Blob) {
     this.node = node
@@ -68,6 +68,8 @@ class AgentNode {
   fromSeeder = 0
   fromPeers = 0
   fromOrigin = 0
+  /** The stall clocks of this node's downloads, as the agent keeps them. */
+  readonly stall = new StallClocks()
 
   constructor(index: number, host: Host) {
     this.index = index
@@ -359,17 +361,18 @@ export class ShoalModel {
       ...(p.inflightPerPeer === undefined
         ? {}
         : { maxInflightPerPeer: p.inflightPerPeer, maxInflightPerFastPeer: p.inflightPerPeer }),
+      ...(p.inflightTotalMs === undefined ? {} : { inflightTotalMs: p.inflightTotalMs }),
     })
     d.live = true
-    d.lastProgress = q.now
-    d.lastBytes = q.now
+    const clock = a.stall.start(q.now)
+    d.clock = clock
     d.tracked.add(SEEDER)
     q.after(this.w.latMs, () => this.#seederPoll(d))
     const period = () => {
       if (d.done) return
       this.#discover(d)
       this.#noteBytes(d)
-      if (stalledMs(q.now, d.lastBytes, d.lastProgress) > p.stallTimeoutMs) {
+      if (clock.stalledMs(q.now) > p.stallTimeoutMs) {
         this.#fallBack(d)
         return
       }
@@ -435,7 +438,7 @@ export class ShoalModel {
     const now = this.w.q.now
     for (const req of d.reqs.values()) {
       if (req.flow === undefined || req.flow.done) continue
-      d.lastBytes = now
+      d.clock?.byte(now)
       d.sched?.onProgress(req.peer, now)
     }
   }
@@ -540,7 +543,7 @@ export class ShoalModel {
       const bytes = d.blob.chunkBytes(req.index)
       if (req.peer === SEEDER) d.node.fromSeeder += bytes
       else d.node.fromPeers += bytes
-      d.lastProgress = now
+      d.clock?.verified(now)
       this.#verified(d, [req.index])
     }
     const { cancel } = d.sched.onChunk(req.peer, req.index, now, outcome)

@@ -32,7 +32,9 @@ export interface SimParams {
   readonly provideLatencyMs: number
   /** The scheduler's pipeline per peer (maxInflightPerPeer and maxInflightPerFastPeer); undefined = its defaults. */
   readonly inflightPerPeer?: number
-  /** Peers an agent tracks per blob besides the seeder; 0 = no cap (as the agent today). */
+  /** The scheduler's inflightTotalMs (0: no rate cap on a download's requests); undefined = its default. */
+  readonly inflightTotalMs?: number
+  /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */
   readonly maxPeers: number
   /** Peer hints in one seeder `have` answer (MAX_HAVE_PEERS). */
   readonly hints: number

@@ -6,6 +6,15 @@ export const DEFAULT_INFLIGHT_PER_PEER = 4
 export const DEFAULT_INFLIGHT_PER_FAST_PEER = 16
 /** Bounds the chunk buffers a download can hold at once (32 × 4 MiB = 128 MiB). */
 export const DEFAULT_INFLIGHT_TOTAL = 32
+/**
+ * Transfer time, at the blob's recent receive rate, its requests together may queue: the node's downlink then holds
+ * about this much work whatever the number of blobs, so requests finish well inside the hard timeout.
+ */
+export const DEFAULT_INFLIGHT_TOTAL_MS = 2_000
+/** Requests a download keeps in flight however slowly its bytes arrive, and while its rate is unknown. */
+export const DEFAULT_MIN_INFLIGHT_TOTAL = 2
+/** Shortest span a download's receive rate is measured over, so its first chunk does not read as a burst. */
+export const MIN_RATE_SPAN_MS = 1_000
 /** How much transfer time a known peer's pipeline should keep queued beyond the chunk it is sending. */
 export const DEFAULT_PIPELINE_MS = 500
 /** Chunks right after the verified prefix that go before rarest-first, so clients keep receiving bytes. */

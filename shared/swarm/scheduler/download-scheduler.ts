@@ -10,12 +10,16 @@ import {
   DEFAULT_INFLIGHT_PER_FAST_PEER,
   DEFAULT_INFLIGHT_PER_PEER,
   DEFAULT_INFLIGHT_TOTAL,
+  DEFAULT_INFLIGHT_TOTAL_MS,
+  DEFAULT_MIN_INFLIGHT_TOTAL,
   DEFAULT_MAX_CONSECUTIVE_BUSY,
   DEFAULT_MAX_CONSECUTIVE_FAILURES,
   DEFAULT_MIN_TIMEOUT_MS,
   DEFAULT_PIPELINE_MS,
   DEFAULT_REQUEST_TIMEOUT_MS,
   DEFAULT_SLOW_FACTOR,
+  MIN_RATE_SPAN_MS,
+  RATE_WINDOW_MS,
 } from './constants.ts'
 import { SchedulerError } from './errors.ts'
 import { type PeerKind, PeerState, type Request } from './peer-state.ts'
@@ -29,6 +33,8 @@ interface Round {
   readonly free: PeerState[]
   readonly out: ChunkRequest[]
   readonly typicalRate: number
+  /** Requests in flight allowed this round (maxInflightTotal, or less while bytes arrive slowly). */
+  readonly cap: number
 }
 
 /**
@@ -58,6 +64,9 @@ export class DownloadScheduler {
   #total = 0
   #prefix = 0
   #now = 0
+  /** When the first request was asked for; verified chunk bytes by arrival, for the download's receive rate. */
+  #startedAt: number | undefined
+  readonly #arrivals: { readonly at: number; readonly bytes: number }[] = []
 
   constructor(opts: SchedulerOptions) {
     const n = opts.chunkCount
@@ -69,6 +78,8 @@ export class DownloadScheduler {
       maxInflightPerFastPeer: Math.max(perPeer, opts.maxInflightPerFastPeer ?? DEFAULT_INFLIGHT_PER_FAST_PEER),
       pipelineMs: opts.pipelineMs ?? DEFAULT_PIPELINE_MS,
       maxInflightTotal: opts.maxInflightTotal ?? DEFAULT_INFLIGHT_TOTAL,
+      inflightTotalMs: opts.inflightTotalMs ?? DEFAULT_INFLIGHT_TOTAL_MS,
+      minInflightTotal: opts.minInflightTotal ?? DEFAULT_MIN_INFLIGHT_TOTAL,
       inOrderWindow: opts.inOrderWindow ?? DEFAULT_IN_ORDER_WINDOW,
       endgameRemaining: opts.endgameRemaining ?? DEFAULT_ENDGAME_REMAINING,
       endgameCopies: opts.endgameCopies ?? DEFAULT_ENDGAME_COPIES,
@@ -82,7 +93,7 @@ export class DownloadScheduler {
       busyBackoffMs: opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
       maxConsecutiveBusy: opts.maxConsecutiveBusy ?? DEFAULT_MAX_CONSECUTIVE_BUSY,
     }
-    for (const k of ['maxInflightPerPeer', 'maxInflightTotal'] as const) {
+    for (const k of ['maxInflightPerPeer', 'maxInflightTotal', 'minInflightTotal'] as const) {
       if (!Number.isSafeInteger(this.#s[k]) || this.#s[k] < 1) {
         throw new SchedulerError('SCHEDULER_INVALID_OPTIONS', `${k} must be a positive integer`)
       }
@@ -178,16 +189,36 @@ export class DownloadScheduler {
     this.#peers.delete(id)
   }
 
+  /**
+   * Requests in flight allowed now: enough to keep `inflightTotalMs` of transfer queued at the rate verified chunks
+   * arrived over the last RATE_WINDOW_MS, within [minInflightTotal, maxInflightTotal]. Each of a node's downloads
+   * measures its own share of the downlink, so together they queue about that much time on it.
+   */
+  inflightCap(now = this.#now): number {
+    const { maxInflightTotal: max, minInflightTotal: min, inflightTotalMs } = this.#s
+    if (inflightTotalMs <= 0) return max
+    const started = this.#startedAt ?? now
+    const span = Math.min(RATE_WINDOW_MS, Math.max(MIN_RATE_SPAN_MS, now - started))
+    while (this.#arrivals.length > 0 && this.#arrivals[0]!.at < now - span) this.#arrivals.shift()
+    let bytes = 0
+    for (const a of this.#arrivals) bytes += a.bytes
+    // +1: the chunk being received is not queued work.
+    const cap = Math.ceil(((bytes / span) * inflightTotalMs) / this.#meanChunkBytes) + 1
+    return Math.max(Math.min(min, max), Math.min(max, cap))
+  }
+
   /** New requests to issue now. */
   next(now: number): ChunkRequest[] {
     this.#advance(now)
-    if (this.done || this.#total >= this.#s.maxInflightTotal) return []
+    this.#startedAt ??= now
+    const cap = this.inflightCap(now)
+    if (this.done || this.#total >= cap) return []
     const free: PeerState[] = []
     for (const p of this.#peers.values()) {
       if (p.attached && now >= p.busyUntil && p.inflight.size < this.#depth(p)) free.push(p)
     }
     if (free.length === 0) return []
-    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate() }
+    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap }
 
     const window = new Set<number>()
     for (let c = this.contiguous; c < this.chunkCount && window.size < this.#s.inOrderWindow; c++) {
@@ -235,6 +266,7 @@ export class DownloadScheduler {
     if (outcome === 'ok') {
       // A late arrival after a timeout still counts: the bytes are verified.
       p?.delivered(this.#bytes[index] ?? 0, now)
+      if (!this.#have.has(index)) this.#arrivals.push({ at: now, bytes: this.#bytes[index] ?? 0 })
       return this.markHave(index, now)
     }
     if (outcome === 'bad') {
@@ -333,7 +365,7 @@ export class DownloadScheduler {
   }
 
   #saturated(round: Round): boolean {
-    return round.free.length === 0 || this.#total >= this.#s.maxInflightTotal
+    return round.free.length === 0 || this.#total >= round.cap
   }
 
   /**

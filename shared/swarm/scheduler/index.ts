@@ -1,9 +1,10 @@
 // Shoal's download scheduler (agent side) and super-seeding planner (seeder side). Pure: time and randomness come
 // in as arguments, nothing here does I/O, so the downloader and the fleet simulator drive the same code.
+export { DEFAULT_INFLIGHT_TOTAL_MS } from './constants.ts'
 export { DownloadScheduler } from './download-scheduler.ts'
 export { SchedulerError, type SchedulerErrorCode } from './errors.ts'
 export type { PeerKind } from './peer-state.ts'
 export { permutation, seededRandom } from './random.ts'
 export { type SeedPhase, SeedPlanner, type SeedPlannerOptions } from './seed-planner.ts'
 export type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions } from './types.ts'
-export { stalledMs, UNVERIFIED_STALL_FACTOR } from './stall.ts'
+export { DownloadStallClock, StallClocks, stalledMs, UNVERIFIED_STALL_FACTOR } from './stall.ts'

@@ -16,7 +16,16 @@ export interface SchedulerOptions {
   readonly maxInflightPerFastPeer?: number
   /** Transfer time a known peer's pipeline should cover beyond the chunk in service (default 500 ms). */
   readonly pipelineMs?: number
+  /** Requests in flight for the whole blob, at most (default 32). */
   readonly maxInflightTotal?: number
+  /**
+   * Transfer time, at the rate this download has been receiving, that all its requests together may queue
+   * (default 2000 ms; 0 turns the rate cap off). Bounds the queue on the node's downlink: without it, a thin or
+   * shared downlink takes maxInflightTotal chunks per blob at once and every one of them outlives the hard timeout.
+   */
+  readonly inflightTotalMs?: number
+  /** Requests in flight for the blob however slowly it has been arriving (default 2). */
+  readonly minInflightTotal?: number
   /** Missing chunks right after the verified prefix that go first (default 4; 0 turns it off). */
   readonly inOrderWindow?: number
   /** Missing-chunk count at which in-flight chunks are also asked of a second holder (default 8; 0 = never). */

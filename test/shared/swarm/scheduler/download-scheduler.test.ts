@@ -20,12 +20,14 @@ function range(from: number, to: number): number[] {
 }
 
 function make(n: number, opts: Partial<SchedulerOptions> = {}): DownloadScheduler {
-  // Adaptive depth off unless a test asks: with 1 kB chunks every peer looks fast.
+  // Adaptive depth off unless a test asks: with 1 kB chunks every peer looks fast. The rate cap on the whole
+  // download is off too: these tests are about the other policies, and it has its own below.
   const fixedDepth = { maxInflightPerFastPeer: opts.maxInflightPerPeer ?? 4 }
   return new DownloadScheduler({
     chunkCount: n,
     chunkBytes: () => CHUNK,
     random: seededRandom(1),
+    inflightTotalMs: 0,
     ...fixedDepth,
     ...opts,
   })
@@ -106,7 +108,12 @@ describe('DownloadScheduler', () => {
 
   it('deepens the pipeline of a fast peer and thins that of a slow one', () => {
     const mb = 1_000_000
-    const s = new DownloadScheduler({ chunkCount: 64, chunkBytes: () => mb, random: seededRandom(1) })
+    const s = new DownloadScheduler({
+      chunkCount: 64,
+      chunkBytes: () => mb,
+      random: seededRandom(1),
+      inflightTotalMs: 0,
+    })
     s.addPeer('fast', 'peer', Bitfield.full(64))
     s.addPeer('slow', 'peer', Bitfield.full(64))
     const first = byPeer(s.next(0))
@@ -325,5 +332,69 @@ describe('DownloadScheduler', () => {
     expect(() => s.addPeer('a', 'peer', new Bitfield(4))).toThrow(
       expect.objectContaining({ name: 'SchedulerError', code: 'SCHEDULER_BITFIELD_LENGTH' }),
     )
+  })
+})
+
+describe('DownloadScheduler: requests in flight follow the rate the blob arrives at', () => {
+  const MIB = 1024 * 1024
+  // 100 chunks of 1 MiB, 16 peers holding all: only the total cap can bind (16 × 4 = 64 per-peer places).
+  function rated(opts: Partial<SchedulerOptions> = {}): DownloadScheduler {
+    const s = new DownloadScheduler({ chunkCount: 100, chunkBytes: () => MIB, random: seededRandom(3), ...opts })
+    for (let i = 0; i < 16; i++) s.addPeer(`p${i}`, 'peer', Bitfield.full(100))
+    return s
+  }
+
+  it('starts with minInflightTotal requests while nothing has arrived', () => {
+    expect(rated().next(0)).toHaveLength(2)
+    expect(rated({ minInflightTotal: 5 }).next(0)).toHaveLength(5)
+    expect(rated({ minInflightTotal: 5 }).inflightCap(0)).toBe(5)
+  })
+
+  it('opens up to inflightTotalMs of transfer at the rate chunks arrive, capped by maxInflightTotal', () => {
+    const s = rated()
+    let now = 0
+    const inflight = s.next(now)
+    // 4 MiB/s for 2 s: each chunk 250 ms after the one before.
+    for (let k = 0; k < 8; k++) {
+      now += 250
+      const r = inflight.shift()!
+      s.onChunk(r.peer, r.index, now, 'ok')
+      inflight.push(...s.next(now))
+    }
+    // 8 MiB over the 2 s since the first request: 4 MiB/s × 2 s = 8 chunks queued, plus the one arriving.
+    expect(s.inflightCap(now)).toBe(9)
+    expect(s.inflight).toBe(9)
+    expect(inflight).toHaveLength(9)
+    // Arrivals worth far more than maxInflightTotal (60 MiB/s for 1 s): the cap holds.
+    const fast = rated()
+    let t = 0
+    for (let k = 0; k < 30; t += 10) {
+      for (const r of fast.next(t)) if (k++ < 30) fast.onChunk(r.peer, r.index, t, 'ok')
+    }
+    expect(t).toBeLessThan(1000)
+    expect(fast.inflightCap(1000)).toBe(32)
+  })
+
+  it('closes down again when arrivals slow, and forgets arrivals older than the rate window', () => {
+    const s = rated()
+    const first = s.next(0)
+    for (const [k, r] of first.entries()) s.onChunk(r.peer, r.index, 100 + k, 'ok')
+    // 2 MiB within the first second (measured over at least 1 s): 2 MiB/s × 2 s = 4 queued + 1.
+    expect(s.inflightCap(1000)).toBe(5)
+    // 10 s later those arrivals are out of the window: back to the floor.
+    expect(s.inflightCap(12_000)).toBe(2)
+  })
+
+  it('counts each chunk once: a late duplicate in endgame adds no rate', () => {
+    const s = rated()
+    const [a] = s.next(0)
+    s.onChunk(a!.peer, a!.index, 500, 'ok')
+    const once = s.inflightCap(1000)
+    s.onChunk(a!.peer, a!.index, 600, 'ok')
+    expect(s.inflightCap(1000)).toBe(once)
+  })
+
+  it('with inflightTotalMs 0, keeps maxInflightTotal in flight from the start', () => {
+    expect(rated({ inflightTotalMs: 0, maxInflightTotal: 20 }).next(0)).toHaveLength(20)
   })
 })

@@ -14,6 +14,8 @@ function make(n: number, opts: Partial<SchedulerOptions> = {}): DownloadSchedule
     maxInflightPerPeer: 2,
     maxInflightPerFastPeer: 2,
     endgameRemaining: 0,
+    // The rate cap on the whole download has its own tests (download-scheduler.test.ts).
+    inflightTotalMs: 0,
     ...opts,
   })
 }
