@@ -67,6 +67,8 @@ export class DownloadScheduler {
   /** When the first request was asked for; verified chunk bytes by arrival, for the download's receive rate. */
   #startedAt: number | undefined
   readonly #arrivals: { readonly at: number; readonly bytes: number }[] = []
+  /** Sum of #arrivals' bytes, kept as they come and go: next() asks for the cap on every call. */
+  #arrivalBytes = 0
 
   constructor(opts: SchedulerOptions) {
     const n = opts.chunkCount
@@ -199,11 +201,11 @@ export class DownloadScheduler {
     if (inflightTotalMs <= 0) return max
     const started = this.#startedAt ?? now
     const span = Math.min(RATE_WINDOW_MS, Math.max(MIN_RATE_SPAN_MS, now - started))
-    while (this.#arrivals.length > 0 && this.#arrivals[0]!.at < now - span) this.#arrivals.shift()
-    let bytes = 0
-    for (const a of this.#arrivals) bytes += a.bytes
+    while (this.#arrivals.length > 0 && this.#arrivals[0]!.at < now - span) {
+      this.#arrivalBytes -= this.#arrivals.shift()!.bytes
+    }
     // +1: the chunk being received is not queued work.
-    const cap = Math.ceil(((bytes / span) * inflightTotalMs) / this.#meanChunkBytes) + 1
+    const cap = Math.ceil(((this.#arrivalBytes / span) * inflightTotalMs) / this.#meanChunkBytes) + 1
     return Math.max(Math.min(min, max), Math.min(max, cap))
   }
 
@@ -266,7 +268,11 @@ export class DownloadScheduler {
     if (outcome === 'ok') {
       // A late arrival after a timeout still counts: the bytes are verified.
       p?.delivered(this.#bytes[index] ?? 0, now)
-      if (!this.#have.has(index)) this.#arrivals.push({ at: now, bytes: this.#bytes[index] ?? 0 })
+      if (!this.#have.has(index)) {
+        const bytes = this.#bytes[index] ?? 0
+        this.#arrivals.push({ at: now, bytes })
+        this.#arrivalBytes += bytes
+      }
       return this.markHave(index, now)
     }
     if (outcome === 'bad') {
