@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
+import { LRUCache } from 'lru-cache'
 import { isDigest, isRepositoryName, MANIFEST_MEDIA_TYPES } from '../shared/oci/index.ts'
 import type { Logger } from '../shared/log/index.ts'
 import { InvalidPreheatRequestError } from './preheat.ts'
@@ -112,7 +113,14 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
   const expected = digestOfToken(init.token)
   const matches = repositoryMatcher(init.repositories)
   const now = init.now ?? Date.now
-  const seen = new Map<string, number>()
+  // Manifest pushes already preheated: each is dropped as a repeat for NOTIFICATION_DEDUP_MS; a flood of
+  // distinct pushes pushes the least recent out first.
+  const seen = new LRUCache<string, true>({
+    max: DEDUP_MAX_ENTRIES,
+    ttl: NOTIFICATION_DEDUP_MS,
+    ttlResolution: 0,
+    perf: { now },
+  })
   return async (app) => {
     // Refuse unauthenticated callers before their body is read.
     app.addHook('onRequest', async (req, reply) => {
@@ -147,8 +155,6 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
         if (err instanceof MalformedNotificationError) return reply.code(400).send({ error: err.message })
         throw err
       }
-      const t = now()
-      for (const [k, at] of seen) if (t - at > NOTIFICATION_DEDUP_MS || seen.size > DEDUP_MAX_ENTRIES) seen.delete(k)
       let accepted = 0
       let duplicates = 0
       let ignored = parsed.ignored
@@ -165,7 +171,7 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
         }
         try {
           init.preheat(image)
-          seen.set(image, t)
+          seen.set(image, true)
           accepted++
         } catch (err) {
           if (!(err instanceof InvalidPreheatRequestError)) throw err
