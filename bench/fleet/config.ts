@@ -1,5 +1,5 @@
+import { parseFlags } from '../args.ts'
 import { resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { parseBytes } from '../../shared/config/index.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../shared/swarm/protocol/index.ts'
@@ -257,19 +257,14 @@ export const FLEET_SHAPE_OPTIONS = {
 } as const
 
 function parse(argv: readonly string[]) {
-  return parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      ...FLEET_SHAPE_OPTIONS,
-      'cache-up': TEXT,
-      'cache-down': TEXT,
-      'pull-timeout': TEXT,
-      'sample-ms': TEXT,
-      'shoal-bin': TEXT,
-      'agent-flag': { type: 'string', multiple: true },
-      'seeder-flag': { type: 'string', multiple: true },
-    },
-  })
+  return parseFlags(argv, {
+    ...FLEET_SHAPE_OPTIONS,
+    'cache-up': TEXT,
+    'cache-down': TEXT,
+    'pull-timeout': TEXT,
+    'sample-ms': TEXT,
+    'shoal-bin': TEXT,
+    'agent-flag': { type: 'string', multiple: true },
+    'seeder-flag': { type: 'string', multiple: true },
+  } as const)
 }

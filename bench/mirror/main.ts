@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process'
 import { writeFile } from 'node:fs/promises'
 import { join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../args.ts'
 import {
   type Agent,
   Cleanup,
@@ -246,9 +246,10 @@ function report(
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: { runs: { type: 'string', default: '3' }, out: { type: 'string', default: DEFAULT_OUT } },
-  })
+  const { values } = parseFlags(process.argv.slice(2), {
+    runs: { type: 'string', default: '3' },
+    out: { type: 'string', default: DEFAULT_OUT },
+  } as const)
   const runs = Number(values.runs)
   if (!Number.isSafeInteger(runs) || runs < 1) throw new Error('--runs wants a positive integer')
   ensureTools()

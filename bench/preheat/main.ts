@@ -16,7 +16,7 @@
 import { writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../args.ts'
 import { createLogger } from '../../shared/log/index.ts'
 import { loadSeederConfig } from '../../seeder/config.ts'
 import { startSeeder } from '../../seeder/main.ts'
@@ -34,9 +34,10 @@ import {
 const MiB = 1024 * 1024
 const TOKEN = 'bench-preheat-token'
 
-const { values } = parseArgs({
-  options: { 'layer-mib': { type: 'string', default: '64' }, layers: { type: 'string', default: '4' } },
-})
+const { values } = parseFlags(process.argv.slice(2), {
+  'layer-mib': { type: 'string', default: '64' },
+  layers: { type: 'string', default: '4' },
+} as const)
 const layerBytes = Number(values['layer-mib']) * MiB
 const layers = Number(values.layers)
 

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../args.ts'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
@@ -183,24 +183,19 @@ export function imageBlobs(imageMib: number, layers: number): { blobBytes: numbe
 
 function parse(argv: readonly string[]) {
   const text = { type: 'string' } as const
-  return parseArgs({
-    args: [...argv],
-    strict: true,
-    allowPositionals: true,
-    options: {
-      ...FLEET_SHAPE_OPTIONS,
-      'chunk-mib': text,
-      'rtt-ms': text,
-      'wire-efficiency': text,
-      'upload-slots': text,
-      'seeder-upload-slots': text,
-      'send-buffer-kib': text,
-      'inflight-per-peer': text,
-      'inflight-total-ms': text,
-      'max-peers': text,
-      'stall-timeout-s': text,
-      'lookup-latency-ms': text,
-      compare: text,
-    },
-  })
+  return parseFlags(argv, {
+    ...FLEET_SHAPE_OPTIONS,
+    'chunk-mib': text,
+    'rtt-ms': text,
+    'wire-efficiency': text,
+    'upload-slots': text,
+    'seeder-upload-slots': text,
+    'send-buffer-kib': text,
+    'inflight-per-peer': text,
+    'inflight-total-ms': text,
+    'max-peers': text,
+    'stall-timeout-s': text,
+    'lookup-latency-ms': text,
+    compare: text,
+  } as const)
 }

@@ -17,7 +17,7 @@ import { writeFile } from 'node:fs/promises'
 import { cpus, loadavg } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../args.ts'
 import { request } from 'undici'
 import { pullImage } from '../../shared/sample/index.ts'
 import { bytesBySource } from '../../shared/metrics/index.ts'
@@ -29,16 +29,14 @@ const MiB = 1024 * 1024
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const COMMAND = 'npx node bench/swarm/main.ts'
 
-const { values: args } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '3' },
-    out: { type: 'string', default: join(REPO_ROOT, 'bench', 'swarm', 'RESULTS.md') },
-    agents: { type: 'string', default: '8' },
-    'layer-mib': { type: 'string', default: '8' },
-    'big-mib': { type: 'string', default: '256' },
-    depth: { type: 'string', default: '3' },
-  },
-})
+const { values: args } = parseFlags(process.argv.slice(2), {
+  runs: { type: 'string', default: '3' },
+  out: { type: 'string', default: join(REPO_ROOT, 'bench', 'swarm', 'RESULTS.md') },
+  agents: { type: 'string', default: '8' },
+  'layer-mib': { type: 'string', default: '8' },
+  'big-mib': { type: 'string', default: '256' },
+  depth: { type: 'string', default: '3' },
+} as const)
 const RUNS = Number(args.runs)
 const AGENTS = Number(args.agents)
 const LAYER_BYTES = Number(args['layer-mib']) * MiB

@@ -9,7 +9,7 @@
  */
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { parseArgs } from 'node:util'
+import { parseFlags } from '../args.ts'
 import type { Libp2p } from '@libp2p/interface'
 import { multiaddr } from '@multiformats/multiaddr'
 import { Agent, request } from 'undici'
@@ -58,15 +58,13 @@ function median(xs: readonly number[]): number {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      mib: { type: 'string', default: '512' },
-      runs: { type: 'string', default: '3' },
-      modes: { type: 'string', default: ALL_MODES.join(',') },
-      // yamux frame payload limit for the non-shoal modes (yamux's default is 64 KiB)
-      'yamux-message-kib': { type: 'string' },
-    },
-  })
+  const { values } = parseFlags(process.argv.slice(2), {
+    mib: { type: 'string', default: '512' },
+    runs: { type: 'string', default: '3' },
+    modes: { type: 'string', default: ALL_MODES.join(',') },
+    // yamux frame payload limit for the non-shoal modes (yamux's default is 64 KiB)
+    'yamux-message-kib': { type: 'string' },
+  } as const)
   const bytes = Number(values.mib) * 1024 * 1024
   const runs = Number(values.runs)
   const modes = values.modes.split(',') as Mode[]
