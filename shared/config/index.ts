@@ -4,7 +4,6 @@ export {
   configFlags,
   envName,
   type ParsedFlags,
-  usageErrorOf,
   type ConfigSources,
   loadConfig,
   type OptionSpec,

@@ -108,7 +108,7 @@ export function configFlags(cmd: Command, specs: Readonly<Record<string, OptionS
 }
 
 /** commander's message as one line naming the flag, for exit code 2. */
-export function usageErrorOf(err: CommanderError): ConfigError {
+function usageErrorOf(err: CommanderError): ConfigError {
   const msg = err.message.replace(/^error: /, '').replaceAll('\n', ' ')
   const flag = /'(--?[^'\s]+)/.exec(msg)?.[1] ?? 'arguments'
   return new ConfigError(flag, msg)
