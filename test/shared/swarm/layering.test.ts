@@ -20,7 +20,7 @@ function sources(dir: string): string[] {
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8')
   const specs = [
-    ...text.matchAll(/^\s*(?:import|export)\b[^'";]*?\bfrom\s+'([^']+)'/gms),
+    ...text.matchAll(/^(?:import|export)\s+[\w$*{},\s]+?\s+from\s+'([^']+)'/gm),
     ...text.matchAll(/^\s*import\s+'([^']+)'/gm),
   ].map((m) => m[1]!)
   return specs.filter((s) => s.startsWith('.')).map((s) => resolve(dirname(file), s))
