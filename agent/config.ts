@@ -1,6 +1,7 @@
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
+import { parseSeederAddr } from '../shared/swarm/index.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../shared/swarm/protocol/index.ts'
 
 /** Every agent option: flag, SHOAL_* variable and YAML key share one name. */
@@ -249,7 +250,7 @@ function parseRegistries(raw: unknown): ReadonlyMap<string, RegistrySettings> {
 /** A trusted seeder must name its peer id: that key is what signs the chunk maps agents accept. */
 function parseSeeders(list: readonly string[]): readonly string[] {
   for (const s of list) {
-    if (!/^\/(ip4|ip6|dns4|dns6|dns)\/[^/]+\/tcp\/\d+\/p2p\/[1-9A-HJ-NP-Za-km-z]+$/.test(s)) {
+    if (parseSeederAddr(s) === undefined) {
       throw new ConfigError('seeder', `expected /ip4/HOST/tcp/PORT/p2p/PEERID, got ${JSON.stringify(s)}`)
     }
   }

@@ -1,5 +1,4 @@
 import { mkdir, readFile } from 'node:fs/promises'
-import { multiaddr } from '@multiformats/multiaddr'
 import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
@@ -8,6 +7,7 @@ import { TokenBucket, throttled } from '../shared/rate/index.ts'
 import { createP2PNode, loadOrCreateIdentity } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore } from '../shared/store/index.ts'
 import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
+import { parseSeederAddr, type SeederRef } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -23,7 +23,7 @@ import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { ManifestService } from './registry/manifests.ts'
 import { dhtFindProviders, ProviderLookups } from './swarm/lookups.ts'
 import { Announcer, dhtProviderRouting } from './swarm/provider.ts'
-import { type SeederRef, Swarm } from './swarm/swarm.ts'
+import { Swarm } from './swarm/swarm.ts'
 
 /** How long a shutdown waits for in-flight requests before it aborts their downloads. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -202,10 +202,8 @@ async function startSwarm(
   late: { readonly prefetch?: Prefetcher },
 ) {
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
-  const seeders: SeederRef[] = config.seeders.map((s) => {
-    const addr = multiaddr(s)
-    return { id: addr.getComponents().find((c) => c.name === 'p2p')!.value!, addr }
-  })
+  // The config accepted only seeder addresses.
+  const seeders: SeederRef[] = config.seeders.map((s) => parseSeederAddr(s)!)
   const node = await createP2PNode({
     dataDir: config.data,
     listen: config.p2pListen,

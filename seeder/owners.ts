@@ -1,38 +1,11 @@
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import type { Digest } from '../shared/oci/index.ts'
+import { rendezvousOwner, type SeederRef } from '../shared/swarm/index.ts'
 import { type ChunkClient, RemoteError, type RequestContext } from '../shared/swarm/protocol/index.ts'
 import type { RemoteSeeder } from './preheat.ts'
 
 /** How often the owner is asked whether it has signed the blob's map (it does once the blob is whole). */
 const MAP_POLL_MS = 200
-
-export interface SeederPeer {
-  readonly id: string
-  readonly addr: Multiaddr
-}
-
-/** Other seeders named in `--bootstrap` by a multiaddr ending in /p2p/<id> (dns: entries carry no id). */
-export function seedersFromBootstrap(entries: readonly string[]): SeederPeer[] {
-  const out: SeederPeer[] = []
-  for (const e of entries) {
-    if (e.startsWith('dns:')) continue
-    try {
-      const addr = multiaddr(e)
-      const id = addr.getComponents().find((c) => c.name === 'p2p')?.value
-      if (id !== undefined) out.push({ id, addr })
-    } catch {
-      // The p2p layer reports malformed bootstrap entries; here they simply own nothing.
-    }
-  }
-  return out
-}
-
-/** The same score agents use to pick the seeder they ask for a blob: both sides must agree on the owner. */
-export function rendezvousScore(id: string, digest: string): number {
-  return createHash('sha256').update(id).update('\n').update(digest).digest().readUInt32BE(0)
-}
 
 /**
  * Rendezvous ownership among this seeder and `others`: undefined when this seeder owns `digest`, else the
@@ -40,21 +13,13 @@ export function rendezvousScore(id: string, digest: string): number {
  */
 export function rendezvousOwners(
   self: string,
-  others: readonly SeederPeer[],
+  others: readonly SeederRef[],
   client: Pick<ChunkClient, 'fetch' | 'getMap' | 'prefetch'>,
 ): (digest: Digest) => RemoteSeeder | undefined {
   return (digest) => {
-    let best: SeederPeer | undefined
-    let bestScore = rendezvousScore(self, digest)
-    for (const s of others) {
-      const sc = rendezvousScore(s.id, digest)
-      if (sc > bestScore) {
-        best = s
-        bestScore = sc
-      }
-    }
-    if (best === undefined) return undefined
-    const owner = best
+    // The same rule agents use to pick the seeder they ask for a blob: both sides must agree on the owner.
+    const owner = rendezvousOwner<SeederRef | string>([self, ...others], digest)
+    if (owner === undefined || typeof owner === 'string') return undefined
     return {
       id: owner.id,
       // Watched through its signed map, not `have`: a super-seeding owner would count a `have` as a peer about to
@@ -100,7 +65,7 @@ export class PrefetchNotAllowedError extends Error {
  * --bootstrap may ask: a hold takes quota, which no agent or stranger may do.
  */
 export function seederPrefetchHandler(init: {
-  readonly seeders: readonly SeederPeer[]
+  readonly seeders: readonly SeederRef[]
   readonly start: (digest: Digest, registry: string, name: string) => { readonly done: Promise<void> }
   readonly keep: (digest: Digest) => void
 }): (

@@ -2,6 +2,7 @@ import type { PeerId } from '@libp2p/interface'
 import { LRUCache } from 'lru-cache'
 import type { Digest } from '../shared/oci/index.ts'
 import type { P2PNode } from '../shared/p2p/index.ts'
+import { withPeerId } from '../shared/swarm/index.ts'
 import { MAX_HAVE_PEERS } from '../shared/swarm/protocol/index.ts'
 
 /** A peer that asked about a blob this long ago is no longer offered as a hint. */
@@ -56,7 +57,7 @@ export class PeerHints {
           const addrs = p.addresses
             .map((a) => a.multiaddr.toString())
             .filter((a) => a.includes('/tcp/') && !a.includes('/p2p-circuit'))
-            .map((a) => `${a}/p2p/${id}`)
+            .map((a) => withPeerId(a, id))
           this.#addrs.set(id, addrs.slice(0, 2))
         })
         .catch(() => this.#addrs.delete(id))

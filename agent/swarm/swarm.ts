@@ -1,8 +1,6 @@
-import { createHash } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
-import { type Multiaddr, multiaddr } from '@multiformats/multiaddr'
 import {
   type ChunkAttestation,
   type ChunkGeometry,
@@ -17,6 +15,14 @@ import type { Metrics } from '../../shared/metrics/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
 import type { P2PNode } from '../../shared/p2p/index.ts'
 import type { ContentStore } from '../../shared/store/index.ts'
+import {
+  parsePeerAddr,
+  rendezvousScore,
+  type SeederRef,
+  seederFor,
+  seedersInOrder,
+  withoutPeerId,
+} from '../../shared/swarm/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import { type ChunkClient, InvalidMessageError } from '../../shared/swarm/protocol/index.ts'
@@ -28,11 +34,6 @@ import { HaveTracker } from '../../shared/swarm/have-tracker.ts'
 import { IdleTimer } from './idle-timer.ts'
 import type { ProviderLookups } from './lookups.ts'
 import type { Announcer } from './provider.ts'
-
-export interface SeederRef {
-  readonly id: string
-  readonly addr: Multiaddr
-}
 
 export interface SwarmOptions {
   readonly node: P2PNode
@@ -69,8 +70,6 @@ const MAP_RECHECK_MS = 500
  * request timeout and the scheduler's hard timeout bound the whole request.
  */
 const CHUNK_IDLE_MS = 10_000
-/** Multicodec of the /p2p/ component. */
-const P2P_CODE = 421
 
 /**
  * Fills a download from the swarm: a trusted chunk map (or, for a cold blob, the seeder's
@@ -120,7 +119,7 @@ export class Swarm {
     if (signed !== undefined) {
       geometry = signed.map
     } else {
-      const seeder = this.#rendezvous(digest)
+      const seeder = seederFor(this.#o.seeders, digest)
       if (seeder === undefined) throw new SwarmUnavailableError('no seeder configured')
       try {
         geometry = await retry(
@@ -192,7 +191,7 @@ export class Swarm {
       requestTimeoutMs: Math.max(1000, Math.floor(this.#o.stallTimeoutMs / 4)),
       hardTimeoutMs: Math.max(2000, Math.floor(this.#o.stallTimeoutMs / 2)),
       // Each agent breaks ties its own way, so agents spread over different chunks.
-      random: seededRandom(score(node.peerId.toString(), digest)),
+      random: seededRandom(rendezvousScore(node.peerId.toString(), digest)),
     })
     for (const i of blob.verified.indexes()) sched.markHave(i, this.#now())
     let wake: (() => void) | undefined
@@ -391,14 +390,10 @@ export class Swarm {
   #meet(addrs: readonly string[], tracker: HaveTracker): void {
     const self = this.#o.node.peerId.toString()
     for (const a of addrs) {
-      let ma: Multiaddr
-      try {
-        ma = multiaddr(a)
-      } catch {
-        continue
-      }
-      const id = ma.getComponents().find((c) => c.name === 'p2p')?.value
-      if (id === undefined || id === self || this.#trusted.has(id) || tracker.knows(id)) continue
+      const ref = parsePeerAddr(a)
+      if (ref === undefined) continue
+      const id = ref.id
+      if (id === self || this.#trusted.has(id) || tracker.knows(id)) continue
       let peerId: PeerId
       try {
         peerId = peerIdFromString(id)
@@ -407,7 +402,7 @@ export class Swarm {
       }
       // Requests by PeerId reuse one connection; the address only needs to reach the peer store.
       void this.#o.node.peerStore
-        .merge(peerId, { multiaddrs: [ma.decapsulateCode(P2P_CODE)] })
+        .merge(peerId, { multiaddrs: [withoutPeerId(ref.addr)] })
         .then(() => tracker.track(id, peerId, 'peer'))
         .catch(() => {})
     }
@@ -434,8 +429,7 @@ export class Swarm {
 
   /** A signed map from a seeder or provider, verified against the trusted seeder keys. */
   async #findMap(digest: Digest, signal: AbortSignal, attempts = 3): Promise<SignedChunkMap | undefined> {
-    const ordered = [...this.#o.seeders].sort((a, b) => score(b.id, digest) - score(a.id, digest))
-    for (const s of ordered) {
+    for (const s of seedersInOrder(this.#o.seeders, digest)) {
       try {
         const signed = await retry(
           () => this.#o.client.getMap(s.addr, digest, { signal: AbortSignal.any([signal, AbortSignal.timeout(5000)]) }),
@@ -461,20 +455,6 @@ export class Swarm {
       this.#o.log.debug({ digest, err: (err as Error).message }, 'chunk map not kept')
     }
   }
-
-  /** Several seeders split blobs by rendezvous hashing over the digest: each blob is pulled once. */
-  #rendezvous(digest: Digest): SeederRef | undefined {
-    let best: SeederRef | undefined
-    let bestScore = -1
-    for (const s of this.#o.seeders) {
-      const sc = score(s.id, digest)
-      if (sc > bestScore) {
-        best = s
-        bestScore = sc
-      }
-    }
-    return best
-  }
 }
 
 /** Connections to a busy seeder can drop while many agents dial it at once: try a few times. */
@@ -487,10 +467,6 @@ async function retry<T>(fn: () => Promise<T>, signal: AbortSignal, attempts = 3)
       await sleep(100 * i * i, undefined, { signal })
     }
   }
-}
-
-function score(id: string, digest: string): number {
-  return createHash('sha256').update(id).update('\n').update(digest).digest().readUInt32BE(0)
 }
 
 export type { PeerId, PeerKind }

@@ -2,7 +2,7 @@ import { mbitToBps } from '../fleet/bound.ts'
 import type { LinkRates, ScenarioName } from '../fleet/config.ts'
 import type { HostRole } from '../fleet/netns.ts'
 import { FlowNet, Link } from './flows.ts'
-import { UploadSlots } from '../../shared/swarm/protocol/handlers/context.ts'
+import { UploadSlots } from '../../shared/swarm/serve/index.ts'
 import { EventQueue } from './queue.ts'
 
 /** Everything one simulated rollout is built from. Rates in megabits per second, as the fleet's. */

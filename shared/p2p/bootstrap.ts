@@ -8,6 +8,7 @@ import {
   BOOTSTRAP_RETRY_INTERVAL_MS,
   DEFAULT_P2P_PORT,
 } from './constants.ts'
+import { peerIdOf } from '../swarm/seeders.ts'
 import { InvalidBootstrapEntryError } from './errors.ts'
 
 /** Resolves a host name to IP addresses (all A and AAAA records). Injected in tests. */
@@ -220,10 +221,6 @@ function transportKey(a: Multiaddr): string {
     .filter((c) => c.name !== 'p2p')
     .map((c) => `/${c.name}${c.value === undefined ? '' : `/${c.value}`}`)
     .join('')
-}
-
-function peerIdOf(a: Multiaddr): string | undefined {
-  return a.getComponents().find((c) => c.name === 'p2p')?.value
 }
 
 export function bootstrapService(init: BootstrapInit): (components: BootstrapComponents) => BootstrapService {

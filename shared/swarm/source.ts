@@ -7,7 +7,7 @@ import type { Digest } from '../oci/digest.ts'
 import type { ContentStore } from '../store/index.ts'
 import type { LiveBlobs } from './live.ts'
 import type { MapStore } from './maps/index.ts'
-import type { ChunkSource, RequestContext, SourceHave } from './protocol/index.ts'
+import type { ChunkSource, RequestContext, SourceHave } from './serve/index.ts'
 
 export interface StoreChunkSourceInit {
   readonly store: ContentStore

@@ -12,7 +12,7 @@ import { parseDigest } from '../../shared/oci/index.ts'
 import { ChunkClient, RemoteError } from '../../shared/swarm/protocol/index.ts'
 import { loadSeederConfig } from '../../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../../seeder/main.ts'
-import { rendezvousScore } from '../../seeder/owners.ts'
+import { rendezvousScore } from '../../shared/swarm/index.ts'
 import type { PreheatJobView } from '../../seeder/preheat.ts'
 import { type Fleet, startFleet } from '../../harness/fleet.ts'
 

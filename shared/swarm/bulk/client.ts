@@ -4,7 +4,7 @@ import { type buildConnector, Pool } from 'undici'
 import { type ChunkAttestation, decodeChunkAttestation } from '../../chunks/attestation.ts'
 import type { Digest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import { InvalidMessageError } from '../protocol/errors.ts'
+import { InvalidMessageError } from '../wire/errors.ts'
 import {
   ATTESTATION_HEADER,
   CLIENT_KEEP_ALIVE_MS,

@@ -2,7 +2,8 @@ import { isPeerId, type PeerId } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Digest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import { InvalidMessageError } from '../protocol/errors.ts'
+import { peerIdOf } from '../seeders.ts'
+import { InvalidMessageError } from '../wire/errors.ts'
 import type { BulkChunk, BulkClient, BulkTarget } from './client.ts'
 import { BULK_RETRY_AFTER_MS, TICKET_EXPIRY_MARGIN_MS } from './constants.ts'
 import { BulkTicketRejectedError } from './errors.ts'
@@ -136,7 +137,7 @@ export class BulkRoute {
 
 function peerKey(peer: PeerId | Multiaddr): string {
   if (isPeerId(peer)) return peer.toString()
-  return peer.getComponents().find((c) => c.name === 'p2p')?.value ?? peer.toString()
+  return peerIdOf(peer) ?? peer.toString()
 }
 
 /** `promise`, or the signal's reason as soon as it aborts (the promise itself is shared and runs on). */

@@ -9,11 +9,10 @@ import { encodeChunkAttestation } from '../../chunks/attestation.ts'
 import type { Logger } from '../../log/index.ts'
 import { type Digest, isDigest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import { DATA_SLICE_BYTES } from '../protocol/constants.ts'
-import { type Deadline, deadline } from '../protocol/deadline.ts'
-import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../protocol/errors.ts'
-import { takeChunk, type UploadSlots } from '../protocol/handlers/index.ts'
-import type { ChunkServerInit, ChunkSource } from '../protocol/index.ts'
+import { type ChunkSource, type OnServed, takeChunk, type UploadSlots } from '../serve/index.ts'
+import { DATA_SLICE_BYTES } from '../wire/constants.ts'
+import { type Deadline, deadline } from '../wire/deadline.ts'
+import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../wire/errors.ts'
 import {
   ATTESTATION_HEADER,
   CHUNK_PATH_RE,
@@ -35,7 +34,7 @@ export interface BulkServerInit {
   /** The chunk server's slots: one cap on concurrent uploads over both paths. */
   readonly uploads: UploadSlots
   readonly bucket?: TokenBucket
-  readonly onServed?: ChunkServerInit['onServed']
+  readonly onServed?: OnServed
   /** A response not sent in full by then is cut off (the libp2p path's request timeout). */
   readonly requestTimeoutMs: number
   readonly log: Log

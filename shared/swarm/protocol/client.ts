@@ -18,8 +18,8 @@ import {
   MAX_HAVE_WAIT_MS,
   MAX_LENGTH_PREFIX_BYTES,
 } from './constants.ts'
-import { deadline } from './deadline.ts'
-import { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from './errors.ts'
+import { deadline } from '../wire/deadline.ts'
+import { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from '../wire/errors.ts'
 import { FrameStream } from './framing.ts'
 import type { ChunkClientInit } from './index.ts'
 import { decodeResponse, encodeRequest, type Request, type Response, type ResponseType } from './messages.ts'

@@ -35,14 +35,6 @@ export const DEFAULT_AGENT_UPLOAD_SLOTS = 3
 export const DEFAULT_MAX_INBOUND_STREAMS_PER_PEER = 64
 export const DEFAULT_MAX_OUTBOUND_STREAMS_PER_PEER = 64
 
-/**
- * Data frames are written in slices of this size: each slice first takes its bytes from the upload bucket, so a
- * throttled upload flows evenly instead of in chunk-sized bursts, and the muxer's drain back-pressure applies.
- */
-export const DATA_SLICE_BYTES = 64 * 1024
-/** Without a throttle, bigger slices cost fewer send calls (yamux still frames them at its own size). */
-export const UNTHROTTLED_DATA_SLICE_BYTES = 1024 * 1024
-
 /** A remote error message is cut to this length before it is sent or surfaced. */
 export const MAX_ERROR_MESSAGE_CHARS = 512
 

@@ -8,13 +8,9 @@
 import type { Stream } from '@libp2p/interface'
 import { type ByteStream, byteStream } from '@libp2p/utils'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import {
-  DATA_SLICE_BYTES,
-  MAX_LENGTH_PREFIX_BYTES,
-  PROGRESS_SLICE_BYTES,
-  UNTHROTTLED_DATA_SLICE_BYTES,
-} from './constants.ts'
-import { InvalidMessageError } from './errors.ts'
+import { DATA_SLICE_BYTES, UNTHROTTLED_DATA_SLICE_BYTES } from '../wire/constants.ts'
+import { InvalidMessageError } from '../wire/errors.ts'
+import { MAX_LENGTH_PREFIX_BYTES, PROGRESS_SLICE_BYTES } from './constants.ts'
 
 export function encodeVarint(value: number): Uint8Array {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`cannot encode length ${value}`)

@@ -2,58 +2,17 @@
  * `/shoal/chunks/1.0.0`: how agents and seeders move verified chunks of OCI blobs between each other.
  * One request per stream: open, write the request, read the response, close. See messages.ts for the wire.
  */
-import type { Libp2p, PeerId } from '@libp2p/interface'
-import type { ChunkAttestation } from '../../chunks/attestation.ts'
-import type { Bitfield } from '../../chunks/bitfield.ts'
-import type { SignedChunkMap } from '../../chunks/signed-map.ts'
+import type { Libp2p } from '@libp2p/interface'
 import type { Logger } from '../../log/index.ts'
 import type { Digest } from '../../oci/digest.ts'
 import type { BulkClient } from '../bulk/client.ts'
 import type { BulkCredentials } from '../bulk/credentials.ts'
 import type { HostPort } from '../bulk/listen.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
+import type { ChunkSource, OnServed, RequestContext } from '../serve/index.ts'
 
-/** Who asked: lets a seeder advertise per peer (super-seeding) and account what it served. */
-export interface RequestContext {
-  readonly peer: PeerId
-  readonly signal: AbortSignal
-}
-
-export interface SourceHave {
-  readonly size: number
-  readonly chunkSize: number
-  /** Chunks this peer may be told about (a super-seeding seeder tells each peer a different subset). */
-  readonly bitfield: Bitfield
-  /** The whole blob is verified and committed. */
-  readonly complete: boolean
-  /** Other peers fetching the blob, as multiaddrs ending in /p2p/<id> (a seeder's tracker hint). */
-  readonly peers?: readonly string[]
-}
-
-/** What a node serves to the swarm: implemented over the content store by the agent and by the seeder. */
-export interface ChunkSource {
-  map(digest: Digest, ctx?: RequestContext): Promise<SignedChunkMap | undefined>
-  have(digest: Digest, ctx?: RequestContext): SourceHave | undefined
-  /** Resolves when what `have` returns differs from `knownCount` chunks, or when `signal` aborts. */
-  waitHave(digest: Digest, knownCount: number, signal: AbortSignal, ctx?: RequestContext): Promise<void>
-  /** Verified chunks ONLY; undefined when not held. The bytes must be exactly the chunk's length. */
-  readChunk(
-    digest: Digest,
-    index: number,
-    ctx?: RequestContext,
-  ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined>
-  /**
-   * A seeder: start pulling the blob from the origin for the swarm, resolving once size and chunk size are known.
-   * Implementations decide which registries they are willing to pull from.
-   */
-  fetch?(
-    digest: Digest,
-    registry: string,
-    name: string,
-    signal: AbortSignal,
-    ctx?: RequestContext,
-  ): Promise<{ size: number; chunkSize: number }>
-}
+// What a node serves lives below both the libp2p stream and the bulk path (shared/swarm/serve).
+export type { ChunkSource, OnServed, RequestContext, SourceHave } from '../serve/index.ts'
 
 export interface ChunkServerComponents {
   /** The libp2p node (or anything that can register a protocol handler). */
@@ -71,7 +30,7 @@ export interface ChunkServerInit {
   /** Shared upload limit; chunk bytes take from it as they are written. */
   readonly uploadBucket?: TokenBucket
   /** Called after a chunk's bytes were handed to the transport. */
-  readonly onServed?: (peer: PeerId, bytes: number, chunk: { readonly digest: Digest; readonly index: number }) => void
+  readonly onServed?: OnServed
   /**
    * An agent: takes a seeder's request to pull a blob into its cache through the swarm. Resolves once the
    * prefetch is accepted (not when it is done); throws to refuse. Absent: `prefetch` is answered with an error.
@@ -114,7 +73,7 @@ export {
   MAX_CONTROL_FRAME_BYTES,
   MAX_HAVE_WAIT_MS,
 } from './constants.ts'
-export { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from './errors.ts'
+export { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from '../wire/errors.ts'
 export {
   decodeRequest,
   decodeResponse,

@@ -26,7 +26,7 @@ import { type Digest, isDigest } from '../../oci/digest.ts'
 import { isRepositoryName } from '../../oci/reference.ts'
 import { MAX_TICKET_TTL_MS as MAX_BULK_TICKET_TTL_MS, TOKEN_RE as BULK_TOKEN_RE } from '../bulk/constants.ts'
 import { MAX_CONTROL_FRAME_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_REGISTRY_CHARS } from './constants.ts'
-import { InvalidMessageError } from './errors.ts'
+import { InvalidMessageError } from '../wire/errors.ts'
 
 export type Request =
   | { readonly t: 'map'; readonly digest: Digest }

@@ -11,11 +11,12 @@ import {
   MAX_HAVE_WAIT_MS,
   MAX_LENGTH_PREFIX_BYTES,
 } from './constants.ts'
-import { type Deadline, deadline } from './deadline.ts'
-import { InvalidMessageError, PeerTimeoutError, ProtocolError } from './errors.ts'
+import { type ChunkSource, UploadSlots } from '../serve/index.ts'
+import { type Deadline, deadline } from '../wire/deadline.ts'
+import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../wire/errors.ts'
 import { FrameStream } from './framing.ts'
-import { dispatch, UploadSlots } from './handlers/index.ts'
-import type { ChunkServerComponents, ChunkServerInit, ChunkSource } from './index.ts'
+import { dispatch } from './handlers/index.ts'
+import type { ChunkServerComponents, ChunkServerInit } from './index.ts'
 import { decodeRequest } from './messages.ts'
 
 type Log = NonNullable<ChunkServerInit['log']>

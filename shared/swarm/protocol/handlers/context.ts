@@ -2,7 +2,8 @@ import type { PeerId } from '@libp2p/interface'
 import type { TokenBucket } from '../../../rate/token-bucket.ts'
 import type { BulkTickets } from '../../bulk/tickets.ts'
 import type { FrameStream } from '../framing.ts'
-import type { ChunkServerInit, ChunkSource, RequestContext } from '../index.ts'
+import type { ChunkSource, OnServed, RequestContext, UploadSlots } from '../../serve/index.ts'
+import type { ChunkServerInit } from '../index.ts'
 import type { Request } from '../messages.ts'
 
 /** Everything a handler needs for one inbound request; `signal` carries the request's own deadline. */
@@ -11,7 +12,7 @@ export interface HandlerContext extends RequestContext {
   readonly frames: FrameStream
   readonly uploads: UploadSlots
   readonly bucket?: TokenBucket
-  readonly onServed?: ChunkServerInit['onServed']
+  readonly onServed?: OnServed
   readonly prefetch?: ChunkServerInit['prefetch']
   readonly peer: PeerId
   /** Set when this node serves the bulk data path. */
@@ -22,65 +23,6 @@ export interface HandlerContext extends RequestContext {
 export interface BulkIssuer {
   readonly port: number | undefined
   readonly tickets: BulkTickets
-}
-
-/** How long a peer turned away counts as waiting for an upload slot. */
-export const UPLOAD_CONTENTION_MS = 1000
-
-/**
- * A counting semaphore that never waits: a full server answers `busy` and the peer asks someone else. While
- * another peer has been turned away recently, a peer already holding a slot gets no second one: the slots go to
- * distinct receivers. Otherwise one receiver's pipeline can take every slot and the uplink then runs at that
- * receiver's (shared) downlink rate while the peers turned away idle (the fleet simulator showed senders at a
- * third of their uplink that way). A lone receiver still gets every slot.
- */
-export class UploadSlots {
-  readonly max: number
-  readonly #now: () => number
-  #used = 0
-  readonly #held = new Map<string, number>()
-  /** Peers holding no slot that were turned away, with when: they are waiting. */
-  readonly #waiting = new Map<string, number>()
-
-  constructor(max: number, opts: { now?: () => number } = {}) {
-    this.max = max
-    this.#now = opts.now ?? Date.now
-  }
-
-  get used(): number {
-    return this.#used
-  }
-
-  /** A release function (idempotent), or undefined when `peer` should be answered `busy`. */
-  tryAcquire(peer: string): (() => void) | undefined {
-    const now = this.#now()
-    const held = this.#held.get(peer) ?? 0
-    if (this.#used >= this.max || (held > 0 && this.#othersWaiting(peer, now))) {
-      if (held === 0) this.#waiting.set(peer, now)
-      return undefined
-    }
-    this.#waiting.delete(peer)
-    this.#held.set(peer, held + 1)
-    this.#used++
-    let released = false
-    return () => {
-      if (released) return
-      released = true
-      this.#used--
-      const left = (this.#held.get(peer) ?? 1) - 1
-      if (left > 0) this.#held.set(peer, left)
-      else this.#held.delete(peer)
-    }
-  }
-
-  #othersWaiting(peer: string, now: number): boolean {
-    let others = false
-    for (const [id, at] of this.#waiting) {
-      if (now - at >= UPLOAD_CONTENTION_MS) this.#waiting.delete(id)
-      else if (id !== peer) others = true
-    }
-    return others
-  }
 }
 
 export type Handler<R extends Request> = (req: R, ctx: HandlerContext) => Promise<void>

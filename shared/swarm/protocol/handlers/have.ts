@@ -1,7 +1,7 @@
 import { chunkCount } from '../../../chunks/chunk-map.ts'
 import { MAX_HAVE_WAIT_MS } from '../constants.ts'
-import { deadline } from '../deadline.ts'
-import type { SourceHave } from '../index.ts'
+import { deadline } from '../../wire/deadline.ts'
+import type { SourceHave } from '../../serve/index.ts'
 import { encodeResponse, type Request } from '../messages.ts'
 import type { HandlerContext } from './context.ts'
 

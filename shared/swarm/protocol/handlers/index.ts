@@ -7,8 +7,7 @@ import { handleHave } from './have.ts'
 import { handleMap } from './map.ts'
 import { handlePrefetch } from './prefetch.ts'
 
-export { type ServableChunk, takeChunk } from './chunk.ts'
-export { type BulkIssuer, type HandlerContext, UploadSlots } from './context.ts'
+export type { BulkIssuer, HandlerContext } from './context.ts'
 
 /** One handler per request type; the server dispatches on `t`. */
 export const HANDLERS: { readonly [K in RequestType]: Handler<Extract<Request, { t: K }>> } = {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { UPLOAD_CONTENTION_MS, UploadSlots } from '../../../../shared/swarm/protocol/handlers/context.ts'
+import { UPLOAD_CONTENTION_MS, UploadSlots } from '../../../../shared/swarm/serve/index.ts'
 
 function slots(max: number) {
   const clock = { t: 0 }

@@ -1,6 +1,7 @@
 /**
- * Errors of the chunk-exchange protocol. The downloader tells them apart by `code`: a malformed answer is the
- * peer's fault (penalise it), a timeout may only be a slow link, a protocol error is a failed exchange.
+ * Errors of moving chunks between peers, over the libp2p chunk protocol and the bulk path alike. The downloader
+ * tells them apart by `code`: a malformed answer is the peer's fault (penalise it), a timeout may only be a slow
+ * link, a protocol error is a failed exchange. The codes are stable: peers and logs rely on them.
  */
 
 /**
