@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
 import { isDigest, isRepositoryName, MANIFEST_MEDIA_TYPES } from '../shared/oci/index.ts'
 import type { Logger } from '../shared/log/index.ts'
-import { InvalidPreheatRequestError } from './preheat.ts'
+import { InvalidPreheatRequestError, MalformedNotificationError } from './errors.ts'
 
 export const REGISTRY_EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
 /** The registry batches events into one envelope: room for many, still bounded. */
@@ -11,10 +11,7 @@ export const NOTIFICATION_BODY_LIMIT_BYTES = 1024 * 1024
 export const NOTIFICATION_DEDUP_MS = 10 * 60 * 1000
 const DEDUP_MAX_ENTRIES = 10_000
 
-export class MalformedNotificationError extends Error {
-  override name = 'MalformedNotificationError'
-  readonly code = 'MALFORMED_NOTIFICATION'
-}
+export { MalformedNotificationError }
 
 /** One manifest push worth preheating: `repository@digest`, optionally on a named registry host. */
 export interface ManifestPush {
