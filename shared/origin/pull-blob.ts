@@ -79,7 +79,9 @@ export async function pullBlob(o: PullBlobOptions): Promise<PartialBlob> {
   let announced = false
   for (let attempt = 0; ; attempt++) {
     signal?.throwIfAborted()
-    const from = partial?.appendOffset ?? 0
+    // Bytes on disk from the start, whoever wrote them (an earlier try, or chunks from the swarm): only the rest
+    // is asked for.
+    const from = partial?.prefixBytes ?? 0
     // Nothing is left to fetch when a crash came between the last byte and the commit.
     if (partial !== undefined && from >= partial.size) {
       if (!announced) await o.onPartial?.(partial, from)
@@ -137,8 +139,8 @@ export async function pullBlob(o: PullBlobOptions): Promise<PartialBlob> {
         throw err
       }
       // The store resumed bytes left on disk: the whole body comes anyway, and its head is already there.
-      skip = partial.appendOffset
-      await o.onPartial?.(partial, partial.appendOffset)
+      skip = partial.prefixBytes
+      await o.onPartial?.(partial, skip)
       announced = true
     } else if (!announced) {
       // A resumed partial is handed out only once the origin agreed to send the rest.
@@ -146,13 +148,13 @@ export async function pullBlob(o: PullBlobOptions): Promise<PartialBlob> {
       announced = true
     }
     const body = o.throttle === undefined ? res.body : o.throttle(res.body)
-    const cut = await copyBody(body, partial, skip, o)
-    if (cut === undefined && partial.appendOffset >= partial.size) return partial
+    const { cut, end } = await copyBody(body, partial, res.status === 206 ? from : 0, skip, o)
+    if (cut === undefined && end >= partial.size) return partial
     if (attempt + 1 >= policy.attempts) {
       const why =
         cut === undefined
-          ? `origin closed the blob at ${partial.appendOffset} of ${partial.size} bytes`
-          : `origin broke off the blob at ${partial.appendOffset} of ${partial.size} bytes: ${(cut as Error).message}`
+          ? `origin closed the blob at ${end} of ${partial.size} bytes`
+          : `origin broke off the blob at ${end} of ${partial.size} bytes: ${(cut as Error).message}`
       throw new OriginError('ORIGIN_BODY_INCOMPLETE', o.upstream.registry, why, { cause: cut })
     }
     await sleep(backoffDelayMs(attempt, policy, o.random), signal)
@@ -160,14 +162,23 @@ export async function pullBlob(o: PullBlobOptions): Promise<PartialBlob> {
 }
 
 /**
- * Copies a body into the partial from its appendOffset. Resolves with the origin's error when the body broke off
- * (what arrived before is on disk), undefined when it ended; throws for anything a retry cannot mend.
+ * Copies a body that starts at offset `start` of the blob into the partial (its first `skip` bytes are on disk
+ * already). Resolves with where the bytes on disk end now, and the origin's error when the body broke off (what
+ * arrived before is on disk); throws for anything a retry cannot mend.
  */
-async function copyBody(body: Readable, partial: PartialBlob, skip: number, o: PullBlobOptions): Promise<unknown> {
+async function copyBody(
+  body: Readable,
+  partial: PartialBlob,
+  start: number,
+  skip: number,
+  o: PullBlobOptions,
+): Promise<{ cut: unknown; end: number }> {
   const { signal } = o
   const limit = o.batchBytes ?? PULL_BATCH_BYTES
   let batch: Uint8Array[] = []
   let batched = 0
+  // The end of the bytes on disk from this body.
+  let written = start + skip
   // Set when the failure is ours (store, caller's hook, too many bytes), not the origin connection's.
   let fatal = false
   const flush = async (): Promise<void> => {
@@ -175,9 +186,10 @@ async function copyBody(body: Readable, partial: PartialBlob, skip: number, o: P
     const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched)
     batch = []
     batched = 0
-    const offset = partial.appendOffset
+    const offset = written
     try {
-      await partial.append(bytes, signal === undefined ? {} : { signal })
+      await partial.append(bytes, signal === undefined ? { at: offset } : { at: offset, signal })
+      written += bytes.byteLength
       await o.onProgress?.({ partial, offset, bytes })
     } catch (err) {
       fatal = true
@@ -197,7 +209,7 @@ async function copyBody(body: Readable, partial: PartialBlob, skip: number, o: P
         b = b.subarray(n)
         if (b.byteLength === 0) continue
       }
-      const end = partial.appendOffset + batched + b.byteLength
+      const end = written + batched + b.byteLength
       if (end > partial.size) {
         fatal = true
         throw new DigestMismatchError(o.digest, `more than ${partial.size} bytes`)
@@ -212,7 +224,7 @@ async function copyBody(body: Readable, partial: PartialBlob, skip: number, o: P
       if (batched >= limit || chunkEnded) await flush()
     }
     await flush()
-    return undefined
+    return { cut: undefined, end: written }
   } catch (err) {
     body.destroy()
     if (signal?.aborted === true) throw signal.reason
@@ -220,7 +232,7 @@ async function copyBody(body: Readable, partial: PartialBlob, skip: number, o: P
     // The origin broke off: what arrived before is kept (the digest check at commit still covers it), so the
     // resume asks only for the rest.
     await flush()
-    return err
+    return { cut: err, end: written }
   } finally {
     signal?.removeEventListener('abort', onAbort)
   }

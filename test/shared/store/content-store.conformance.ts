@@ -251,6 +251,28 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         expect((await blobs.stat(blob.digest))?.size).toBe(2500)
       })
 
+      it('append at an offset continues past chunks another writer put on disk, and never over a gap', async () => {
+        const { blobs } = await make()
+        const blob = blobOf(4500, 23)
+        const p = await blobs.openPartial(blob.digest, { size: 4500, chunkSize: 1000 })
+        await p.writeChunk(0, chunkOf(blob.bytes, 0, 1000))
+        await p.writeChunk(1, chunkOf(blob.bytes, 1, 1000))
+        await p.writeChunk(3, chunkOf(blob.bytes, 3, 1000))
+        expect([p.prefixBytes, p.appendOffset]).toEqual([2000, 0])
+        // Chunk 2 is missing: bytes for 3000 cannot be placed there.
+        await expect(p.append(blob.bytes.subarray(3000, 4000), { at: 3000 })).rejects.toMatchObject({
+          name: 'PartialStateError',
+        })
+        await expect(p.append(blob.bytes.subarray(2000, 2500), { at: 2000 })).resolves.toBeUndefined()
+        expect([p.appendOffset, p.prefixBytes]).toEqual([2500, 2500])
+        await expect(p.append(blob.bytes.subarray(1000, 1500), { at: 1000 })).rejects.toMatchObject({
+          name: 'PartialStateError',
+        })
+        await p.append(blob.bytes.subarray(2500), { at: 2500 })
+        await p.commit()
+        expectBytes(await collect((await blobs.read(blob.digest))!.stream), blob.bytes)
+      })
+
       it('appends queued behind a failed one reject; later ones continue at appendOffset', async () => {
         const { blobs } = await make()
         const blob = blobOf(3000, 15)
