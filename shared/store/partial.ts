@@ -168,11 +168,16 @@ export class StorePartial implements PartialBlob {
     return fileStream(this.#file.file, range, this.#file.acquire())
   }
 
-  follow(range: ByteRange = { start: 0, end: this.size }, opts: { signal?: AbortSignal } = {}): Readable {
+  follow(
+    range: ByteRange = { start: 0, end: this.size },
+    opts: { signal?: AbortSignal; holdLastByte?: boolean } = {},
+  ): Readable {
     checkRange(range, this.size)
     this.#assertReadable()
     const release = this.#file.acquire()
     let unsubscribe = (): void => {}
+    // Until the commit has checked the whole-blob digest, the range's last byte stays back.
+    const held = (): boolean => opts.holdLastByte === true && this.#state !== 'committed'
     const stream = fileStream(
       this.#file.file,
       range,
@@ -181,7 +186,7 @@ export class StorePartial implements PartialBlob {
         release()
       },
       {
-        available: (position) => this.#availableFrom(position),
+        available: (position) => Math.min(this.#availableFrom(position), held() ? range.end - 1 : range.end),
         waitFor: (wake) => {
           if (this.#state === 'discarded' || this.#state === 'closed') {
             throw new PartialStateError(`partial ${this.digest} was ${this.#state} before it was complete`)
