@@ -7,6 +7,7 @@ import { type ContentStore, type PartialBlob, StoreFullError } from '../../share
 import type { Authorizer } from '../authz.ts'
 import { CacheFullError, isDiskFull, OriginStatusError, OriginUnavailableError } from '../errors.ts'
 import { type OriginPort, originRequest } from '../origin-port.ts'
+import type { PartialSink } from './fill.ts'
 
 export interface OriginFetchOptions {
   readonly origin: OriginPort
@@ -27,17 +28,12 @@ export interface OriginFetchOptions {
   readonly signal?: AbortSignal
 }
 
-/** Where an origin fill puts the bytes: readers follow the partial it attaches. */
-export interface OriginSink {
-  attach(partial: PartialBlob): void
-}
-
 /**
  * Fills a download from the origin: streams the body into the partial file (clients read it from there as it
  * grows), resumes with a Range request after a dropped connection, and commits only when the whole blob matches
  * its digest.
  */
-export async function fetchFromOrigin(dl: OriginSink, o: OriginFetchOptions): Promise<void> {
+export async function fetchFromOrigin(dl: PartialSink, o: OriginFetchOptions): Promise<void> {
   let partial: PartialBlob | undefined
   let asked = false
   try {
