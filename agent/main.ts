@@ -15,9 +15,10 @@ import { StoreChunkSource } from '../shared/swarm/source.ts'
 import type { ConfigSources } from '../shared/config/index.ts'
 import { buildApp } from './app.ts'
 import { Authorizer } from './authz.ts'
-import { type Download, Downloads } from './blobs/download.ts'
+import { Downloads } from './blobs/download.ts'
+import { fillPolicy } from './blobs/fill.ts'
 import { fetchFromOrigin } from './blobs/origin-fetch.ts'
-import { type BlobFiller, type BlobRequest, BlobService } from './blobs/service.ts'
+import { BlobService } from './blobs/service.ts'
 import { Prefetcher } from './prefetch.ts'
 import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { ManifestService } from './registry/manifests.ts'
@@ -63,46 +64,35 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   const downloads = new Downloads()
   const closing = new AbortController()
   const originBucket = config.originRate > 0 ? new TokenBucket({ bytesPerSecond: config.originRate }) : undefined
-  const originFill = (dl: Download, req: BlobRequest) =>
-    fetchFromOrigin(dl, {
-      origin,
-      store: stores.blobs,
-      authorizer,
-      metrics,
-      chunkSize: config.chunkSize,
-      upstream: req.upstream,
-      name: req.name,
-      digest: req.digest,
-      authorization: req.authorization,
-      ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
-    })
   const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log, late) : undefined
   late.source = p2p?.source
   late.announcer = p2p?.announcer
   const swarm = p2p?.swarm
-  const fill: BlobFiller = async (dl, req) => {
-    if (p2p !== undefined) {
-      try {
-        await p2p.swarm.fill(dl, req, closing.signal)
-        return
-      } catch (err) {
-        // Peers get a blob's chunks while the swarm fills it or once it is complete, not in between.
-        if ((await stores.blobs.stat(req.digest)) === undefined) p2p.announcer.withdraw(req.digest)
-        if (closing.signal.aborted) throw err
-        // A pull never fails because of the swarm while the origin is healthy.
-        log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
-      }
-    }
-    await originFill(dl, req)
-    if (p2p !== undefined) {
-      // Complete from the origin: servable to peers now, as it would be after a restart.
-      const info = await stores.blobs.stat(req.digest)
-      if (info !== undefined) {
-        p2p.source.noteComplete(req.digest, info.size, config.chunkSize)
-        p2p.announcer.announce(req.digest)
-      }
-    }
-  }
+  const fill = fillPolicy({
+    store: stores.blobs,
+    ...(p2p === undefined ? {} : { swarm: { fill: (blob, sink, signal) => p2p.swarm.fill(sink, blob, signal) } }),
+    origin: (blob, sink, signal) =>
+      fetchFromOrigin(sink, {
+        origin,
+        store: stores.blobs,
+        authorizer,
+        metrics,
+        chunkSize: config.chunkSize,
+        upstream: blob.upstream,
+        name: blob.name,
+        digest: blob.digest,
+        authorization: blob.authorization,
+        signal,
+        ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
+      }),
+    onComplete: (digest, info) => {
+      p2p?.source.noteComplete(digest, info.size, config.chunkSize)
+      p2p?.announcer.announce(digest)
+    },
+    onAbandoned: (digest) => p2p?.announcer.withdraw(digest),
+    signal: closing.signal,
+    log,
+  })
   const blobs = new BlobService({
     store: stores.blobs,
     origin,

@@ -1,14 +1,18 @@
 import type { Readable } from 'node:stream'
 import { RegistryError } from '../shared/oci/index.ts'
-import type { OriginRequest, OriginResponse, Upstream } from '../shared/origin/index.ts'
-import { OriginStatusError, OriginUnavailableError } from './errors.ts'
+import {
+  type OriginRequest,
+  type OriginResponse,
+  type OriginStatusError,
+  originStatusError,
+  type Upstream,
+} from '../shared/origin/index.ts'
+import { OriginUnavailableError } from './errors.ts'
 
 /** The slice of the origin client the agent needs; tests hand in a stub. */
 export interface OriginPort {
   request(upstream: Upstream, req: OriginRequest): Promise<OriginResponse>
 }
-
-const MAX_ERROR_BODY_BYTES = 64 * 1024
 
 /** Reads at most `limit` bytes of a body and drops the rest. */
 export async function readBody(body: Readable, limit: number): Promise<{ bytes: Buffer; truncated: boolean }> {
@@ -52,7 +56,6 @@ export async function originRequest(
 }
 
 /** Turns a non-success origin response into an OriginStatusError carrying its (small) body. */
-export async function statusError(res: OriginResponse): Promise<OriginStatusError> {
-  const { bytes } = await readBody(res.body, MAX_ERROR_BODY_BYTES).catch(() => ({ bytes: Buffer.alloc(0) }))
-  return new OriginStatusError(res.status, res.headers, bytes)
+export function statusError(res: OriginResponse): Promise<OriginStatusError> {
+  return originStatusError(res)
 }

@@ -204,6 +204,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     async close() {
       seeding.stop()
       preheater.close()
+      // Pulls under way are cut before the store closes under them; their partials resume at the next start.
+      await puller.stop()
       await api.close()
       await server.stop()
       await node.stop()

@@ -3,7 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { LRUCache } from 'lru-cache'
 import { isDigest, isRepositoryName, MANIFEST_MEDIA_TYPES } from '../shared/oci/index.ts'
 import type { Logger } from '../shared/log/index.ts'
-import { InvalidPreheatRequestError } from './preheat.ts'
+import { InvalidPreheatRequestError, MalformedNotificationError } from './errors.ts'
 import { NOTIFICATION_BODY_SCHEMA, type NotificationBody, schemaErrorReason } from './schemas.ts'
 
 export const REGISTRY_EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
@@ -13,10 +13,7 @@ export const NOTIFICATION_BODY_LIMIT_BYTES = 1024 * 1024
 export const NOTIFICATION_DEDUP_MS = 10 * 60 * 1000
 const DEDUP_MAX_ENTRIES = 10_000
 
-export class MalformedNotificationError extends Error {
-  override name = 'MalformedNotificationError'
-  readonly code = 'MALFORMED_NOTIFICATION'
-}
+export { MalformedNotificationError }
 
 /** One manifest push worth preheating: `repository@digest`, optionally on a named registry host. */
 export interface ManifestPush {

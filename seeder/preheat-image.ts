@@ -10,6 +10,7 @@ import {
   parseDigest,
 } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
+import { InvalidPreheatRequestError, PreheatFailedError } from './errors.ts'
 import type { PreheatCredentials } from './schemas.ts'
 
 /** An image reference split into its parts; `registry` is undefined for the default origin. */
@@ -20,20 +21,7 @@ export interface ImageReference {
   readonly reference: string
 }
 
-export class InvalidPreheatRequestError extends Error {
-  override name = 'InvalidPreheatRequestError'
-  readonly code = 'INVALID_PREHEAT_REQUEST'
-}
-
-export class PreheatFailedError extends Error {
-  override name = 'PreheatFailedError'
-  readonly code = 'PREHEAT_FAILED'
-  readonly status: number | undefined
-  constructor(message: string, status?: number) {
-    super(message)
-    this.status = status
-  }
-}
+export { InvalidPreheatRequestError, PreheatFailedError }
 
 /**
  * Parses `registry/name:tag`, `registry/name@digest` or `name[:tag]`. Like docker, the first

@@ -1,14 +1,18 @@
+import type { Readable } from 'node:stream'
 import type { PrivateKey } from '@libp2p/interface'
 import { ChunkMapBuilder, type CompletedChunk, signChunkAttestation, signChunkMap } from '../shared/chunks/index.ts'
 import type { Logger } from '../shared/log/index.ts'
 import type { Metrics } from '../shared/metrics/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
-import type { OriginClient, Upstream } from '../shared/origin/index.ts'
+import { type OriginClient, pullBlob, type RetryPolicy, type Upstream } from '../shared/origin/index.ts'
 import { throttled, type TokenBucket } from '../shared/rate/index.ts'
 import type { ContentStore, PartialBlob } from '../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../shared/swarm/live.ts'
 import type { MapStore } from '../shared/swarm/maps/index.ts'
 import type { StoreChunkSource } from '../shared/swarm/source.ts'
+import { PullerStoppedError, RegistryNotAllowedError } from './errors.ts'
+
+export { RegistryNotAllowedError }
 
 export interface PullerInit {
   readonly origin: OriginClient
@@ -24,21 +28,8 @@ export interface PullerInit {
   readonly upstreamFor: (registry: string) => Upstream | undefined
   readonly originBucket?: TokenBucket
   readonly onProgress?: (digest: Digest, bytes: number, size: number) => void
-}
-
-export class RegistryNotAllowedError extends Error {
-  override name = 'RegistryNotAllowedError'
-  readonly code = 'REGISTRY_NOT_ALLOWED'
-}
-
-export class OriginFetchError extends Error {
-  override name = 'OriginFetchError'
-  readonly code = 'ORIGIN_FETCH'
-  readonly status: number
-  constructor(status: number, message: string) {
-    super(message)
-    this.status = status
-  }
+  /** Resumes of a body that broke off, and the pause before each (default: the origin pull's). */
+  readonly retry?: Partial<RetryPolicy>
 }
 
 interface Pull {
@@ -55,6 +46,8 @@ interface Pull {
 export class Puller {
   readonly #i: PullerInit
   readonly #pulls = new Map<Digest, Pull>()
+  /** Aborted by stop(): every pull under way is cut, and none starts after. */
+  readonly #stopping = new AbortController()
 
   constructor(init: PullerInit) {
     this.#i = init
@@ -72,6 +65,12 @@ export class Puller {
   start(digest: Digest, registry: string, name: string, opts: { authorization?: string } = {}): Pull {
     const running = this.#pulls.get(digest)
     if (running !== undefined) return running
+    if (this.#stopping.signal.aborted) {
+      const stopped = Promise.reject(new PullerStoppedError('the seeder is stopping'))
+      const pull: Pull = { geometry: stopped, done: stopped }
+      stopped.catch(() => {})
+      return pull
+    }
     const geometry = Promise.withResolvers<{ size: number; chunkSize: number }>()
     const done = this.#pull(digest, registry, name, geometry.resolve, opts.authorization)
     done.then(
@@ -92,6 +91,15 @@ export class Puller {
     return [...this.#pulls.keys()]
   }
 
+  /**
+   * Aborts every pull under way and waits until they have let go of the store: their partials stay on disk, and
+   * the next start resumes them as after a crash. Pulls asked for afterwards fail with PullerStoppedError.
+   */
+  async stop(): Promise<void> {
+    this.#stopping.abort(new PullerStoppedError('the seeder is stopping'))
+    await Promise.allSettled([...this.#pulls.values()].map((p) => p.done))
+  }
+
   async #pull(
     digest: Digest,
     registry: string,
@@ -100,6 +108,7 @@ export class Puller {
     authorization: string | undefined,
   ): Promise<void> {
     const { store, maps, live, source, key, chunkSize, metrics, log } = this.#i
+    const signal = this.#stopping.signal
     const info = await store.stat(digest)
     if (info !== undefined) {
       const map = await maps.get(digest)
@@ -110,77 +119,61 @@ export class Puller {
     if (upstream === undefined) throw new RegistryNotAllowedError(`this seeder does not pull from ${registry}`)
     // A partial a crash left behind keeps its prefix (the store trusts it as it does for agents, and the
     // whole-blob digest still decides at commit): only the rest is asked of the origin.
-    let resumed = await this.#stalePartial(digest)
-    const from = resumed?.appendOffset ?? 0
-    let partial: PartialBlob
-    let size: number
-    // Nothing is left to fetch when a crash came between the last byte and the commit.
-    let body: AsyncIterable<unknown> | Iterable<unknown> = []
-    if (resumed !== undefined && from === resumed.size) {
-      partial = resumed
-      size = resumed.size
-    } else {
-      metrics.originFetches.inc({ kind: 'blob' })
-      const res = await this.#i.origin.request(upstream, {
-        method: 'GET',
-        path: `${name}/blobs/${digest}`,
-        scope: `repository:${name}:pull`,
-        headers: from > 0 ? { range: `bytes=${from}-` } : {},
-        ...(authorization === undefined ? {} : { clientAuthorization: authorization }),
-      })
-      if (res.status === 206 && resumed !== undefined && !rangeStartsAt(res.headers['content-range'], from)) {
-        res.body.destroy()
-        throw new OriginFetchError(502, `origin answered a Range from ${from} with another range`)
-      }
-      if (res.status === 200 && resumed !== undefined) {
-        // The origin ignored the Range: start over rather than trust an offset.
-        await resumed.discard()
-        resumed = undefined
-      }
-      if (res.status !== 200 && !(res.status === 206 && resumed !== undefined)) {
-        res.body.destroy()
-        throw new OriginFetchError(res.status, `origin answered ${res.status} for ${name}@${digest}`)
-      }
-      if (resumed !== undefined) {
-        partial = resumed
-        size = resumed.size
-      } else {
-        size = Number(res.headers['content-length'])
-        if (!Number.isSafeInteger(size) || size < 0) {
-          res.body.destroy()
-          throw new OriginFetchError(502, 'origin sent a blob without a valid Content-Length')
-        }
-        partial = await store.openPartial(digest, { size, chunkSize })
-      }
-      body = this.#i.originBucket === undefined ? res.body : throttled(res.body, this.#i.originBucket)
-    }
-    const blob = new LiveBlob(partial)
-    live.add(blob)
-    onGeometry({ size, chunkSize })
-    const builder = new ChunkMapBuilder(digest, chunkSize)
+    const resumed = await this.#stalePartial(digest)
+    // The blob as the swarm sees it while it arrives; replaced when the pull has to start over.
+    let blob: LiveBlob | undefined
+    let builder = new ChunkMapBuilder(digest, chunkSize)
     const attest = async (c: CompletedChunk) => {
-      const a = await signChunkAttestation({ digest, size, chunkSize, index: c.index, chunk: c.chunk }, key)
+      const b = blob!
+      const a = await signChunkAttestation({ digest, size: b.size, chunkSize, index: c.index, chunk: c.chunk }, key)
       await maps.putAttestation(a)
-      blob.markVerified(c.index, a)
+      b.markVerified(c.index, a)
     }
+    let partial: PartialBlob | undefined = resumed
     try {
-      if (from > 0 && resumed !== undefined) {
-        // The prefix's chunks are hashed again from disk and attested as if they had just arrived.
-        for await (const data of partial.read({ start: 0, end: from })) {
-          for (const c of builder.update(data as Uint8Array)) await attest(c)
-        }
-        this.#i.onProgress?.(digest, builder.bytes, size)
-        log.info({ digest, from, size }, 'resuming seeder pull')
-      }
-      for await (const data of body) {
-        const bytes = data as Uint8Array
-        if (builder.bytes + bytes.byteLength > size)
-          throw new OriginFetchError(502, 'origin sent more bytes than announced')
-        await partial.append(bytes)
-        metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength)
-        for (const c of builder.update(bytes)) await attest(c)
-        this.#i.onProgress?.(digest, builder.bytes, size)
-      }
+      partial = await pullBlob({
+        origin: {
+          request: (u, req) => {
+            metrics.originFetches.inc({ kind: 'blob' })
+            return this.#i.origin.request(u, req)
+          },
+        },
+        upstream,
+        name,
+        digest,
+        ...(authorization === undefined ? {} : { authorization }),
+        store,
+        chunkSize,
+        ...(resumed === undefined ? {} : { partial: resumed }),
+        signal,
+        // Each chunk is attested as soon as its last byte is on disk: agents fetch it from here at once.
+        flushAtChunkEnds: true,
+        ...(this.#i.originBucket === undefined
+          ? {}
+          : { throttle: (body: Readable) => throttled(body, this.#i.originBucket!) }),
+        ...(this.#i.retry === undefined ? {} : { retry: this.#i.retry }),
+        onPartial: async (p, from) => {
+          partial = p
+          if (blob !== undefined) live.remove(digest)
+          blob = new LiveBlob(p)
+          live.add(blob)
+          builder = new ChunkMapBuilder(digest, chunkSize)
+          onGeometry({ size: p.size, chunkSize })
+          if (from === 0) return
+          // The prefix's chunks are hashed again from disk and attested as if they had just arrived.
+          for await (const data of p.read({ start: 0, end: from })) {
+            for (const c of builder.update(data as Uint8Array)) await attest(c)
+          }
+          this.#i.onProgress?.(digest, builder.bytes, p.size)
+          log.info({ digest, from, size: p.size }, 'resuming seeder pull')
+        },
+        onProgress: async ({ bytes }) => {
+          metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength)
+          for (const c of builder.update(bytes)) await attest(c)
+          this.#i.onProgress?.(digest, builder.bytes, blob!.size)
+        },
+      })
+      const size = partial.size
       const { last, map } = builder.finish(size)
       if (last !== undefined) await attest(last)
       await partial.commit()
@@ -191,8 +184,11 @@ export class Puller {
       log.info({ digest, size }, 'seeded blob from origin')
     } catch (err) {
       if ((err as { code?: string }).code === 'DIGEST_MISMATCH') metrics.digestFailures.inc({ source: 'origin' })
-      await partial.discard().catch(() => {})
-      await maps.delete(digest).catch(() => {})
+      // Stopped: what is on disk stays for the next start to resume, as after a crash.
+      if (!signal.aborted) {
+        await partial?.discard().catch(() => {})
+        await maps.delete(digest).catch(() => {})
+      }
       throw err
     } finally {
       live.remove(digest)
@@ -213,10 +209,4 @@ export class Puller {
     await partial.discard()
     return undefined
   }
-}
-
-/** Whether a Content-Range header (`bytes START-END/SIZE`) starts at `from`. */
-function rangeStartsAt(header: string | string[] | undefined, from: number): boolean {
-  const m = typeof header === 'string' ? /^bytes (\d+)-\d+\/(?:\d+|\*)$/.exec(header.trim()) : null
-  return m !== null && Number(m[1]) === from
 }

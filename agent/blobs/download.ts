@@ -2,13 +2,10 @@ import { Readable } from 'node:stream'
 import type { Digest } from '../../shared/oci/index.ts'
 import type { ContentStore, PartialBlob } from '../../shared/store/index.ts'
 
-/** How long a reader reads from one partial-file range before it checks state again. */
-const READ_SLICE_BYTES = 4 * 1024 * 1024
-
 /**
- * One in-flight download of one blob. Writers (origin, swarm) fill `partial`; any number of
- * readers stream the bytes already on disk and wait for more. A failed download aborts every
- * reader with its error, so a client never sees a clean end on bytes that failed their digest.
+ * One in-flight download of one blob. Writers (origin, swarm) fill `partial`; any number of readers stream the
+ * bytes already on disk and wait for more (the partial's own follow()). A failed download aborts every reader
+ * with its error, so a client never sees a clean end on bytes that failed their digest.
  */
 export class Download {
   readonly digest: Digest
@@ -18,6 +15,9 @@ export class Download {
   #state: 'starting' | 'running' | 'committed' | 'failed' = 'starting'
   #error: unknown
   #verifiedPerChunk = false
+  /** Bumped by every attach and by the end of the download: a reader then looks again at what to follow. */
+  #generation = 0
+  readonly #followers = new Set<AbortController>()
   #waiters = new Set<() => void>()
   readonly #sized: PromiseWithResolvers<number>
   readonly finished: Promise<void>
@@ -60,15 +60,16 @@ export class Download {
     this.#verifiedPerChunk = opts.verifiedPerChunk ?? false
     this.#size = partial.size
     this.#state = 'running'
-    partial.onProgress(() => this.#wake())
     this.#sized.resolve(partial.size)
-    this.#wake()
+    // Readers following another partial, or this one under other terms (swarm → origin), start again from where
+    // they are.
+    this.#changed()
   }
 
   committed(): void {
     this.#state = 'committed'
     this.#finish.resolve()
-    this.#wake()
+    this.#changed()
   }
 
   fail(err: unknown): void {
@@ -77,75 +78,74 @@ export class Download {
     this.#error = err
     this.#sized.reject(err)
     this.#finish.reject(err)
-    this.#wake()
-  }
-
-  /** End (exclusive) of the readable run of bytes that starts at `pos`. */
-  availableFrom(pos: number): number {
-    const p = this.#partial
-    if (p === undefined) return pos
-    if (pos < p.prefixBytes) return p.prefixBytes
-    let chunk = Math.floor(pos / p.chunkSize)
-    while (chunk < p.chunkCount && p.written.has(chunk)) chunk++
-    return Math.max(pos, Math.min(p.size, chunk * p.chunkSize))
+    this.#changed()
   }
 
   /**
-   * Streams bytes [start, end) as they become available. Reads from the partial file while the
-   * download runs and from the committed blob afterwards. Unless each chunk was verified on
-   * arrival, the response's last byte waits for the whole-blob digest: a client that has every
-   * byte of a Content-Length response takes it as complete, so a failed digest must abort the
-   * response before that, never after.
+   * Streams bytes [start, end) as they become available: follows the partial while the download runs and reads
+   * the committed blob afterwards. Unless each chunk was verified on arrival, the response's last byte waits for
+   * the whole-blob digest: a client that has every byte of a Content-Length response takes it as complete, so a
+   * failed digest must abort the response before that, never after.
    */
   reader(start: number, end: number): Readable {
-    const reading = { stopped: false }
-    const stream = Readable.from(this.#generate(start, end, reading), { objectMode: false, highWaterMark: 1024 * 1024 })
-    stream.once('close', () => {
-      reading.stopped = true
-      this.#wake()
-    })
-    return stream
+    return Readable.from(this.#generate(start, end), { objectMode: false, highWaterMark: 1024 * 1024 })
   }
 
-  async *#generate(start: number, end: number, reading: { stopped: boolean }): AsyncGenerator<Uint8Array> {
+  async *#generate(start: number, end: number): AsyncGenerator<Uint8Array> {
     let pos = start
-    while (pos < end && !reading.stopped) {
+    while (pos < end) {
       if (this.#state === 'failed') throw this.#error
+      const partial = this.#partial
       // The partial may be committed a moment before the filler returns: read the store then too.
-      if (this.#state === 'committed' || this.#partial?.state === 'committed') {
+      if (this.#state === 'committed' || partial?.state === 'committed') {
         const res = await this.#store.read(this.digest, { start: pos, end })
         if (res === undefined) throw new Error(`blob ${this.digest} vanished after commit`)
         yield* res.stream
         return
       }
-      const hold = this.#verifiedPerChunk ? end : end - 1
-      const avail = Math.min(this.availableFrom(pos), hold)
-      if (avail > pos && this.#partial !== undefined) {
-        try {
-          for await (const buf of this.#partial.read({ start: pos, end: Math.min(avail, pos + READ_SLICE_BYTES) })) {
-            pos += (buf as Uint8Array).byteLength
-            yield buf as Uint8Array
-          }
-        } catch (err) {
-          // The partial file is renamed away at commit; carry on from the committed blob.
-          // (re-read: the state may have changed while the read was in flight)
-          const now: string = this.#state
-          if (now !== 'committed' && now !== 'failed') throw err
-        }
+      const generation = this.#generation
+      if (partial === undefined || (partial.state !== 'open' && partial.state !== 'committing')) {
+        // Between a discarded partial and the next one (the origin started over), or before the first.
+        await this.#next(generation)
         continue
       }
-      await this.#changed()
+      const stop = new AbortController()
+      this.#followers.add(stop)
+      try {
+        const follower = partial.follow(
+          { start: pos, end },
+          { holdLastByte: !this.#verifiedPerChunk, signal: stop.signal },
+        )
+        for await (const buf of follower) {
+          pos += (buf as Uint8Array).byteLength
+          yield buf as Uint8Array
+        }
+        return
+      } catch (err) {
+        // (re-read: the state may have changed while the follower ran)
+        const now: string = this.#state
+        if (now === 'failed') throw this.#error
+        // Re-attached, committed, or the partial was discarded for another: look again from `pos`.
+        if (this.#generation !== generation || now === 'committed' || partial.state !== 'open') continue
+        throw err
+      } finally {
+        this.#followers.delete(stop)
+      }
     }
   }
 
-  #changed(): Promise<void> {
-    return new Promise((resolve) => this.#waiters.add(resolve))
-  }
-
-  #wake(): void {
+  #changed(): void {
+    this.#generation++
+    for (const f of [...this.#followers]) f.abort()
     const waiters = [...this.#waiters]
     this.#waiters.clear()
     for (const w of waiters) w()
+  }
+
+  /** Resolves once something changed since `generation`. */
+  #next(generation: number): Promise<void> {
+    if (this.#generation !== generation) return Promise.resolve()
+    return new Promise((resolve) => this.#waiters.add(resolve))
   }
 
   /** Known size, if any (undefined until the source answered). */

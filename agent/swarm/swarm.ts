@@ -28,8 +28,7 @@ import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import { type ChunkClient, InvalidMessageError } from '../../shared/swarm/protocol/index.ts'
 import { DownloadScheduler, type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
-import type { Download } from '../blobs/download.ts'
-import type { BlobRequest } from '../blobs/service.ts'
+import type { BlobRef, PartialSink } from '../blobs/fill.ts'
 import { HaveTracker } from '../../shared/swarm/have-tracker.ts'
 import { IdleTimer } from './idle-timer.ts'
 import type { ProviderLookups } from './lookups.ts'
@@ -110,7 +109,7 @@ export class Swarm {
     set.add(peer)
   }
 
-  async fill(dl: Download, req: BlobRequest, signal: AbortSignal): Promise<void> {
+  async fill(dl: PartialSink, req: BlobRef, signal: AbortSignal): Promise<void> {
     const { store, maps, live, log } = this.#o
     const digest = req.digest
     let signed = await maps.get(digest)

@@ -27,3 +27,14 @@ export const MAX_KNOWN_REGISTRIES = 1024
 
 // A 401 body is kept in memory while a token is fetched, so it can be handed back if that fails.
 export const MAX_BUFFERED_ERROR_BODY_BYTES = 64 * 1024
+
+// An origin error body (a 401's JSON, say) is read this far to hand it on; the rest is dropped.
+export const MAX_STATUS_BODY_BYTES = 64 * 1024
+
+// A blob pull: tries in all (a try after a cut asks only for the bytes not on disk yet), and the pause before each.
+export const PULL_ATTEMPTS = 3
+export const PULL_RETRY_BASE_DELAY_MS = 100
+export const PULL_RETRY_MAX_DELAY_MS = 2_000
+// undici yields ~64 KiB pieces; one disk append each costs ~1 ms on a busy event loop, so they are gathered up to
+// this before one append (readers of the partial still see bytes within one batch).
+export const PULL_BATCH_BYTES = 1024 * 1024

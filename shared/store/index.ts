@@ -106,8 +106,11 @@ export interface PartialBlob {
    * Sequential writer (origin path): writes at appendOffset, sets chunk bits as chunk ends are reached.
    * Calls are queued in order; if one fails, the ones queued behind it reject too (restart at appendOffset).
    * Bytes of chunks already written are not overwritten. SizeMismatchError past the end of the blob.
+   * `at`: the offset the bytes start at. It may be past appendOffset when every byte in between is on disk already
+   * (chunks another writer put there, e.g. up to prefixBytes): the append then continues from `at`. Anything else
+   * is PartialStateError.
    */
-  append(bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>
+  append(bytes: Uint8Array, opts?: { signal?: AbortSignal; at?: number }): Promise<void>
   /**
    * Positional write of one whole chunk (swarm path; the caller verified its hash). Its length must be the
    * chunk's (the last one is shorter), else SizeMismatchError. Writing a chunk already written is a no-op.
@@ -118,8 +121,11 @@ export interface PartialBlob {
   /**
    * Streams `range` (default: the whole blob), waiting for bytes to land; ends at range end, even across
    * commit. Errors with PartialStateError if the partial is discarded or closed first.
+   * `holdLastByte`: the range's last byte comes only once the partial is committed. A client that has every byte
+   * of a Content-Length response takes it as complete, so bytes not yet proven by the whole-blob digest must be
+   * able to end in an error (a failed digest discards the partial) before their last byte, never after.
    */
-  follow(range?: ByteRange, opts?: { signal?: AbortSignal }): Readable
+  follow(range?: ByteRange, opts?: { signal?: AbortSignal; holdLastByte?: boolean }): Readable
   /** A written chunk's bytes (RangeNotWrittenError otherwise). */
   readChunk(index: number, opts?: { signal?: AbortSignal }): Promise<Uint8Array>
   /**

@@ -140,13 +140,13 @@ export class StorePartial implements PartialBlob {
     }
   }
 
-  append(bytes: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<void> {
+  append(bytes: Uint8Array, opts: { signal?: AbortSignal; at?: number } = {}): Promise<void> {
     const epoch = this.#appendEpoch
     const run = this.#appendTail.then(() => {
       if (epoch !== this.#appendEpoch) {
         throw new PartialStateError(`an earlier append failed; restart at appendOffset ${this.#cursor}`)
       }
-      return this.#track(this.#appendNow(bytes, opts.signal))
+      return this.#track(this.#appendNow(bytes, opts.signal, opts.at))
     })
     this.#appendTail = run.then(
       () => {},
@@ -168,11 +168,16 @@ export class StorePartial implements PartialBlob {
     return fileStream(this.#file.file, range, this.#file.acquire())
   }
 
-  follow(range: ByteRange = { start: 0, end: this.size }, opts: { signal?: AbortSignal } = {}): Readable {
+  follow(
+    range: ByteRange = { start: 0, end: this.size },
+    opts: { signal?: AbortSignal; holdLastByte?: boolean } = {},
+  ): Readable {
     checkRange(range, this.size)
     this.#assertReadable()
     const release = this.#file.acquire()
     let unsubscribe = (): void => {}
+    // Until the commit has checked the whole-blob digest, the range's last byte stays back.
+    const held = (): boolean => opts.holdLastByte === true && this.#state !== 'committed'
     const stream = fileStream(
       this.#file.file,
       range,
@@ -181,7 +186,7 @@ export class StorePartial implements PartialBlob {
         release()
       },
       {
-        available: (position) => this.#availableFrom(position),
+        available: (position) => Math.min(this.#availableFrom(position), held() ? range.end - 1 : range.end),
         waitFor: (wake) => {
           if (this.#state === 'discarded' || this.#state === 'closed') {
             throw new PartialStateError(`partial ${this.digest} was ${this.#state} before it was complete`)
@@ -292,9 +297,19 @@ export class StorePartial implements PartialBlob {
     }
   }
 
-  async #appendNow(bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  async #appendNow(bytes: Uint8Array, signal: AbortSignal | undefined, at: number | undefined): Promise<void> {
     signal?.throwIfAborted()
     this.#assertWritable()
+    if (at !== undefined && at !== this.#cursor) {
+      // Past the cursor only over bytes already on disk (chunks another writer put there): decided here, in the
+      // append queue, so no write between the caller's look and this one can move the bytes elsewhere.
+      if (at < this.#cursor || this.#availableFrom(this.#cursor) < at) {
+        throw new PartialStateError(
+          `append at ${at}, but the bytes on disk end at ${this.#availableFrom(this.#cursor)}`,
+        )
+      }
+      this.#cursor = at
+    }
     const start = this.#cursor
     const end = start + bytes.byteLength
     if (end > this.size) throw new SizeMismatchError(this.size, end)

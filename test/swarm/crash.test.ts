@@ -24,8 +24,9 @@ const SEED = 20261123
 const KILLS = 22
 const CHUNK_BYTES = 64 * 1024
 /**
- * agent/blobs/origin-fetch.ts gathers origin bytes into 1 MiB appends, and the store records progress as chunk ends
- * land: a kill loses at most a batch and a chunk per download, plus what was still in the sockets.
+ * The origin pull (shared/origin/pull-blob.ts) gathers origin bytes into 1 MiB appends, and the store records
+ * progress as chunk ends land: a kill loses at most a batch and a chunk per download, plus what was still in the
+ * sockets.
  */
 const LOSS_PER_KILL_BYTES = 1 * MiB + CHUNK_BYTES + 256 * 1024
 /** Downloads the test keeps going at once, each paced by the origin. */

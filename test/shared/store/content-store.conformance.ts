@@ -3,6 +3,7 @@
  * implementation's test file with a factory that opens a fresh, empty store.
  */
 import { once } from 'node:events'
+import type { Readable } from 'node:stream'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Digest } from '../../../shared/oci/digest.ts'
@@ -251,6 +252,28 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         expect((await blobs.stat(blob.digest))?.size).toBe(2500)
       })
 
+      it('append at an offset continues past chunks another writer put on disk, and never over a gap', async () => {
+        const { blobs } = await make()
+        const blob = blobOf(4500, 23)
+        const p = await blobs.openPartial(blob.digest, { size: 4500, chunkSize: 1000 })
+        await p.writeChunk(0, chunkOf(blob.bytes, 0, 1000))
+        await p.writeChunk(1, chunkOf(blob.bytes, 1, 1000))
+        await p.writeChunk(3, chunkOf(blob.bytes, 3, 1000))
+        expect([p.prefixBytes, p.appendOffset]).toEqual([2000, 0])
+        // Chunk 2 is missing: bytes for 3000 cannot be placed there.
+        await expect(p.append(blob.bytes.subarray(3000, 4000), { at: 3000 })).rejects.toMatchObject({
+          name: 'PartialStateError',
+        })
+        await expect(p.append(blob.bytes.subarray(2000, 2500), { at: 2000 })).resolves.toBeUndefined()
+        expect([p.appendOffset, p.prefixBytes]).toEqual([2500, 2500])
+        await expect(p.append(blob.bytes.subarray(1000, 1500), { at: 1000 })).rejects.toMatchObject({
+          name: 'PartialStateError',
+        })
+        await p.append(blob.bytes.subarray(2500), { at: 2500 })
+        await p.commit()
+        expectBytes(await collect((await blobs.read(blob.digest))!.stream), blob.bytes)
+      })
+
       it('appends queued behind a failed one reject; later ones continue at appendOffset', async () => {
         const { blobs } = await make()
         const blob = blobOf(3000, 15)
@@ -341,6 +364,40 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
           const got = await s
           expectBytes(got, blob.bytes.subarray(0, got.byteLength))
         }
+      })
+
+      it('a follower holding its last byte gets it with the commit; a failed digest ends it in an error first', async () => {
+        const { blobs } = await make()
+        const watch = (r: Readable) => {
+          const got: Buffer[] = []
+          const ended = new Promise<Uint8Array>((resolve, reject) => {
+            r.on('data', (b: Buffer) => got.push(b))
+            r.on('end', () => resolve(new Uint8Array(Buffer.concat(got))))
+            r.on('error', reject)
+          })
+          ended.catch(() => {})
+          return { bytes: () => got.reduce((n, b) => n + b.byteLength, 0), ended }
+        }
+        const blob = blobOf(3000, 24)
+        const p = await blobs.openPartial(blob.digest, { size: 3000, chunkSize: 1000 })
+        const whole = watch(p.follow(undefined, { holdLastByte: true }))
+        const middle = watch(p.follow({ start: 500, end: 1500 }, { holdLastByte: true }))
+        await p.append(blob.bytes)
+        await expect.poll(() => [whole.bytes(), middle.bytes()]).toEqual([2999, 999])
+        await new Promise((r) => setTimeout(r, 20))
+        expect([whole.bytes(), middle.bytes()]).toEqual([2999, 999])
+        await p.commit()
+        expectBytes(await whole.ended, blob.bytes)
+        expectBytes(await middle.ended, blob.bytes.subarray(500, 1500))
+
+        const other = blobOf(2000, 25)
+        const wrong = bytesOf(2000, 26)
+        const q = await blobs.openPartial(other.digest, { size: 2000, chunkSize: 1000 })
+        const failing = watch(q.follow(undefined, { holdLastByte: true }))
+        await q.append(wrong)
+        await expect(q.commit()).rejects.toMatchObject({ code: 'DIGEST_MISMATCH' })
+        await expect(failing.ended).rejects.toMatchObject({ name: 'PartialStateError' })
+        expect(failing.bytes()).toBeLessThan(2000)
       })
 
       it('a follower fails when the partial is discarded before its bytes arrive', async () => {

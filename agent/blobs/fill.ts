@@ -1,0 +1,70 @@
+import type { Logger } from '../../shared/log/index.ts'
+import type { Digest } from '../../shared/oci/index.ts'
+import type { Upstream } from '../../shared/origin/index.ts'
+import type { BlobInfo, ContentStore, PartialBlob } from '../../shared/store/index.ts'
+import type { BlobFiller } from './service.ts'
+
+/** Where a filler puts a blob's bytes: it attaches the partial that the download's readers follow. */
+export interface PartialSink {
+  /** `verifiedPerChunk`: each chunk was checked against a trusted chunk map before it was written. */
+  attach(partial: PartialBlob, opts?: { verifiedPerChunk?: boolean }): void
+}
+
+/** A blob and the repository it is read from. */
+export interface BlobRef {
+  readonly digest: Digest
+  readonly upstream: Upstream
+  readonly name: string
+}
+
+/** The swarm, as the fill policy sees it: fills the sink from peers and seeders, or rejects. */
+export interface SwarmFill {
+  fill(blob: BlobRef, sink: PartialSink, signal: AbortSignal): Promise<void>
+}
+
+/** Fills the sink from the origin with the client's credentials (the GET is that client's authorization check). */
+export type OriginFill = (
+  blob: BlobRef & { readonly authorization: string | undefined },
+  sink: PartialSink,
+  signal: AbortSignal,
+) => Promise<void>
+
+export interface FillPolicyInit {
+  readonly store: Pick<ContentStore, 'stat'>
+  /** Absent when the swarm is off: every blob comes from the origin. */
+  readonly swarm?: SwarmFill
+  readonly origin: OriginFill
+  /** A blob complete in the store that did not come through the swarm: peers may have it now. */
+  readonly onComplete?: (digest: Digest, info: BlobInfo) => void
+  /** The swarm gave up on a blob that is not complete: stop telling peers we have it. */
+  readonly onAbandoned?: (digest: Digest) => void
+  /** Agent shutdown: ends both sources, and a swarm failure then is not a reason to go to the origin. */
+  readonly signal: AbortSignal
+  readonly log: Pick<Logger, 'warn'>
+}
+
+/**
+ * The agent's fill policy: swarm first, else the origin, then announce. A pull never fails because of the swarm
+ * while the origin is healthy; the origin resumes after whatever the swarm already wrote (the partial is the same).
+ */
+export function fillPolicy(init: FillPolicyInit): BlobFiller {
+  const { store, swarm, signal, log } = init
+  return async (dl, req) => {
+    if (swarm !== undefined) {
+      try {
+        await swarm.fill(req, dl, signal)
+        return
+      } catch (err) {
+        // Peers get a blob's chunks while the swarm fills it or once it is complete, not in between.
+        if ((await store.stat(req.digest)) === undefined) init.onAbandoned?.(req.digest)
+        if (signal.aborted) throw err
+        log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
+      }
+    }
+    await init.origin(req, dl, signal)
+    if (swarm === undefined) return
+    // Complete from the origin: servable to peers now, as it would be after a restart.
+    const info = await store.stat(req.digest)
+    if (info !== undefined) init.onComplete?.(req.digest, info)
+  }
+}

@@ -1,0 +1,155 @@
+import { Readable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { Authorizer } from '../../../agent/authz.ts'
+import { Download } from '../../../agent/blobs/download.ts'
+import { type BlobRef, fillPolicy, type PartialSink, type SwarmFill } from '../../../agent/blobs/fill.ts'
+import { fetchFromOrigin } from '../../../agent/blobs/origin-fetch.ts'
+import type { BlobRequest } from '../../../agent/blobs/service.ts'
+import type { OriginPort } from '../../../agent/origin-port.ts'
+import { createMetrics } from '../../../shared/metrics/index.ts'
+import type { OriginRequest } from '../../../shared/origin/index.ts'
+import { MemoryContentStore } from '../../../shared/store/index.ts'
+import { blobOf, collect, expectBytes } from '../../shared/store/helpers.ts'
+
+const KiB = 1024
+const CHUNK = 64 * KiB
+const upstream = { registry: 'origin.test', baseUrl: new URL('https://origin.test') }
+
+/** An origin that serves one blob, honouring `Range: bytes=N-`, and records what it was asked. */
+function fakeOrigin(bytes: Uint8Array): OriginPort & { asked: OriginRequest[] } {
+  const asked: OriginRequest[] = []
+  return {
+    asked,
+    request: async (_u, req) => {
+      asked.push(req)
+      const start = Number(/^bytes=(\d+)-$/.exec(req.headers?.['range'] ?? '')?.[1] ?? 0)
+      const body = Readable.from([Buffer.from(bytes.subarray(start))])
+      const headers: Record<string, string> = { 'content-length': String(bytes.byteLength - start) }
+      if (start === 0) return { status: 200, headers, body }
+      headers['content-range'] = `bytes ${start}-${bytes.byteLength - 1}/${bytes.byteLength}`
+      return { status: 206, headers, body }
+    },
+  }
+}
+
+function setup(swarm: SwarmFill | undefined, opts: { signal?: AbortSignal } = {}) {
+  const blob = blobOf(10 * CHUNK + 123, 1)
+  const store = new MemoryContentStore()
+  const origin = fakeOrigin(blob.bytes)
+  const metrics = createMetrics()
+  const authorizer = new Authorizer({ origin, ttlMs: 60_000, staleTtlMs: 60_000, isPublic: () => false })
+  const events: string[] = []
+  const fill = fillPolicy({
+    store,
+    ...(swarm === undefined ? {} : { swarm }),
+    origin: async (b, sink, signal) => {
+      events.push('origin')
+      await fetchFromOrigin(sink, {
+        origin,
+        store,
+        authorizer,
+        metrics,
+        chunkSize: CHUNK,
+        upstream: b.upstream,
+        name: b.name,
+        digest: b.digest,
+        authorization: b.authorization,
+        signal,
+      })
+    },
+    onComplete: (digest, info) => events.push(`complete ${digest === blob.digest} ${info.size}`),
+    onAbandoned: () => events.push('abandoned'),
+    signal: opts.signal ?? new AbortController().signal,
+    log: { warn: () => events.push('warn') },
+  })
+  const req: BlobRequest = {
+    method: 'GET',
+    upstream,
+    name: 'demo/app',
+    digest: blob.digest,
+    range: undefined,
+    authorization: undefined,
+    signal: new AbortController().signal,
+  }
+  const dl = new Download(blob.digest, store)
+  return { blob, store, origin, events, run: () => fill(dl, req), dl }
+}
+
+async function stored(store: MemoryContentStore, digest: BlobRef['digest']): Promise<Uint8Array> {
+  const r = await store.read(digest)
+  return collect(r!.stream)
+}
+
+describe('fillPolicy: swarm first, else origin, then announce', () => {
+  it('a blob the swarm delivers never touches the origin', async () => {
+    let f: ReturnType<typeof setup> | undefined = undefined
+    const swarm: SwarmFill = {
+      fill: async (b, sink) => {
+        const partial = await f!.store.openPartial(b.digest, { size: f!.blob.bytes.byteLength, chunkSize: CHUNK })
+        sink.attach(partial, { verifiedPerChunk: true })
+        await partial.append(f!.blob.bytes)
+        await partial.commit()
+      },
+    }
+    f = setup(swarm)
+    await f.run()
+    expect(f.origin.asked).toEqual([])
+    // The swarm announces what it fills itself; the policy announces only what came from the origin.
+    expect(f.events).toEqual([])
+    expectBytes(await stored(f.store, f.blob.digest), f.blob.bytes)
+  })
+
+  it('swarm unavailable: the origin fills the blob, then it is announced', async () => {
+    const f = setup({
+      fill: () => Promise.reject(Object.assign(new Error('no seeder answered'), { code: 'SWARM_UNAVAILABLE' })),
+    })
+    await f.run()
+    expect(f.origin.asked.map((r) => r.headers)).toEqual([{}])
+    expect(f.events).toEqual(['abandoned', 'warn', 'origin', `complete true ${f.blob.bytes.byteLength}`])
+    expectBytes(await stored(f.store, f.blob.digest), f.blob.bytes)
+  })
+
+  it('swarm stalls midway: the origin resumes after the bytes already on disk', async () => {
+    let f: ReturnType<typeof setup> | undefined = undefined
+    let sunk: PartialSink | undefined
+    const swarm: SwarmFill = {
+      fill: async (b, sink) => {
+        sunk = sink
+        const partial = await f!.store.openPartial(b.digest, { size: f!.blob.bytes.byteLength, chunkSize: CHUNK })
+        sink.attach(partial, { verifiedPerChunk: true })
+        // Four verified chunks land, then no peer sends another byte.
+        for (let i = 0; i < 4; i++) await partial.writeChunk(i, f!.blob.bytes.subarray(i * CHUNK, (i + 1) * CHUNK))
+        throw new Error('no byte from the swarm for the stall timeout')
+      },
+    }
+    f = setup(swarm)
+    await f.run()
+    expect(sunk).toBe(f.dl)
+    expect(f.origin.asked.map((r) => r.headers)).toEqual([{ range: `bytes=${4 * CHUNK}-` }])
+    expect(f.events).toEqual(['abandoned', 'warn', 'origin', `complete true ${f.blob.bytes.byteLength}`])
+    expectBytes(await stored(f.store, f.blob.digest), f.blob.bytes)
+  })
+
+  it('without a swarm, the origin fills and nothing is announced', async () => {
+    const f = setup(undefined)
+    await f.run()
+    expect(f.events).toEqual(['origin'])
+    expectBytes(await stored(f.store, f.blob.digest), f.blob.bytes)
+  })
+
+  it('shutting down, a swarm failure does not send the blob to the origin', async () => {
+    const closing = new AbortController()
+    const f = setup(
+      {
+        fill: async (_b, _sink, signal) => {
+          closing.abort()
+          signal.throwIfAborted()
+        },
+      },
+      { signal: closing.signal },
+    )
+    await expect(f.run()).rejects.toMatchObject({ name: 'AbortError' })
+    expect(f.origin.asked).toEqual([])
+    expect(f.events).toEqual(['abandoned'])
+  })
+})
