@@ -82,7 +82,11 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   const fill: BlobFiller = async (dl, req) => {
     if (p2p !== undefined) {
       try {
-        await p2p.swarm.fill(dl, req, closing.signal)
+        await p2p.swarm.fill(
+          dl,
+          { digest: req.digest, registry: req.upstream.registry, name: req.name },
+          closing.signal,
+        )
         return
       } catch (err) {
         // Peers get a blob's chunks while the swarm fills it or once it is complete, not in between.
