@@ -145,6 +145,11 @@ export class DownloadSession implements HaveSink {
     this.#poke()
   }
 
+  /** Wakes the loop for a scheduling pass (coalesced with any other wake-up under way). */
+  wake(): void {
+    this.#poke()
+  }
+
   // ---- the loop ----
 
   readonly #onAbort = (): void => {

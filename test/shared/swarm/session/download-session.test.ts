@@ -174,6 +174,20 @@ describe('DownloadSession', () => {
     expect(w.discovered).toEqual([0, REDISCOVER_MS, 2 * REDISCOVER_MS, 3 * REDISCOVER_MS])
   })
 
+  it('runs a scheduling pass when woken between ticks, one for several wake-ups', () => {
+    const w = world({
+      chunkCount: 2,
+      peers: [{ id: 'mute', kind: 'peer', have: [0, 1], behaviour: { kind: 'silent' } }],
+      init: { stallTimeoutMs: 600_000, tickMs: 10_000, rediscoverMs: 10_000 },
+    })
+    w.clock.run(100)
+    const passes = w.polls.length
+    w.session.wake()
+    w.session.wake()
+    w.clock.run(101)
+    expect(w.polls.slice(passes)).toEqual([100])
+  })
+
   it('waits for an asynchronous verifier and sink on the wall clock', async () => {
     const n = 6
     const written = new Map<number, Uint8Array>()

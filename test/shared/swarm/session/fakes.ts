@@ -98,6 +98,8 @@ export interface World {
   readonly bans: Map<string, number>
   readonly discovered: number[]
   readonly mapChecks: number[]
+  /** When the session polled the fetcher: once per scheduling pass, twice per tick. */
+  readonly polls: number[]
   readonly controller: AbortController
   /** The signal the session gave its holders. */
   followSignal: AbortSignal | undefined
@@ -124,11 +126,13 @@ export function world(opts: WorldOptions): World {
   const bans = new Map<string, number>()
   const discovered: number[] = []
   const mapChecks: number[] = []
+  const polls: number[] = []
   let mapKnown = opts.map !== false && opts.mapFoundAtMs === undefined
   const controller = new AbortController()
   const byId = new Map(opts.peers.map((p) => [p.id, p]))
 
   const fetcher: ChunkFetcher = {
+    poll: () => polls.push(clock.t),
     fetch(call: ChunkCall) {
       const peer = byId.get(call.peer)!
       const f: Fetch = { peer: call.peer, index: call.index, at: clock.t, abortedAt: undefined }
@@ -178,6 +182,7 @@ export function world(opts: WorldOptions): World {
     bans,
     discovered,
     mapChecks,
+    polls,
     controller,
     followSignal: undefined,
     end: undefined,
