@@ -127,21 +127,24 @@ export class DownloadSession implements HaveSink {
   // ---- HaveSink: holders' bitfields ----
 
   addPeer(peer: string, kind: PeerKind, have: Bitfield): void {
-    if (this.#ended) return
+    const sched = this.#sched
+    if (this.#ended || sched === undefined) return
     this.#kinds.set(peer, kind)
-    this.#sched!.addPeer(peer, kind, have)
+    sched.addPeer(peer, kind, have)
     this.#poke()
   }
 
   peerHas(peer: string, index: number): void {
-    if (this.#ended) return
-    this.#sched!.peerHas(peer, index)
+    const sched = this.#sched
+    if (this.#ended || sched === undefined) return
+    sched.peerHas(peer, index)
     this.#poke()
   }
 
   removePeer(peer: string): void {
-    if (this.#ended) return
-    this.#sched!.removePeer(peer, this.#c.clock.now())
+    const sched = this.#sched
+    if (this.#ended || sched === undefined) return
+    sched.removePeer(peer, this.#c.clock.now())
     this.#poke()
   }
 
