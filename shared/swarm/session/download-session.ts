@@ -13,6 +13,7 @@ import {
   TICK_MS,
 } from './constants.ts'
 import { SessionError } from './errors.ts'
+import { mapMaybe, settle } from './maybe.ts'
 import type {
   ChunkAnswer,
   ChunkCall,
@@ -269,7 +270,7 @@ export class DownloadSession implements HaveSink {
         events?.rejected?.(r.peer, r.index, 'malformed', answer.error)
         return this.#settle(r, 'bad')
       case 'chunk':
-        return then(
+        return settle(
           this.#prove(r.index, answer.attestation),
           (proof) => this.#proven(r, answer.bytes, proof),
           (err) => this.#failed(r, err),
@@ -290,13 +291,13 @@ export class DownloadSession implements HaveSink {
       const now = clock.now()
       if (now - this.#lastMapCheck < MAP_RECHECK_MS) return undefined
       this.#lastMapCheck = now
-      return map(verifier.recheckMap({ signal: this.#ac.signal, timeoutMs: MAP_RECHECK_TIMEOUT_MS }), (found) => {
+      return mapMaybe(verifier.recheckMap({ signal: this.#ac.signal, timeoutMs: MAP_RECHECK_TIMEOUT_MS }), (found) => {
         const chunk = found ? verifier.fromMap(index) : undefined
         return chunk === undefined ? undefined : { chunk }
       })
     }
     // Not signed by a trusted seeder, or not for this chunk of this blob: a proof that proves nothing is a lie.
-    return map(verifier.attested(attestation, index, this.#ac.signal), (ok) =>
+    return mapMaybe(verifier.attested(attestation, index, this.#ac.signal), (ok) =>
       ok ? { chunk: attestation.chunk, attestation } : 'forged',
     )
   }
@@ -404,13 +405,4 @@ export class DownloadSession implements HaveSink {
     this.#onEnd = () => {}
     onEnd?.(this.#failure)
   }
-}
-
-function map<T, U>(value: MaybePromise<T>, f: (value: T) => U): MaybePromise<U> {
-  return value instanceof Promise ? value.then(f) : f(value)
-}
-
-function then<T>(value: MaybePromise<T>, ok: (value: T) => void, fail: (err: unknown) => void): void {
-  if (!(value instanceof Promise)) return ok(value)
-  value.then(ok, fail)
 }
