@@ -179,6 +179,16 @@ export class DownloadSession implements HaveSink {
         ),
       )
     }
+    // The idle window is checked per tick, not per pass: a tick is frequent enough for a 10 s window, and a pass
+    // (on every answer) stays cheap.
+    for (const r of this.#inflight.values()) {
+      if (r.answered || now - r.lastByteAt <= this.#idleMs) continue
+      this.counts.idle++
+      // Told to the scheduler as a failure first: a dropped request's answer no longer counts.
+      this.#settle(r, 'failed')
+      this.#drop(r)
+    }
+    if (this.#ended) return
     this.#pass(now)
     clock.after(this.#tickMs, () => this.#tick())
   }
@@ -196,14 +206,6 @@ export class DownloadSession implements HaveSink {
   #pass(now: number): void {
     const sched = this.#sched!
     this.#c.fetcher.poll?.()
-    for (const r of this.#inflight.values()) {
-      if (r.answered || now - r.lastByteAt <= this.#idleMs) continue
-      this.counts.idle++
-      // Told to the scheduler as a failure first: a dropped request's answer no longer counts.
-      this.#settle(r, 'failed')
-      this.#drop(r)
-    }
-    if (this.#ended) return
     for (const t of sched.tick(now).timedOut) {
       this.counts.timedOut++
       this.#abort(t.peer, t.index)
