@@ -70,7 +70,14 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   const swarm = p2p?.swarm
   const fill = fillPolicy({
     store: stores.blobs,
-    ...(p2p === undefined ? {} : { swarm: { fill: (blob, sink, signal) => p2p.swarm.fill(sink, blob, signal) } }),
+    ...(p2p === undefined
+      ? {}
+      : {
+          swarm: {
+            fill: (blob, sink, signal) =>
+              p2p.swarm.fill(sink, { digest: blob.digest, registry: blob.upstream.registry, name: blob.name }, signal),
+          },
+        }),
     origin: (blob, sink, signal) =>
       fetchFromOrigin(sink, {
         origin,

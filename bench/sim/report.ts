@@ -43,7 +43,7 @@ export interface SimReport extends Report {
 }
 
 export const MODEL_NOTES: readonly string[] = [
-  "Simulated: discrete events in virtual time; Shoal's DownloadScheduler (per agent and blob), SeedPlanner (seeder) and UploadSlots (every chunk server) are the real modules.",
+  "Simulated: discrete events in virtual time; Shoal's DownloadSession and DownloadScheduler (per agent and blob), SeedPlanner (seeder) and UploadSlots (every chunk server) are the real modules.",
   "Links: max-min fair fluid flows, each flow limited by its sender's uplink and its receiver's downlink; rates include the wire efficiency.",
   "Per chunk: request one way, `busy` if the sender's UploadSlots refuse it, else a flow, then the last byte one way; bytes flowing count as progress (scheduler and stall clock); no CPU limits.",
   'Discovery: seeder `have` long polls with up to 16 peer hints; DHT provide after the first chunk, lookups every second (up to K=20 random providers).',

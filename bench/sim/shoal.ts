@@ -1,28 +1,39 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
+import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
+import { SeedPlanner, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import {
-  type ChunkOutcome,
-  type ChunkRequest,
-  DownloadScheduler,
-  SeedPlanner,
-  type DownloadStallClock,
-  seededRandom,
-  StallClocks,
-} from '../../shared/swarm/scheduler/index.ts'
+  type ChunkAnswer,
+  type ChunkCall,
+  type ChunkFetch,
+  type ChunkVerifier,
+  DownloadSession,
+  type PartialSink,
+  type SessionClock,
+} from '../../shared/swarm/session/index.ts'
+import { ADVERTISE_RECHECK_MS } from '../../shared/swarm/source.ts'
 import { Dht } from './dht.ts'
 import type { Flow } from './flows.ts'
 import { type Blob, type Host, hash32, type World } from './world.ts'
 
-/** Agent constants the model copies (agent/swarm/swarm.ts, shared/swarm/have-tracker.ts, source.ts). */
-const BUSY_BACKOFF_MS = 250
-const EMPTY_RETRY_MS = 250
-const HAVE_WAIT_MS = 5000
-const ADVERTISE_RECHECK_MS = 200
 const SEEDER = 'seeder'
+/** Chunk answers carry no payload in the model: only their size travels, over the flows. */
+const NO_BYTES = new Uint8Array(0)
+const FAILED: ChunkAnswer = { kind: 'failed', error: new Error('chunk request deadline') }
+const NONE: ChunkAnswer = { kind: 'none' }
+const BUSY: ChunkAnswer = { kind: 'busy' }
+const CHUNK: ChunkAnswer = { kind: 'chunk', bytes: NO_BYTES }
+/** Every chunk in the model is honest and proven by the blob's map: the verifier answers at once. */
+const HONEST: ChunkVerifier = {
+  fromMap: () => 'honest',
+  recheckMap: () => true,
+  attested: () => true,
+  check: () => {},
+}
 
-interface Req {
+/** A chunk request on the wire: what the agent's chunk client and the sender's handler do with it. */
+interface Req extends ChunkFetch {
   readonly d: Download
-  readonly peer: string
-  readonly index: number
+  readonly call: ChunkCall
   readonly key: string
   flow: Flow | undefined
   /** Frees the sender's upload slot while the request holds one. */
@@ -30,12 +41,13 @@ interface Req {
   aborted: boolean
 }
 
-/** One agent's download of one blob: the scheduler plus what the agent's swarm loop does around it. */
+/** One agent's download of one blob: the agent's DownloadSession, and what travels to and from it. */
 class Download {
   readonly node: AgentNode
   readonly blob: Blob
   readonly verified: Bitfield
-  sched: DownloadScheduler | undefined
+  /** The agent's session, from the exchange on (kept after it ends, for its counts). */
+  session: DownloadSession | undefined
   readonly tracked = new Set<string>()
   /** Downloads on other nodes that long-poll this one's `have` (they hear of each new chunk). */
   readonly watchers = new Set<Download>()
@@ -47,9 +59,6 @@ class Download {
   done = false
   fallback = false
   provided = false
-  wakeQueued = false
-  /** The agent's stall clock of this download, started with its exchange. */
-  clock: DownloadStallClock | undefined
 
   constructor(node: AgentNode, blob: Blob) {
     this.node = node
@@ -127,11 +136,7 @@ export class ShoalModel {
   readonly agents: AgentNode[]
   readonly #byId = new Map<string, AgentNode>()
   readonly #seed: SeedBlob[]
-  #requests = 0
-  #busy = 0
-  #failed = 0
-  #timedOut = 0
-  #cancelled = 0
+  readonly #clock: SessionClock
   #fallbacks = 0
   #seederServed = 0
   #nodesDone = 0
@@ -147,6 +152,7 @@ export class ShoalModel {
       lookupLatencyMs: p.lookupLatencyMs,
       results: p.lookupResults,
     })
+    this.#clock = { now: () => w.q.now, after: (ms, fn) => w.q.after(ms, fn), soon: (fn) => w.q.after(0, fn) }
     this.agents = w.nodes.map((h, i) => new AgentNode(i, h))
     for (const a of this.agents) this.#byId.set(a.id, a)
     this.#seed = w.blobs.map((blob) => ({
@@ -190,19 +196,23 @@ export class ShoalModel {
     let max = 0
     let sum = 0
     let n = 0
+    const c = { requests: 0, busy: 0, failed: 0, timedOut: 0, cancelled: 0 }
     for (const a of this.agents) {
       for (const d of a.downloads) {
         max = Math.max(max, d.tracked.size)
         sum += d.tracked.size
         n++
+        const s = d.session?.counts
+        if (s === undefined) continue
+        c.requests += s.requests
+        c.busy += s.busy
+        c.failed += s.failed
+        c.timedOut += s.timedOut
+        c.cancelled += s.cancelled
       }
     }
     return {
-      requests: this.#requests,
-      busy: this.#busy,
-      failed: this.#failed,
-      timedOut: this.#timedOut,
-      cancelled: this.#cancelled,
+      ...c,
       fallbacks: this.#fallbacks,
       maxTracked: max,
       meanTracked: n > 0 ? sum / n : 0,
@@ -316,11 +326,13 @@ export class ShoalModel {
     }
     const complete = s.have.complete && adv.count === s.have.count
     this.w.q.after(this.w.latMs, () => {
-      if (d.done || d.sched === undefined) return
-      if (first) d.sched.addPeer(SEEDER, 'seeder', adv)
-      else for (const i of adv.indexes()) d.sched.peerHas(SEEDER, i)
+      const session = d.session
+      if (d.done || session === undefined || session.ended) return
+      if (first) session.addPeer(SEEDER, 'seeder', adv)
+      else for (const i of adv.indexes()) session.peerHas(SEEDER, i)
       for (const h of hints) this.#track(d, h)
-      this.#wake(d)
+      // An answer that brings nothing new still wakes the loop, as the model always has.
+      session.wake()
       if (!complete) this.w.q.after(this.w.latMs, () => this.#seederPoll(d))
     })
   }
@@ -347,39 +359,63 @@ export class ShoalModel {
     }
   }
 
-  // ---- agent: the exchange loop ----
+  // ---- agent: the real DownloadSession, over the model's links and virtual time ----
 
   #exchange(d: Download): void {
     const { q, p } = this.w
     const a = d.node
-    d.sched = new DownloadScheduler({
-      chunkCount: d.blob.chunkCount,
-      chunkBytes: d.blob.chunkBytes,
-      requestTimeoutMs: Math.max(1000, Math.floor(p.stallTimeoutMs / 4)),
-      hardTimeoutMs: Math.max(2000, Math.floor(p.stallTimeoutMs / 2)),
-      random: seededRandom(hash32(p.seed, a.id, d.blob.index)),
-      ...(p.inflightPerPeer === undefined
-        ? {}
-        : { maxInflightPerPeer: p.inflightPerPeer, maxInflightPerFastPeer: p.inflightPerPeer }),
-      ...(p.inflightTotalMs === undefined ? {} : { inflightTotalMs: p.inflightTotalMs }),
-    })
-    d.live = true
-    const clock = a.stall.start(q.now)
-    d.clock = clock
-    d.tracked.add(SEEDER)
-    q.after(this.w.latMs, () => this.#seederPoll(d))
-    const period = () => {
-      if (d.done) return
-      this.#discover(d)
-      this.#noteBytes(d)
-      if (clock.stalledMs(q.now) > p.stallTimeoutMs) {
-        this.#fallBack(d)
-        return
-      }
-      this.#drive(d)
-      q.after(p.lookupPeriodMs, period)
+    const sink: PartialSink = {
+      has: (i) => d.verified.has(i),
+      verified: () => d.verified.indexes(),
+      write: (i) => {
+        d.verified.set(i)
+      },
     }
-    period()
+    const session = new DownloadSession(
+      {
+        clock: this.#clock,
+        fetcher: { fetch: (call) => this.#request(d, call), poll: () => this.#noteBytes(d) },
+        holders: {
+          follow: () => {
+            d.tracked.add(SEEDER)
+            q.after(this.w.latMs, () => this.#seederPoll(d))
+          },
+          discover: () => this.#discover(d),
+        },
+        verifier: HONEST,
+        sink,
+        events: {
+          firstChunk: () => this.#announce(d),
+          received: (peer, _kind, index) => {
+            const bytes = d.blob.chunkBytes(index)
+            if (peer === SEEDER) a.fromSeeder += bytes
+            else a.fromPeers += bytes
+            this.#notify(d, [index])
+          },
+        },
+      },
+      {
+        chunkCount: d.blob.chunkCount,
+        chunkBytes: d.blob.chunkBytes,
+        stallTimeoutMs: p.stallTimeoutMs,
+        random: seededRandom(hash32(p.seed, a.id, d.blob.index)),
+        stall: a.stall,
+        signal: new AbortController().signal,
+        // The model's flows report their bytes when polled, and every answer wakes the session: ticking at the
+        // rediscovery period instead of every TICK_MS only makes timeouts show up later, and saves events.
+        tickMs: p.lookupPeriodMs,
+        rediscoverMs: p.lookupPeriodMs,
+        scheduler: {
+          ...(p.inflightPerPeer === undefined
+            ? {}
+            : { maxInflightPerPeer: p.inflightPerPeer, maxInflightPerFastPeer: p.inflightPerPeer }),
+          ...(p.inflightTotalMs === undefined ? {} : { inflightTotalMs: p.inflightTotalMs }),
+        },
+      },
+    )
+    d.session = session
+    d.live = true
+    session.start((failure) => (failure === undefined ? this.#finish(d) : this.#fallBack(d)))
   }
 
   #discover(d: Download): void {
@@ -411,69 +447,52 @@ export class ShoalModel {
         od.watchers.add(d)
         const bits = od.verified.clone()
         this.w.q.after(this.w.latMs, () => {
-          if (d.done || d.sched === undefined) return
-          d.sched.addPeer(id, 'peer', bits)
-          this.#wake(d)
+          if (d.done) return
+          d.session?.addPeer(id, 'peer', bits)
         })
       })
     }
     ask()
   }
 
-  #wake(d: Download, delayMs = 0): void {
-    if (delayMs > 0) {
-      this.w.q.after(delayMs, () => this.#wake(d))
-      return
-    }
-    if (d.wakeQueued || d.done) return
-    d.wakeQueued = true
-    this.w.q.after(0, () => {
-      d.wakeQueued = false
-      this.#drive(d)
-    })
-  }
-
-  /** Flows under way into this download are bytes arriving: the agent's onProgress (scheduler and stall clock). */
+  /** Flows under way into this download are bytes arriving: the chunk client's onProgress. */
   #noteBytes(d: Download): void {
-    const now = this.w.q.now
     for (const req of d.reqs.values()) {
       if (req.flow === undefined || req.flow.done) continue
-      d.clock?.byte(now)
-      d.sched?.onProgress(req.peer, now)
+      req.call.progress()
     }
   }
 
-  #drive(d: Download): void {
-    const sched = d.sched
-    if (d.done || sched === undefined) return
-    const now = this.w.q.now
-    this.#noteBytes(d)
-    for (const t of sched.tick(now).timedOut) {
-      this.#timedOut++
-      this.#abort(d, t)
-    }
-    for (const r of sched.next(now)) this.#request(d, r.peer, r.index)
-  }
-
-  #request(d: Download, peer: string, index: number): void {
+  #request(d: Download, call: ChunkCall): Req {
     const { q, p, net, latMs } = this.w
-    this.#requests++
+    const { peer, index } = call
     const key = `${peer}/${index}`
-    const req: Req = { d, peer, index, key, flow: undefined, release: undefined, aborted: false }
+    const req: Req = {
+      d,
+      call,
+      key,
+      flow: undefined,
+      release: undefined,
+      aborted: false,
+      abort: () => {
+        if (d.reqs.get(key) === req) d.reqs.delete(key)
+        this.#cut(req)
+      },
+    }
     d.reqs.set(key, req)
     const sentAt = q.now
     q.after(latMs, () => {
       if (req.aborted) return
-      const reply = (outcome: ChunkOutcome) => q.after(latMs, () => this.#settle(req, outcome))
+      const reply = (answer: ChunkAnswer) => q.after(latMs, () => this.#settle(req, answer))
       const seederSide = peer === SEEDER
       const host = seederSide ? this.w.seeder : this.#byId.get(peer)?.host
-      if (host === undefined) return reply('failed')
+      if (host === undefined) return reply(NONE)
       const holds = seederSide
         ? this.#seed[d.blob.index]!.have.has(index)
         : (this.#byId.get(peer)?.downloads[d.blob.index]?.verified.has(index) ?? false)
-      if (!holds) return reply('failed')
+      if (!holds) return reply(NONE)
       const release = host.slots?.tryAcquire(d.node.id)
-      if (release === undefined) return reply('busy')
+      if (release === undefined) return reply(BUSY)
       if (!seederSide) this.#byId.get(peer)?.downloads[d.blob.index]?.interested.add(d.node.id)
       const bytes = d.blob.chunkBytes(index)
       // The handler holds its upload slot until its last write returns: with a send buffer of B bytes, that is
@@ -485,7 +504,7 @@ export class ShoalModel {
       q.at(sentAt + p.chunkDeadlineMs, () => {
         if (req.aborted || d.reqs.get(key) !== req) return
         this.#cut(req)
-        this.#settle(req, 'failed')
+        this.#settle(req, FAILED)
       })
       const drained = () => {
         req.flow = undefined
@@ -493,7 +512,7 @@ export class ShoalModel {
           this.#seederServed++
           this.#seed[d.blob.index]!.planner?.onServed(d.node.id, index, q.now)
         }
-        reply('ok')
+        reply(CHUNK)
       }
       const free = () => {
         req.release?.()
@@ -510,6 +529,7 @@ export class ShoalModel {
         else req.flow = net.start(host.up, d.node.host.down, bytes - held, drained)
       })
     })
+    return req
   }
 
   /** Stops a request on the wire: its flow, if any, frees the sender's upload slot. */
@@ -521,66 +541,40 @@ export class ShoalModel {
     req.flow = undefined
   }
 
-  #abort(d: Download, r: ChunkRequest): void {
-    const key = `${r.peer}/${r.index}`
-    const req = d.reqs.get(key)
-    if (req === undefined) return
-    d.reqs.delete(key)
-    this.#cut(req)
-  }
-
-  #settle(req: Req, outcome: ChunkOutcome): void {
+  /** The answer reaches the agent's chunk client. */
+  #settle(req: Req, answer: ChunkAnswer): void {
     const d = req.d
     if (d.reqs.get(req.key) !== req) return
     d.reqs.delete(req.key)
-    if (d.done || d.sched === undefined) return
-    const now = this.w.q.now
-    if (outcome === 'busy') {
-      this.#busy++
-      this.#wake(d, BUSY_BACKOFF_MS)
-    } else if (outcome === 'failed') this.#failed++
-    else if (!d.verified.has(req.index)) {
-      const bytes = d.blob.chunkBytes(req.index)
-      if (req.peer === SEEDER) d.node.fromSeeder += bytes
-      else d.node.fromPeers += bytes
-      d.clock?.verified(now)
-      this.#verified(d, [req.index])
-    }
-    const { cancel } = d.sched.onChunk(req.peer, req.index, now, outcome)
-    for (const c of cancel) {
-      this.#cancelled++
-      this.#abort(d, c)
-    }
-    if (d.verified.complete) this.#finish(d)
-    else this.#wake(d)
+    req.call.settle(answer)
   }
 
-  /** New chunks here: announce (DHT after the first), and tell whoever long-polls this download. */
-  #verified(d: Download, indexes: readonly number[]): void {
-    for (const i of indexes) d.verified.set(i)
-    if (!d.provided) {
-      d.provided = true
-      this.dht.provide(d.node.index, d.node.id, d.blob.index)
-    }
+  /** The DHT hears of this node as a provider after its first chunk. */
+  #announce(d: Download): void {
+    if (d.provided) return
+    d.provided = true
+    this.dht.provide(d.node.index, d.node.id, d.blob.index)
+  }
+
+  /** New chunks here: whoever long-polls this download hears of them one hop later. */
+  #notify(d: Download, indexes: readonly number[]): void {
     const watchers = [...d.watchers]
     const s = this.#seed[d.blob.index]!
     const toSeeder = d.seederWatching
     this.w.q.after(this.w.latMs, () => {
       for (const w of watchers) {
-        if (w.done || w.sched === undefined) continue
-        for (const i of indexes) w.sched.peerHas(d.node.id, i)
-        this.#wake(w)
+        if (w.done || w.session === undefined) continue
+        for (const i of indexes) w.session.peerHas(d.node.id, i)
       }
       if (toSeeder) for (const i of indexes) s.planner?.onPeerHas(d.node.id, i)
     })
   }
 
-  /** No verified chunk for stallTimeoutMs: the agent gives up on the swarm and gets the rest from the origin. */
+  /** The session stalled: the agent gets the rest from the origin. */
   #fallBack(d: Download): void {
     this.#fallbacks++
     for (const req of [...d.reqs.values()]) this.#cut(req)
     d.reqs.clear()
-    d.sched = undefined
     d.fallback = true
     const { q, net, origin, latMs, p } = this.w
     const prefix = d.verified.firstMissing()
@@ -592,7 +586,11 @@ export class ShoalModel {
           d.node.fromOrigin += bytes
           const fresh: number[] = []
           for (let i = 0; i < d.blob.chunkCount; i++) if (!d.verified.has(i)) fresh.push(i)
-          if (fresh.length > 0) this.#verified(d, fresh)
+          if (fresh.length > 0) {
+            for (const i of fresh) d.verified.set(i)
+            this.#announce(d)
+            this.#notify(d, fresh)
+          }
           this.#finish(d)
         })
       })
@@ -602,7 +600,6 @@ export class ShoalModel {
   #finish(d: Download): void {
     if (d.done) return
     d.done = true
-    d.sched = undefined
     for (const req of [...d.reqs.values()]) this.#cut(req)
     d.reqs.clear()
     this.#seed[d.blob.index]!.parked.delete(d)

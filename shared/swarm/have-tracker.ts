@@ -28,9 +28,9 @@ export interface HaveTrackerInit {
 export const MAX_TRACKED_PEERS = 40
 
 /** How long a peer may hold a `have` long poll open before answering unchanged. */
-const HAVE_WAIT_MS = 5000
+export const HAVE_WAIT_MS = 5000
 /** A peer that holds nothing yet is asked again after this long. */
-const EMPTY_RETRY_MS = 250
+export const EMPTY_RETRY_MS = 250
 const MAX_FAILURES = 3
 
 /**

@@ -22,7 +22,7 @@ export interface StoreChunkSourceInit {
   readonly peersFor?: (digest: Digest, ctx: RequestContext | undefined) => readonly string[]
 }
 
-const ADVERTISE_RECHECK_MS = 200
+export const ADVERTISE_RECHECK_MS = 200
 const ATTESTATION_CACHE_BLOBS = 64
 
 interface Complete {
