@@ -1,4 +1,4 @@
-import type { EventQueue } from './queue.ts'
+import type { EventQueue, Timer } from './queue.ts'
 
 /**
  * The bandwidth model: every transfer is a fluid flow from the sender's uplink to the receiver's downlink, and
@@ -18,6 +18,9 @@ export class Link {
   level = Number.POSITIVE_INFINITY
   /** Bytes that finished crossing this link (partial transfers of cancelled flows included). */
   bytes = 0
+  /** FlowNet's marks for the rebalance under way (instead of per-call sets). */
+  queuedIn = 0
+  touchedIn = 0
 
   constructor(name: string, capacity: number) {
     if (!(capacity > 0)) throw new RangeError(`link ${name}: capacity must be positive, got ${capacity}`)
@@ -34,9 +37,12 @@ export class Flow {
   remaining: number
   rate = 0
   at: number
-  version = 0
   done = false
   readonly onDone: () => void
+  /** The flow's completion at its current rate; moved, not re-created, when the rate changes. */
+  timer: Timer | undefined
+  /** FlowNet's mark for the rebalance under way. */
+  seenIn = 0
 
   constructor(src: Link, dst: Link, bytes: number, now: number, onDone: () => void) {
     this.src = src
@@ -62,6 +68,11 @@ export class FlowNet {
   readonly #maxUpdates: number
   #active = 0
   #updates = 0
+  /** Rebalances so far: the marks on links and flows say which rebalance saw them. */
+  #epoch = 0
+  readonly #queue: Link[] = []
+  readonly #touched: Link[] = []
+  #lims = new Float64Array(64)
 
   constructor(q: EventQueue, opts: FlowNetOptions = {}) {
     this.#q = q
@@ -113,7 +124,7 @@ export class FlowNet {
 
   #finish(f: Flow): void {
     f.done = true
-    f.version++
+    if (f.timer !== undefined) this.#q.clear(f.timer)
     f.src.flows.delete(f)
     f.dst.flows.delete(f)
     const carried = f.bytes - f.remaining
@@ -124,12 +135,14 @@ export class FlowNet {
 
   #levelOf(l: Link): number {
     if (l.capacity === Number.POSITIVE_INFINITY || l.flows.size === 0) return Number.POSITIVE_INFINITY
-    const lims: number[] = []
-    for (const f of l.flows) lims.push((f.src === l ? f.dst : f.src).level)
-    lims.sort((a, b) => a - b)
+    if (this.#lims.length < l.flows.size) this.#lims = new Float64Array(2 * l.flows.size)
+    let n = 0
+    for (const f of l.flows) this.#lims[n++] = (f.src === l ? f.dst : f.src).level
+    const lims = this.#lims.subarray(0, n).sort()
     let rem = l.capacity
-    let k = lims.length
-    for (const lim of lims) {
+    let k = n
+    for (let i = 0; i < n; i++) {
+      const lim = lims[i]!
       if (lim * k >= rem) return rem / k
       rem -= lim
       k--
@@ -137,20 +150,37 @@ export class FlowNet {
     return Number.POSITIVE_INFINITY
   }
 
+  // Links queued, links touched and flows re-rated are marked with this rebalance's epoch rather than kept in
+  // sets; the arrays keep the order the sets had, so the levels and the order of rate changes are the same.
   #rebalance(seeds: readonly Link[], fresh?: Flow): void {
-    const queue: Link[] = [...seeds]
-    const queued = new Set<Link>(seeds)
-    const touched = new Set<Link>(seeds)
+    const epoch = ++this.#epoch
+    const queue = this.#queue
+    const touched = this.#touched
+    queue.length = 0
+    touched.length = 0
+    for (const s of seeds) {
+      if (s.queuedIn !== epoch) {
+        s.queuedIn = epoch
+        queue.push(s)
+      }
+      if (s.touchedIn !== epoch) {
+        s.touchedIn = epoch
+        touched.push(s)
+      }
+    }
     let budget = this.#maxUpdates
     for (let i = 0; i < queue.length && budget > 0; i++, budget--) {
       const l = queue[i]!
-      queued.delete(l)
+      l.queuedIn = 0
       const before = l.level
       const after = this.#levelOf(l)
       this.#updates++
       l.level = after
       if (after === before) continue
-      touched.add(l)
+      if (l.touchedIn !== epoch) {
+        l.touchedIn = epoch
+        touched.push(l)
+      }
       const big =
         before === Number.POSITIVE_INFINITY ||
         after === Number.POSITIVE_INFINITY ||
@@ -158,17 +188,16 @@ export class FlowNet {
       if (!big) continue
       for (const f of l.flows) {
         const other = f.src === l ? f.dst : f.src
-        if (!queued.has(other)) {
-          queued.add(other)
+        if (other.queuedIn !== epoch) {
+          other.queuedIn = epoch
           queue.push(other)
         }
       }
     }
-    const seen = new Set<Flow>()
     for (const l of touched) {
       for (const f of l.flows) {
-        if (seen.has(f)) continue
-        seen.add(f)
+        if (f.seenIn === epoch) continue
+        f.seenIn = epoch
         this.#setRate(f, Math.min(f.src.level, f.dst.level, f.src.capacity, f.dst.capacity), f === fresh)
       }
     }
@@ -178,15 +207,17 @@ export class FlowNet {
     if (!force && rate === f.rate) return
     this.#progress(f)
     f.rate = rate
-    const v = ++f.version
     const eta = rate === Number.POSITIVE_INFINITY ? 0 : f.remaining / rate
-    this.#q.at(this.#q.now + eta, () => {
-      if (f.version !== v || f.done) return
-      this.#progress(f)
-      f.remaining = 0
-      this.#finish(f)
-      this.#rebalance([f.src, f.dst])
-      f.onDone()
-    })
+    f.timer ??= this.#q.timer(() => this.#complete(f))
+    this.#q.set(f.timer, this.#q.now + eta)
+  }
+
+  #complete(f: Flow): void {
+    if (f.done) return
+    this.#progress(f)
+    f.remaining = 0
+    this.#finish(f)
+    this.#rebalance([f.src, f.dst])
+    f.onDone()
   }
 }

@@ -1,7 +1,29 @@
 /**
+ * A reschedulable event: one pending run of `fn` at most, moved in place by EventQueue.set. A flow's completion is
+ * one: its rate changes many times before it ends, and a fresh event per change would leave the queue full of
+ * stale ones (at 1,000 nodes most of the queue's work).
+ */
+export class Timer {
+  readonly fn: () => void
+  at = 0
+  ord = 0
+  /** Index in the queue's timer heap; -1 while not scheduled. */
+  pos = -1
+
+  constructor(fn: () => void) {
+    this.fn = fn
+  }
+
+  get pending(): boolean {
+    return this.pos >= 0
+  }
+}
+
+/**
  * The simulator's clock: a binary heap of events ordered by time, then by the order they were scheduled, so
  * events at the same instant run first-in first-out and a run is replayable. Time is virtual (milliseconds);
- * nothing here waits on the wall clock.
+ * nothing here waits on the wall clock. Timers live in a second heap under the same order: setting one takes the
+ * next sequence number, as scheduling an event does, so it runs exactly where a fresh event would have.
  */
 export class EventQueue {
   #now = 0
@@ -10,13 +32,15 @@ export class EventQueue {
   readonly #at: number[] = []
   readonly #ord: number[] = []
   readonly #fn: (() => void)[] = []
+  readonly #timers: Timer[] = []
 
   get now(): number {
     return this.#now
   }
 
+  /** Events and timers pending. */
   get size(): number {
-    return this.#at.length
+    return this.#at.length + this.#timers.length
   }
 
   /** Events run so far. */
@@ -34,15 +58,60 @@ export class EventQueue {
     this.at(this.#now + delayMs, fn)
   }
 
+  /** A timer that runs `fn` when set and due; not scheduled yet. */
+  timer(fn: () => void): Timer {
+    return new Timer(fn)
+  }
+
+  /** (Re)schedules `t` at `at` (never before now), in the place a new event scheduled now would take. */
+  set(t: Timer, at: number): void {
+    if (Number.isNaN(at)) throw new RangeError('event time is NaN')
+    t.at = Math.max(at, this.#now)
+    t.ord = this.#seq++
+    if (t.pos < 0) {
+      t.pos = this.#timers.length
+      this.#timers.push(t)
+      this.#timerUp(t.pos)
+    } else {
+      this.#timerUp(t.pos)
+      this.#timerDown(t.pos)
+    }
+  }
+
+  /** Unschedules `t` (a timer not pending is left alone). */
+  clear(t: Timer): void {
+    if (t.pos < 0) return
+    const i = t.pos
+    const last = this.#timers.pop()!
+    t.pos = -1
+    if (last === t) return
+    this.#timers[i] = last
+    last.pos = i
+    this.#timerUp(i)
+    this.#timerDown(last.pos)
+  }
+
   /** Runs events in order until none is left, `until` returns true, or the next event is later than `endMs`. */
   run(opts: { readonly endMs?: number; readonly until?: () => boolean } = {}): void {
     const end = opts.endMs ?? Number.POSITIVE_INFINITY
-    while (this.#at.length > 0) {
-      if (this.#at[0]! > end) break
-      if (opts.until?.() === true) break
-      const fn = this.#pop()
+    const until = opts.until
+    const timers = this.#timers
+    for (;;) {
+      const hasEvent = this.#at.length > 0
+      const t = timers.length > 0 ? timers[0]! : undefined
+      if (!hasEvent && t === undefined) break
+      const timerFirst =
+        t !== undefined && (!hasEvent || t.at < this.#at[0]! || (t.at === this.#at[0]! && t.ord < this.#ord[0]!))
+      if ((timerFirst ? t.at : this.#at[0]!) > end) break
+      if (until?.() === true) break
       this.#ran++
-      fn()
+      if (timerFirst) {
+        this.#now = t.at
+        this.clear(t)
+        t.fn()
+      } else {
+        this.#pop()()
+      }
     }
   }
 
@@ -97,5 +166,46 @@ export class EventQueue {
       i = m
     }
     return fn
+  }
+
+  #timerUp(i: number): void {
+    const h = this.#timers
+    const t = h[i]!
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      const p = h[parent]!
+      if (!(t.at < p.at || (t.at === p.at && t.ord < p.ord))) break
+      h[i] = p
+      p.pos = i
+      i = parent
+    }
+    h[i] = t
+    t.pos = i
+  }
+
+  #timerDown(i: number): void {
+    const h = this.#timers
+    const n = h.length
+    const t = h[i]!
+    for (;;) {
+      const l = 2 * i + 1
+      if (l >= n) break
+      const r = l + 1
+      let c = l
+      let cv = h[l]!
+      if (r < n) {
+        const rv = h[r]!
+        if (rv.at < cv.at || (rv.at === cv.at && rv.ord < cv.ord)) {
+          c = r
+          cv = rv
+        }
+      }
+      if (!(cv.at < t.at || (cv.at === t.at && cv.ord < t.ord))) break
+      h[i] = cv
+      cv.pos = i
+      i = c
+    }
+    h[i] = t
+    t.pos = i
   }
 }

@@ -57,6 +57,25 @@ export class DownloadScheduler {
   readonly #peerAvail: Uint32Array
   readonly #order: Uint32Array
   readonly #peers = new Map<string, PeerState>()
+  /** #peers' values in the map's order: the per-call loops walk an array, not a map iterator. */
+  readonly #peerList: PeerState[] = []
+  /** Peers not attached: #advance has nothing to re-admit while this is 0 and no ban is known. */
+  #detachedCount = 0
+  /**
+   * No request can time out before this time: the minimum over peers with requests in flight of their
+   * progressAt + the shortest no-progress window, and of their requests' issuedAt + hardTimeoutMs. Values only
+   * grow between the full scans in tick(), which recompute it, so until then tick() has nothing to look at.
+   */
+  #quietUntil = Number.POSITIVE_INFINITY
+  /**
+   * Bumped by every change next() reads (chunks held and asked for, holders, peers, their pipelines and busy marks,
+   * chunks to avoid). When a round outside endgame finds nothing to ask for, what it found depends only on that
+   * state and on which peers' `busy` pauses have ended, so until either changes next() can answer [] at once: the
+   * agent's loop calls it on every `have` update, most of them for chunks already held or asked for.
+   */
+  #version = 0
+  #idleVersion = -1
+  #idleUntil = 0
   readonly #reqs = new Map<number, Request[]>()
   /** Peers that failed, timed out on or corrupted a chunk: asked for it again only when nobody else holds it. */
   readonly #avoid = new Map<number, Set<string>>()
@@ -151,6 +170,7 @@ export class DownloadScheduler {
   /** A chunk verified locally (resumed from disk, or delivered by another path). */
   markHave(index: number, now = this.#now): Cancellations {
     this.#advance(now)
+    this.#version++
     if (!this.#have.set(index)) return { cancel: [] }
     this.#avoid.delete(index)
     return { cancel: this.#dropChunk(index, now) }
@@ -158,6 +178,7 @@ export class DownloadScheduler {
 
   /** Adds a source, or replaces the bitfield of a known one. `have` is copied. */
   addPeer(id: string, kind: PeerKind, have: Bitfield): void {
+    this.#version++
     if (have.length !== this.chunkCount) {
       throw new SchedulerError('SCHEDULER_BITFIELD_LENGTH', `bitfield of ${have.length}, want ${this.chunkCount}`)
     }
@@ -166,6 +187,8 @@ export class DownloadScheduler {
       p = new PeerState(id, kind, have.clone())
       p.bannedUntil = this.#bans.get(id) ?? 0
       this.#peers.set(id, p)
+      this.#peerList.push(p)
+      this.#detachedCount++
     } else {
       this.#detach(p)
       p.kind = kind
@@ -177,6 +200,8 @@ export class DownloadScheduler {
   peerHas(id: string, index: number): void {
     const p = this.#peers.get(id)
     if (p === undefined || !p.have.set(index) || !p.attached) return
+    // A chunk held or asked for already is skipped by next(): no new request can come of this.
+    if (!this.#have.has(index) && !this.#reqs.has(index)) this.#version++
     this.#avail[index]!++
     if (p.kind === 'peer') this.#peerAvail[index]!++
   }
@@ -186,9 +211,12 @@ export class DownloadScheduler {
     const p = this.#peers.get(id)
     if (p === undefined) return
     this.#advance(now)
+    this.#version++
     for (const r of [...p.inflight.values()]) this.#drop(r, now)
     this.#detach(p)
     this.#peers.delete(id)
+    this.#peerList.splice(this.#peerList.indexOf(p), 1)
+    this.#detachedCount--
   }
 
   /**
@@ -215,11 +243,20 @@ export class DownloadScheduler {
     this.#startedAt ??= now
     const cap = this.inflightCap(now)
     if (this.done || this.#total >= cap) return []
+    if (this.#idleVersion === this.#version && now < this.#idleUntil) return []
+    this.#idleVersion = -1
     const free: PeerState[] = []
-    for (const p of this.#peers.values()) {
-      if (p.attached && now >= p.busyUntil && p.inflight.size < this.#depth(p)) free.push(p)
+    // The first time a peer with room in its pipeline comes back from a `busy` pause.
+    let idleUntil = Number.POSITIVE_INFINITY
+    for (const p of this.#peerList) {
+      if (!p.attached || p.inflight.size >= this.#depth(p)) continue
+      if (now >= p.busyUntil) free.push(p)
+      else if (p.busyUntil < idleUntil) idleUntil = p.busyUntil
     }
-    if (free.length === 0) return []
+    if (free.length === 0) {
+      this.#idle(idleUntil)
+      return []
+    }
     const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap }
 
     const window = new Set<number>()
@@ -251,7 +288,14 @@ export class DownloadScheduler {
     }
 
     if (this.missing <= this.#s.endgameRemaining) this.#endgame(round)
+    else if (round.out.length === 0) this.#idle(idleUntil)
     return round.out
+  }
+
+  /** next() found nothing to ask for: the same holds until the state changes or `until` (a busy pause ends). */
+  #idle(until: number): void {
+    this.#idleVersion = this.#version
+    this.#idleUntil = until
   }
 
   /**
@@ -262,12 +306,16 @@ export class DownloadScheduler {
    */
   onChunk(peer: string, index: number, now: number, outcome: ChunkOutcome): Cancellations {
     this.#advance(now)
+    this.#version++
     const p = this.#peers.get(peer)
     const req = p?.inflight.get(index)
     if (req !== undefined) this.#drop(req, now)
     if (outcome === 'ok') {
       // A late arrival after a timeout still counts: the bytes are verified.
-      p?.delivered(this.#bytes[index] ?? 0, now)
+      if (p !== undefined) {
+        p.delivered(this.#bytes[index] ?? 0, now)
+        this.#noteProgress(p)
+      }
       if (!this.#have.has(index)) {
         const bytes = this.#bytes[index] ?? 0
         this.#arrivals.push({ at: now, bytes })
@@ -331,14 +379,21 @@ export class DownloadScheduler {
   tick(now: number): { readonly timedOut: readonly ChunkRequest[] } {
     this.#advance(now)
     const timedOut: ChunkRequest[] = []
-    for (const p of this.#peers.values()) {
+    // The margin keeps the skip safe against rounding in the comparisons below (times are well under 2^40 ms).
+    if (now < this.#quietUntil - 1) return { timedOut }
+    const quietMs = this.#quietMs()
+    let quietUntil = Number.POSITIVE_INFINITY
+    for (const p of this.#peerList) {
       if (p.inflight.size === 0) continue
       const late = now - p.progressAt > this.#allowedMs(p)
       const moved: Request[] = []
       for (const r of p.inflight.values()) {
         if (now - r.issuedAt >= this.#s.hardTimeoutMs || (late && this.#hasAlternative(r.index, p))) moved.push(r)
       }
-      if (moved.length === 0) continue
+      if (moved.length === 0) {
+        quietUntil = Math.min(quietUntil, this.#peerQuietUntil(p, quietMs))
+        continue
+      }
       for (const r of moved) {
         this.#drop(r, now)
         this.#avoidPeer(r.index, p.id)
@@ -353,8 +408,27 @@ export class DownloadScheduler {
         p.backoffUntil = now + this.#s.failureBackoffMs
         this.#detach(p)
       }
+      if (p.inflight.size > 0) quietUntil = Math.min(quietUntil, this.#peerQuietUntil(p, quietMs))
     }
+    this.#quietUntil = quietUntil
     return { timedOut }
+  }
+
+  /** The shortest no-progress window #allowedMs can give any peer. */
+  #quietMs(): number {
+    return Math.min(this.#s.requestTimeoutMs, this.#s.minTimeoutMs)
+  }
+
+  /** When `p` (with requests in flight) could first be late, or one of its requests reach the hard timeout. */
+  #peerQuietUntil(p: PeerState, quietMs: number): number {
+    let t = p.progressAt + quietMs
+    for (const r of p.inflight.values()) t = Math.min(t, r.issuedAt + this.#s.hardTimeoutMs)
+    return t
+  }
+
+  /** `p`'s progressAt was set (possibly to an earlier time than before): keep #quietUntil a lower bound. */
+  #noteProgress(p: PeerState): void {
+    if (p.inflight.size > 0) this.#quietUntil = Math.min(this.#quietUntil, p.progressAt + this.#quietMs())
   }
 
   peerStats(): readonly PeerStats[] {
@@ -425,11 +499,13 @@ export class DownloadScheduler {
     const p = round.free[best]!
     const req: Request = { peer: p, index: c, bytes, issuedAt: round.now }
     p.add(req, round.now)
+    this.#quietUntil = Math.min(this.#quietUntil, p.progressAt + this.#quietMs(), round.now + this.#s.hardTimeoutMs)
     const rs = this.#reqs.get(c)
     if (rs === undefined) this.#reqs.set(c, [req])
     else rs.push(req)
     this.#total++
     round.out.push({ peer: p.id, index: c })
+    this.#version++
     if (p.inflight.size >= this.#depth(p)) round.free.splice(best, 1)
   }
 
@@ -475,7 +551,7 @@ export class DownloadScheduler {
   #typicalRate(): number {
     let sum = 0
     let n = 0
-    for (const p of this.#peers.values()) {
+    for (const p of this.#peerList) {
       const r = p.bytesPerSec
       if (r !== undefined && p.attached) {
         sum += r
@@ -486,6 +562,7 @@ export class DownloadScheduler {
   }
 
   #avoidPeer(c: number, id: string): void {
+    this.#version++
     if (this.#have.has(c)) return
     let s = this.#avoid.get(c)
     if (s === undefined) {
@@ -496,6 +573,7 @@ export class DownloadScheduler {
   }
 
   #drop(req: Request, now: number): void {
+    this.#version++
     req.peer.remove(req.index, now)
     const rs = this.#reqs.get(req.index)
     if (rs !== undefined) {
@@ -519,7 +597,8 @@ export class DownloadScheduler {
   /** Moves time forward, applies bans other downloads made, and re-admits peers whose ban or backoff has ended. */
   #advance(now: number): void {
     if (now > this.#now) this.#now = now
-    for (const p of this.#peers.values()) {
+    if (this.#detachedCount === 0 && this.#bans.size === 0) return
+    for (const p of this.#peerList) {
       const banned = this.#bans.get(p.id)
       if (banned !== undefined && banned > p.bannedUntil) {
         p.bannedUntil = banned
@@ -532,6 +611,8 @@ export class DownloadScheduler {
   #attach(p: PeerState): void {
     if (p.attached) return
     p.attached = true
+    this.#version++
+    this.#detachedCount--
     const isPeer = p.kind === 'peer'
     for (const c of p.have.indexes()) {
       this.#avail[c]!++
@@ -542,6 +623,8 @@ export class DownloadScheduler {
   #detach(p: PeerState): void {
     if (!p.attached) return
     p.attached = false
+    this.#version++
+    this.#detachedCount++
     const isPeer = p.kind === 'peer'
     for (const c of p.have.indexes()) {
       this.#avail[c]!--

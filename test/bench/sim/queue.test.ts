@@ -45,4 +45,39 @@ describe('EventQueue', () => {
     q.run({ endMs: 350 })
     expect(seen.at(-1)).toBe(300)
   })
+
+  it('runs a moved timer once, where an event scheduled at its last setting would run', () => {
+    const q = new EventQueue()
+    const seen: string[] = []
+    const t = q.timer(() => seen.push(`t@${q.now}`))
+    q.set(t, 50)
+    q.at(30, () => seen.push('a'))
+    q.set(t, 30) // after 'a': set later, same time
+    q.at(30, () => seen.push('b'))
+    const gone = q.timer(() => seen.push('never'))
+    q.set(gone, 10)
+    q.clear(gone)
+    expect(gone.pending).toBe(false)
+    q.run()
+    expect(seen).toEqual(['a', 't@30', 'b'])
+    expect(q.ran).toBe(3)
+    // Many timers moved at random keep the heap in order.
+    const order: number[] = []
+    const timers = Array.from({ length: 200 }, (_, i) => q.timer(() => order.push(i)))
+    let x = 7
+    for (let round = 0; round < 5; round++) {
+      for (const tm of timers) {
+        x = (x * 1103515245 + 12345) % 2 ** 31
+        if (x % 7 === 0) q.clear(tm)
+        else q.set(tm, 100 + (x % 500))
+      }
+    }
+    const want = timers
+      .map((tm, i) => ({ i, at: tm.at, ord: tm.ord, pending: tm.pending }))
+      .filter((e) => e.pending)
+      .sort((a, b) => a.at - b.at || a.ord - b.ord)
+      .map((e) => e.i)
+    q.run()
+    expect(order).toEqual(want)
+  })
 })

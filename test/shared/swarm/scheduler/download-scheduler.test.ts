@@ -291,6 +291,41 @@ describe('DownloadScheduler', () => {
     expect(s.next(120)).toEqual([{ peer: 'a', index: 0 }])
   })
 
+  // next() answers [] at once while nothing it reads has changed (the agent calls it on every `have` update): these
+  // are the changes that must still be seen.
+  it('asks for a chunk a peer announces after a round that found nothing to ask for', () => {
+    const s = make(4, { endgameRemaining: 0 })
+    s.addPeer('a', 'peer', bits(4, []))
+    expect(s.next(0)).toEqual([])
+    expect(s.next(1)).toEqual([])
+    s.peerHas('a', 2)
+    expect(s.next(2)).toEqual([{ peer: 'a', index: 2 }])
+    // An announcement of a chunk already asked for changes nothing; a new one does.
+    s.peerHas('a', 2)
+    expect(s.next(3)).toEqual([])
+    s.peerHas('a', 3)
+    expect(s.next(4)).toEqual([{ peer: 'a', index: 3 }])
+  })
+
+  it('asks a busy peer again when its pause ends, with nothing else changed in between', () => {
+    const s = make(2, { busyBackoffMs: 100, endgameRemaining: 0 })
+    s.addPeer('a', 'peer', bits(2, [0]))
+    expect(s.next(0)).toEqual([{ peer: 'a', index: 0 }])
+    s.onChunk('a', 0, 10, 'busy')
+    expect(s.next(10)).toEqual([])
+    expect(s.next(50)).toEqual([])
+    expect(s.next(109)).toEqual([])
+    expect(s.next(110)).toEqual([{ peer: 'a', index: 0 }])
+  })
+
+  it('times out a request at the hard timeout after ticks that had nothing to do', () => {
+    const s = make(2, { hardTimeoutMs: 1000, requestTimeoutMs: 100_000, minTimeoutMs: 100_000 })
+    s.addPeer('a', 'peer', bits(2, [0]))
+    expect(s.next(0)).toEqual([{ peer: 'a', index: 0 }])
+    for (let t = 0; t < 1000; t += 100) expect(s.tick(t).timedOut).toEqual([])
+    expect(s.tick(1000).timedOut).toEqual([{ peer: 'a', index: 0 }])
+  })
+
   it('is deterministic for a seed', () => {
     const run = (seed: number) => {
       const s = make(64, { inOrderWindow: 0, random: seededRandom(seed) })
