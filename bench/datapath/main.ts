@@ -329,7 +329,8 @@ async function main(): Promise<void> {
     }
     loads.push(loadavg()[0]!)
     const when = new Date().toISOString()
-    const command = ['npm run bench:datapath --', ...process.argv.slice(2)].join(' ')
+    const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`)
+    const command = ['npm run bench:datapath --', ...process.argv.slice(2).map(quote)].join(' ')
     const title = args.title ?? `${when.slice(0, 16).replace('T', ' ')} UTC`
     const ctx = { title, command, when, facts: facts(s, loads) }
     const section = markdownSection(ctx, runs, profiles)
