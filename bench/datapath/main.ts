@@ -2,7 +2,8 @@
  * The data path, side by side in one run on loopback: a real docker-registry origin, the Node floor (a minimal
  * `node:http` file server over the same blob file), and Shoal agents and a seeder started as a user starts them.
  *
- *   npm run bench:datapath -- [--quick] [--runs N] [--cpu-prof] [--compare GIT-REF] [--title TEXT]
+ *   npm run bench:datapath -- [--quick] [--runs N] [--cpu-prof] [--heap-snapshot] [--compare GIT-REF] [--no-swarm]
+ *                             [--title TEXT]
  *
  * Rows (client: `curl -o /dev/null`): origin direct; floor; warm agent (cached blob); cold plain mirror (origin →
  * agent → client, no swarm); cold through the swarm (origin → seeder → agent → client); relay (agent B ← agent A,
@@ -43,6 +44,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     runs: { type: 'string', default: '1' },
     'cpu-prof': { type: 'boolean', default: false },
+    'heap-snapshot': { type: 'boolean', default: false },
     compare: { type: 'string' },
     title: { type: 'string' },
     out: { type: 'string', default: join(REPO_ROOT, 'bench', 'datapath', 'RESULTS.md') },
@@ -106,6 +108,8 @@ interface Setup {
   /** Trees to run agents from: this one, and the `--compare` one. */
   readonly trees: readonly { readonly name: string; readonly dir: string }[]
   readonly profileDir: string | undefined
+  /** Where the idle swarm agent writes its heap snapshot (`--heap-snapshot`). */
+  readonly heapDir: string | undefined
 }
 
 async function warmRows(s: Setup, run: number, tree: { name: string; dir: string }, dataDir: string) {
@@ -214,10 +218,11 @@ async function swarmRows(
     procs.push(seeder)
     const agent = async (name: string) => {
       const dataDir = dirs.add(await tempDir('datapath-agent'), removeDir)
+      const heap = name === 'agent A' && s.heapDir !== undefined ? { heapSnapshotDir: s.heapDir } : {}
       const p = await startAgent(
         `run ${run} ${name}`,
         { origin: s.origin.url, dataDir, seeder: seeder.multiaddr },
-        launch,
+        { ...launch, ...heap },
       )
       procs.push(p)
       return p
@@ -227,6 +232,7 @@ async function swarmRows(
     await sleep(IDLE_SETTLE_MS)
     idle.push({ role: 'agent, swarm on (a seeder configured)', rssBytes: await memoryBytes(a.pid, 'VmRSS') })
     idle.push({ role: 'seeder', rssBytes: await memoryBytes(seeder.pid, 'VmRSS') })
+    if (s.heapDir !== undefined && run === 1) profiles.push(...(await a.heapSnapshot()))
     const sd = { role: 'seeder', shoal: true, pid: seeder.pid }
     rows.push(
       await measure('cold-seeder', 'cold via seeder → agent', 'single', [`${a.url}${s.blobUrlPath}`], size, [
@@ -308,6 +314,7 @@ async function main(): Promise<void> {
     const trees = [{ name: 'this tree', dir: REPO_ROOT }]
     if (args.compare !== undefined) trees.push(await checkoutTree(args.compare, cleanup))
     const profileDir = args['cpu-prof'] ? await tempDir('datapath-profiles') : undefined
+    const heapDir = args['heap-snapshot'] ? await tempDir('datapath-heap') : undefined
     const s: Setup = {
       origin,
       originPid: origin.daemon.pid,
@@ -317,6 +324,7 @@ async function main(): Promise<void> {
       floor,
       trees,
       profileDir,
+      heapDir,
     }
     const runs: RunResult[] = []
     const profiles: string[] = []
@@ -336,6 +344,7 @@ async function main(): Promise<void> {
     const section = markdownSection(ctx, runs, profiles)
     process.stdout.write(`\n${section}\n`)
     if (profileDir !== undefined) log(`profiles kept in ${profileDir}`)
+    if (heapDir !== undefined) log(`heap snapshot kept in ${heapDir}`)
     const exists = await readFile(args.out, 'utf8').then(
       () => true,
       () => false,

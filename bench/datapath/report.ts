@@ -211,6 +211,12 @@ export function markdownSection(ctx: ReportContext, runs: readonly RunResult[], 
     ...idle,
     ...notes,
     '',
-    ...(profiles.length === 0 ? [] : ['### CPU profiles (`--cpu-prof`, top frames by self time)', '', ...profiles]),
+    ...(profiles.length === 0
+      ? []
+      : [
+          "### Profiles (`--cpu-prof`: top frames by self time; `--heap-snapshot`: the idle agent's heap)",
+          '',
+          ...profiles,
+        ]),
   ].join('\n')
 }

@@ -2,10 +2,11 @@
  * Shoal processes as a user starts them (`node bin/shoal.js agent …`, `… seeder …`), optionally under
  * `node --cpu-prof`, and the reference servers the bench compares them with.
  */
-import { readdir, readFile, writeFile } from 'node:fs/promises'
+import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Daemon, freePort, removeDir, tempDir, waitForHttp } from '../../test/e2e/harness/index.ts'
+import { type HeapSnapshot, heapLines, summarizeHeap } from './heap.ts'
 import { type CpuProfile, profileLines, summarizeProfile } from './profile.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -18,6 +19,8 @@ export interface ShoalProcess {
   readonly daemon: Daemon
   /** Stops the process (SIGTERM, so a profile is written) and returns its profile summary, if profiled. */
   stop(): Promise<string[]>
+  /** With `heapSnapshots`: writes a heap snapshot now (SIGUSR2) and returns its summary. */
+  heapSnapshot(): Promise<string[]>
 }
 
 export interface LaunchOptions {
@@ -25,6 +28,8 @@ export interface LaunchOptions {
   readonly tree: string
   /** When set, the process runs under `node --cpu-prof` and writes its profile here. */
   readonly profileDir?: string
+  /** When set, the process writes a heap snapshot here on SIGUSR2 (`heapSnapshot()`). */
+  readonly heapSnapshotDir?: string
 }
 
 /** The developer's SHOAL_* settings must not leak into a measured process. */
@@ -41,6 +46,8 @@ async function launch(
 ): Promise<ShoalProcess> {
   const profDir = opts.profileDir === undefined ? undefined : await tempDir('datapath-prof')
   const node = profDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`]
+  const heapDir = opts.heapSnapshotDir
+  if (heapDir !== undefined) node.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${heapDir}`)
   const daemon = new Daemon(role, process.execPath, [...node, join(opts.tree, 'bin', 'shoal.js'), ...args], {
     cwd: opts.tree,
     env: cleanEnv(),
@@ -56,6 +63,23 @@ async function launch(
     url,
     pid: daemon.pid,
     daemon,
+    async heapSnapshot() {
+      if (heapDir === undefined) throw new Error(`${role} was not started for heap snapshots`)
+      const before = new Set(await readdir(heapDir))
+      process.kill(daemon.pid, 'SIGUSR2')
+      // V8 writes the snapshot on the main thread: once the process answers HTTP again, the file is complete.
+      let file: string | undefined
+      for (let i = 0; i < 600 && file === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100))
+        file = (await readdir(heapDir)).find((n) => n.endsWith('.heapsnapshot') && !before.has(n))
+      }
+      if (file === undefined) throw new Error(`${role} wrote no heap snapshot`)
+      await waitForHttp(readyUrl, { daemon, timeoutMs: 120_000 })
+      const snap = JSON.parse(await readFile(join(heapDir, file), 'utf8')) as HeapSnapshot
+      const kept = join(heapDir, `${role.replace(/[^\w.-]+/g, '-')}.heapsnapshot`)
+      await rename(join(heapDir, file), kept)
+      return heapLines(`${role}, idle`, summarizeHeap(snap))
+    },
     async stop() {
       await daemon.stop('SIGTERM')
       if (profDir === undefined) return []
