@@ -141,7 +141,11 @@ export class FileStream extends Readable {
   }
 
   #send(dest: ServerResponse | Socket, end: boolean): void {
-    const free = Array.from({ length: SEND_PIECES }, () => Buffer.allocUnsafeSlow(READ_PIECE_BYTES))
+    // A small blob (a config, a manifest-sized layer) gets one buffer of its own size, not four of the full size.
+    const length = this.#end - this.#position
+    const pieceBytes = Math.max(1, Math.min(READ_PIECE_BYTES, length))
+    const pieces = Math.max(1, Math.min(SEND_PIECES, Math.ceil(length / pieceBytes)))
+    const free = Array.from({ length: pieces }, () => Buffer.allocUnsafeSlow(pieceBytes))
     let reading = false
     let writing = 0
     let done = false

@@ -71,6 +71,14 @@ describe('fileStream piped to an HTTP response', () => {
     expect(file.buffers.size).toBeLessThanOrEqual(SEND_PIECES)
   })
 
+  it('sends a small range from one buffer of its size', async () => {
+    const bytes = bytesOf(10_000, 5)
+    const file = new MemFile(bytes)
+    const { body } = await serve(() => fileStream(file, { start: 100, end: 2100 }, () => {}))
+    expectBytes(body, bytes.subarray(100, 2100))
+    expect([...file.buffers].map((b) => b.byteLength)).toEqual([2000])
+  })
+
   it('sends an empty range and ends', async () => {
     const file = new MemFile(bytesOf(100, 1))
     let released = 0
