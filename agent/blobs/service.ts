@@ -3,7 +3,7 @@ import type { Logger } from '../../shared/log/index.ts'
 import type { Metrics } from '../../shared/metrics/index.ts'
 import { type Digest, parseRange, RegistryError } from '../../shared/oci/index.ts'
 import type { Upstream } from '../../shared/origin/index.ts'
-import type { ContentStore } from '../../shared/store/index.ts'
+import { type ContentStore, FileStream } from '../../shared/store/index.ts'
 import type { Authorizer } from '../authz.ts'
 import { OriginStatusError } from '../errors.ts'
 import { type OriginPort, originRequest, statusError } from '../origin-port.ts'
@@ -111,7 +111,11 @@ export class BlobService {
   }
 
   #count(stream: Readable): void {
-    stream.on('data', (b: Uint8Array) => this.#d.metrics.bytesServed.inc({ to: 'client' }, b.byteLength))
+    const served = this.#d.metrics.bytesServed
+    // A file stream piped to the response sends without 'data' events (and a 'data' listener would pull it
+    // through the slower Readable path): it counts what it sent, once, when it closes.
+    if (stream instanceof FileStream) stream.once('close', () => served.inc({ to: 'client' }, stream.sent))
+    else stream.on('data', (b: Uint8Array) => served.inc({ to: 'client' }, b.byteLength))
   }
 }
 

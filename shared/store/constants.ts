@@ -1,6 +1,12 @@
 /** Size of each piece a blob stream reads from disk and pushes; also the streams' highWaterMark. */
 export const READ_PIECE_BYTES = 256 * 1024
 
+/**
+ * Buffers a stream piped straight to a socket reads into in turn: one filling from the file while the others wait
+ * in the socket (measured on loopback: 4 × 256 KiB sends at the Node floor's rate with a fraction of its CPU).
+ */
+export const SEND_PIECES = 4
+
 /** Size of each read while the whole-blob hasher catches up with bytes that landed out of order. */
 export const HASH_READ_BYTES = 1024 * 1024
 

@@ -185,6 +185,7 @@ export {
   StoreFormatError,
   StoreFullError,
 } from './errors.ts'
+export { FileStream } from './file.ts'
 export { FsContentStore, openFsStore } from './fs-store.ts'
 export {
   type CheckedPartial,

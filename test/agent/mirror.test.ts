@@ -78,6 +78,9 @@ describe('agent as a registry mirror', () => {
     expect(rig.origin.stats.perBlob.get(blob.digest)?.requests).toBe(1)
     const metrics = (await get(`${rig.agent.url}/metrics`)).body.toString()
     expect(metrics).toMatch(new RegExp(`shoal_bytes_received_total\\{source="origin"\\} ${blob.size}\\b`))
+    // Four clients served while it downloaded, one from the cache (its stream counts once it closes).
+    const served = async () => (await get(`${rig!.agent.url}/metrics`)).body.toString()
+    await expect.poll(served).toMatch(new RegExp(`shoal_bytes_served_total\\{to="client"\\} ${5 * blob.size}\\b`))
   })
 
   it('answers Range requests with 206 and unsatisfiable ones with 416, cold and cached', async () => {

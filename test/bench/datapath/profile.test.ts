@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest'
+import { type CpuProfile, profileLines, shortUrl, summarizeProfile } from '../../../bench/datapath/profile.ts'
+
+const frame = (id: number, functionName: string, url = '', lineNumber = 0, children: number[] = []) => ({
+  id,
+  callFrame: { functionName, url, lineNumber },
+  children,
+})
+
+// root → main → { send (×2 paths through a and b), (garbage collector), (idle) }
+const profile: CpuProfile = {
+  nodes: [
+    frame(1, '(root)', '', 0, [2, 5, 6]),
+    frame(2, 'main', 'file:///repo/agent/app.ts', 9, [3, 4]),
+    frame(3, 'send', 'file:///repo/shared/store/file.ts', 99),
+    frame(4, 'send', 'file:///repo/shared/store/file.ts', 99),
+    frame(5, '(garbage collector)'),
+    frame(6, '(idle)'),
+  ],
+  startTime: 0,
+  endTime: 10_000,
+  // samples at t = 1000, 2000, … : each sample gets the gap to the next one
+  samples: [3, 4, 3, 5, 6, 6, 6, 6, 2, 3],
+  timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000],
+}
+
+describe('summarizeProfile', () => {
+  const s = summarizeProfile(profile)
+  it('merges self time of one function reached by several paths', () => {
+    expect(s.top[0]).toEqual({ frame: 'send shared/store/file.ts:100', selfMs: 4, share: 0.4 })
+  })
+  it('reports idle and GC shares and leaves idle out of the top frames', () => {
+    expect(s.totalMs).toBe(10)
+    expect(s.idleShare).toBeCloseTo(0.4)
+    expect(s.busyMs).toBeCloseTo(6)
+    expect(s.gcShare).toBeCloseTo(0.1)
+    expect(s.top.map((f) => f.frame)).not.toContain('(idle)')
+    expect(s.top.map((f) => f.frame)).toEqual([
+      'send shared/store/file.ts:100',
+      '(garbage collector)',
+      'main agent/app.ts:10',
+    ])
+  })
+  it('falls back to hit counts without samples', () => {
+    const old: CpuProfile = {
+      nodes: [
+        { ...frame(1, 'a'), hitCount: 3 },
+        { ...frame(2, 'b'), hitCount: 1 },
+      ],
+      startTime: 0,
+      endTime: 4000,
+    }
+    expect(summarizeProfile(old).top).toEqual([
+      { frame: 'a', selfMs: 3, share: 0.75 },
+      { frame: 'b', selfMs: 1, share: 0.25 },
+    ])
+  })
+  it('keeps the top N', () => {
+    expect(summarizeProfile(profile, 1).top).toHaveLength(1)
+  })
+  it('renders a Markdown table, shares of all and of busy time', () => {
+    const text = profileLines('agent', s).join('\n')
+    expect(text).toContain('idle 40.0 %, GC 10.0 %')
+    expect(text).toContain('| 4 | 40.0 % | 66.7 % | `send shared/store/file.ts:100` |')
+  })
+})
+
+describe('shortUrl', () => {
+  it('keeps the package path of a dependency and the repo path of our own code', () => {
+    expect(shortUrl('file:///x/node_modules/fastify/lib/reply.js')).toBe('fastify/lib/reply.js')
+    expect(shortUrl('file:///home/u/shoal/shared/store/file.ts')).toBe('shared/store/file.ts')
+    expect(shortUrl('node:internal/streams/readable')).toBe('node:internal/streams/readable')
+  })
+})
