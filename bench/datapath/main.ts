@@ -26,7 +26,7 @@ import {
   removeDir,
   startRegistry,
   tempDir,
-} from '../../test/e2e/harness/index.ts'
+} from '../../harness/e2e/index.ts'
 import { curlGet } from './curl.ts'
 import { memoryBytes, ProcessWatch } from './proc.ts'
 import { type Clients, markdownSection, type RowRun, type RunResult, summarize, idleSummary } from './report.ts'

@@ -5,7 +5,7 @@
 import { readdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Daemon, freePort, removeDir, tempDir, waitForHttp } from '../../test/e2e/harness/index.ts'
+import { Daemon, freePort, removeDir, tempDir, waitForHttp } from '../../harness/e2e/index.ts'
 import { type HeapSnapshot, heapLines, summarizeHeap } from './heap.ts'
 import { type CpuProfile, profileLines, summarizeProfile } from './profile.ts'
 
