@@ -1,4 +1,5 @@
 import { registerAgent } from './agent.ts'
+import { registerConfigure } from './configure/command.ts'
 import { registerDemo } from './demo/command.ts'
 import type { CliIo } from './io.ts'
 import { registerPreheat } from './preheat.ts'
@@ -13,6 +14,7 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerDemo,
   registerPreheat,
   registerStatus,
+  registerConfigure,
 ]
 
 /** The only code that knows both binaries. Returns the process exit code. */
