@@ -18,8 +18,8 @@ import {
 
 // `shoal configure docker` merges the agent into daemon.json; a real dockerd started with that file pulls a
 // Docker Hub image through it. Docker mirrors only Docker Hub and names no registry on the mirror, so the
-// agent's --origin (a local registry holding `library/…`) stands in for Docker Hub. The machine has no route
-// to Docker Hub: a pull that works came from the agent.
+// agent's --origin (a local registry holding `library/…`) stands in for Docker Hub. `library/shoal-e2e`
+// exists only there, and the agent alone knows that registry: a pull that works came through the agent.
 describe('shoal configure docker, then docker pulls through the agent', () => {
   const cleanup = new Cleanup()
   let hub: Registry
