@@ -23,6 +23,7 @@ import { Retention } from './retention.ts'
 import { Puller } from './puller.ts'
 import { PeerHints } from './peer-hints.ts'
 import { SuperSeeder } from './super-seeder.ts'
+import { API_AJV_OPTIONS } from './schemas.ts'
 
 export interface RunningSeeder {
   readonly peerId: string
@@ -155,7 +156,10 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     limits: { upload: config.uploadRate, origin: config.originRate },
     bytes: await bytesBySource(metrics),
   })
-  const api = Fastify({ loggerInstance: log.child({ component: 'api' }) })
+  const api = Fastify({
+    loggerInstance: log.child({ component: 'api' }),
+    ajv: API_AJV_OPTIONS,
+  })
   api.get('/healthz', async () => ({ status: 'ok' }))
   api.get('/readyz', async () => ({ status: 'ready' }))
   api.get('/status', status)

@@ -3,6 +3,7 @@ import type { FastifyPluginAsync } from 'fastify'
 import { isDigest, isRepositoryName, MANIFEST_MEDIA_TYPES } from '../shared/oci/index.ts'
 import type { Logger } from '../shared/log/index.ts'
 import { InvalidPreheatRequestError } from './preheat.ts'
+import { NOTIFICATION_BODY_SCHEMA, type NotificationBody, schemaErrorReason } from './schemas.ts'
 
 export const REGISTRY_EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
 /** The registry batches events into one envelope: room for many, still bounded. */
@@ -24,31 +25,23 @@ export interface ManifestPush {
 }
 
 /**
- * Reads a distribution-registry envelope (`{ events: [...] }`) or a Harbor `PUSH_ARTIFACT` payload.
- * Returns manifest pushes plus how many events were not ones (pulls, blob pushes, deletes...).
+ * Reads a distribution-registry envelope (`{ events: [...] }`) or a Harbor `PUSH_ARTIFACT` payload whose
+ * shape `NOTIFICATION_BODY_SCHEMA` has checked. Returns manifest pushes plus how many events were not
+ * ones (pulls, blob pushes, deletes...); a pushed manifest's digest and repository must parse.
  */
-export function parseNotification(body: unknown): { pushes: ManifestPush[]; ignored: number } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw new MalformedNotificationError('expected a JSON object')
-  const b = body as { events?: unknown; type?: unknown; event_data?: unknown }
-  if (b.events !== undefined) return parseDistribution(b.events)
-  if (typeof b.type === 'string' && b.event_data !== undefined) return parseHarbor(b.type, b.event_data)
-  throw new MalformedNotificationError('expected { events: [...] } or a Harbor webhook payload')
+export function parseNotification(body: NotificationBody): { pushes: ManifestPush[]; ignored: number } {
+  if ('events' in body) return parseDistribution(body.events)
+  return parseHarbor(body.type, body.event_data)
 }
 
-function parseDistribution(events: unknown): { pushes: ManifestPush[]; ignored: number } {
-  if (!Array.isArray(events)) throw new MalformedNotificationError('events: expected an array')
+function parseDistribution(events: Extract<NotificationBody, { events: unknown }>['events']): {
+  pushes: ManifestPush[]
+  ignored: number
+} {
   const pushes: ManifestPush[] = []
   let ignored = 0
-  for (const [i, e] of events.entries()) {
-    if (typeof e !== 'object' || e === null) throw new MalformedNotificationError(`events[${i}]: expected an object`)
-    const ev = e as { action?: unknown; target?: unknown; request?: unknown }
-    if (typeof ev.action !== 'string') throw new MalformedNotificationError(`events[${i}].action: expected a string`)
-    if (typeof ev.target !== 'object' || ev.target === null)
-      throw new MalformedNotificationError(`events[${i}].target: expected an object`)
-    const t = ev.target as { mediaType?: unknown; digest?: unknown; repository?: unknown }
-    if (ev.action === 'push' && typeof t.mediaType !== 'string')
-      throw new MalformedNotificationError(`events[${i}].target.mediaType: expected a string`)
+  for (const [i, ev] of events.entries()) {
+    const t = ev.target
     if (ev.action !== 'push' || !MANIFEST_MEDIA_TYPES.includes(t.mediaType as string)) {
       ignored++
       continue
@@ -63,16 +56,17 @@ function parseDistribution(events: unknown): { pushes: ManifestPush[]; ignored: 
   return { pushes, ignored }
 }
 
-function parseHarbor(type: string, data: unknown): { pushes: ManifestPush[]; ignored: number } {
+function parseHarbor(
+  type: string,
+  data: Extract<NotificationBody, { type: unknown }>['event_data'],
+): { pushes: ManifestPush[]; ignored: number } {
   if (type !== 'PUSH_ARTIFACT') return { pushes: [], ignored: 1 }
-  const d = data as { resources?: unknown; repository?: { repo_full_name?: unknown } } | null
-  const repository = d?.repository?.repo_full_name
+  const repository = data.repository?.repo_full_name
   if (typeof repository !== 'string' || !isRepositoryName(repository))
     throw new MalformedNotificationError('event_data.repository.repo_full_name: expected a repository name')
-  if (!Array.isArray(d?.resources)) throw new MalformedNotificationError('event_data.resources: expected an array')
   const pushes: ManifestPush[] = []
-  for (const [i, r] of d.resources.entries()) {
-    const digest = (r as { digest?: unknown } | null)?.digest
+  for (const [i, r] of (data.resources ?? []).entries()) {
+    const digest = r.digest
     if (typeof digest !== 'string' || !isDigest(digest))
       throw new MalformedNotificationError(`event_data.resources[${i}].digest: expected a digest`)
     pushes.push({ repository, digest })
@@ -138,7 +132,14 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
         }
       },
     )
-    app.post('/api/v1/notifications', { bodyLimit: NOTIFICATION_BODY_LIMIT_BYTES }, async (req, reply) => {
+    const options = {
+      bodyLimit: NOTIFICATION_BODY_LIMIT_BYTES,
+      schema: { body: NOTIFICATION_BODY_SCHEMA },
+      attachValidation: true,
+    }
+    app.post<{ Body: NotificationBody }>('/api/v1/notifications', options, async (req, reply) => {
+      if (req.validationError !== undefined)
+        return reply.code(400).send({ error: schemaErrorReason(req.validationError.validation) })
       let parsed: { pushes: ManifestPush[]; ignored: number }
       try {
         parsed = parseNotification(req.body)

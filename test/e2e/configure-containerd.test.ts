@@ -14,7 +14,7 @@ import {
   startRegistry,
   tempDir,
   treeSnapshot,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 // `shoal configure containerd` writes the hosts.toml files; a real containerd then pulls through the agent.
 // ctr resolves and fetches on the client side and reads no config_path: it is given the written folder with

@@ -14,7 +14,7 @@ import {
   startRegistry,
   tempDir,
   treeSnapshot,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 // `shoal configure docker` merges the agent into daemon.json; a real dockerd started with that file pulls a
 // Docker Hub image through it. Docker mirrors only Docker Hub and names no registry on the mirror, so the

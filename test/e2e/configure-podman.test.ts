@@ -14,7 +14,7 @@ import {
   startRegistry,
   tempDir,
   treeSnapshot,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 // podman sends no ?ns= to a mirror. `shoal configure podman` writes mirror locations that name their
 // registry in the path (127.0.0.1:AGENT/127.0.0.1__PORT), and the agent maps that prefix to the upstream:

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Daemon, type RunResult, removeDir, run, runOk, tempDir } from './process.ts'
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SHOAL_BIN = join(REPO_ROOT, 'bin', 'shoal.js')
 
 /** Runs the real `shoal` command (`node bin/shoal.js …`) to completion; throws CommandError on failure. */
