@@ -102,10 +102,14 @@ async function handleV2(deps: AppDeps, req: FastifyRequest, reply: FastifyReply)
   const method = req.method as Method
   reply.headers(API_VERSION)
   req.shoalRoute = 'v2'
-  const route = parseV2Path(path)
-  req.shoalRoute = route.kind
-  const ns = query.get('ns') ?? undefined
+  const nsParam = query.get('ns') ?? undefined
   query.delete('ns')
+  // `?ns=` (containerd) names the upstream and leaves the path whole; without it a leading registry-host
+  // component of the path does (the mirror locations `shoal configure` writes for other clients).
+  const route = parseV2Path(path, { registryPrefix: nsParam === undefined })
+  req.shoalRoute = route.kind
+  // Carried into rewritten upload Locations as `?ns=`, so the next request reaches the same upstream.
+  const ns = nsParam ?? ('registry' in route ? route.registry : undefined)
   const upstream = resolveUpstream(ns, {
     defaultOrigin: deps.defaultOrigin,
     insecureRegistries: deps.insecureRegistries,

@@ -82,6 +82,11 @@ export const AGENT_OPTIONS = {
     default: [],
     describe: 'more DHT bootstrap peers: MULTIADDR or dns:NAME[:PORT]',
   },
+  identity: {
+    type: 'string',
+    flag: 'identity',
+    describe: "node identity file (from `shoal keygen identity`); wins over the data dir's own key",
+  },
   swarmKey: {
     type: 'string',
     flag: 'swarm-key',
@@ -160,6 +165,8 @@ export interface AgentConfig {
   readonly seeders: readonly string[]
   readonly bootstrap: readonly string[]
   readonly swarmKeyFile: string | undefined
+  /** `--identity`: the node's key from this file instead of `<data>/p2p/identity.key`. */
+  readonly identityFile: string | undefined
   /** Where the bulk (HTTPS) chunk path listens; undefined: off (no swarm, or --no-bulk). */
   readonly bulkListen: HostPort | undefined
   readonly uploadRate: number
@@ -197,6 +204,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     seeders: parseSeeders(v.seeders as readonly string[]),
     bootstrap: v.bootstrap as readonly string[],
     swarmKeyFile: v.swarmKey as string | undefined,
+    identityFile: v.identity as string | undefined,
     bulkListen: bulkListenOf(v.bulkListen as string | undefined, v.noBulk as boolean, v.p2pListen as readonly string[]),
     uploadRate: v.uploadRate as number,
     uploadSlots: v.uploadSlots as number,

@@ -4,7 +4,7 @@ import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin/index.ts'
 import { TokenBucket, throttled } from '../shared/rate/index.ts'
-import { createP2PNode, loadOrCreateIdentity } from '../shared/p2p/index.ts'
+import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore } from '../shared/store/index.ts'
 import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
 import { parseSeederAddr, type SeederRef } from '../shared/swarm/index.ts'
@@ -201,8 +201,14 @@ async function startSwarm(
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
   // The config accepted only seeder addresses.
   const seeders: SeederRef[] = config.seeders.map((s) => parseSeederAddr(s)!)
+  const privateKey = await resolveIdentity({
+    dataDir: config.data,
+    identityFile: config.identityFile,
+    onMismatch: (message) => log.warn({ component: 'p2p' }, message),
+  })
   const node = await createP2PNode({
     dataDir: config.data,
+    privateKey,
     listen: config.p2pListen,
     ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
     bootstrap: [...config.seeders, ...config.bootstrap],
@@ -229,7 +235,7 @@ async function startSwarm(
   const bulk =
     config.bulkListen === undefined
       ? undefined
-      : { credentials: await createBulkCredentials(await loadOrCreateIdentity(config.data)), listen: config.bulkListen }
+      : { credentials: await createBulkCredentials(privateKey), listen: config.bulkListen }
   const bulkClient = bulk === undefined ? undefined : new BulkClient({ credentials: bulk.credentials })
   const server = new ChunkServer(
     { registrar: node },

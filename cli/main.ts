@@ -1,4 +1,6 @@
 import { registerAgent } from './agent.ts'
+import { registerConfigure } from './configure/command.ts'
+import { registerKeygen } from './keygen.ts'
 import { registerDemo } from './demo/command.ts'
 import type { CliIo } from './io.ts'
 import { registerPreheat } from './preheat.ts'
@@ -13,6 +15,8 @@ export const COMMANDS: readonly RegisterCommand[] = [
   registerDemo,
   registerPreheat,
   registerStatus,
+  registerConfigure,
+  registerKeygen,
 ]
 
 /** The only code that knows both binaries. Returns the process exit code. */

@@ -24,6 +24,11 @@ export const SEEDER_OPTIONS = {
     describe: 'HTTP API: /status, /metrics, preheat',
   },
   bootstrap: { type: 'list', flag: 'bootstrap', default: [], describe: 'other seeders: MULTIADDR or dns:NAME[:PORT]' },
+  identity: {
+    type: 'string',
+    flag: 'identity',
+    describe: "node identity file (from `shoal keygen identity`); wins over the data dir's own key",
+  },
   swarmKey: { type: 'string', flag: 'swarm-key', describe: 'pre-shared swarm key file (private network)' },
   bulkListen: {
     type: 'hostport',
@@ -80,6 +85,8 @@ export interface SeederConfig {
   readonly apiListen: { readonly host: string; readonly port: number }
   readonly bootstrap: readonly string[]
   readonly swarmKeyFile: string | undefined
+  /** `--identity`: the node's key from this file instead of `<data>/p2p/identity.key`. */
+  readonly identityFile: string | undefined
   /** Where the bulk (HTTPS) chunk path listens; undefined: off (--no-bulk). */
   readonly bulkListen: HostPort | undefined
   readonly insecureRegistries: readonly string[]
@@ -122,6 +129,7 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
     apiListen: { host: api.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(api.slice(i + 1)) },
     bootstrap: v.bootstrap as readonly string[],
     swarmKeyFile: v.swarmKey as string | undefined,
+    identityFile: v.identity as string | undefined,
     bulkListen: bulkListenOf(v.bulkListen as string | undefined, v.noBulk as boolean, v.p2pListen as readonly string[]),
     insecureRegistries: v.insecureRegistries as readonly string[],
     chunkSize,

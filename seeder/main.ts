@@ -4,7 +4,7 @@ import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
-import { createP2PNode, loadOrCreateIdentity, type P2PNode } from '../shared/p2p/index.ts'
+import { createP2PNode, type P2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import { TokenBucket } from '../shared/rate/index.ts'
 import { openFsStore } from '../shared/store/index.ts'
@@ -42,6 +42,12 @@ export interface RunningSeeder {
 export async function startSeeder(config: SeederConfig, opts: { log?: Logger } = {}): Promise<RunningSeeder> {
   const log = opts.log ?? createLogger({ level: config.logLevel, name: 'seeder' })
   await mkdir(config.data, { recursive: true })
+  // The seeder's key signs chunk maps: agents trust this peer id, so an --identity file wins over the data dir.
+  const key = await resolveIdentity({
+    dataDir: config.data,
+    identityFile: config.identityFile,
+    onMismatch: (message) => log.warn({ component: 'p2p' }, message),
+  })
   const metrics = createMetrics()
   // The chunk source exists only after the store it serves from: eviction reaches it through here.
   const late: { source?: StoreChunkSource; preheater?: Preheater } = {}
@@ -56,6 +62,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
   const node = await createP2PNode({
     dataDir: config.data,
+    privateKey: key,
     listen: config.p2pListen,
     ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
     bootstrap: config.bootstrap,
@@ -65,7 +72,6 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     // the interval sets how long one outlives an agent that evicted the blob.
     reprovideIntervalMs: config.reprovideIntervalMs,
   })
-  const key = await loadOrCreateIdentity(config.data)
   const origin = new OriginClient({ credentials: credentialsFrom(config.credentials) })
   const live = new LiveBlobs()
   const client = new ChunkClient({ node })

@@ -1,5 +1,6 @@
 export { type Agent, type AgentConfig, type StartAgentOptions, startAgent, sumMetric } from './agent.ts'
 export { Cleanup } from './cleanup.ts'
+export { type Dockerd, shoalCli, startDockerd, treeSnapshot } from './configure.ts'
 export {
   type Containerd,
   type CtrPullOptions,

@@ -58,3 +58,41 @@ async function readIdentity(path: string, options: { signal?: AbortSignal }): Pr
     throw new InvalidIdentityError(`identity file ${path} is not a libp2p private key`, { cause: err })
   }
 }
+
+/**
+ * Writes a fresh Ed25519 identity to `path` (libp2p protobuf form, mode 0600), never over an existing file
+ * (EEXIST): operators mint a seeder's key up front, so agents can name its peer id before it first starts.
+ */
+export async function writeNewIdentity(path: string): Promise<PrivateKey> {
+  const key = await generateKeyPair('Ed25519')
+  await writeFile(path, privateKeyToProtobuf(key), { mode: 0o600, flag: 'wx', flush: true })
+  return key
+}
+
+/** Loads an identity file given on purpose (`--identity`): a missing file is an error, never a new key. */
+export async function readIdentityFile(path: string, options: { signal?: AbortSignal } = {}): Promise<PrivateKey> {
+  const key = await readIdentity(path, options)
+  if (key === undefined) throw new InvalidIdentityError(`identity file ${path} does not exist`)
+  return key
+}
+
+/**
+ * The node's key: the `--identity` file when one is given (it wins), else the data dir's own key, created on
+ * first start. When both exist and differ, `onMismatch` hears it once: the peer id others trust is the file's.
+ */
+export async function resolveIdentity(opts: {
+  readonly dataDir: string
+  readonly identityFile?: string | undefined
+  readonly onMismatch?: (message: string) => void
+  readonly signal?: AbortSignal
+}): Promise<PrivateKey> {
+  if (opts.identityFile === undefined) return loadOrCreateIdentity(opts.dataDir, { signal: opts.signal })
+  const key = await readIdentityFile(opts.identityFile, { signal: opts.signal })
+  const own = await readIdentity(identityPath(opts.dataDir), { signal: opts.signal }).catch(() => undefined)
+  if (own !== undefined && !own.equals(key)) {
+    opts.onMismatch?.(
+      `the identity in ${opts.identityFile} differs from the data dir's own key ${identityPath(opts.dataDir)}: using ${opts.identityFile}`,
+    )
+  }
+  return key
+}

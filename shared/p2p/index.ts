@@ -10,7 +10,7 @@ export {
 export { blobCid } from './cid.ts'
 export { DEFAULT_P2P_PORT, DEFAULT_REPROVIDE_INTERVAL_MS, DHT_PROTOCOL } from './constants.ts'
 export { InvalidBootstrapEntryError, InvalidIdentityError, InvalidSwarmKeyError } from './errors.ts'
-export { identityPath, loadOrCreateIdentity } from './identity.ts'
+export { identityPath, loadOrCreateIdentity, readIdentityFile, resolveIdentity, writeNewIdentity } from './identity.ts'
 export {
   createP2PNode,
   DEFAULT_ENCRYPTERS,

@@ -1,7 +1,7 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
-import type { ConnectionEncrypter, Libp2p } from '@libp2p/interface'
+import type { ConnectionEncrypter, Libp2p, PrivateKey } from '@libp2p/interface'
 import { type KadDHT, kadDHT, passthroughMapper } from '@libp2p/kad-dht'
 import { type Ping, ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
@@ -25,6 +25,8 @@ export const DEFAULT_ENCRYPTERS: readonly EncrypterName[] = ['tls', 'noise']
 export interface P2PNodeOptions {
   /** The identity key is persisted at `<dataDir>/p2p/identity.key` (created 0600 on first start). */
   readonly dataDir: string
+  /** The identity to use instead of the data dir's key (`--identity FILE`, see `resolveIdentity`). */
+  readonly privateKey?: PrivateKey
   /** Multiaddrs to listen on, e.g. `/ip4/0.0.0.0/tcp/4001`. */
   readonly listen: readonly string[]
   /** Addresses to tell peers instead of the listen addresses (e.g. the pod IP). */
@@ -76,7 +78,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   // Parse everything first so a bad config fails before any socket is opened.
   const entries = (opts.bootstrap ?? []).map(parseBootstrapEntry)
   const psk = opts.swarmKey === undefined ? undefined : parseSwarmKey(opts.swarmKey)
-  const privateKey = await loadOrCreateIdentity(opts.dataDir, { signal: opts.signal })
+  const privateKey = opts.privateKey ?? (await loadOrCreateIdentity(opts.dataDir, { signal: opts.signal }))
   const encrypters = (opts.encrypters ?? DEFAULT_ENCRYPTERS).map((n) => ENCRYPTERS[n]()) as EncrypterFactory
 
   const node = await createLibp2p({

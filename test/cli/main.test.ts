@@ -12,7 +12,7 @@ async function run(argv: string[]): Promise<{ code: number; out: string; err: st
   return { code, out, err }
 }
 
-const SUBCOMMANDS = ['agent', 'seeder', 'demo', 'preheat', 'status']
+const SUBCOMMANDS = ['agent', 'seeder', 'demo', 'preheat', 'status', 'configure', 'keygen']
 
 describe('shoal', () => {
   it.each([[[]], [['-h']], [['--help']], [['help']]])('%j prints the commands and exits 0', async (argv) => {

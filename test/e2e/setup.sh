@@ -11,6 +11,7 @@ need=(
   containerd:containerd
   ctr:containerd
   podman:podman
+  dockerd:docker.io
   umoci:umoci
   htpasswd:apache2-utils
   openssl:openssl

@@ -44,3 +44,50 @@ describe('parseV2Path', () => {
     expect((caught as RegistryError).code).toBe(code)
   })
 })
+
+describe('parseV2Path with registryPrefix', () => {
+  const prefix = { registryPrefix: true }
+  it.each([
+    ['/v2/ghcr.io/org/app/manifests/1', { kind: 'manifest', registry: 'ghcr.io', name: 'org/app' }],
+    [`/v2/docker.io/alpine/blobs/${D}`, { kind: 'blob', registry: 'docker.io', name: 'alpine' }],
+    ['/v2/localhost/team/app/tags/list', { kind: 'tags', registry: 'localhost', name: 'team/app' }],
+    // an image reference cannot hold `:` in its path: the port is written `__`
+    ['/v2/127.0.0.1__5001/team/app/manifests/v1', { kind: 'manifest', registry: '127.0.0.1:5001', name: 'team/app' }],
+    ['/v2/localhost__5000/app/blobs/uploads/', { kind: 'upload', registry: 'localhost:5000', name: 'app' }],
+    // a hand-written request may carry the colon itself
+    ['/v2/registry.example:8443/a/manifests/v1', { kind: 'manifest', registry: 'registry.example:8443', name: 'a' }],
+    // only the first component is read: the name may have dots further on
+    ['/v2/quay.io/my.team/app.web/manifests/v1', { kind: 'manifest', registry: 'quay.io', name: 'my.team/app.web' }],
+  ])('reads the upstream from %s', (path, want) => {
+    expect(parseV2Path(path, prefix)).toMatchObject(want)
+  })
+
+  it.each([
+    ['/v2/library/alpine/manifests/latest', 'library/alpine'],
+    ['/v2/alpine/manifests/latest', 'alpine'],
+    ['/v2/my-org/app/manifests/latest', 'my-org/app'],
+    // a host-like name with nothing after it is a repository, not a prefix
+    ['/v2/ghcr.io/manifests/latest', 'ghcr.io'],
+    // `__` inside a name that does not decode to a host stays a name
+    ['/v2/my__repo/app/manifests/latest', 'my__repo/app'],
+  ])('leaves %s to the default upstream', (path, name) => {
+    const route = parseV2Path(path, prefix)
+    expect(route).toMatchObject({ name })
+    expect('registry' in route).toBe(false)
+  })
+
+  it('reads the whole path as the name without the option (the request had ?ns=)', () => {
+    expect(parseV2Path('/v2/my.team/app/manifests/v1')).toEqual({
+      kind: 'manifest',
+      name: 'my.team/app',
+      reference: { kind: 'tag', tag: 'v1' },
+    })
+    expect(() => parseV2Path('/v2/127.0.0.1:5001/app/manifests/v1')).toThrow(RegistryError)
+  })
+
+  it('still validates the name after the prefix', () => {
+    expect(() => parseV2Path('/v2/ghcr.io/Org/app/manifests/1', prefix)).toThrow(RegistryError)
+    expect(() => parseV2Path('/v2/ghcr.io/../app/manifests/1', prefix)).toThrow(RegistryError)
+    expect(() => parseV2Path('/v2/ghcr.io:99999999/app/manifests/1', prefix)).toThrow(RegistryError)
+  })
+})
