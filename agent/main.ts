@@ -12,6 +12,7 @@ import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
+import type { ConfigSources } from '../shared/config/index.ts'
 import { buildApp } from './app.ts'
 import { Authorizer } from './authz.ts'
 import { type Download, Downloads } from './blobs/download.ts'
@@ -188,7 +189,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
 }
 
 /** `shoal agent …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */
-export function agentMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+export function agentMain(argv: ConfigSources['argv'], env: NodeJS.ProcessEnv): Promise<number> {
   return runService('agent', argv, env, loadAgentConfig, (config) => startAgent(config))
 }
 

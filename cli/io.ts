@@ -6,32 +6,10 @@ export interface CliIo {
   readonly signal?: AbortSignal
 }
 
+/** Bad usage that commander cannot see (a bad count, an unreadable file): one line on stderr, exit 2. */
 export class UsageError extends Error {
   override name = 'UsageError'
   readonly code = 'USAGE'
-}
-
-/** `--flag VALUE` and `--flag=VALUE`; repeatable flags collect every value; the rest are positionals. */
-export function parseFlags(
-  argv: readonly string[],
-  known: readonly string[],
-): { flags: Map<string, string[]>; positionals: string[] } {
-  const flags = new Map<string, string[]>()
-  const positionals: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    if (!a.startsWith('--')) {
-      positionals.push(a)
-      continue
-    }
-    const eq = a.indexOf('=')
-    const name = eq < 0 ? a.slice(2) : a.slice(2, eq)
-    if (!known.includes(name)) throw new UsageError(`unknown flag --${name}`)
-    const value = eq < 0 ? argv[++i] : a.slice(eq + 1)
-    if (value === undefined || value === '') throw new UsageError(`--${name} needs a value`)
-    flags.set(name, [...(flags.get(name) ?? []), value])
-  }
-  return { flags, positionals }
 }
 
 export function httpBase(value: string, flag: string): string {

@@ -1,51 +1,61 @@
 import { readFile } from 'node:fs/promises'
+import type { Command } from 'commander'
 import type { PreheatJobView } from '../seeder/preheat.ts'
-import { type CliIo, formatBytes, httpBase, parseFlags, shortDigest, UsageError } from './io.ts'
+import { type CliIo, formatBytes, httpBase, shortDigest, UsageError } from './io.ts'
+import { type CliContext, type RegisterCommand, runCli } from './program.ts'
 
-export const PREHEAT_USAGE = `usage: shoal preheat --seeder http://HOST:PORT IMAGE [--platform os/arch]... [--agents N]
-                     [--auth-file FILE]
-
-Asks a seeder to pull IMAGE (registry/name:tag, name:tag or name@sha256:…) from the origin into
-the swarm before any node needs it, and follows the job until it is done.
-  --platform os/arch   only these platforms of an index (repeatable; default: all)
-  --agents N           also have N agents prefetch it into their caches
-  --auth-file FILE     origin credentials for this job only: a JSON file
-                       {"username": "…", "password": "…"} or {"token": "…"}
-Exit: 0 done, 1 failed, 2 bad usage.`
+const DESCRIPTION =
+  'Asks a seeder to pull IMAGE from the origin into the swarm before any node needs it, and follows the job until it is done.'
 
 const BAR_WIDTH = 30
 
-/** `shoal preheat`: posts the job, then polls it and draws per-layer progress. Returns the exit code. */
-export async function preheatMain(argv: readonly string[], io: CliIo, opts: { pollMs?: number } = {}): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(`${PREHEAT_USAGE}\n`)
-    return 0
-  }
-  let seeder: string
-  let image: string
-  let platforms: string[]
+const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
+
+/** `shoal preheat --seeder URL IMAGE [--platform os/arch]... [--agents N] [--auth-file FILE]`. */
+export const registerPreheat: RegisterCommand = (program, ctx) => addPreheat(program, ctx, {})
+
+function addPreheat(program: Command, ctx: CliContext, opts: { pollMs?: number }): void {
+  program
+    .command('preheat')
+    .summary('ask a seeder to pull an image into the swarm ahead of time: preheat --seeder URL IMAGE')
+    .description(DESCRIPTION)
+    .argument('<IMAGE>', 'registry/name:tag, name:tag or name@sha256:…')
+    .option('--seeder <URL>', "the seeder's API, http://HOST:PORT (required)")
+    .option('--platform <os/arch>', 'only these platforms of an index (repeatable; default: all)', collect)
+    .option('--agents <N>', 'also have N agents prefetch it into their caches')
+    .option(
+      '--auth-file <FILE>',
+      'origin credentials for this job only: a JSON file {"username": "…", "password": "…"} or {"token": "…"}',
+    )
+    .addHelpText('after', '\nExit: 0 done, 1 failed, 2 bad usage.')
+    .action(
+      async (image: string, flags: { seeder?: string; platform?: string[]; agents?: string; authFile?: string }) => {
+        ctx.exit(await preheat(image, flags, ctx.io, opts))
+      },
+    )
+}
+
+/** `shoal preheat …` run on its own (tests, scripts): the same command, its exit code. */
+export function preheatMain(argv: readonly string[], io: CliIo, opts: { pollMs?: number } = {}): Promise<number> {
+  return runCli(['preheat', ...argv], io, process.env, [(program, ctx) => addPreheat(program, ctx, opts)])
+}
+
+/** Posts the job, then polls it and draws per-layer progress. Returns the exit code. */
+async function preheat(
+  image: string,
+  flags: { seeder?: string; platform?: string[]; agents?: string; authFile?: string },
+  io: CliIo,
+  opts: { pollMs?: number },
+): Promise<number> {
+  if (flags.seeder === undefined) throw new UsageError('give --seeder URL')
+  const seeder = httpBase(flags.seeder, 'seeder')
+  const platforms = flags.platform ?? []
   let agents: number | undefined
-  let credentials: unknown
-  try {
-    const { flags, positionals } = parseFlags(argv, ['seeder', 'platform', 'agents', 'auth-file'])
-    const s = flags.get('seeder')
-    if (s === undefined || s.length !== 1) throw new UsageError('give --seeder URL once')
-    if (positionals.length !== 1) throw new UsageError('give exactly one IMAGE')
-    seeder = httpBase(s[0]!, 'seeder')
-    image = positionals[0]!
-    platforms = flags.get('platform') ?? []
-    const a = flags.get('agents')
-    if (a !== undefined) {
-      agents = Number(a.at(-1))
-      if (!/^\d+$/.test(a.at(-1)!) || !Number.isSafeInteger(agents)) throw new UsageError('--agents: expected a count')
-    }
-    const authFile = flags.get('auth-file')?.at(-1)
-    if (authFile !== undefined) credentials = await readCredentials(authFile)
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    io.stderr.write(`shoal preheat: ${err.message}\n${PREHEAT_USAGE}\n`)
-    return 2
+  if (flags.agents !== undefined) {
+    agents = Number(flags.agents)
+    if (!/^\d+$/.test(flags.agents) || !Number.isSafeInteger(agents)) throw new UsageError('--agents: expected a count')
   }
+  const credentials = flags.authFile === undefined ? undefined : await readCredentials(flags.authFile)
   const f = io.fetch ?? fetch
   const signal = io.signal
   let res: Response

@@ -1,8 +1,18 @@
-import { type CliIo, formatBytes, httpBase, parseFlags, shortDigest, UsageError } from './io.ts'
+import { type CliIo, formatBytes, httpBase, shortDigest, UsageError } from './io.ts'
+import { type RegisterCommand, runCli } from './program.ts'
 
-export const STATUS_USAGE = `usage: shoal status --agent URL | --seeder URL
-
-Prints a node's /status as a summary: peers, cache, bytes by source, current downloads.`
+/** `shoal status --agent URL | --seeder URL`. */
+export const registerStatus: RegisterCommand = (program, ctx) => {
+  program
+    .command('status')
+    .summary("print a node's status: status --agent URL | --seeder URL")
+    .description("Prints a node's /status as a summary: peers, cache, bytes by source, current downloads.")
+    .option('--agent <URL>', "an agent's mirror, http://HOST:PORT")
+    .option('--seeder <URL>', "a seeder's API, http://HOST:PORT")
+    .action(async (flags: { agent?: string; seeder?: string }) => {
+      ctx.exit(await status(flags, ctx.io))
+    })
+}
 
 interface Status {
   role?: unknown
@@ -48,24 +58,16 @@ export function formatStatus(url: string, s: Status): string {
   return `${out.join('\n')}\n`
 }
 
-/** `shoal status`: GET /status of one node and print it. Returns the exit code. */
-export async function statusMain(argv: readonly string[], io: CliIo): Promise<number> {
-  if (argv.includes('--help') || argv.includes('-h')) {
-    io.stdout.write(`${STATUS_USAGE}\n`)
-    return 0
-  }
-  let base: string
-  try {
-    const { flags, positionals } = parseFlags(argv, ['agent', 'seeder'])
-    const urls = [...(flags.get('agent') ?? []), ...(flags.get('seeder') ?? [])]
-    if (urls.length !== 1 || positionals.length > 0)
-      throw new UsageError('give exactly one of --agent URL, --seeder URL')
-    base = httpBase(urls[0]!, flags.has('agent') ? 'agent' : 'seeder')
-  } catch (err) {
-    if (!(err instanceof UsageError)) throw err
-    io.stderr.write(`shoal status: ${err.message}\n${STATUS_USAGE}\n`)
-    return 2
-  }
+/** `shoal status …` run on its own (tests, scripts): the same command, its exit code. */
+export function statusMain(argv: readonly string[], io: CliIo): Promise<number> {
+  return runCli(['status', ...argv], io, process.env, [registerStatus])
+}
+
+/** GET /status of one node and print it. Returns the exit code. */
+async function status(flags: { agent?: string; seeder?: string }, io: CliIo): Promise<number> {
+  if ((flags.agent === undefined) === (flags.seeder === undefined))
+    throw new UsageError('give exactly one of --agent URL, --seeder URL')
+  const base = flags.agent === undefined ? httpBase(flags.seeder!, 'seeder') : httpBase(flags.agent, 'agent')
   try {
     const res = await (io.fetch ?? fetch)(`${base}/status`, io.signal === undefined ? {} : { signal: io.signal })
     if (res.status !== 200) {

@@ -13,6 +13,7 @@ import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
+import type { ConfigSources } from '../shared/config/index.ts'
 import { loadSeederConfig, type SeederConfig } from './config.ts'
 import { notificationRoutes } from './notifications.ts'
 import { rendezvousOwners, seederPrefetchHandler, seedersFromBootstrap } from './owners.ts'
@@ -209,7 +210,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
 }
 
 /** `shoal seeder …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */
-export function seederMain(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+export function seederMain(argv: ConfigSources['argv'], env: NodeJS.ProcessEnv): Promise<number> {
   return runService('seeder', argv, env, loadSeederConfig, (config) => startSeeder(config))
 }
 

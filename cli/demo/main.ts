@@ -13,21 +13,10 @@ import { pullImage } from './pull.ts'
 
 const MiB = 1024 * 1024
 
-interface DemoOptions {
+export interface DemoOptions {
   readonly agents: number
   readonly layers: number
   readonly layerMiB: number
-}
-
-function parseArgs(argv: readonly string[]): DemoOptions {
-  const num = (flag: string, def: number, max: number) => {
-    const i = argv.indexOf(flag)
-    if (i === -1) return def
-    const n = Number(argv[i + 1])
-    if (!Number.isInteger(n) || n < 1 || n > max) throw new Error(`${flag} takes a whole number from 1 to ${max}`)
-    return n
-  }
-  return { agents: num('--agents', 3, 32), layers: num('--layers', 3, 16), layerMiB: num('--layer-mib', 16, 1024) }
 }
 
 /**
@@ -35,8 +24,7 @@ function parseArgs(argv: readonly string[]): DemoOptions {
  * image; one seeder and N agents (real libp2p over TCP, TLS) pull it at once through the agents'
  * /v2/ mirrors, every digest checked; the summary says where each node's bytes came from.
  */
-export async function demoMain(argv: readonly string[], _env: NodeJS.ProcessEnv): Promise<number> {
-  const opts = parseArgs(argv)
+export async function demoMain(opts: DemoOptions): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'shoal-demo-'))
   const say = (line: string) => process.stdout.write(`${line}\n`)
   const log = createLogger({ level: 'error' })

@@ -1,5 +1,10 @@
 export {
+  addConfigOptions,
   ConfigError,
+  configFlags,
+  envName,
+  type ParsedFlags,
+  usageErrorOf,
   type ConfigSources,
   loadConfig,
   type OptionSpec,

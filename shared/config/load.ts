@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util'
+import { Command, CommanderError, Option } from 'commander'
 import { parse as parseYaml } from 'yaml'
 import { parseBytes, parseDuration, parseHostPort } from './units.ts'
 
@@ -26,8 +26,16 @@ export interface OptionSpec {
   readonly max?: number
 }
 
+/** What the command line said, before env, file and defaults are layered under it. */
+export interface ParsedFlags {
+  /** Raw flag values by spec flag name: a string, a list of strings (repeatable), or true. */
+  readonly values: Readonly<Record<string, string | readonly string[] | boolean | undefined>>
+  readonly positionals: readonly string[]
+}
+
 export interface ConfigSources {
-  readonly argv: readonly string[]
+  /** The command line, or flags a `commander` command has already parsed (see `configFlags`). */
+  readonly argv: readonly string[] | ParsedFlags
   readonly env: Readonly<Record<string, string | undefined>>
   /** Reads the config file named by --config / SHOAL_CONFIG. */
   readonly readFile: (path: string) => string
@@ -42,6 +50,85 @@ export interface LoadedConfig<K extends string> {
 
 export const envName = (flag: string): string => `SHOAL_${flag.toUpperCase().replaceAll('-', '_')}`
 
+const PLACEHOLDER: Record<OptionType, string> = {
+  string: 'VALUE',
+  url: 'URL',
+  hostport: 'HOST:PORT',
+  bytes: 'SIZE',
+  rate: 'BYTES/S',
+  duration: 'DURATION',
+  int: 'N',
+  bool: '',
+  list: 'VALUE',
+}
+
+const CONFIG_FLAG = 'config'
+
+/**
+ * Declares every spec as a `commander` option on `cmd` (plus `--config FILE`), so parsing and
+ * `--help` come from one table. No defaults or env are given to commander: `loadConfig` layers
+ * flag > SHOAL_* env > YAML file > default itself, and names the source of a bad value.
+ */
+export function addConfigOptions(cmd: Command, specs: Readonly<Record<string, OptionSpec>>): Command {
+  for (const spec of Object.values(specs)) {
+    const placeholder = spec.type === 'bool' ? '' : ` <${PLACEHOLDER[spec.type]}>`
+    const option = new Option(`--${spec.flag}${placeholder}`, describe(spec))
+    // A repeatable flag collects every value; any other flag keeps the last one.
+    if (spec.type === 'list') option.argParser((v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    cmd.addOption(option)
+  }
+  cmd.addOption(
+    new Option(`--${CONFIG_FLAG} <FILE>`, `YAML file with the same keys as the flags  [${envName(CONFIG_FLAG)}]`),
+  )
+  return cmd
+}
+
+function describe(spec: OptionSpec): string {
+  const d = spec.default
+  const shown =
+    d === undefined || (Array.isArray(d) && d.length === 0) || (spec.type === 'bool' && d === false)
+      ? ''
+      : ` (default ${Array.isArray(d) ? d.join(',') : String(d)})`
+  return `${spec.describe}${shown}  [${envName(spec.flag)}]`
+}
+
+/** The flags a command declared with `addConfigOptions` was given, after commander parsed them. */
+export function configFlags(cmd: Command, specs: Readonly<Record<string, OptionSpec>>): ParsedFlags {
+  const values: Record<string, string | readonly string[] | boolean | undefined> = {}
+  for (const spec of [...Object.values(specs), { flag: CONFIG_FLAG, type: 'string' } as const]) {
+    const option = cmd.options.find((o) => o.long === `--${spec.flag}`)
+    if (option === undefined) continue
+    const key = option.attributeName()
+    if (cmd.getOptionValueSource(key) !== 'cli') continue
+    const value = cmd.getOptionValue(key) as string | string[] | boolean
+    // commander reads `--no-bulk` as "bulk: false"; the spec's flag is `no-bulk`, true when given.
+    values[spec.flag] = option.negate ? value === false : value
+  }
+  return { values, positionals: [...cmd.args] }
+}
+
+/** commander's message as one line naming the flag, for exit code 2. */
+export function usageErrorOf(err: CommanderError): ConfigError {
+  const msg = err.message.replace(/^error: /, '').replaceAll('\n', ' ')
+  const flag = /'(--?[^'\s]+)/.exec(msg)?.[1] ?? 'arguments'
+  return new ConfigError(flag, msg)
+}
+
+function parseArgv(specs: Readonly<Record<string, OptionSpec>>, argv: readonly string[]): ParsedFlags {
+  const cmd = addConfigOptions(new Command(), specs)
+    .helpOption(false)
+    .allowExcessArguments(true)
+    .exitOverride()
+    .configureOutput({ writeOut: () => {}, writeErr: () => {} })
+  try {
+    cmd.parse([...argv], { from: 'user' })
+  } catch (err) {
+    if (err instanceof CommanderError) throw usageErrorOf(err)
+    throw err
+  }
+  return configFlags(cmd, specs)
+}
+
 /**
  * Precedence: flags, then SHOAL_* environment, then the YAML file, then defaults.
  * Unknown flags and unknown top-level YAML keys are errors (a typo must not pass silently).
@@ -54,23 +141,9 @@ export function loadConfig<K extends string>(
   const byFlag = new Map<string, K>()
   for (const key of Object.keys(specs) as K[]) byFlag.set(specs[key].flag, key)
 
-  const parseOptions: Record<string, { type: 'string' | 'boolean'; multiple?: boolean }> = {
-    config: { type: 'string' },
-  }
-  for (const key of Object.keys(specs) as K[]) {
-    const s = specs[key]
-    parseOptions[s.flag] = s.type === 'bool' ? { type: 'boolean' } : { type: 'string', multiple: s.type === 'list' }
-  }
-  let parsed: ReturnType<typeof parseArgs>
-  try {
-    parsed = parseArgs({ args: [...sources.argv], options: parseOptions, allowPositionals: true, strict: true })
-  } catch (err) {
-    const msg = err instanceof Error ? err.message.split('\n')[0]! : String(err)
-    const flag = /'(--?[^']+)'/.exec(msg)?.[1] ?? 'arguments'
-    throw new ConfigError(flag, msg.replace(/\. To specify .*$/, ''))
-  }
+  const parsed = isParsed(sources.argv) ? sources.argv : parseArgv(specs, sources.argv)
 
-  const configPath = (parsed.values['config'] as string | undefined) ?? sources.env['SHOAL_CONFIG']
+  const configPath = (parsed.values[CONFIG_FLAG] as string | undefined) ?? sources.env['SHOAL_CONFIG']
   let file: Record<string, unknown> = {}
   if (configPath !== undefined && configPath !== '') {
     let text: string
@@ -118,6 +191,10 @@ export function loadConfig<K extends string>(
     values[key] = coerce(spec, raw, where)
   }
   return { values: Object.freeze(values), file: Object.freeze(file), positionals: parsed.positionals }
+}
+
+function isParsed(argv: ConfigSources['argv']): argv is ParsedFlags {
+  return !Array.isArray(argv)
 }
 
 function coerce(spec: OptionSpec, raw: unknown, where: string): OptionValue {

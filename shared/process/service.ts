@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs'
-import { ConfigError, type ConfigSources } from '../config/index.ts'
+import type { ConfigSources } from '../config/index.ts'
 import { waitForSignal } from './signals.ts'
 
 export interface RunningService {
@@ -9,26 +9,18 @@ export interface RunningService {
 }
 
 /**
- * The life of `shoal agent` / `shoal seeder`: a bad config is one line and exit 2; the signal
+ * The life of `shoal agent` / `shoal seeder`: a bad config throws `ConfigError` (the CLI exits 2); the signal
  * handler is in place before start-up, so a SIGTERM at any time drains and exits 0.
  */
 export async function runService<C>(
   name: string,
-  argv: readonly string[],
+  argv: ConfigSources['argv'],
   env: NodeJS.ProcessEnv,
   load: (sources: ConfigSources) => C,
   start: (config: C) => Promise<RunningService>,
 ): Promise<number> {
-  let config: C
-  try {
-    config = load({ argv, env, readFile: (p) => readFileSync(p, 'utf8') })
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      process.stderr.write(`shoal ${name}: ${err.message}\n`)
-      return 2
-    }
-    throw err
-  }
+  // A bad config throws `ConfigError` before anything starts; the CLI prints it as one line, exit 2.
+  const config = load({ argv, env, readFile: (p) => readFileSync(p, 'utf8') })
   const signalled = waitForSignal()
   const service = await start(config)
   if (service.peerId !== undefined) {
