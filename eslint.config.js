@@ -24,22 +24,41 @@ export default tseslint.config(
     },
   },
   {
-    // agent/ and seeder/ never import each other; shared/ imports neither; nothing in the product imports bench/.
+    // agent/ and seeder/ never import each other; shared/ imports neither; nothing in the product imports
+    // bench/, test/ or harness/ (test/imports.test.ts checks the same, dynamic imports included).
     files: ['shared/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: ['**/agent/**', '**/seeder/**', '**/cli/**', '**/bench/**'] }],
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/agent/**', '**/seeder/**', '**/cli/**', '**/bench/**', '**/test/**', '**/harness/**'] },
+      ],
     },
   },
   {
     files: ['agent/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/seeder/**', '**/cli/**', '**/bench/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/seeder/**', '**/cli/**', '**/bench/**', '**/test/**', '**/harness/**'] },
+      ],
+    },
   },
   {
     files: ['seeder/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/agent/**', '**/cli/**', '**/bench/**'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['**/agent/**', '**/cli/**', '**/bench/**', '**/test/**', '**/harness/**'] },
+      ],
+    },
   },
   {
     files: ['cli/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['**/bench/**'] }] },
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/bench/**', '**/test/**', '**/harness/**'] }] },
+  },
+  {
+    // What bench and the tests both need lives in harness/ (or shared/), never in test/.
+    files: ['bench/**/*.ts', 'harness/**/*.ts'],
+    rules: { 'no-restricted-imports': ['error', { patterns: ['**/test/**'] }] },
   },
 )

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
 import { DEFAULT_MANIFEST_ACCEPT } from '../shared/oci/index.ts'
 import type { Upstream } from '../shared/origin/index.ts'
 import { OriginStatusError, OriginUnavailableError } from './errors.ts'
@@ -12,7 +13,22 @@ export interface AuthorizerOptions {
   /** Registries whose content anyone may read: no check. */
   readonly isPublic: (registry: string) => boolean
   readonly now?: () => number
+  /** Cap on cached (registry, repository, credential) grants; default MAX_AUTH_GRANTS. */
+  readonly maxGrants?: number
+  /** Cap on cached (registry, repository, digest) memberships; default MAX_AUTH_MEMBERS. */
+  readonly maxMembers?: number
 }
+
+/**
+ * Clients rotate their tokens (every pull, every hour), and each new token is a new grant key: without a
+ * cap the cache grows with traffic. An entry lives as long as `--stale-auth-ttl` (or `--auth-ttl`, if
+ * longer) may still need it, so no grant is dropped for age while the origin is down; the cap only bites
+ * when more distinct credentials were granted within that window than it holds. Past the cap the least
+ * recently used grant goes first: its client is asked again at the origin (one HEAD), or refused while
+ * the origin is down. 16,384 grants and 65,536 digests are a few MiB of keys at most.
+ */
+export const MAX_AUTH_GRANTS = 16_384
+export const MAX_AUTH_MEMBERS = 65_536
 
 export type ContentKind = 'blobs' | 'manifests'
 
@@ -24,13 +40,31 @@ export type ContentKind = 'blobs' | 'manifests'
  */
 export class Authorizer {
   readonly #o: AuthorizerOptions
-  readonly #grants = new Map<string, number>()
-  readonly #members = new Map<string, number>()
+  /** When each credential was last granted each repository, by the origin. */
+  readonly #grants: LRUCache<string, number>
+  /** When the origin last confirmed each digest in each repository. */
+  readonly #members: LRUCache<string, number>
   readonly #now: () => number
 
   constructor(opts: AuthorizerOptions) {
     this.#o = opts
     this.#now = opts.now ?? Date.now
+    // Freshness is judged by the stored time; the cache's own TTL only drops what no rule can use any more.
+    const lifeMs = Math.max(opts.ttlMs, opts.staleTtlMs)
+    const cache = (max: number) =>
+      new LRUCache<string, number>({
+        max,
+        ...(lifeMs > 0 ? { ttl: lifeMs } : {}),
+        ttlResolution: 0,
+        perf: { now: this.#now },
+      })
+    this.#grants = cache(opts.maxGrants ?? MAX_AUTH_GRANTS)
+    this.#members = cache(opts.maxMembers ?? MAX_AUTH_MEMBERS)
+  }
+
+  /** Cached grants and memberships (each at most its cap). */
+  get size(): { readonly grants: number; readonly members: number } {
+    return { grants: this.#grants.size, members: this.#members.size }
   }
 
   /** Records a successful origin read made with this credential (e.g. the GET that started a download). */
@@ -84,8 +118,8 @@ export class Authorizer {
     throw await statusError(res)
   }
 
-  #fresh(map: Map<string, number>, key: string, ttl: number): boolean {
-    const at = map.get(key)
+  #fresh(cache: LRUCache<string, number>, key: string, ttl: number): boolean {
+    const at = cache.get(key)
     return at !== undefined && this.#now() - at <= ttl
   }
 }

@@ -25,6 +25,7 @@ import { Retention } from './retention.ts'
 import { Puller } from './puller.ts'
 import { PeerHints } from './peer-hints.ts'
 import { SuperSeeder } from './super-seeder.ts'
+import { API_AJV_OPTIONS } from './schemas.ts'
 
 export interface RunningSeeder {
   readonly peerId: string
@@ -171,6 +172,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   const seederIds = new Set(seedersFromBootstrap(config.bootstrap).map((s) => s.id))
   const api = Fastify({
     loggerInstance: log.child({ component: 'api' }),
+    ajv: API_AJV_OPTIONS,
     ...(config.apiTls === undefined
       ? {}
       : { https: { cert: await readFile(config.apiTls.certFile), key: await readFile(config.apiTls.keyFile) } }),

@@ -1,8 +1,10 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyPluginAsync } from 'fastify'
+import { LRUCache } from 'lru-cache'
 import { isDigest, isRepositoryName, MANIFEST_MEDIA_TYPES } from '../shared/oci/index.ts'
 import type { Logger } from '../shared/log/index.ts'
 import { InvalidPreheatRequestError } from './preheat.ts'
+import { NOTIFICATION_BODY_SCHEMA, type NotificationBody, schemaErrorReason } from './schemas.ts'
 
 export const REGISTRY_EVENTS_MEDIA_TYPE = 'application/vnd.docker.distribution.events.v1+json'
 /** The registry batches events into one envelope: room for many, still bounded. */
@@ -24,31 +26,23 @@ export interface ManifestPush {
 }
 
 /**
- * Reads a distribution-registry envelope (`{ events: [...] }`) or a Harbor `PUSH_ARTIFACT` payload.
- * Returns manifest pushes plus how many events were not ones (pulls, blob pushes, deletes...).
+ * Reads a distribution-registry envelope (`{ events: [...] }`) or a Harbor `PUSH_ARTIFACT` payload whose
+ * shape `NOTIFICATION_BODY_SCHEMA` has checked. Returns manifest pushes plus how many events were not
+ * ones (pulls, blob pushes, deletes...); a pushed manifest's digest and repository must parse.
  */
-export function parseNotification(body: unknown): { pushes: ManifestPush[]; ignored: number } {
-  if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw new MalformedNotificationError('expected a JSON object')
-  const b = body as { events?: unknown; type?: unknown; event_data?: unknown }
-  if (b.events !== undefined) return parseDistribution(b.events)
-  if (typeof b.type === 'string' && b.event_data !== undefined) return parseHarbor(b.type, b.event_data)
-  throw new MalformedNotificationError('expected { events: [...] } or a Harbor webhook payload')
+export function parseNotification(body: NotificationBody): { pushes: ManifestPush[]; ignored: number } {
+  if ('events' in body) return parseDistribution(body.events)
+  return parseHarbor(body.type, body.event_data)
 }
 
-function parseDistribution(events: unknown): { pushes: ManifestPush[]; ignored: number } {
-  if (!Array.isArray(events)) throw new MalformedNotificationError('events: expected an array')
+function parseDistribution(events: Extract<NotificationBody, { events: unknown }>['events']): {
+  pushes: ManifestPush[]
+  ignored: number
+} {
   const pushes: ManifestPush[] = []
   let ignored = 0
-  for (const [i, e] of events.entries()) {
-    if (typeof e !== 'object' || e === null) throw new MalformedNotificationError(`events[${i}]: expected an object`)
-    const ev = e as { action?: unknown; target?: unknown; request?: unknown }
-    if (typeof ev.action !== 'string') throw new MalformedNotificationError(`events[${i}].action: expected a string`)
-    if (typeof ev.target !== 'object' || ev.target === null)
-      throw new MalformedNotificationError(`events[${i}].target: expected an object`)
-    const t = ev.target as { mediaType?: unknown; digest?: unknown; repository?: unknown }
-    if (ev.action === 'push' && typeof t.mediaType !== 'string')
-      throw new MalformedNotificationError(`events[${i}].target.mediaType: expected a string`)
+  for (const [i, ev] of events.entries()) {
+    const t = ev.target
     if (ev.action !== 'push' || !MANIFEST_MEDIA_TYPES.includes(t.mediaType as string)) {
       ignored++
       continue
@@ -63,16 +57,17 @@ function parseDistribution(events: unknown): { pushes: ManifestPush[]; ignored: 
   return { pushes, ignored }
 }
 
-function parseHarbor(type: string, data: unknown): { pushes: ManifestPush[]; ignored: number } {
+function parseHarbor(
+  type: string,
+  data: Extract<NotificationBody, { type: unknown }>['event_data'],
+): { pushes: ManifestPush[]; ignored: number } {
   if (type !== 'PUSH_ARTIFACT') return { pushes: [], ignored: 1 }
-  const d = data as { resources?: unknown; repository?: { repo_full_name?: unknown } } | null
-  const repository = d?.repository?.repo_full_name
+  const repository = data.repository?.repo_full_name
   if (typeof repository !== 'string' || !isRepositoryName(repository))
     throw new MalformedNotificationError('event_data.repository.repo_full_name: expected a repository name')
-  if (!Array.isArray(d?.resources)) throw new MalformedNotificationError('event_data.resources: expected an array')
   const pushes: ManifestPush[] = []
-  for (const [i, r] of d.resources.entries()) {
-    const digest = (r as { digest?: unknown } | null)?.digest
+  for (const [i, r] of (data.resources ?? []).entries()) {
+    const digest = r.digest
     if (typeof digest !== 'string' || !isDigest(digest))
       throw new MalformedNotificationError(`event_data.resources[${i}].digest: expected a digest`)
     pushes.push({ repository, digest })
@@ -118,7 +113,14 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
   const expected = digestOfToken(init.token)
   const matches = repositoryMatcher(init.repositories)
   const now = init.now ?? Date.now
-  const seen = new Map<string, number>()
+  // Manifest pushes already preheated: each is dropped as a repeat for NOTIFICATION_DEDUP_MS; a flood of
+  // distinct pushes pushes the least recent out first.
+  const seen = new LRUCache<string, true>({
+    max: DEDUP_MAX_ENTRIES,
+    ttl: NOTIFICATION_DEDUP_MS,
+    ttlResolution: 0,
+    perf: { now },
+  })
   return async (app) => {
     // Refuse unauthenticated callers before their body is read.
     app.addHook('onRequest', async (req, reply) => {
@@ -138,7 +140,14 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
         }
       },
     )
-    app.post('/api/v1/notifications', { bodyLimit: NOTIFICATION_BODY_LIMIT_BYTES }, async (req, reply) => {
+    const options = {
+      bodyLimit: NOTIFICATION_BODY_LIMIT_BYTES,
+      schema: { body: NOTIFICATION_BODY_SCHEMA },
+      attachValidation: true,
+    }
+    app.post<{ Body: NotificationBody }>('/api/v1/notifications', options, async (req, reply) => {
+      if (req.validationError !== undefined)
+        return reply.code(400).send({ error: schemaErrorReason(req.validationError.validation) })
       let parsed: { pushes: ManifestPush[]; ignored: number }
       try {
         parsed = parseNotification(req.body)
@@ -146,8 +155,6 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
         if (err instanceof MalformedNotificationError) return reply.code(400).send({ error: err.message })
         throw err
       }
-      const t = now()
-      for (const [k, at] of seen) if (t - at > NOTIFICATION_DEDUP_MS || seen.size > DEDUP_MAX_ENTRIES) seen.delete(k)
       let accepted = 0
       let duplicates = 0
       let ignored = parsed.ignored
@@ -164,7 +171,7 @@ export function notificationRoutes(init: NotificationRoutesInit): FastifyPluginA
         }
         try {
           init.preheat(image)
-          seen.set(image, t)
+          seen.set(image, true)
           accepted++
         } catch (err) {
           if (!(err instanceof InvalidPreheatRequestError)) throw err

@@ -1,10 +1,19 @@
 import type { PeerId } from '@libp2p/interface'
+import { LRUCache } from 'lru-cache'
 import type { Digest } from '../shared/oci/index.ts'
 import type { P2PNode } from '../shared/p2p/index.ts'
 import { MAX_HAVE_PEERS } from '../shared/swarm/protocol/index.ts'
 
 /** A peer that asked about a blob this long ago is no longer offered as a hint. */
 const HINT_TTL_MS = 60_000
+/**
+ * Every agent that asks is remembered, so the maps are bounded: blobs asked about within HINT_TTL_MS (the
+ * least recently asked go first), askers kept per blob (the oldest go first: they are the least useful hint),
+ * and peers whose addresses are known (least recently used first; an evicted one is looked up again).
+ */
+export const MAX_HINTED_BLOBS = 4096
+export const MAX_ASKERS_PER_BLOB = 1024
+export const MAX_HINTED_PEERS = 16_384
 
 /**
  * The seeder as tracker: every agent fetching a blob asks the seeder about it, so the seeder can
@@ -13,23 +22,32 @@ const HINT_TTL_MS = 60_000
  */
 export class PeerHints {
   readonly #node: P2PNode
-  readonly #askers = new Map<Digest, Map<string, number>>()
-  readonly #addrs = new Map<string, readonly string[]>()
+  readonly #askers: LRUCache<Digest, Map<string, number>>
+  readonly #addrs = new LRUCache<string, readonly string[]>({ max: MAX_HINTED_PEERS })
   readonly #now: () => number
 
   constructor(node: P2PNode, now: () => number = Date.now) {
     this.#node = node
     this.#now = now
+    this.#askers = new LRUCache({ max: MAX_HINTED_BLOBS, ttl: HINT_TTL_MS, ttlResolution: 0, perf: { now } })
+  }
+
+  /** Blobs with recent askers, and peers whose addresses are held (each at most its cap). */
+  get size(): { readonly blobs: number; readonly peers: number; readonly askers: number } {
+    let askers = 0
+    for (const m of this.#askers.values()) askers = Math.max(askers, m.size)
+    return { blobs: this.#askers.size, peers: this.#addrs.size, askers }
   }
 
   note(digest: Digest, peer: PeerId): void {
     const id = peer.toString()
-    let m = this.#askers.get(digest)
-    if (m === undefined) {
-      m = new Map()
-      this.#askers.set(digest, m)
-    }
+    const m = this.#askers.get(digest) ?? new Map<string, number>()
+    // Re-inserted so the Map's order stays oldest ask first.
+    m.delete(id)
     m.set(id, this.#now())
+    if (m.size > MAX_ASKERS_PER_BLOB) m.delete(m.keys().next().value!)
+    // Set again: the blob's hints live HINT_TTL_MS after its latest ask.
+    this.#askers.set(digest, m)
     if (!this.#addrs.has(id)) {
       this.#addrs.set(id, [])
       void this.#node.peerStore

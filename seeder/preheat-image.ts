@@ -10,6 +10,7 @@ import {
   parseDigest,
 } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
+import type { PreheatCredentials } from './schemas.ts'
 
 /** An image reference split into its parts; `registry` is undefined for the default origin. */
 export interface ImageReference {
@@ -67,38 +68,14 @@ export function parseImageReference(value: string): ImageReference {
   return { registry, name, reference }
 }
 
-export function parsePlatforms(value: unknown): string[] {
-  if (value === undefined) return []
-  if (!Array.isArray(value) || value.length > 64) throw new InvalidPreheatRequestError('platforms: expected an array')
-  const out: string[] = []
-  for (const p of value) {
-    if (typeof p !== 'string' || !/^[a-z0-9._-]+\/[a-z0-9._-]+(\/[a-z0-9._-]+)?$/i.test(p))
-      throw new InvalidPreheatRequestError('platforms: expected os/arch[/variant] strings')
-    out.push(p.toLowerCase())
-  }
-  return [...new Set(out)].sort()
+/** Platforms as a job key compares them: lower case, each once, sorted (their shape is the request schema's). */
+export function normalizePlatforms(platforms: readonly string[]): string[] {
+  return [...new Set(platforms.map((p) => p.toLowerCase()))].sort()
 }
 
-const MAX_CREDENTIAL_CHARS = 4096
-
-/**
- * `{ username, password }` or `{ token }` → the Authorization header the origin fetches of one job send.
- * The error messages never quote the values.
- */
-export function parseCredentials(value: unknown): string | undefined {
-  if (value === undefined) return undefined
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new InvalidPreheatRequestError('credentials: expected { username, password } or { token }')
-  const c = value as { username?: unknown; password?: unknown; token?: unknown }
-  const ok = (s: unknown): s is string =>
-    typeof s === 'string' && s.length > 0 && s.length <= MAX_CREDENTIAL_CHARS && !/[\r\n]/.test(s)
-  if (c.token !== undefined) {
-    if (c.username !== undefined || c.password !== undefined || !ok(c.token) || /\s/.test(c.token))
-      throw new InvalidPreheatRequestError('credentials: token must be one non-empty word, alone')
-    return `Bearer ${c.token}`
-  }
-  if (!ok(c.username) || c.username.includes(':') || !ok(c.password))
-    throw new InvalidPreheatRequestError('credentials: username (without ":") and password must be non-empty strings')
+/** `{ username, password }` or `{ token }` (checked by the request schema) → the Authorization header of one job. */
+export function authorizationOf(c: PreheatCredentials): string {
+  if ('token' in c) return `Bearer ${c.token}`
   return `Basic ${Buffer.from(`${c.username}:${c.password}`, 'utf8').toString('base64')}`
 }
 

@@ -5,13 +5,20 @@ import { isDigest } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
 import type { Logger } from '../shared/log/index.ts'
 import {
+  authorizationOf,
   checkBlobReadable,
   InvalidPreheatRequestError,
-  parseCredentials,
+  normalizePlatforms,
   parseImageReference,
-  parsePlatforms,
   resolveImageBlobs,
 } from './preheat-image.ts'
+import {
+  MAX_PREFETCH_AGENTS,
+  PREHEAT_BODY_SCHEMA,
+  type PreheatCredentials,
+  type PreheatRequest,
+  schemaErrorReason,
+} from './schemas.ts'
 
 export {
   type ImageReference,
@@ -106,12 +113,7 @@ export interface PreheaterInit {
   readonly keepFinished?: number
 }
 
-export interface PreheatRequest {
-  readonly image?: unknown
-  readonly platforms?: unknown
-  readonly credentials?: unknown
-  readonly scope?: unknown
-}
+export { MAX_PREFETCH_AGENTS, type PreheatCredentials, type PreheatRequest } from './schemas.ts'
 
 interface Job {
   readonly id: string
@@ -130,20 +132,8 @@ interface Job {
 
 const DEFAULT_CONCURRENCY = 4
 const DEFAULT_KEEP_FINISHED = 1000
-export const MAX_PREFETCH_AGENTS = 1000
 // Job keys name a credential without holding it; the salt makes the hash useless outside this process.
 const KEY_SALT = randomBytes(16)
-
-function parseScope(value: unknown): number {
-  if (value === undefined) return 0
-  const s = value as { agents?: unknown } | null
-  if (typeof s !== 'object' || s === null || Array.isArray(s))
-    throw new InvalidPreheatRequestError('scope: expected { agents }')
-  const n = s.agents ?? 0
-  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0 || n > MAX_PREFETCH_AGENTS)
-    throw new InvalidPreheatRequestError(`scope.agents: expected an integer 0..${MAX_PREFETCH_AGENTS}`)
-  return n
-}
 
 /**
  * Preheat jobs: resolve an image at the origin and pull its config and layers into the seeders
@@ -169,18 +159,19 @@ export class Preheater {
 
   /** Queues a preheat (or returns the queued/running one for the same image, platforms, scope and credentials). */
   submit(
-    image: unknown,
-    platforms?: unknown,
-    opts: { credentials?: unknown; scope?: unknown } = {},
+    image: string,
+    platforms: readonly string[] = [],
+    opts: { credentials?: PreheatCredentials; scope?: { agents?: number } } = {},
   ): {
     id: string
     merged: boolean
   } {
-    if (typeof image !== 'string') throw new InvalidPreheatRequestError('image: expected a string')
     const ref = parseImageReference(image)
-    const wanted = parsePlatforms(platforms)
-    const authorization = parseCredentials(opts.credentials)
-    const agents = parseScope(opts.scope)
+    const wanted = normalizePlatforms(platforms)
+    const authorization = opts.credentials === undefined ? undefined : authorizationOf(opts.credentials)
+    const agents = opts.scope?.agents ?? 0
+    if (!Number.isSafeInteger(agents) || agents < 0 || agents > MAX_PREFETCH_AGENTS)
+      throw new InvalidPreheatRequestError(`scope.agents: expected an integer 0..${MAX_PREFETCH_AGENTS}`)
     if (agents > 0 && this.#i.prefetch === undefined)
       throw new InvalidPreheatRequestError('scope.agents: this seeder cannot ask agents to prefetch')
     const registry = ref.registry ?? this.#i.defaultRegistry
@@ -331,7 +322,8 @@ export const PREHEAT_BODY_LIMIT_BYTES = 64 * 1024
 
 /**
  * `POST /api/v1/preheat` and `GET /api/v1/preheat/:id` on the seeder's API. `guard` (the bearer token check)
- * runs before either: a preheat pins content and fills the quota, and a job names its image.
+ * runs before either: a preheat pins content and fills the quota, and a job names its image. The body's shape
+ * is `PREHEAT_BODY_SCHEMA`, checked by Fastify; a body that fails it is 400 `{ error }` naming the field.
  */
 export function preheatRoutes(
   preheater: Preheater,
@@ -339,10 +331,15 @@ export function preheatRoutes(
 ): FastifyPluginAsync {
   return async (api) => {
     if (guard !== undefined) api.addHook('onRequest', guard)
-    api.post('/api/v1/preheat', { bodyLimit: PREHEAT_BODY_LIMIT_BYTES }, async (req, reply) => {
-      const body = req.body as PreheatRequest | null | undefined
-      if (typeof body !== 'object' || body === null || Array.isArray(body))
-        return reply.code(400).send({ error: 'expected a JSON object { image, platforms?, credentials?, scope? }' })
+    const options = {
+      bodyLimit: PREHEAT_BODY_LIMIT_BYTES,
+      schema: { body: PREHEAT_BODY_SCHEMA },
+      attachValidation: true,
+    }
+    api.post<{ Body: PreheatRequest }>('/api/v1/preheat', options, async (req, reply) => {
+      if (req.validationError !== undefined)
+        return reply.code(400).send({ error: schemaErrorReason(req.validationError.validation) })
+      const body = req.body
       try {
         const { id, merged } = preheater.submit(body.image, body.platforms, {
           credentials: body.credentials,

@@ -31,7 +31,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from '../../test/e2e/harness/index.ts'
+} from '../../harness/e2e/index.ts'
 import { load1, machineInfo, mbPerS, median, memoryBytes, mib, type Transfer, timedGet } from './proc.ts'
 
 const MiB = 1024 * 1024

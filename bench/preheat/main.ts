@@ -29,7 +29,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from '../../test/e2e/harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 const MiB = 1024 * 1024
 const TOKEN = 'bench-preheat-token'

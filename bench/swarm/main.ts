@@ -19,10 +19,10 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/index.ts'
 import { bytesBySource } from '../../shared/metrics/index.ts'
 import { Digester, DigestMismatchError } from '../../shared/oci/index.ts'
-import { type Fleet, startFleet } from '../../test/swarm/fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 import type { ReaderCommand, ReaderMode, ReaderReply } from './reader.ts'
 
 const MiB = 1024 * 1024

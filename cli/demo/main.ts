@@ -5,11 +5,9 @@ import { loadAgentConfig } from '../../agent/config.ts'
 import { type RunningAgent, startAgent } from '../../agent/main.ts'
 import { createLogger } from '../../shared/log/index.ts'
 import { bytesBySource } from '../../shared/metrics/index.ts'
-import { generateSampleImage } from '../../shared/sample/index.ts'
+import { generateSampleImage, pullImage, startDemoOrigin } from '../../shared/sample/index.ts'
 import { loadSeederConfig } from '../../seeder/config.ts'
 import { startSeeder } from '../../seeder/main.ts'
-import { startDemoOrigin } from './origin.ts'
-import { pullImage } from './pull.ts'
 
 const MiB = 1024 * 1024
 

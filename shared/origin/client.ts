@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream'
+import { LRUCache } from 'lru-cache'
 import { Agent, type Dispatcher } from 'undici'
 import {
   DEFAULT_BODY_TIMEOUT_MS,
@@ -114,7 +115,8 @@ export class OriginClient {
   readonly #transport: Transport
   readonly #ownAgent: Agent | undefined
   readonly #tokens: TokenCache
-  readonly #known = new Map<string, KnownAuth>()
+  /** Each registry's auth scheme, learnt once; clients name registries (`?ns=`), so the least recently used go first. */
+  readonly #known = new LRUCache<string, KnownAuth>({ max: MAX_KNOWN_REGISTRIES })
   readonly #onBytes: ((n: number) => void) | undefined
 
   constructor(opts: OriginClientOptions = {}) {
@@ -270,9 +272,7 @@ export class OriginClient {
       known = { scheme: 'basic' }
     }
     if (known === undefined) return undefined
-    this.#known.delete(upstream.registry)
     this.#known.set(upstream.registry, known)
-    if (this.#known.size > MAX_KNOWN_REGISTRIES) this.#known.delete(this.#known.keys().next().value!)
     return known
   }
 

@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache'
 import { MAX_CACHED_TOKENS, TOKEN_EXPIRY_MARGIN_MS } from './constants.ts'
 
 export interface CachedToken {
@@ -8,17 +9,23 @@ export interface CachedToken {
 /**
  * Bearer tokens by (registry, scope, credential identity). The identity is a keyed hash of the
  * credential that obtained the token, so a token is only ever reused for the same credential.
- * Concurrent misses for one key share a single fetch.
+ * Concurrent misses for one key share a single fetch. Bounded: every client credential that passes
+ * through the agent is an identity, and clients rotate theirs; past `maxEntries` the least recently
+ * used token goes first (its next request fetches a new one), and each leaves at its own expiry.
  */
 export class TokenCache {
-  readonly #tokens = new Map<string, CachedToken>()
+  readonly #tokens: LRUCache<string, CachedToken>
+  /** Only fetches under way: each leaves when it settles. */
   readonly #inflight = new Map<string, Promise<unknown>>()
   readonly #now: () => number
-  readonly #max: number
 
   constructor(opts: { now?: () => number; maxEntries?: number } = {}) {
     this.#now = opts.now ?? Date.now
-    this.#max = opts.maxEntries ?? MAX_CACHED_TOKENS
+    this.#tokens = new LRUCache({
+      max: opts.maxEntries ?? MAX_CACHED_TOKENS,
+      ttlResolution: 0,
+      perf: { now: this.#now },
+    })
   }
 
   static key(registry: string, scope: string, identity: string): string {
@@ -42,11 +49,11 @@ export class TokenCache {
   /** Caches a token for `expiresInS` seconds less a safety margin (at most half its life). */
   set(key: string, token: string, expiresInS: number): CachedToken {
     const lifeMs = expiresInS * 1000
-    const entry = { token, expiresAt: this.#now() + lifeMs - Math.min(TOKEN_EXPIRY_MARGIN_MS, lifeMs / 2) }
-    this.#tokens.delete(key)
-    this.#tokens.set(key, entry)
-    // Map order is insertion order: the first key is the least recently stored.
-    while (this.#tokens.size > this.#max) this.#tokens.delete(this.#tokens.keys().next().value!)
+    const ttlMs = lifeMs - Math.min(TOKEN_EXPIRY_MARGIN_MS, lifeMs / 2)
+    const entry = { token, expiresAt: this.#now() + ttlMs }
+    // A TTL of 0 means "forever" to the cache: a token with no life left is not stored at all.
+    if (ttlMs > 0) this.#tokens.set(key, entry, { ttl: Math.ceil(ttlMs) })
+    else this.#tokens.delete(key)
     return entry
   }
 

@@ -61,3 +61,5 @@ export interface PushSampleImageOptions {
 export { SampleOptionsError, SamplePushError } from './errors.ts'
 export { generateSampleImage, hostPlatform, parsePlatform } from './generate.ts'
 export { pushSampleImage } from './push.ts'
+export { type DemoOrigin, type DemoOriginOptions, type DemoOriginStats, startDemoOrigin } from './origin.ts'
+export { type PullResult, pullImage } from './pull.ts'

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../../agent/config.ts'
 import { type RunningAgent, startAgent } from '../../agent/main.ts'
-import { type DemoOrigin, startDemoOrigin } from '../../cli/demo/origin.ts'
+import { type DemoOrigin, startDemoOrigin } from '../../shared/sample/origin.ts'
 import { createLogger } from '../../shared/log/index.ts'
 import { generateSampleImage, type SampleImage } from '../../shared/sample/index.ts'
 

@@ -15,7 +15,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 const alice = { username: 'alice', password: 'alice-secret-1' }
 const wrong = { username: 'alice', password: 'not-her-password' }

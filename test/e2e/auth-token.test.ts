@@ -18,7 +18,7 @@ import {
   type TokenServer,
   tempDir,
   writeHostsToml,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 const pusher = { username: 'ci', password: 'ci-secret-1' }
 const alice = { username: 'alice', password: 'alice-secret-1' }

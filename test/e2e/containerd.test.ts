@@ -12,7 +12,7 @@ import {
   startRegistry,
   tempDir,
   writeHostsToml,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 // containerd through a hosts.toml mirror: HEAD manifest by tag, GET manifests by digest, GET blobs,
 // each with `?ns=<registry the reference names>`, and no `GET /v2/` first. The hosts.toml `server`

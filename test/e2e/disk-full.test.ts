@@ -23,7 +23,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 const MiB = 1024 * 1024
 const DISK = '64m'

@@ -8,7 +8,7 @@ import {
   type Registry,
   startAgent,
   startRegistry,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 const MiB = 1024 * 1024
 const LAYER_BYTES = 256 * MiB

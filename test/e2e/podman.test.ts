@@ -14,7 +14,7 @@ import {
   startRegistry,
   tempDir,
   writeRegistriesConf,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 // podman (containers/image) sends no ?ns= to a mirror, so the agent serves it from its default
 // origin. The registries.conf `location` is a closed port: only the mirror can make the pull work.

@@ -16,7 +16,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 const TOKEN = 'e2e-webhook-token'
 const OTHER = hostPlatform() === 'linux/arm64' ? 'linux/amd64' : 'linux/arm64'

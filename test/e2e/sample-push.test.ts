@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { startDemoOrigin } from '../../cli/demo/origin.ts'
+import { startDemoOrigin } from '../../shared/sample/origin.ts'
 import { DEFAULT_MANIFEST_ACCEPT, digestOf } from '../../shared/oci/index.ts'
 import { generateSampleImage, hostPlatform, pushSampleImage, type SampleImage } from '../../shared/sample/index.ts'
-import { freePort } from './harness/process.ts'
+import { freePort } from '../../harness/e2e/process.ts'
 
 const run = promisify(execFile)
 const USER = 'shoal'

@@ -14,7 +14,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 // skopeo (containers/image) is the client here: it pings /v2/, GETs the manifest by tag, then blobs.
 describe('skopeo through the agent', () => {

@@ -13,7 +13,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 describe('origin down', () => {
   const cleanup = new Cleanup()

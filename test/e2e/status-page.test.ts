@@ -14,7 +14,7 @@ import {
   startAgent,
   startRegistry,
   tempDir,
-} from './harness/index.ts'
+} from '../../harness/e2e/index.ts'
 
 /** Debian's chromium (test/e2e/setup.sh installs it); playwright-core drives it, no browser is downloaded. */
 const CHROMIUM = process.env['SHOAL_E2E_CHROMIUM'] ?? '/usr/bin/chromium'

@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { type DemoOrigin, startDemoOrigin } from '../../cli/demo/origin.ts'
+import { type DemoOrigin, startDemoOrigin } from '../../shared/sample/origin.ts'
 import { createLogger, type Logger } from '../../shared/log/index.ts'
 import { generateSampleImage, type SampleImage } from '../../shared/sample/index.ts'
 import { loadSeederConfig } from '../../seeder/config.ts'

@@ -5,13 +5,13 @@
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/pull.ts'
 import { Bitfield, chunkCount } from '../../shared/chunks/index.ts'
 import type { Metrics } from '../../shared/metrics/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
 import { createBulkCredentials } from '../../shared/swarm/bulk/index.ts'
 import { ChunkServer, type ChunkSource } from '../../shared/swarm/protocol/index.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 import { CHUNK, expectCachedIntact, fromFile, rejected, startHostileNode } from './hostile-node.ts'
 
 const cleanups: (() => Promise<void>)[] = []

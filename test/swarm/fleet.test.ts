@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/pull.ts'
 import { bytesBySource } from '../../shared/metrics/index.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
 let fleet: Fleet | undefined
 afterEach(async () => {

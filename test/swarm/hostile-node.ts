@@ -37,7 +37,7 @@ import {
   type Response,
 } from '../../shared/swarm/protocol/index.ts'
 import { FrameStream } from '../../shared/swarm/protocol/framing.ts'
-import type { Fleet } from './fleet-harness.ts'
+import type { Fleet } from '../../harness/fleet.ts'
 
 /** Chunk size the fleets of the hostile tests are cut with (the fleet harness default). */
 export const CHUNK = 256 * 1024

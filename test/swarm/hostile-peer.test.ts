@@ -1,11 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/pull.ts'
 import { Bitfield, type ChunkAttestation, chunkCount } from '../../shared/chunks/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
 import type { SampleBlob } from '../../shared/sample/index.ts'
 import { ChunkClient, type ChunkSource, type SourceHave } from '../../shared/swarm/protocol/index.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 import {
   CHUNK,
   expectCachedIntact,

@@ -12,7 +12,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/pull.ts'
 import type { RunningAgent } from '../../agent/main.ts'
 import {
   chunkCount,
@@ -26,7 +26,7 @@ import { Digester } from '../../shared/oci/index.ts'
 import type { SampleBlob } from '../../shared/sample/index.ts'
 import { ChunkClient, type Response, encodeResponse } from '../../shared/swarm/protocol/index.ts'
 import { encodeVarint } from '../../shared/swarm/protocol/framing.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 import {
   CHUNK,
   digestFailures,

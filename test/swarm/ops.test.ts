@@ -1,6 +1,6 @@
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
 let fleet: Fleet | undefined
 afterEach(async () => {

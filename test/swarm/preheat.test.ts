@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/pull.ts'
 import type { CliIo } from '../../cli/io.ts'
 import { preheatMain } from '../../cli/preheat.ts'
 import { statusMain } from '../../cli/status.ts'
 import type { PreheatJobView } from '../../seeder/preheat.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
 let fleet: Fleet
 beforeAll(async () => {

@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { RunningAgent } from '../../agent/main.ts'
 import type { Digest } from '../../shared/oci/index.ts'
 import { blobCid } from '../../shared/p2p/index.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
 const MiB = 1024 * 1024
 const INTERVAL = ['--reprovide-interval', '1s']

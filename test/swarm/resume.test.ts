@@ -1,8 +1,8 @@
 import { request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
-import { pullImage } from '../../cli/demo/pull.ts'
+import { pullImage } from '../../shared/sample/pull.ts'
 import { bytesBySource, type Metrics } from '../../shared/metrics/index.ts'
-import { type Fleet, startFleet } from './fleet-harness.ts'
+import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
 const MiB = 1024 * 1024
 

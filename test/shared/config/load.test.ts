@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { ConfigError, loadConfig, type OptionSpec, parseBytes, parseDuration } from '../../../shared/config/index.ts'
+import { Command } from 'commander'
+import {
+  addConfigOptions,
+  ConfigError,
+  configFlags,
+  loadConfig,
+  type OptionSpec,
+  parseBytes,
+  parseDuration,
+} from '../../../shared/config/index.ts'
 
 const SPECS = {
   listen: { type: 'hostport', flag: 'listen', default: '127.0.0.1:5000', describe: '' },
@@ -8,6 +17,7 @@ const SPECS = {
   ro: { type: 'bool', flag: 'read-only', default: false, describe: '' },
   insecure: { type: 'list', flag: 'insecure-registry', default: [], describe: '' },
   origin: { type: 'url', flag: 'origin', describe: '' },
+  noBulk: { type: 'bool', flag: 'no-bulk', default: false, describe: '' },
 } as const satisfies Record<string, OptionSpec>
 
 const files: Record<string, string> = {
@@ -69,6 +79,21 @@ describe('loadConfig', () => {
     const err = errorOf(() => load(argv as string[], env as Record<string, string>))
     expect(err.key).toBe(key)
     expect(err.message).not.toContain('\n')
+  })
+
+  it('reads a --no-* flag as the spec names it, not as commander negation', () => {
+    expect(load([]).values.noBulk).toBe(false)
+    expect(load(['--no-bulk']).values.noBulk).toBe(true)
+    expect(load([], { SHOAL_NO_BULK: 'true' }).values.noBulk).toBe(true)
+  })
+
+  it('takes flags a commander command already parsed, with the same result as argv', () => {
+    const argv = ['--listen', '127.0.0.1:9', '--insecure-registry', 'a:1', '--insecure-registry', 'b:2', '--read-only']
+    const cmd = addConfigOptions(new Command(), SPECS).exitOverride()
+    cmd.parse(argv, { from: 'user' })
+    const viaCommand = loadConfig(SPECS, { argv: configFlags(cmd, SPECS), env: {}, readFile }, ['registries'])
+    expect(viaCommand.values).toEqual(load(argv).values)
+    expect(viaCommand.values).toMatchObject({ listen: '127.0.0.1:9', insecure: ['a:1', 'b:2'], ro: true })
   })
 
   it('freezes the result', () => {

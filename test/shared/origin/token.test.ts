@@ -4,6 +4,7 @@ import { credentialIdentity, parseBasicAuthorization } from '../../../shared/ori
 import { OriginClient, OriginError } from '../../../shared/origin/index.ts'
 import { resolveRealm } from '../../../shared/origin/token.ts'
 import { TokenCache } from '../../../shared/origin/token-cache.ts'
+import { MAX_CACHED_TOKENS } from '../../../shared/origin/constants.ts'
 import { startApp, upstreamOf } from './fake-registry.ts'
 
 describe('credentialIdentity', () => {
@@ -62,6 +63,18 @@ describe('TokenCache', () => {
     c.set('d', 'td', 300)
     expect(c.get('a')).toBeUndefined()
     expect(c.size).toBe(2)
+  })
+
+  it('holds at most MAX_CACHED_TOKENS after 10,000 distinct rotating client credentials', () => {
+    let now = 1_000_000
+    const c = new TokenCache({ now: () => now })
+    for (let i = 0; i < 10_000; i++) c.set(TokenCache.key('r.io', 'repository:a:pull', `client-${i}`), `t${i}`, 300)
+    expect(c.size).toBe(MAX_CACHED_TOKENS)
+    expect(MAX_CACHED_TOKENS).toBeLessThan(10_000)
+    expect(c.get(TokenCache.key('r.io', 'repository:a:pull', 'client-9999'))).toBe('t9999')
+    expect(c.get(TokenCache.key('r.io', 'repository:a:pull', 'client-0'))).toBeUndefined()
+    now += 300_000
+    expect(c.get(TokenCache.key('r.io', 'repository:a:pull', 'client-9999'))).toBeUndefined()
   })
 })
 

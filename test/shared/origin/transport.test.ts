@@ -6,7 +6,7 @@ import {
   OriginError,
 } from '../../../shared/origin/index.ts'
 import { type Seen, startApp, text, upstreamOf } from './fake-registry.ts'
-import { freePort } from '../../e2e/harness/process.ts'
+import { freePort } from '../../../harness/e2e/process.ts'
 
 const open: { close(): Promise<unknown> }[] = []
 afterEach(async () => {

@@ -1,8 +1,8 @@
 import { createReadStream } from 'node:fs'
 import type { AddressInfo } from 'node:net'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
-import { type Digest, parseRange, parseV2Path, RegistryError } from '../../shared/oci/index.ts'
-import type { SampleBlob, SampleImage, SampleManifest } from '../../shared/sample/index.ts'
+import { type Digest, parseRange, parseV2Path, RegistryError } from '../oci/index.ts'
+import type { SampleBlob, SampleImage, SampleManifest } from './index.ts'
 
 /** Origin egress, as the demo's summary reports it: blob GETs and the body bytes they streamed. */
 export interface DemoOriginStats {

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
 import { Daemon, freePort, removeDir, tempDir, waitForHttp } from './process.ts'
 
-const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url))
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SHOAL_BIN = join(REPO_ROOT, 'bin', 'shoal.js')
 
 export interface AgentConfig {

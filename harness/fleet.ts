@@ -1,13 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadAgentConfig } from '../../agent/config.ts'
-import { type RunningAgent, startAgent } from '../../agent/main.ts'
-import { type DemoOrigin, startDemoOrigin } from '../../cli/demo/origin.ts'
-import { createLogger } from '../../shared/log/index.ts'
-import { generateSampleImage, type SampleImage } from '../../shared/sample/index.ts'
-import { loadSeederConfig } from '../../seeder/config.ts'
-import { type RunningSeeder, startSeeder } from '../../seeder/main.ts'
+import { loadAgentConfig } from '../agent/config.ts'
+import { type RunningAgent, startAgent } from '../agent/main.ts'
+import { createLogger } from '../shared/log/index.ts'
+import { type DemoOrigin, generateSampleImage, type SampleImage, startDemoOrigin } from '../shared/sample/index.ts'
+import { loadSeederConfig } from '../seeder/config.ts'
+import { type RunningSeeder, startSeeder } from '../seeder/main.ts'
 
 export interface Fleet {
   readonly dir: string

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DemoOrigin, startDemoOrigin } from '../../../cli/demo/origin.ts'
+import { type DemoOrigin, startDemoOrigin } from '../../../shared/sample/origin.ts'
 import { digestOf, OCI_INDEX } from '../../../shared/oci/index.ts'
 import { generateSampleImage, type SampleBlob, type SampleImage } from '../../../shared/sample/index.ts'
 

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
-import { Digester } from '../../../shared/oci/digest.ts'
+import { Digester } from '../../shared/oci/digest.ts'
 import { type RunResult, runOk } from './process.ts'
 
 export interface Credentials {

@@ -1,12 +1,12 @@
-import { Digester } from '../../../shared/oci/digest.ts'
-import { DEFAULT_MANIFEST_ACCEPT } from '../../../shared/oci/media-types.ts'
+import { Digester } from '../../shared/oci/digest.ts'
+import { DEFAULT_MANIFEST_ACCEPT } from '../../shared/oci/media-types.ts'
 import {
   generateSampleImage,
   pushSampleImage,
   type SampleImage,
   type SampleImageOptions,
   type SampleManifest,
-} from '../../../shared/sample/index.ts'
+} from '../../shared/sample/index.ts'
 import { removeDir, tempDir } from './process.ts'
 import type { Credentials } from './skopeo.ts'
 

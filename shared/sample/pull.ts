@@ -1,11 +1,5 @@
 import { request } from 'undici'
-import {
-  type Digest,
-  Digester,
-  DigestMismatchError,
-  MANIFEST_MEDIA_TYPES,
-  parseDigest,
-} from '../../shared/oci/index.ts'
+import { type Digest, Digester, DigestMismatchError, MANIFEST_MEDIA_TYPES, parseDigest } from '../oci/index.ts'
 
 export interface PullResult {
   readonly manifests: number
