@@ -55,12 +55,24 @@ export function schemaErrors(objects: readonly K8sObject[]): string[] {
       continue
     }
     try {
-      new Model(o).validate()
+      new Model(asDecoded(o)).validate()
     } catch (err) {
       errors.push(`${what}: ${(err as Error).message}`)
     }
   }
   return errors
+}
+
+/**
+ * kubectl wraps long base64 Secret values in a literal block (line breaks inside); the API server's decoder (Go's
+ * encoding/base64) skips line breaks, the schema's "byte" format does not: compare what the server reads.
+ */
+function asDecoded(o: K8sObject): K8sObject {
+  if (o.kind !== 'Secret' || typeof o['data'] !== 'object' || o['data'] === null) return o
+  const data = Object.fromEntries(
+    Object.entries(o['data'] as Record<string, string>).map(([k, v]) => [k, v.replace(/[\r\n]/g, '')]),
+  )
+  return { ...o, data }
 }
 
 /** The shape a ServiceMonitor needs to scrape anything: a selector and named-port endpoints. */

@@ -99,7 +99,8 @@ describe("the DaemonSet's command lines on this machine, against a real containe
     const mounts = async (spec: PodSpec, c: Container): Promise<[string, string][]> => {
       const out: [string, string][] = []
       for (const m of c.volumeMounts ?? []) {
-        const v = spec.volumes.find((x) => x.name === m.name)!
+        // No volume of that name: a StatefulSet's volumeClaimTemplate (a PersistentVolumeClaim), an empty dir here.
+        const v = spec.volumes.find((x) => x.name === m.name) ?? { name: m.name, emptyDir: {} }
         let dir: string
         if (v.hostPath !== undefined) dir = join(node, v.hostPath.path)
         else {
@@ -116,6 +117,9 @@ describe("the DaemonSet's command lines on this machine, against a real containe
         }
         await mkdir(dir, { recursive: true })
         out.push([m.mountPath, dir])
+        // A host path mounted under a prefix (/host/etc/containerd ← /etc/containerd) makes the prefix the node's root.
+        if (v.hostPath !== undefined && m.mountPath.endsWith(v.hostPath.path) && m.mountPath !== v.hostPath.path)
+          out.push([m.mountPath.slice(0, -v.hostPath.path.length), node])
       }
       return out.sort((a, b) => b[0].length - a[0].length)
     }
