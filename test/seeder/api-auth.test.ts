@@ -95,6 +95,10 @@ describe('seeder API token', () => {
     expect(await job.body.json()).toMatchObject({ id, state: 'done' })
     // Operations routes stay open (probes, Prometheus); /status shows the job without its image.
     expect((await request(`${url}/healthz`)).statusCode).toBe(200)
+    expect((await request(`${url}/readyz`)).statusCode).toBe(200)
+    const page = await request(`${url}/ui`)
+    expect(page.statusCode).toBe(200)
+    expect(await page.body.text()).toContain('Preheat jobs')
     const status = await (await request(`${url}/status`)).body.text()
     expect(JSON.parse(status)).toMatchObject({ role: 'seeder', jobs: [{ id, state: 'done' }] })
     expect(status).not.toContain('demo/multi')
