@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import { describe, expect, it } from 'vitest'
+import { AGENT_OPTIONS } from '../../agent/config.ts'
 import { type K8sObject, parseManifests, schemaErrors } from './manifests.ts'
 
 const SHOAL_YAML = new URL('../../deploy/kubernetes/shoal.yaml', import.meta.url)
@@ -73,6 +74,14 @@ describe('deploy/kubernetes/shoal.yaml', () => {
     expect(argAfter(agent, '--p2p-listen')).toMatch(/^\/ip4\/0\.0\.0\.0\/tcp\/\d+$/)
     expect(argAfter(agent, '--bootstrap')).toBe('dns:shoal-seeder.shoal.svc.cluster.local:4001')
     expect(argAfter(agent, '--swarm-key')).toBe('/etc/shoal/swarm/swarm.key')
+  })
+
+  it('passes the agent only flags it has (a typo would crash-loop every node)', () => {
+    const known = new Set(Object.values(AGENT_OPTIONS).map((o) => `--${o.flag}`))
+    const agent = podSpec(find('DaemonSet', 'shoal-agent')).containers[0]!
+    const flags = (agent.args ?? []).filter((a) => a.startsWith('--'))
+    expect(flags.length).toBeGreaterThan(5)
+    expect(flags.filter((f) => !known.has(f))).toEqual([])
   })
 
   it('probes the agent on its metrics listener, not on the loopback mirror port', () => {
