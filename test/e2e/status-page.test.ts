@@ -80,6 +80,7 @@ describe('status page in a real headless Chromium', () => {
     expect(first[1]).toBe(Math.ceil(layer.size / MiB))
     const later = await chunksAbove(first[0])
     expect(later[0]).toBeGreaterThan(first[0])
+    expect(await agent.metric('shoal_blobs_in_flight')).toBe(1)
     // Live throughput from the origin while the capped pull runs.
     await page.waitForFunction(`!/^0 B\\/s/.test(document.getElementById('rate-origin').textContent)`, null, {
       timeout: 10_000,

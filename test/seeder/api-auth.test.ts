@@ -101,6 +101,13 @@ describe('seeder API token', () => {
     expect(await page.body.text()).toContain('Preheat jobs')
     const status = await (await request(`${url}/status`)).body.text()
     expect(JSON.parse(status)).toMatchObject({ role: 'seeder', jobs: [{ id, state: 'done' }] })
+    // The seeder's gauges: what it holds after the preheat, no pull under way, no peer.
+    const metrics = await (await request(`${url}/metrics`)).body.text()
+    const gauge = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metrics)?.[1])
+    expect(gauge('shoal_cache_bytes')).toBe((JSON.parse(status) as { cache: { bytes: number } }).cache.bytes)
+    expect(gauge('shoal_cache_bytes')).toBeGreaterThan(0)
+    expect(gauge('shoal_blobs_in_flight')).toBe(0)
+    expect(gauge('shoal_peers_connected')).toBe(0)
     expect(status).not.toContain('demo/multi')
     expect(status).not.toContain('demo')
   })
