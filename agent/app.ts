@@ -4,6 +4,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from '../shared/log/index.ts'
 import type { Metrics } from '../shared/metrics/index.ts'
 import { parseV2Path, RegistryError, type V2Route } from '../shared/oci/index.ts'
+import { type OpsInit, opsRoutes } from '../shared/ops/index.ts'
 import { resolveUpstream, type Upstream, upstreamName } from '../shared/origin/index.ts'
 import type { BlobService } from './blobs/service.ts'
 import { OriginStatusError, OriginUnavailableError } from './errors.ts'
@@ -20,9 +21,8 @@ export interface AppDeps {
   readonly defaultOrigin: URL
   readonly insecureRegistries: readonly string[]
   readonly readOnly: boolean
-  readonly ready: () => boolean
-  /** Extra JSON for GET /status (peer id, swarm state...). */
-  readonly status?: () => Promise<unknown> | unknown
+  /** /healthz, /readyz, /metrics, /status and the status page: the mirror port keeps them all. */
+  readonly ops: Omit<OpsInit, 'metrics'>
 }
 
 type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
@@ -76,16 +76,7 @@ export function buildApp(deps: AppDeps) {
     )
   })
 
-  app.get('/healthz', async () => ({ status: 'ok' }))
-  app.get('/readyz', async (_req, reply) => {
-    if (!deps.ready()) return reply.code(503).send({ status: 'starting' })
-    return { status: 'ready' }
-  })
-  app.get('/metrics', async (_req, reply) => {
-    reply.header('content-type', deps.metrics.registry.contentType)
-    return deps.metrics.registry.metrics()
-  })
-  app.get('/status', async () => (deps.status === undefined ? {} : deps.status()))
+  void app.register(opsRoutes({ ...deps.ops, metrics: deps.metrics }))
 
   const methods: Method[] = ['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE']
   for (const url of ['/v2', '/v2/', '/v2/*']) {

@@ -12,6 +12,11 @@ export const AGENT_OPTIONS = {
     default: '127.0.0.1:5000',
     describe: 'HTTP listen address of the /v2/ mirror',
   },
+  metricsListen: {
+    type: 'hostport',
+    flag: 'metrics-listen',
+    describe: 'HTTP address of /metrics, /healthz, /readyz, /status and the status page /ui (default: off)',
+  },
   origin: {
     type: 'url',
     flag: 'origin',
@@ -148,6 +153,8 @@ export interface RegistrySettings {
 
 export interface AgentConfig {
   readonly listen: { readonly host: string; readonly port: number }
+  /** Where the operations routes listen besides the mirror port (Prometheus, probes); undefined: off. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined
   readonly origin: URL
   readonly data: string
   readonly insecureRegistries: readonly string[]
@@ -187,6 +194,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
   if (chunkSize < 64 * 1024 || chunkSize > 64 * 1024 * 1024) throw new ConfigError('chunk-size', 'must be 64KiB..64MiB')
   return Object.freeze({
     listen: Object.freeze({ host, port }),
+    metricsListen: hostPortOf(v.metricsListen as string | undefined),
     origin: v.origin as URL,
     data: v.data as string,
     insecureRegistries: v.insecureRegistries as readonly string[],
@@ -219,6 +227,12 @@ function bulkListenOf(explicit: string | undefined, off: boolean, p2pListen: rea
   if (off || p2pListen.length === 0) return undefined
   if (explicit === undefined) return defaultBulkListen(p2pListen)
   const [host, port] = splitHostPort(explicit)
+  return Object.freeze({ host, port })
+}
+
+function hostPortOf(value: string | undefined): { readonly host: string; readonly port: number } | undefined {
+  if (value === undefined) return undefined
+  const [host, port] = splitHostPort(value)
   return Object.freeze({ host, port })
 }
 

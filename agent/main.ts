@@ -1,7 +1,8 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
-import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
+import { createMetrics, type Metrics } from '../shared/metrics/index.ts'
+import { buildOpsApp, Readiness, RecentPulls } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin/index.ts'
 import { TokenBucket, throttled } from '../shared/rate/index.ts'
 import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
@@ -18,9 +19,10 @@ import { Authorizer } from './authz.ts'
 import { Downloads } from './blobs/download.ts'
 import { fillPolicy } from './blobs/fill.ts'
 import { fetchFromOrigin } from './blobs/origin-fetch.ts'
-import { BlobService } from './blobs/service.ts'
+import { type BlobFiller, BlobService } from './blobs/service.ts'
 import { Prefetcher } from './prefetch.ts'
 import { type AgentConfig, loadAgentConfig } from './config.ts'
+import { agentStatus, type SwarmStatusPart } from './status.ts'
 import { ManifestService } from './registry/manifests.ts'
 import { dhtFindProviders, ProviderLookups } from './swarm/lookups.ts'
 import { Announcer, dhtProviderRouting } from './swarm/provider.ts'
@@ -40,6 +42,8 @@ export interface RunningAgent {
   readonly multiaddrs: readonly string[]
   readonly config: AgentConfig
   readonly metrics: ReturnType<typeof createMetrics>
+  /** The --metrics-listen URL, when on. */
+  readonly metricsUrl: string | undefined
   close(): Promise<void>
 }
 
@@ -48,141 +52,204 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   const log = opts.log ?? createLogger({ level: config.logLevel, name: 'agent' })
   await mkdir(config.data, { recursive: true })
   const metrics = createMetrics()
-  // The chunk source exists only after the store it serves from: eviction reaches it through here.
-  const late: { source?: StoreChunkSource; prefetch?: Prefetcher; announcer?: Announcer } = {}
-  const stores = await openFsStore({
-    dir: config.data,
-    maxBytes: config.cacheMaxBytes,
-    onEvict: (digest) => {
-      late.source?.noteRemoved(digest)
-      late.announcer?.withdraw(digest)
-    },
-  })
-  const origin = new OriginClient({ credentials: credentialsFrom(config.registries), onBytes: () => {} })
-  const isPublic = (registry: string) => config.registries.get(registry)?.public === true
-  const authorizer = new Authorizer({ origin, ttlMs: config.authTtlMs, staleTtlMs: config.staleAuthTtlMs, isPublic })
-  const downloads = new Downloads()
-  const closing = new AbortController()
-  const originBucket = config.originRate > 0 ? new TokenBucket({ bytesPerSecond: config.originRate }) : undefined
-  const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log, late) : undefined
-  late.source = p2p?.source
-  late.announcer = p2p?.announcer
-  const swarm = p2p?.swarm
-  const fill = fillPolicy({
-    store: stores.blobs,
-    ...(p2p === undefined
-      ? {}
-      : {
-          swarm: {
-            fill: (blob, sink, signal) =>
-              p2p.swarm.fill(sink, { digest: blob.digest, registry: blob.upstream.registry, name: blob.name }, signal),
-          },
-        }),
-    origin: (blob, sink, signal) =>
-      fetchFromOrigin(sink, {
-        origin,
-        store: stores.blobs,
-        authorizer,
-        metrics,
-        chunkSize: config.chunkSize,
-        upstream: blob.upstream,
-        name: blob.name,
-        digest: blob.digest,
-        authorization: blob.authorization,
-        signal,
-        ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
-      }),
-    onComplete: (digest, info) => {
-      p2p?.source.noteComplete(digest, info.size, config.chunkSize)
-      p2p?.announcer.announce(digest)
-    },
-    onAbandoned: (digest) => p2p?.announcer.withdraw(digest),
-    signal: closing.signal,
-    log,
-  })
-  const blobs = new BlobService({
-    store: stores.blobs,
-    origin,
-    authorizer,
-    downloads,
-    metrics,
-    log: log.child({ component: 'blobs' }),
-    fill,
-  })
-  if (swarm !== undefined)
-    late.prefetch = new Prefetcher({
-      trusted: swarm.trustedSigners,
-      store: stores.blobs,
-      downloads,
-      fill,
-      upstreamFor: (r) =>
-        resolveUpstream(r, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries }),
-      signal: closing.signal,
-      log: log.child({ component: 'prefetch' }),
+  const readiness = new Readiness(['store', ...(config.p2pListen.length > 0 ? ['libp2p'] : [])])
+  // Filled in once the parts exist; until then /status says only that the agent is starting.
+  const statusOf: { get?: () => Promise<unknown> } = {}
+  const ops = {
+    notReady: () => readiness.reason(),
+    status: () => statusOf.get?.() ?? { role: 'agent', ready: false, reason: readiness.reason() },
+  }
+  // Up before the store opens (a large store takes a while to check): probes see 503 with the reason meanwhile.
+  const opsApp =
+    config.metricsListen === undefined
+      ? undefined
+      : buildOpsApp({ ...ops, metrics, log: log.child({ component: 'ops' }) })
+  const metricsUrl = opsApp === undefined ? undefined : await listenUrl(opsApp, config.metricsListen!)
+  try {
+    // The chunk source exists only after the store it serves from: eviction reaches it through here.
+    const late: { source?: StoreChunkSource; prefetch?: Prefetcher; announcer?: Announcer } = {}
+    const stores = await openFsStore({
+      dir: config.data,
+      maxBytes: config.cacheMaxBytes,
+      onEvict: (digest) => {
+        late.source?.noteRemoved(digest)
+        late.announcer?.withdraw(digest)
+      },
     })
-  const manifests = new ManifestService({
-    origin,
-    cache: stores.manifests,
-    authorizer,
-    metrics,
-    log: log.child({ component: 'manifests' }),
-    tagTtlMs: config.tagTtlMs,
-  })
-  const app = buildApp({
-    log,
-    metrics,
-    origin,
-    blobs,
-    manifests,
-    defaultOrigin: config.origin,
-    insecureRegistries: config.insecureRegistries,
-    readOnly: config.readOnly,
-    ready: () => true,
-    status: async () => ({
-      role: 'agent',
+    readiness.done('store')
+    metrics.sources.cacheBytes = () => stores.blobs.usage().bytes
+    const origin = new OriginClient({ credentials: credentialsFrom(config.registries), onBytes: () => {} })
+    const isPublic = (registry: string) => config.registries.get(registry)?.public === true
+    const authorizer = new Authorizer({ origin, ttlMs: config.authTtlMs, staleTtlMs: config.staleAuthTtlMs, isPublic })
+    const downloads = new Downloads()
+    const closing = new AbortController()
+    const originBucket = config.originRate > 0 ? new TokenBucket({ bytesPerSecond: config.originRate }) : undefined
+    const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log, late) : undefined
+    if (p2p !== undefined) {
+      readiness.done('libp2p')
+      metrics.sources.peers = () => p2p.node.getPeers().length
+    }
+    metrics.sources.inflight = () => downloads.list().length
+    late.source = p2p?.source
+    late.announcer = p2p?.announcer
+    const swarm = p2p?.swarm
+    const recent = new RecentPulls()
+    /** Blobs whose fill went to the origin (all of it, or the rest after the swarm), for the recent-pulls list. */
+    const fromOrigin = new Set<string>()
+    const policy = fillPolicy({
+      store: stores.blobs,
+      ...(p2p === undefined
+        ? {}
+        : {
+            swarm: {
+              fill: (blob, sink, signal) =>
+                p2p.swarm.fill(
+                  sink,
+                  { digest: blob.digest, registry: blob.upstream.registry, name: blob.name },
+                  signal,
+                ),
+            },
+          }),
+      origin: (blob, sink, signal) => {
+        fromOrigin.add(blob.digest)
+        return fetchFromOrigin(sink, {
+          origin,
+          store: stores.blobs,
+          authorizer,
+          metrics,
+          chunkSize: config.chunkSize,
+          upstream: blob.upstream,
+          name: blob.name,
+          digest: blob.digest,
+          authorization: blob.authorization,
+          signal,
+          ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
+        })
+      },
+      onComplete: (digest, info) => {
+        p2p?.source.noteComplete(digest, info.size, config.chunkSize)
+        p2p?.announcer.announce(digest)
+      },
+      onAbandoned: (digest) => p2p?.announcer.withdraw(digest),
+      signal: closing.signal,
+      log,
+    })
+    // Recent pulls for /status and the status page: how each blob was filled and how long it took.
+    const fill: BlobFiller = async (dl, req) => {
+      const started = Date.now()
+      fromOrigin.delete(req.digest)
+      let ok = false
+      try {
+        await policy(dl, req)
+        ok = true
+      } finally {
+        const origin = fromOrigin.delete(req.digest)
+        const via = p2p === undefined ? 'origin' : origin ? 'swarm+origin' : 'swarm'
+        recent.add({ digest: req.digest, size: dl.knownSize, via, ok, ms: Date.now() - started, at: Date.now() })
+      }
+    }
+    const blobs = new BlobService({
+      store: stores.blobs,
+      origin,
+      authorizer,
+      downloads,
+      metrics,
+      log: log.child({ component: 'blobs' }),
+      fill,
+    })
+    if (swarm !== undefined)
+      late.prefetch = new Prefetcher({
+        trusted: swarm.trustedSigners,
+        store: stores.blobs,
+        downloads,
+        fill,
+        upstreamFor: (r) =>
+          resolveUpstream(r, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries }),
+        signal: closing.signal,
+        log: log.child({ component: 'prefetch' }),
+      })
+    const manifests = new ManifestService({
+      origin,
+      cache: stores.manifests,
+      authorizer,
+      metrics,
+      log: log.child({ component: 'manifests' }),
+      tagTtlMs: config.tagTtlMs,
+    })
+    const swarmPart: SwarmStatusPart | undefined =
+      p2p === undefined
+        ? undefined
+        : {
+            peerId: p2p.node.peerId.toString(),
+            multiaddrs: () => p2p.node.getMultiaddrs().map((m) => m.toString()),
+            bulkPort: p2p.bulkPort,
+            transfers: () => p2p.client.transfers,
+            peers: () =>
+              p2p.node
+                .getPeers()
+                .map((id) => ({ id: id.toString(), seeder: p2p.swarm.trustedSigners.has(id.toString()) })),
+          }
+    statusOf.get = () =>
+      agentStatus({
+        readiness,
+        store: stores.blobs,
+        downloads,
+        recent,
+        metrics,
+        // bytes/s on the wire; 0 = no cap
+        limits: { upload: config.uploadRate, download: config.downloadRate, origin: config.originRate },
+        ...(swarmPart === undefined ? {} : { swarm: swarmPart }),
+      })
+    const app = buildApp({
+      log,
+      metrics,
+      origin,
+      blobs,
+      manifests,
+      defaultOrigin: config.origin,
+      insecureRegistries: config.insecureRegistries,
+      readOnly: config.readOnly,
+      ops,
+    })
+    const url = await listenUrl(app, config.listen)
+    log.info({ url, metrics: metricsUrl, origin: config.origin.href, data: config.data }, 'agent listening')
+    return {
+      url,
       peerId: p2p?.node.peerId.toString(),
       multiaddrs: p2p?.node.getMultiaddrs().map((m) => m.toString()) ?? [],
-      bulkPort: p2p?.bulkPort,
-      // Chunks received over the bulk (HTTPS) path and over libp2p streams, and bulk attempts that fell back.
-      chunks: p2p?.client.transfers,
-      peers: p2p?.node.getPeers().length ?? 0,
-      cache: stores.blobs.usage(),
-      bytes: await bytesBySource(metrics),
-      // bytes/s on the wire; 0 = no cap
-      limits: { upload: config.uploadRate, download: config.downloadRate, origin: config.originRate },
-      downloads: downloads.list().map((d) => ({
-        digest: d.digest,
-        state: d.state,
-        size: d.knownSize,
-        bytes: d.partial?.prefixBytes ?? 0,
-      })),
-    }),
-  })
-  await app.listen({ host: config.listen.host, port: config.listen.port })
-  const addr = app.server.address()
-  const port = typeof addr === 'object' && addr !== null ? addr.port : config.listen.port
-  const host = config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host
-  const url = `http://${host}:${port}`
-  log.info({ url, origin: config.origin.href, data: config.data }, 'agent listening')
-  return {
-    url,
-    peerId: p2p?.node.peerId.toString(),
-    multiaddrs: p2p?.node.getMultiaddrs().map((m) => m.toString()) ?? [],
-    config,
-    metrics,
-    async close() {
-      // Drain in-flight requests, but not forever: after DRAIN_TIMEOUT_MS downloads are aborted,
-      // which ends the responses still waiting on them.
-      const drained = app.close()
-      const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
-      await drained
-      clearTimeout(timer)
-      closing.abort()
-      await p2p?.stop()
-      await origin.close()
-      await stores.close()
-    },
+      config,
+      metrics,
+      metricsUrl,
+      async close() {
+        // Drain in-flight requests, but not forever: after DRAIN_TIMEOUT_MS downloads are aborted,
+        // which ends the responses still waiting on them.
+        const drained = app.close()
+        const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
+        await drained
+        clearTimeout(timer)
+        await opsApp?.close()
+        closing.abort()
+        await p2p?.stop()
+        await origin.close()
+        await stores.close()
+      },
+    }
+  } catch (err) {
+    // A start that fails after the metrics listener is up must not leave it holding the process open.
+    await opsApp?.close()
+    throw err
   }
+}
+
+/** Listens and returns the URL it is reachable at (the real port when `port` is 0). */
+async function listenUrl(
+  app: { listen(o: { host: string; port: number }): Promise<unknown>; server: { address(): unknown } },
+  at: { readonly host: string; readonly port: number },
+): Promise<string> {
+  await app.listen({ host: at.host, port: at.port })
+  const addr = app.server.address()
+  const port = typeof addr === 'object' && addr !== null ? (addr as { port: number }).port : at.port
+  return `http://${at.host.includes(':') ? `[${at.host}]` : at.host}:${port}`
 }
 
 /** `shoal agent …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */

@@ -27,12 +27,11 @@ function addPreheat(program: Command, ctx: CliContext, opts: { pollMs?: number }
       '--auth-file <FILE>',
       'origin credentials for this job only: a JSON file {"username": "…", "password": "…"} or {"token": "…"}',
     )
+    .option('--token-file <FILE>', "the seeder API's bearer token (its --api-token-file)")
     .addHelpText('after', '\nExit: 0 done, 1 failed, 2 bad usage.')
-    .action(
-      async (image: string, flags: { seeder?: string; platform?: string[]; agents?: string; authFile?: string }) => {
-        ctx.exit(await preheat(image, flags, ctx.io, opts))
-      },
-    )
+    .action(async (image: string, flags: PreheatFlags) => {
+      ctx.exit(await preheat(image, flags, ctx.io, opts))
+    })
 }
 
 /** `shoal preheat …` run on its own (tests, scripts): the same command, its exit code. */
@@ -40,13 +39,16 @@ export function preheatMain(argv: readonly string[], io: CliIo, opts: { pollMs?:
   return runCli(['preheat', ...argv], io, process.env, [(program, ctx) => addPreheat(program, ctx, opts)])
 }
 
+interface PreheatFlags {
+  seeder?: string
+  platform?: string[]
+  agents?: string
+  authFile?: string
+  tokenFile?: string
+}
+
 /** Posts the job, then polls it and draws per-layer progress. Returns the exit code. */
-async function preheat(
-  image: string,
-  flags: { seeder?: string; platform?: string[]; agents?: string; authFile?: string },
-  io: CliIo,
-  opts: { pollMs?: number },
-): Promise<number> {
+async function preheat(image: string, flags: PreheatFlags, io: CliIo, opts: { pollMs?: number }): Promise<number> {
   if (flags.seeder === undefined) throw new UsageError('give --seeder URL')
   const seeder = httpBase(flags.seeder, 'seeder')
   const platforms = flags.platform ?? []
@@ -56,13 +58,14 @@ async function preheat(
     if (!/^\d+$/.test(flags.agents) || !Number.isSafeInteger(agents)) throw new UsageError('--agents: expected a count')
   }
   const credentials = flags.authFile === undefined ? undefined : await readCredentials(flags.authFile)
+  const auth = flags.tokenFile === undefined ? {} : { authorization: `Bearer ${await readToken(flags.tokenFile)}` }
   const f = io.fetch ?? fetch
   const signal = io.signal
   let res: Response
   try {
     res = await f(`${seeder}/api/v1/preheat`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...auth },
       body: JSON.stringify({
         image,
         ...(platforms.length > 0 ? { platforms } : {}),
@@ -81,13 +84,19 @@ async function preheat(
     return 2
   }
   if (res.status !== 202 || typeof posted.id !== 'string') {
-    io.stderr.write(`shoal preheat: seeder answered ${res.status}${posted.error ? `: ${String(posted.error)}` : ''}\n`)
+    const hint = res.status === 401 ? (flags.tokenFile === undefined ? ' (give --token-file)' : '') : ''
+    io.stderr.write(
+      `shoal preheat: seeder answered ${res.status}${posted.error ? `: ${String(posted.error)}` : ''}${hint}\n`,
+    )
     return 1
   }
   const id = posted.id
   const view = io.stdout.isTTY === true ? new BarView(io) : new LineView(io)
   for (;;) {
-    const r = await f(`${seeder}/api/v1/preheat/${encodeURIComponent(id)}`, signal === undefined ? {} : { signal })
+    const r = await f(`${seeder}/api/v1/preheat/${encodeURIComponent(id)}`, {
+      headers: auth,
+      ...(signal === undefined ? {} : { signal }),
+    })
     if (r.status !== 200) {
       io.stderr.write(`shoal preheat: job ${id}: seeder answered ${r.status}\n`)
       return 1
@@ -105,6 +114,18 @@ async function preheat(
     }
     await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 250))
   }
+}
+
+/** The token is sent, never printed: errors name the file. */
+async function readToken(file: string): Promise<string> {
+  let token: string
+  try {
+    token = (await readFile(file, 'utf8')).trim()
+  } catch (err) {
+    throw new UsageError(`--token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`)
+  }
+  if (token === '') throw new UsageError(`--token-file: ${file} is empty`)
+  return token
 }
 
 /** The file's contents are sent, never printed: errors name the file, not what is in it. */

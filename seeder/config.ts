@@ -23,6 +23,19 @@ export const SEEDER_OPTIONS = {
     default: '127.0.0.1:7000',
     describe: 'HTTP API: /status, /metrics, preheat',
   },
+  apiTokenFile: {
+    type: 'string',
+    flag: 'api-token-file',
+    describe: 'file holding the bearer token the preheat API requires (required when --api-listen is not loopback)',
+  },
+  apiNoAuth: {
+    type: 'bool',
+    flag: 'api-no-auth',
+    default: false,
+    describe: 'serve the preheat API without a token on a non-loopback --api-listen, on purpose',
+  },
+  apiTlsCert: { type: 'string', flag: 'api-tls-cert', describe: 'PEM certificate (chain) to serve the API over HTTPS' },
+  apiTlsKey: { type: 'string', flag: 'api-tls-key', describe: 'PEM private key of --api-tls-cert' },
   bootstrap: { type: 'list', flag: 'bootstrap', default: [], describe: 'other seeders: MULTIADDR or dns:NAME[:PORT]' },
   identity: {
     type: 'string',
@@ -83,6 +96,10 @@ export interface SeederConfig {
   readonly p2pListen: readonly string[]
   readonly p2pAnnounce: readonly string[]
   readonly apiListen: { readonly host: string; readonly port: number }
+  /** Bearer token file of the preheat API; undefined: the API is open (loopback, or --api-no-auth). */
+  readonly apiTokenFile: string | undefined
+  /** HTTPS for the API: PEM files, both or neither. */
+  readonly apiTls: { readonly certFile: string; readonly keyFile: string } | undefined
   readonly bootstrap: readonly string[]
   readonly swarmKeyFile: string | undefined
   /** `--identity`: the node's key from this file instead of `<data>/p2p/identity.key`. */
@@ -121,12 +138,29 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
       })
     }
   }
+  const apiHost = api.slice(0, i).replace(/^\[|\]$/g, '')
+  const apiTokenFile = v.apiTokenFile as string | undefined
+  if (apiTokenFile === undefined && v.apiNoAuth !== true && !isLoopback(apiHost)) {
+    throw new ConfigError(
+      'api-token-file',
+      `--api-listen ${api} is reachable from other hosts: give --api-token-file FILE (or --api-no-auth to serve the preheat API to anyone, on purpose)`,
+    )
+  }
+  const certFile = v.apiTlsCert as string | undefined
+  const keyFile = v.apiTlsKey as string | undefined
+  if ((certFile === undefined) !== (keyFile === undefined))
+    throw new ConfigError(
+      certFile === undefined ? 'api-tls-cert' : 'api-tls-key',
+      'give --api-tls-cert and --api-tls-key together',
+    )
   return Object.freeze({
     origin: v.origin as URL,
     data: v.data as string,
     p2pListen: v.p2pListen as readonly string[],
     p2pAnnounce: v.p2pAnnounce as readonly string[],
-    apiListen: { host: api.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(api.slice(i + 1)) },
+    apiListen: { host: apiHost, port: Number(api.slice(i + 1)) },
+    apiTokenFile,
+    apiTls: certFile === undefined || keyFile === undefined ? undefined : Object.freeze({ certFile, keyFile }),
     bootstrap: v.bootstrap as readonly string[],
     swarmKeyFile: v.swarmKey as string | undefined,
     identityFile: v.identity as string | undefined,
@@ -143,6 +177,11 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
     reprovideIntervalMs: reprovideInterval(v.reprovideInterval as number),
     credentials: creds,
   })
+}
+
+/** Only this host can reach a listener on these: 127.0.0.0/8, ::1, localhost. */
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }
 
 /** Below a second the DHT would spend its time re-providing; tests use a second. */

@@ -2,7 +2,8 @@ import { mkdir, readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { runService } from '../shared/process/service.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
-import { bytesBySource, createMetrics, type Metrics } from '../shared/metrics/index.ts'
+import { bytesBySource, bytesServedTo, createMetrics, type Metrics } from '../shared/metrics/index.ts'
+import { opsRoutes, Readiness } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
 import { createP2PNode, type P2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
@@ -15,6 +16,7 @@ import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
 import type { ConfigSources } from '../shared/config/index.ts'
+import { bearerGuard } from './api-auth.ts'
 import { loadSeederConfig, type SeederConfig } from './config.ts'
 import { notificationRoutes } from './notifications.ts'
 import { rendezvousOwners, seederPrefetchHandler } from './owners.ts'
@@ -49,6 +51,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     onMismatch: (message) => log.warn({ component: 'p2p' }, message),
   })
   const metrics = createMetrics()
+  const readiness = new Readiness(['store', 'libp2p'])
   // The chunk source exists only after the store it serves from: eviction reaches it through here.
   const late: { source?: StoreChunkSource; preheater?: Preheater } = {}
   const stores = await openFsStore({
@@ -57,6 +60,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     onEvict: (d) => late.source?.noteRemoved(d),
   })
   const maps = await FsMapStore.open({ dataDir: config.data })
+  readiness.done('store')
+  metrics.sources.cacheBytes = () => stores.blobs.usage().bytes
   const retention = new Retention({ store: stores.blobs, ttlMs: config.preheatTtlMs, dataDir: config.data, log })
   await retention.load()
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
@@ -72,6 +77,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     // the interval sets how long one outlives an agent that evicted the blob.
     reprovideIntervalMs: config.reprovideIntervalMs,
   })
+  readiness.done('libp2p')
+  metrics.sources.peers = () => node.getPeers().length
   const origin = new OriginClient({ credentials: credentialsFrom(config.credentials) })
   const live = new LiveBlobs()
   const client = new ChunkClient({ node })
@@ -115,6 +122,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     ...(config.originRate > 0 ? { originBucket: new TokenBucket({ bytesPerSecond: config.originRate }) } : {}),
   })
   await chunkSource.load()
+  metrics.sources.inflight = () => puller.inflight.length
   const server = new ChunkServer(
     { registrar: node },
     {
@@ -145,25 +153,38 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   await server.start()
   const peerId = node.peerId.toString()
   const multiaddrs = node.getMultiaddrs().map((m) => m.toString())
+  // GET /status and the status page. Anyone who reaches the API reads it without a token: digests, sizes and
+  // job ids only, never an image or repository name (GET /api/v1/preheat/<id>, behind the token, has those).
   const status = async () => ({
     role: 'seeder',
+    ready: readiness.reason() === undefined,
     peerId,
     multiaddrs,
     bulkPort: server.bulkPort,
     peers: node.getPeers().length,
+    peerList: node.getPeers().map((p) => ({ id: p.toString(), seeder: seederIds.has(p.toString()) })),
     cache: stores.blobs.usage(),
     pulling: puller.inflight,
     // bytes/s on the wire; 0 = no cap
     limits: { upload: config.uploadRate, origin: config.originRate },
     bytes: await bytesBySource(metrics),
+    served: await bytesServedTo(metrics),
+    jobs: preheater.jobs().flatMap((id) => {
+      const j = preheater.get(id)
+      if (j === undefined) return []
+      const size = j.layers.reduce((a, l) => a + l.size, 0)
+      return [{ id, state: j.state, layers: j.layers.length, size, bytes: j.layers.reduce((a, l) => a + l.bytes, 0) }]
+    }),
   })
+  const seederIds = new Set(seedersFromBootstrap(config.bootstrap).map((s) => s.id))
   const api = Fastify({
     loggerInstance: log.child({ component: 'api' }),
     ajv: API_AJV_OPTIONS,
+    ...(config.apiTls === undefined
+      ? {}
+      : { https: { cert: await readFile(config.apiTls.certFile), key: await readFile(config.apiTls.keyFile) } }),
   })
-  api.get('/healthz', async () => ({ status: 'ok' }))
-  api.get('/readyz', async () => ({ status: 'ready' }))
-  api.get('/status', status)
+  await api.register(opsRoutes({ metrics, notReady: () => readiness.reason(), status }))
   const preheater = new Preheater({
     origin,
     puller,
@@ -173,10 +194,10 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     ...preheatWiring(node, client, config.bootstrap, retention, log),
   })
   late.preheater = preheater
-  await api.register(preheatRoutes(preheater))
+  const apiToken = config.apiTokenFile === undefined ? undefined : await readToken(config.apiTokenFile, 'API')
+  await api.register(preheatRoutes(preheater, apiToken === undefined ? undefined : bearerGuard(apiToken)))
   if (config.webhookTokenFile !== undefined) {
-    const token = (await readFile(config.webhookTokenFile, 'utf8')).trim()
-    if (token === '') throw new Error(`webhook token file ${config.webhookTokenFile} is empty`)
+    const token = await readToken(config.webhookTokenFile, 'webhook')
     await api.register(
       notificationRoutes({
         token,
@@ -188,15 +209,10 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
       }),
     )
   }
-  api.get('/metrics', async (_req, reply) => {
-    metrics.peersConnected.set(node.getPeers().length)
-    reply.header('content-type', metrics.registry.contentType)
-    return metrics.registry.metrics()
-  })
   await api.listen({ host: config.apiListen.host, port: config.apiListen.port })
   const addr = api.server.address()
   const port = typeof addr === 'object' && addr !== null ? addr.port : config.apiListen.port
-  const apiUrl = `http://${config.apiListen.host.includes(':') ? `[${config.apiListen.host}]` : config.apiListen.host}:${port}`
+  const apiUrl = `${config.apiTls === undefined ? 'http' : 'https'}://${config.apiListen.host.includes(':') ? `[${config.apiListen.host}]` : config.apiListen.host}:${port}`
   log.info({ peerId, multiaddrs, api: apiUrl, origin: config.origin.href }, 'seeder ready')
   return {
     peerId,
@@ -225,6 +241,12 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
 /** `shoal seeder …`: reads flags, SHOAL_* and the config file, runs until SIGTERM/SIGINT. */
 export function seederMain(argv: ConfigSources['argv'], env: NodeJS.ProcessEnv): Promise<number> {
   return runService('seeder', argv, env, loadSeederConfig, (config) => startSeeder(config))
+}
+
+async function readToken(file: string, what: string): Promise<string> {
+  const token = (await readFile(file, 'utf8')).trim()
+  if (token === '') throw new Error(`${what} token file ${file} is empty`)
+  return token
 }
 
 /** Rendezvous ownership among seeders, retention of what a preheat seeded, and the agents a preheat may ask. */

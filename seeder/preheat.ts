@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import type { FastifyPluginAsync } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify'
 import type { Digest } from '../shared/oci/index.ts'
 import { isDigest } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
@@ -321,11 +321,16 @@ export class Preheater {
 export const PREHEAT_BODY_LIMIT_BYTES = 64 * 1024
 
 /**
- * `POST /api/v1/preheat` and `GET /api/v1/preheat/:id` on the seeder's API. The body's shape is
- * `PREHEAT_BODY_SCHEMA`, checked by Fastify; a body that fails it is 400 `{ error }` naming the field.
+ * `POST /api/v1/preheat` and `GET /api/v1/preheat/:id` on the seeder's API. `guard` (the bearer token check)
+ * runs before either: a preheat pins content and fills the quota, and a job names its image. The body's shape
+ * is `PREHEAT_BODY_SCHEMA`, checked by Fastify; a body that fails it is 400 `{ error }` naming the field.
  */
-export function preheatRoutes(preheater: Preheater): FastifyPluginAsync {
+export function preheatRoutes(
+  preheater: Preheater,
+  guard?: (req: FastifyRequest, reply: FastifyReply) => Promise<void>,
+): FastifyPluginAsync {
   return async (api) => {
+    if (guard !== undefined) api.addHook('onRequest', guard)
     const options = {
       bodyLimit: PREHEAT_BODY_LIMIT_BYTES,
       schema: { body: PREHEAT_BODY_SCHEMA },

@@ -3,6 +3,20 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 export type ByteSource = 'origin' | 'seeder' | 'peer' | 'cache'
 
 /**
+ * Where the gauges read their values, set by the wiring once the parts exist: each gauge is sampled when
+ * /metrics is scraped, so it is right at every scrape whatever path changed it (a plain mirror's cache
+ * fills without the swarm; peers come and go without a hook here). A gauge whose source is unset reads 0.
+ */
+export interface GaugeSources {
+  /** libp2p peers connected now. */
+  peers?: () => number
+  /** Bytes held in the content store, partial reservations included. */
+  cacheBytes?: () => number
+  /** Blob downloads (agent) or origin pulls (seeder) under way. */
+  inflight?: () => number
+}
+
+/**
  * One registry per process part (not prom-client's global), so several agents can run in one
  * process in tests and the demo without their counters mixing.
  */
@@ -10,8 +24,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
   const registry = new Registry()
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry, prefix: 'shoal_process_' })
   const r = [registry]
+  const sources: GaugeSources = {}
+  const sampled = (name: string, help: string, source: () => (() => number) | undefined) =>
+    new Gauge({
+      name,
+      help,
+      registers: r,
+      collect() {
+        this.set(source()?.() ?? 0)
+      },
+    })
   return {
     registry,
+    sources,
     httpRequests: new Counter({
       name: 'shoal_http_requests_total',
       help: 'HTTP requests answered, by route and status',
@@ -54,8 +79,13 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}) {
       labelNames: ['reason'] as const,
       registers: r,
     }),
-    peersConnected: new Gauge({ name: 'shoal_peers_connected', help: 'libp2p peers connected now', registers: r }),
-    cacheBytes: new Gauge({ name: 'shoal_cache_bytes', help: 'Bytes held in the content store', registers: r }),
+    peersConnected: sampled('shoal_peers_connected', 'libp2p peers connected now', () => sources.peers),
+    cacheBytes: sampled('shoal_cache_bytes', 'Bytes held in the content store', () => sources.cacheBytes),
+    blobsInFlight: sampled(
+      'shoal_blobs_in_flight',
+      'Blob downloads (agent) or origin pulls (seeder) under way',
+      () => sources.inflight,
+    ),
     dhtLookupSeconds: new Histogram({
       name: 'shoal_dht_lookup_seconds',
       help: 'Time to the first provider of a DHT lookup',
@@ -71,5 +101,12 @@ export type Metrics = ReturnType<typeof createMetrics>
 export async function bytesBySource(metrics: Metrics): Promise<Record<string, number>> {
   const out: Record<string, number> = {}
   for (const v of (await metrics.bytesReceived.get()).values) out[String(v.labels['source'])] = v.value
+  return out
+}
+
+/** Blob bytes sent so far, by whom they went to (client, peer), for /status. */
+export async function bytesServedTo(metrics: Metrics): Promise<Record<string, number>> {
+  const out: Record<string, number> = {}
+  for (const v of (await metrics.bytesServed.get()).values) out[String(v.labels['to'])] = v.value
   return out
 }

@@ -17,6 +17,7 @@ need=(
   openssl:openssl
   tar:tar
   ip:iproute2
+  chromium:chromium
 )
 
 missing_cmds=()

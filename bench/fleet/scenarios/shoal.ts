@@ -39,9 +39,13 @@ export function seederArgs(
   originHost: string,
   data: string,
 ): string[] {
-  return [bin, 'seeder', '--origin', originUrl, '--data', data]
-    .concat(['--p2p-listen', `/ip4/${seeder.addr}/tcp/${SEEDER_P2P_PORT}`])
-    .concat(['--api-listen', `${seeder.addr}:${SEEDER_API_PORT}`, '--insecure-registry', originHost])
+  return (
+    [bin, 'seeder', '--origin', originUrl, '--data', data]
+      .concat(['--p2p-listen', `/ip4/${seeder.addr}/tcp/${SEEDER_P2P_PORT}`])
+      .concat(['--api-listen', `${seeder.addr}:${SEEDER_API_PORT}`, '--insecure-registry', originHost])
+      // The API listens inside the fleet's private network namespace; the bench's own `shoal preheat` has no token.
+      .concat(['--api-no-auth'])
+  )
 }
 
 export function agentArgs(

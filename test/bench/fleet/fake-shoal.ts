@@ -28,7 +28,8 @@ if (rest.includes('--help')) {
   process.exit(0)
 }
 const { values, positionals } = parseArgs({
-  args: rest,
+  // The real seeder's --api-no-auth means nothing to the fake.
+  args: rest.filter((a) => a !== '--api-no-auth'),
   allowPositionals: true,
   options: Object.fromEntries(
     ['listen', 'origin', 'data', 'p2p-listen', 'seeder', 'api-listen', 'insecure-registry'].map((k) => [

@@ -27,6 +27,7 @@ describe('shoal CLI contract', () => {
       '169.254.1.3:7000',
       '--insecure-registry',
       '169.254.1.1:5000',
+      '--api-no-auth',
     ])
   })
 

@@ -1,0 +1,3 @@
+export { Readiness } from './readiness.ts'
+export { RECENT_PULLS, type RecentPull, RecentPulls } from './recent.ts'
+export { buildOpsApp, type OpsInit, opsRoutes } from './routes.ts'
