@@ -130,6 +130,8 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
         p2p?.source.noteComplete(digest, info.size, config.chunkSize)
         p2p?.announcer.announce(digest)
       },
+      authorize: (blob, signal) =>
+        authorizer.authorize(blob.upstream, blob.name, 'blobs', blob.digest, blob.authorization, signal),
       onAbandoned: (digest) => p2p?.announcer.withdraw(digest),
       signal: closing.signal,
       log,

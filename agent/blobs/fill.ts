@@ -34,6 +34,15 @@ export interface FillPolicyInit {
   /** Absent when the swarm is off: every blob comes from the origin. */
   readonly swarm?: SwarmFill
   readonly origin: OriginFill
+  /**
+   * Asks the origin whether the client that starts a download may read the blob. The origin GET is that check
+   * when the origin fills the blob; when the swarm fills it there is no GET, so this runs first (a HEAD with the
+   * client's own credentials, cached by the authorizer). Absent: nothing is asked (tests, or a swarm-less agent).
+   */
+  readonly authorize?: (
+    blob: BlobRef & { readonly authorization: string | undefined },
+    signal: AbortSignal,
+  ) => Promise<void>
   /** A blob complete in the store that did not come through the swarm: peers may have it now. */
   readonly onComplete?: (digest: Digest, info: BlobInfo) => void
   /** The swarm gave up on a blob that is not complete: stop telling peers we have it. */
@@ -51,6 +60,8 @@ export function fillPolicy(init: FillPolicyInit): BlobFiller {
   const { store, swarm, signal, log } = init
   return async (dl, req) => {
     if (swarm !== undefined) {
+      // Peers hold the bytes, but the origin still decides who reads them: a refusal ends the download here.
+      await init.authorize?.(req, signal)
       try {
         await swarm.fill(req, dl, signal)
         return

@@ -32,7 +32,10 @@ function fakeOrigin(bytes: Uint8Array): OriginPort & { asked: OriginRequest[] } 
   }
 }
 
-function setup(swarm: SwarmFill | undefined, opts: { signal?: AbortSignal } = {}) {
+function setup(
+  swarm: SwarmFill | undefined,
+  opts: { signal?: AbortSignal; authorize?: (b: BlobRef, signal: AbortSignal) => Promise<void> } = {},
+) {
   const blob = blobOf(10 * CHUNK + 123, 1)
   const store = new MemoryContentStore()
   const origin = fakeOrigin(blob.bytes)
@@ -42,6 +45,7 @@ function setup(swarm: SwarmFill | undefined, opts: { signal?: AbortSignal } = {}
   const fill = fillPolicy({
     store,
     ...(swarm === undefined ? {} : { swarm }),
+    ...(opts.authorize === undefined ? {} : { authorize: opts.authorize }),
     origin: async (b, sink, signal) => {
       events.push('origin')
       await fetchFromOrigin(sink, {
@@ -81,6 +85,27 @@ async function stored(store: MemoryContentStore, digest: BlobRef['digest']): Pro
 }
 
 describe('fillPolicy: swarm first, else origin, then announce', () => {
+  it('asks the origin about the starting client before the swarm fills, and a refusal reaches no peer', async () => {
+    const calls: string[] = []
+    const swarm: SwarmFill = {
+      fill: async () => {
+        calls.push('swarm')
+        throw new Error('unused')
+      },
+    }
+    const denied = Object.assign(new Error('denied'), { status: 403 })
+    const f = setup(swarm, {
+      authorize: async (b) => {
+        calls.push(`authorize ${b.name}`)
+        throw denied
+      },
+    })
+    await expect(f.run()).rejects.toBe(denied)
+    expect(calls).toEqual(['authorize demo/app'])
+    expect(f.origin.asked).toEqual([])
+    expect(f.events).not.toContain('origin')
+  })
+
   it('a blob the swarm delivers never touches the origin', async () => {
     let f: ReturnType<typeof setup> | undefined = undefined
     const swarm: SwarmFill = {
