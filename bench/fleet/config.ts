@@ -4,6 +4,7 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { parseBytes } from '../../shared/config/index.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../shared/swarm/protocol/index.ts'
 import { BenchUsageError } from './errors.ts'
+import { parseSiteShape, SITE_OPTIONS, SITE_USAGE, siteNodeCount, type SiteShape } from './sites.ts'
 
 export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated'] as const
 export type ScenarioName = (typeof SCENARIO_NAMES)[number]
@@ -33,6 +34,8 @@ export interface ImageSpec {
 export interface BenchConfig {
   readonly mode: BenchMode
   readonly nodes: number
+  /** Edge sites (`--sites`): `nodes` is then sites × siteNodes. Undefined: one flat fleet. */
+  readonly sites: SiteShape | undefined
   readonly image: ImageSpec
   readonly links: LinkRates
   readonly scenarios: readonly ScenarioName[]
@@ -108,6 +111,7 @@ export const USAGE = `usage: npm run bench -- [flags]   (needs root: network nam
   --nodes N               nodes in the fleet (quick ${DEFAULTS.quick.nodes}, full ${DEFAULTS.full.nodes})
   --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
   --layers L              layers the payload is split into (default ${DEFAULTS.full.layers})
+${SITE_USAGE}
   --origin-up MBIT        origin uplink U_o
   --cache-up MBIT         pull-through cache host uplink
   --cache-down MBIT       pull-through cache host downlink
@@ -172,7 +176,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
   if (parsed.positionals.length > 0) throw new BenchUsageError(`unexpected argument ${parsed.positionals[0]}`)
   const mode: BenchMode = v.quick === true ? 'quick' : 'full'
   const d = DEFAULTS[mode]
-  const nodes = positiveNumber('nodes', v.nodes, d.nodes, true)
+  const sites = parseSiteShape(v, v.nodes !== undefined)
+  const nodes = sites === undefined ? positiveNumber('nodes', v.nodes, d.nodes, true) : siteNodeCount(sites)
   if (nodes > MAX_NODES) throw new BenchUsageError(`--nodes: at most ${MAX_NODES}`)
   const layers = positiveNumber('layers', v.layers, d.layers, true)
   const imageMib = positiveNumber('image-mib', v['image-mib'], d.imageMib)
@@ -191,6 +196,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
   return Object.freeze({
     mode,
     nodes,
+    sites,
     image: Object.freeze({
       name: 'bench/sample',
       tag: 'v1',
@@ -244,6 +250,7 @@ export const FLEET_SHAPE_OPTIONS = {
   quick: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
   nodes: TEXT,
+  ...SITE_OPTIONS,
   'image-mib': TEXT,
   layers: TEXT,
   'origin-up': TEXT,

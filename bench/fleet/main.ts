@@ -213,6 +213,11 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${USAGE}\n`)
     return 0
   }
+  if (config.sites !== undefined) {
+    // The flags are parsed (one table with the simulator) before the site topology is built.
+    process.stderr.write('bench: --sites: the fleet does not build edge sites yet\n')
+    return 2
+  }
   const cannot = preflight(process.getuid?.())
   if (cannot !== undefined) {
     process.stderr.write(`${cannot}\n`)

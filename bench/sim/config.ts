@@ -5,6 +5,7 @@ import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../.
 import { DEFAULT_INFLIGHT_TOTAL_MS } from '../../shared/swarm/scheduler/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
+import { parseSiteShape, SITE_USAGE, siteNodeCount, type SiteShape } from '../fleet/sites.ts'
 import { MSS_BYTES, HEADER_BYTES_PER_PACKET, type SimParams, type SimScenario } from './world.ts'
 
 export const SIM_SCENARIOS: readonly SimScenario[] = ['direct', 'shoal-cold', 'shoal-preheated']
@@ -13,6 +14,8 @@ export interface SimConfig {
   readonly mode: 'quick' | 'full'
   /** One report per fleet size. */
   readonly sizes: readonly number[]
+  /** Edge sites (`--sites`): one size, sites × siteNodes. Undefined: flat fleets. */
+  readonly sites: SiteShape | undefined
   readonly imageMib: number
   readonly layers: number
   readonly scenarios: readonly SimScenario[]
@@ -43,6 +46,7 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
 
   --quick                 small fleets (${QUICK_SIZES.join(', ')}) and the fleet's quick image and links
   --nodes LIST            fleet sizes, comma-separated (quick ${QUICK_SIZES.join(',')}; full ${FULL_SIZES.join(',')})
+${SITE_USAGE}
   --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
   --layers L              layers (default ${DEFAULTS.full.layers})
   --chunk-mib C           swarm chunk size in MiB (default ${DEFAULT_CHUNK_SIZE_BYTES / MIB}, as agent and seeder; with
@@ -99,12 +103,15 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
   if (parsed.positionals.length > 0) throw new BenchUsageError(`unexpected argument ${parsed.positionals[0]}`)
   const mode = v.quick === true ? 'quick' : 'full'
   const d = DEFAULTS[mode]
+  const sites = parseSiteShape(v, v.nodes !== undefined)
   const sizes =
-    v.nodes === undefined
-      ? mode === 'quick'
-        ? QUICK_SIZES
-        : FULL_SIZES
-      : v.nodes.split(',').map((s) => num('nodes', s.trim(), 0, { integer: true }))
+    sites !== undefined
+      ? [siteNodeCount(sites)]
+      : v.nodes === undefined
+        ? mode === 'quick'
+          ? QUICK_SIZES
+          : FULL_SIZES
+        : v.nodes.split(',').map((s) => num('nodes', s.trim(), 0, { integer: true }))
   let scenarios = SIM_SCENARIOS
   if (v.scenarios !== undefined) {
     const names = v.scenarios.split(',').map((s) => s.trim())
@@ -128,6 +135,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
   return Object.freeze({
     mode,
     sizes,
+    sites,
     imageMib: num('image-mib', v['image-mib'], d.imageMib),
     layers: num('layers', v.layers, d.layers, { integer: true }),
     scenarios,

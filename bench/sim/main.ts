@@ -71,6 +71,11 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${SIM_USAGE}\n`)
     return 0
   }
+  if (cfg.sites !== undefined) {
+    // The flags are parsed (one table with the fleet) before the simulator models edge sites.
+    process.stderr.write('--sites: the simulator does not model edge sites yet\n')
+    return 2
+  }
   const command = `npm run bench:sim --${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`
   const stamp = new Date()
     .toISOString()

@@ -77,6 +77,7 @@ export function buildSimReport(input: SimReportInput): SimReport {
   const config: BenchConfig = {
     mode: cfg.mode,
     nodes: params.nodes,
+    sites: cfg.sites,
     image: { name: 'bench/sample', tag: 'v1', layers, layerBytes, seed: `sim-${params.seed}` },
     links: params.links,
     scenarios: ['direct', 'cache', 'shoal-cold', 'shoal-preheated'].filter(
