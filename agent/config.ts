@@ -1,4 +1,5 @@
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
+import { siteOf } from '../shared/config/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 import { parseSeederAddr } from '../shared/swarm/index.ts'
@@ -72,6 +73,23 @@ export const AGENT_OPTIONS = {
     describe: 'chunk size of blobs this agent cuts',
   },
   originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
+  site: {
+    type: 'string',
+    flag: 'site',
+    describe: 'edge site this node is in (e.g. its zone): chunks cross into a site once; none = one flat swarm',
+  },
+  wanUploadRate: {
+    type: 'rate',
+    flag: 'wan-upload-rate',
+    default: 0,
+    describe: 'cap on bytes to peers of other sites, on top of --upload-rate (0 = none)',
+  },
+  wanDownloadRate: {
+    type: 'rate',
+    flag: 'wan-download-rate',
+    default: 0,
+    describe: 'cap on bytes from other sites and an origin outside this site, on top of the other caps (0 = none)',
+  },
   logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace, debug, info, warn, error' },
   p2pListen: {
     type: 'list',
@@ -165,6 +183,10 @@ export interface AgentConfig {
   readonly readOnly: boolean
   readonly chunkSize: number
   readonly originRate: number
+  /** `--site`: the edge site this node is in; undefined: no site (one flat swarm). */
+  readonly site: string | undefined
+  readonly wanUploadRate: number
+  readonly wanDownloadRate: number
   readonly logLevel: string
   readonly registries: ReadonlyMap<string, RegistrySettings>
   readonly p2pListen: readonly string[]
@@ -205,6 +227,9 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     readOnly: v.readOnly as boolean,
     chunkSize,
     originRate: v.originRate as number,
+    site: siteOf(v.site as string | undefined),
+    wanUploadRate: v.wanUploadRate as number,
+    wanDownloadRate: v.wanDownloadRate as number,
     logLevel,
     registries: parseRegistries(file['registries']),
     p2pListen: v.p2pListen as readonly string[],

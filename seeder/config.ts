@@ -1,4 +1,5 @@
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
+import { siteOf } from '../shared/config/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 
@@ -64,6 +65,23 @@ export const SEEDER_OPTIONS = {
   },
   uploadRate: { type: 'rate', flag: 'upload-rate', default: 0, describe: 'cap on chunk upload bytes/s (0 = none)' },
   originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
+  site: {
+    type: 'string',
+    flag: 'site',
+    describe: 'edge site this node is in (e.g. its zone): chunks cross into a site once; none = one flat swarm',
+  },
+  wanUploadRate: {
+    type: 'rate',
+    flag: 'wan-upload-rate',
+    default: 0,
+    describe: 'cap on bytes to peers of other sites, on top of --upload-rate (0 = none)',
+  },
+  wanDownloadRate: {
+    type: 'rate',
+    flag: 'wan-download-rate',
+    default: 0,
+    describe: 'cap on bytes from other sites and an origin outside this site, on top of the other caps (0 = none)',
+  },
   webhookTokenFile: {
     type: 'string',
     flag: 'webhook-token-file',
@@ -111,6 +129,10 @@ export interface SeederConfig {
   readonly cacheMaxBytes: number
   readonly uploadRate: number
   readonly originRate: number
+  /** `--site`: the edge site this node is in; undefined: no site (one flat swarm). */
+  readonly site: string | undefined
+  readonly wanUploadRate: number
+  readonly wanDownloadRate: number
   readonly webhookTokenFile: string | undefined
   readonly notifyRepositories: readonly string[]
   readonly preheatTtlMs: number
@@ -170,6 +192,9 @@ export function loadSeederConfig(sources: ConfigSources): SeederConfig {
     cacheMaxBytes: v.cacheMaxBytes as number,
     uploadRate: v.uploadRate as number,
     originRate: v.originRate as number,
+    site: siteOf(v.site as string | undefined),
+    wanUploadRate: v.wanUploadRate as number,
+    wanDownloadRate: v.wanDownloadRate as number,
     webhookTokenFile: v.webhookTokenFile as string | undefined,
     notifyRepositories: v.notifyRepositories as readonly string[],
     preheatTtlMs: v.preheatTtl as number,

@@ -11,3 +11,4 @@ export {
   type OptionValue,
 } from './load.ts'
 export { parseBytes, parseDuration, parseHostPort } from './units.ts'
+export { siteOf } from './site.ts'

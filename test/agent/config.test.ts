@@ -26,3 +26,26 @@ describe('agent --upload-slots', () => {
     }
   })
 })
+
+describe('agent --site and the WAN caps', () => {
+  it('takes a site from the flag or SHOAL_SITE; none or an empty zone is no site', () => {
+    expect(load([]).site).toBeUndefined()
+    expect(load(['--site', 'store-17']).site).toBe('store-17')
+    expect(load([], { SHOAL_SITE: 'eu-west-1a' }).site).toBe('eu-west-1a')
+    expect(load([], { SHOAL_SITE: '' }).site).toBeUndefined()
+  })
+
+  it('refuses a site name a zone label could not hold, naming the key', () => {
+    for (const bad of ['-store', 'store 17', 'a/b', 'x'.repeat(64)]) {
+      expect(() => load(['--site', bad])).toThrow(ConfigError)
+      expect(() => load(['--site', bad])).toThrow(/invalid config: site:/)
+    }
+  })
+
+  it('reads --wan-upload-rate and --wan-download-rate as rates, 0 by default', () => {
+    const c = load(['--wan-upload-rate', '3MB', '--wan-download-rate', '1MiB'])
+    expect([load([]).wanUploadRate, load([]).wanDownloadRate]).toEqual([0, 0])
+    expect(c.wanUploadRate).toBe(3_000_000)
+    expect(c.wanDownloadRate).toBe(1024 * 1024)
+  })
+})

@@ -157,3 +157,13 @@ describe('seeder API token', () => {
     expect(peer.equals(new X509Certificate(cert).raw)).toBe(true)
   })
 })
+
+describe('seeder --site and the WAN caps', () => {
+  it('reads them like the agent', () => {
+    const c = load(['--site', 'core', '--wan-upload-rate', '2MB'])
+    expect(c.site).toBe('core')
+    expect(c.wanUploadRate).toBe(2_000_000)
+    expect(c.wanDownloadRate).toBe(0)
+    expect(() => load(['--site', 'no such'])).toThrow(/invalid config: site:/)
+  })
+})

@@ -1,0 +1,12 @@
+import { ConfigError } from './load.ts'
+
+/** A site name: what a Kubernetes zone label may hold (letters, digits, `.`, `_`, `-`; at most 63). */
+const SITE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/
+
+/** `--site` checked: undefined or empty (an unlabelled node's empty zone) means no site. */
+export function siteOf(raw: string | undefined): string | undefined {
+  if (raw === undefined || raw === '') return undefined
+  if (!SITE_NAME.test(raw))
+    throw new ConfigError('site', `expected letters, digits, '.', '_' or '-' (at most 63), got ${JSON.stringify(raw)}`)
+  return raw
+}
