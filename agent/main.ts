@@ -1,5 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { runService } from '../shared/process/service.ts'
+import { stopList } from '../shared/process/stop-list.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { buildOpsApp, Readiness, RecentPulls } from '../shared/ops/index.ts'
@@ -44,7 +45,7 @@ export interface RunningAgent {
   readonly metrics: ReturnType<typeof createMetrics>
   /** The --metrics-listen URL, when on. */
   readonly metricsUrl: string | undefined
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /** Wires one agent from a validated config and starts listening. */
@@ -222,19 +223,20 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       config,
       metrics,
       metricsUrl,
-      async close() {
+      stop: stopList([
         // Drain in-flight requests, but not forever: after DRAIN_TIMEOUT_MS downloads are aborted,
         // which ends the responses still waiting on them.
-        const drained = app.close()
-        const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
-        await drained
-        clearTimeout(timer)
-        await opsApp?.close()
-        closing.abort()
-        await p2p?.stop()
-        await origin.close()
-        await stores.close()
-      },
+        async () => {
+          const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
+          await app.close()
+          clearTimeout(timer)
+        },
+        () => opsApp?.close(),
+        () => closing.abort(),
+        () => p2p?.stop(),
+        () => origin.stop(),
+        () => stores.stop(),
+      ]),
     }
   } catch (err) {
     // A start that fails after the metrics listener is up must not leave it holding the process open.
@@ -360,11 +362,6 @@ async function startSwarm(
     client,
     /** The bulk (HTTPS) chunk port, when serving one. */
     bulkPort: server.bulkPort,
-    async stop() {
-      await announcer.stop()
-      await server.stop()
-      await bulkClient?.close()
-      await node.stop()
-    },
+    stop: stopList([() => announcer.stop(), () => server.stop(), () => bulkClient?.stop(), () => node.stop()]),
   }
 }

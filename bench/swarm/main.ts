@@ -102,7 +102,7 @@ async function measureEgress(): Promise<Egress> {
       peerShare: total === 0 ? 0 : peer / total,
     }
   } finally {
-    await fleet.close()
+    await fleet.stop()
   }
 }
 
@@ -280,7 +280,7 @@ async function main(): Promise<void> {
     await writeFile(args.out, text)
     log(`wrote ${args.out}`)
   } finally {
-    await fleet.close()
+    await fleet.stop()
   }
 }
 

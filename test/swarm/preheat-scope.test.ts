@@ -55,8 +55,8 @@ beforeAll(async () => {
   )
 }, 60_000)
 afterAll(async () => {
-  await second?.close()
-  await fleet?.close()
+  await second?.stop()
+  await fleet?.stop()
   await rm(secondDir, { recursive: true, force: true })
 })
 
