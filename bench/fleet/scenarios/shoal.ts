@@ -1,7 +1,8 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { HostPlan } from '../netns.ts'
-import { type Daemon, run } from '../proc.ts'
+import type { Daemon } from '../../../harness/daemon.ts'
+import { run } from '../proc.ts'
 import { type Scenario, type ScenarioContext, skopeoPull } from '../scenario.ts'
 
 export const SEEDER_P2P_PORT = 4001
