@@ -20,7 +20,7 @@ import { Authorizer } from './authz.ts'
 import { Downloads } from './blobs/download.ts'
 import { fillPolicy } from './blobs/fill.ts'
 import { fetchFromOrigin } from './blobs/origin-fetch.ts'
-import { type BlobFiller, BlobService } from './blobs/service.ts'
+import { BlobService } from './blobs/service.ts'
 import { Prefetcher } from './prefetch.ts'
 import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { agentStatus, type SwarmStatusPart } from './status.ts'
@@ -95,9 +95,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     late.announcer = p2p?.announcer
     const swarm = p2p?.swarm
     const recent = new RecentPulls()
-    /** Blobs whose fill went to the origin (all of it, or the rest after the swarm), for the recent-pulls list. */
-    const fromOrigin = new Set<string>()
-    const policy = fillPolicy({
+    const fill = fillPolicy({
       store: stores.blobs,
       ...(p2p === undefined
         ? {}
@@ -111,9 +109,8 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
                 ),
             },
           }),
-      origin: (blob, sink, signal) => {
-        fromOrigin.add(blob.digest)
-        return fetchFromOrigin(sink, {
+      origin: (blob, sink, signal) =>
+        fetchFromOrigin(sink, {
           origin,
           store: stores.blobs,
           authorizer,
@@ -125,8 +122,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
           authorization: blob.authorization,
           signal,
           ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
-        })
-      },
+        }),
       onComplete: (digest, info) => {
         p2p?.source.noteComplete(digest, info.size, config.chunkSize)
         p2p?.announcer.announce(digest)
@@ -134,23 +130,11 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       authorize: (blob, signal) =>
         authorizer.authorize(blob.upstream, blob.name, 'blobs', blob.digest, blob.authorization, signal),
       onAbandoned: (digest) => p2p?.announcer.withdraw(digest),
+      // Recent pulls for /status and the status page.
+      onPulled: (pull) => recent.add(pull),
       signal: closing.signal,
       log,
     })
-    // Recent pulls for /status and the status page: how each blob was filled and how long it took.
-    const fill: BlobFiller = async (dl, req) => {
-      const started = Date.now()
-      fromOrigin.delete(req.digest)
-      let ok = false
-      try {
-        await policy(dl, req)
-        ok = true
-      } finally {
-        const origin = fromOrigin.delete(req.digest)
-        const via = p2p === undefined ? 'origin' : origin ? 'swarm+origin' : 'swarm'
-        recent.add({ digest: req.digest, size: dl.knownSize, via, ok, ms: Date.now() - started, at: Date.now() })
-      }
-    }
     const blobs = new BlobService({
       store: stores.blobs,
       origin,
