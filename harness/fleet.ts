@@ -7,6 +7,7 @@ import { createLogger } from '../shared/log/index.ts'
 import { type DemoOrigin, generateSampleImage, type SampleImage, startDemoOrigin } from '../shared/sample/index.ts'
 import { loadSeederConfig } from '../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../seeder/main.ts'
+import { withPeerId } from '../shared/swarm/index.ts'
 
 export interface Fleet {
   readonly dir: string
@@ -78,7 +79,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
           '--p2p-listen',
           '/ip4/127.0.0.1/tcp/0',
           '--seeder',
-          seederAddr.includes('/p2p/') ? seederAddr : `${seederAddr}/p2p/${seeder.peerId}`,
+          withPeerId(seederAddr, seeder.peerId),
           '--chunk-size',
           chunk,
           ...(opts.agentArgs ?? []),

@@ -38,6 +38,7 @@ import {
 } from '../../shared/swarm/protocol/index.ts'
 import { FrameStream } from '../../shared/swarm/protocol/framing.ts'
 import type { Fleet } from '../../harness/fleet.ts'
+import { withPeerId } from '../../shared/swarm/index.ts'
 
 /** Chunk size the fleets of the hostile tests are cut with (the fleet harness default). */
 export const CHUNK = 256 * 1024
@@ -196,7 +197,7 @@ export async function startHostileNode(
 
 export function seederAddr(f: Fleet): Multiaddr {
   const tcp = f.seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
-  return multiaddr(tcp.includes('/p2p/') ? tcp : `${tcp}/p2p/${f.seeder.peerId}`)
+  return multiaddr(withPeerId(tcp, f.seeder.peerId))
 }
 
 /** Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it. */
