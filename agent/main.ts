@@ -1,5 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import { runService } from '../shared/process/service.ts'
+import { stopList } from '../shared/process/stop-list.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { buildOpsApp, Readiness, RecentPulls } from '../shared/ops/index.ts'
@@ -19,7 +20,7 @@ import { Authorizer } from './authz.ts'
 import { Downloads } from './blobs/download.ts'
 import { fillPolicy } from './blobs/fill.ts'
 import { fetchFromOrigin } from './blobs/origin-fetch.ts'
-import { type BlobFiller, BlobService } from './blobs/service.ts'
+import { BlobService } from './blobs/service.ts'
 import { Prefetcher } from './prefetch.ts'
 import { type AgentConfig, loadAgentConfig } from './config.ts'
 import { agentStatus, type SwarmStatusPart } from './status.ts'
@@ -44,7 +45,7 @@ export interface RunningAgent {
   readonly metrics: ReturnType<typeof createMetrics>
   /** The --metrics-listen URL, when on. */
   readonly metricsUrl: string | undefined
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /** Wires one agent from a validated config and starts listening. */
@@ -94,9 +95,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     late.announcer = p2p?.announcer
     const swarm = p2p?.swarm
     const recent = new RecentPulls()
-    /** Blobs whose fill went to the origin (all of it, or the rest after the swarm), for the recent-pulls list. */
-    const fromOrigin = new Set<string>()
-    const policy = fillPolicy({
+    const fill = fillPolicy({
       store: stores.blobs,
       ...(p2p === undefined
         ? {}
@@ -110,9 +109,8 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
                 ),
             },
           }),
-      origin: (blob, sink, signal) => {
-        fromOrigin.add(blob.digest)
-        return fetchFromOrigin(sink, {
+      origin: (blob, sink, signal) =>
+        fetchFromOrigin(sink, {
           origin,
           store: stores.blobs,
           authorizer,
@@ -124,8 +122,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
           authorization: blob.authorization,
           signal,
           ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
-        })
-      },
+        }),
       onComplete: (digest, info) => {
         p2p?.source.noteComplete(digest, info.size, config.chunkSize)
         p2p?.announcer.announce(digest)
@@ -133,23 +130,11 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       authorize: (blob, signal) =>
         authorizer.authorize(blob.upstream, blob.name, 'blobs', blob.digest, blob.authorization, signal),
       onAbandoned: (digest) => p2p?.announcer.withdraw(digest),
+      // Recent pulls for /status and the status page.
+      onPulled: (pull) => recent.add(pull),
       signal: closing.signal,
       log,
     })
-    // Recent pulls for /status and the status page: how each blob was filled and how long it took.
-    const fill: BlobFiller = async (dl, req) => {
-      const started = Date.now()
-      fromOrigin.delete(req.digest)
-      let ok = false
-      try {
-        await policy(dl, req)
-        ok = true
-      } finally {
-        const origin = fromOrigin.delete(req.digest)
-        const via = p2p === undefined ? 'origin' : origin ? 'swarm+origin' : 'swarm'
-        recent.add({ digest: req.digest, size: dl.knownSize, via, ok, ms: Date.now() - started, at: Date.now() })
-      }
-    }
     const blobs = new BlobService({
       store: stores.blobs,
       origin,
@@ -222,19 +207,20 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       config,
       metrics,
       metricsUrl,
-      async close() {
+      stop: stopList([
         // Drain in-flight requests, but not forever: after DRAIN_TIMEOUT_MS downloads are aborted,
         // which ends the responses still waiting on them.
-        const drained = app.close()
-        const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
-        await drained
-        clearTimeout(timer)
-        await opsApp?.close()
-        closing.abort()
-        await p2p?.stop()
-        await origin.close()
-        await stores.close()
-      },
+        async () => {
+          const timer = setTimeout(() => closing.abort(), DRAIN_TIMEOUT_MS)
+          await app.close()
+          clearTimeout(timer)
+        },
+        () => opsApp?.close(),
+        () => closing.abort(),
+        () => p2p?.stop(),
+        () => origin.stop(),
+        () => stores.stop(),
+      ]),
     }
   } catch (err) {
     // A start that fails after the metrics listener is up must not leave it holding the process open.
@@ -360,11 +346,6 @@ async function startSwarm(
     client,
     /** The bulk (HTTPS) chunk port, when serving one. */
     bulkPort: server.bulkPort,
-    async stop() {
-      await announcer.stop()
-      await server.stop()
-      await bulkClient?.close()
-      await node.stop()
-    },
+    stop: stopList([() => announcer.stop(), () => server.stop(), () => bulkClient?.stop(), () => node.stop()]),
   }
 }

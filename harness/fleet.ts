@@ -7,6 +7,7 @@ import { createLogger } from '../shared/log/index.ts'
 import { type DemoOrigin, generateSampleImage, type SampleImage, startDemoOrigin } from '../shared/sample/index.ts'
 import { loadSeederConfig } from '../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../seeder/main.ts'
+import { withPeerId } from '../shared/swarm/index.ts'
 
 export interface Fleet {
   readonly dir: string
@@ -15,7 +16,7 @@ export interface Fleet {
   readonly seeder: RunningSeeder
   readonly agents: RunningAgent[]
   startAgent(i: number, extra?: string[]): Promise<RunningAgent>
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 export interface FleetOptions {
@@ -63,7 +64,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   )
   const seederAddr = seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
   const agents: RunningAgent[] = []
-  // Every agent ever started, so one restarted on the same data dir is closed too (each exactly once).
+  // Every agent ever started, so one restarted on the same data dir is stopped too (a second stop() of one is a no-op).
   const started: RunningAgent[] = []
   const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
     const agent = await startAgent(
@@ -78,7 +79,7 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
           '--p2p-listen',
           '/ip4/127.0.0.1/tcp/0',
           '--seeder',
-          seederAddr.includes('/p2p/') ? seederAddr : `${seederAddr}/p2p/${seeder.peerId}`,
+          withPeerId(seederAddr, seeder.peerId),
           '--chunk-size',
           chunk,
           ...(opts.agentArgs ?? []),
@@ -89,10 +90,8 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       }),
       { log },
     )
-    let closed: Promise<void> | undefined
-    const once: RunningAgent = { ...agent, close: () => (closed ??= agent.close()) }
-    started.push(once)
-    return once
+    started.push(agent)
+    return agent
   }
   for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
   return {
@@ -102,10 +101,10 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     seeder,
     agents,
     startAgent: start,
-    async close() {
-      for (const a of started) await a.close().catch(() => {})
-      await seeder.close().catch(() => {})
-      await origin.close().catch(() => {})
+    async stop() {
+      for (const a of started) await a.stop().catch(() => {})
+      await seeder.stop().catch(() => {})
+      await origin.stop().catch(() => {})
       await rm(dir, { recursive: true, force: true })
     },
   }

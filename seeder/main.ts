@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises'
 import Fastify from 'fastify'
 import { runService } from '../shared/process/service.ts'
+import { stopList } from '../shared/process/stop-list.ts'
 import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, bytesServedTo, createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { opsRoutes, Readiness } from '../shared/ops/index.ts'
@@ -37,7 +38,7 @@ export interface RunningSeeder {
   readonly puller: Puller
   readonly preheater: Preheater
   readonly retention: Retention
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /** Wires one seeder: store, libp2p node (DHT server, bootstrap for agents), chunk server, origin puller, API. */
@@ -223,18 +224,18 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     puller,
     preheater,
     retention,
-    async close() {
-      seeding.stop()
-      preheater.close()
-      // Pulls under way are cut before the store closes under them; their partials resume at the next start.
-      await puller.stop()
-      await api.close()
-      await server.stop()
-      await node.stop()
-      await origin.close()
-      await retention.close()
-      await stores.close()
-    },
+    stop: stopList([
+      () => seeding.stop(),
+      () => preheater.stop(),
+      // Pulls under way are cut before the store stops under them; their partials resume at the next start.
+      () => puller.stop(),
+      () => api.close(),
+      () => server.stop(),
+      () => node.stop(),
+      () => origin.stop(),
+      () => retention.stop(),
+      () => stores.stop(),
+    ]),
   }
 }
 

@@ -229,7 +229,8 @@ export class Preheater {
       for (const l of job.layers) if (l.digest === digest && bytes > l.bytes) l.bytes = Math.min(bytes, l.size)
   }
 
-  close(): void {
+  /** Aborts every job under way; none starts after. */
+  async stop(): Promise<void> {
     this.#abort.abort()
   }
 

@@ -46,7 +46,7 @@ export class Retention {
   #timer: { cancel(): void } | undefined
   #timerAt = Number.POSITIVE_INFINITY
   #saving: Promise<void> = Promise.resolve()
-  #closed = false
+  #stopped = false
 
   constructor(init: RetentionInit) {
     this.#i = init
@@ -77,7 +77,7 @@ export class Retention {
 
   /** Keeps `digest` for the TTL from now (extends an earlier hold). */
   keep(digest: Digest): void {
-    if (this.#closed || this.#i.ttlMs <= 0) return
+    if (this.#stopped || this.#i.ttlMs <= 0) return
     this.#hold(digest, this.#now() + this.#i.ttlMs)
     this.#arm()
     this.#save()
@@ -104,8 +104,8 @@ export class Retention {
   }
 
   /** Stops the timer and writes the deadlines; pins die with the store. */
-  async close(): Promise<void> {
-    this.#closed = true
+  async stop(): Promise<void> {
+    this.#stopped = true
     this.#timer?.cancel()
     this.#timer = undefined
     this.#save()
@@ -119,7 +119,7 @@ export class Retention {
   }
 
   #arm(): void {
-    if (this.#closed) return
+    if (this.#stopped) return
     let next = Number.POSITIVE_INFINITY
     for (const h of this.#holds.values()) next = Math.min(next, h.until)
     if (next === this.#timerAt) return

@@ -1,8 +1,10 @@
 import type { Logger } from '../../shared/log/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
+import type { RecentPull } from '../../shared/ops/index.ts'
 import type { Upstream } from '../../shared/origin/index.ts'
 import type { BlobInfo, ContentStore, PartialBlob } from '../../shared/store/index.ts'
-import type { BlobFiller } from './service.ts'
+import type { Download } from './download.ts'
+import type { BlobFiller, BlobRequest } from './service.ts'
 
 /** Where a filler puts a blob's bytes: it attaches the partial that the download's readers follow. */
 export interface PartialSink {
@@ -47,6 +49,13 @@ export interface FillPolicyInit {
   readonly onComplete?: (digest: Digest, info: BlobInfo) => void
   /** The swarm gave up on a blob that is not complete: stop telling peers we have it. */
   readonly onAbandoned?: (digest: Digest) => void
+  /**
+   * Each fill as it ends, for the recent-pulls list: how long it took, whether it worked, and where its bytes came
+   * from (`swarm`; `origin` when the swarm is off; `swarm+origin` once the origin was asked after the swarm).
+   */
+  readonly onPulled?: (pull: RecentPull) => void
+  /** Epoch ms (default Date.now). */
+  readonly now?: () => number
   /** Agent shutdown: ends both sources, and a swarm failure then is not a reason to go to the origin. */
   readonly signal: AbortSignal
   readonly log: Pick<Logger, 'warn'>
@@ -57,8 +66,31 @@ export interface FillPolicyInit {
  * while the origin is healthy; the origin resumes after whatever the swarm already wrote (the partial is the same).
  */
 export function fillPolicy(init: FillPolicyInit): BlobFiller {
-  const { store, swarm, signal, log } = init
+  const fill = swarmThenOrigin(init)
+  const { onPulled } = init
+  if (onPulled === undefined) return (dl, req) => fill(dl, req, () => {})
+  const now = init.now ?? Date.now
   return async (dl, req) => {
+    const started = now()
+    let askedOrigin = false
+    let ok = false
+    try {
+      await fill(dl, req, () => {
+        askedOrigin = true
+      })
+      ok = true
+    } finally {
+      const via = init.swarm === undefined ? 'origin' : askedOrigin ? 'swarm+origin' : 'swarm'
+      const at = now()
+      onPulled({ digest: req.digest, size: dl.knownSize, via, ok, ms: at - started, at })
+    }
+  }
+}
+
+/** The policy itself; `toOrigin` is told before the origin is asked. */
+function swarmThenOrigin(init: FillPolicyInit) {
+  const { store, swarm, signal, log } = init
+  return async (dl: Download, req: BlobRequest, toOrigin: () => void): Promise<void> => {
     if (swarm !== undefined) {
       // Peers hold the bytes, but the origin still decides who reads them: a refusal ends the download here.
       await init.authorize?.(req, signal)
@@ -72,6 +104,7 @@ export function fillPolicy(init: FillPolicyInit): BlobFiller {
         log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
       }
     }
+    toOrigin()
     await init.origin(req, dl, signal)
     if (swarm === undefined) return
     // Complete from the origin: servable to peers now, as it would be after a restart.

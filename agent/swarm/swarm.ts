@@ -1,12 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { PeerId } from '@libp2p/interface'
-import {
-  type ChunkGeometry,
-  chunkRange,
-  type SignedChunkMap,
-  verifyChunk,
-  verifySignedChunkMap,
-} from '../../shared/chunks/index.ts'
+import { type ChunkGeometry, chunkRange, type SignedChunkMap, verifySignedChunkMap } from '../../shared/chunks/index.ts'
 import type { Logger } from '../../shared/log/index.ts'
 import type { Metrics } from '../../shared/metrics/index.ts'
 import type { Digest } from '../../shared/oci/index.ts'
@@ -17,7 +11,13 @@ import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
 import { type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import { rendezvousScore, type SeederRef, seederFor, seedersInOrder } from '../../shared/swarm/index.ts'
-import { DownloadSession, SessionError, systemClock } from '../../shared/swarm/session/index.ts'
+import {
+  type ChunkVerifier,
+  DownloadSession,
+  proveResumed,
+  SessionError,
+  systemClock,
+} from '../../shared/swarm/session/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { PartialSink } from '../blobs/fill.ts'
 import type { ProviderLookups } from './lookups.ts'
@@ -120,9 +120,11 @@ export class Swarm {
     const blob = new LiveBlob(partial, signed)
     live.add(blob)
     dl.attach(partial, { verifiedPerChunk: signed !== undefined })
+    // One verifier for the chunks already on disk and those still to come.
+    const verifier = blobVerifier(blob, geometry, this.#trusted, (s) => this.#findMap(digest, s, 1))
     try {
-      await this.#resume(blob, geometry, signal)
-      await this.#exchange(blob, geometry, signal)
+      await this.#resume(blob, verifier, signal)
+      await this.#exchange(blob, geometry, verifier, signal)
       await partial.commit()
       // The partial file is gone now: serve from the store before anything slower happens.
       this.#o.source.noteComplete(digest, geometry.size, geometry.chunkSize)
@@ -138,27 +140,29 @@ export class Swarm {
     log.debug({ digest }, 'swarm download complete')
   }
 
-  /** After a restart, chunks already on disk are proven again before they count. */
-  async #resume(blob: LiveBlob, geometry: ChunkGeometry, signal: AbortSignal): Promise<void> {
+  /** After a restart, chunks already on disk are proven again, by the session's verifier, before they count. */
+  async #resume(blob: LiveBlob, verifier: ChunkVerifier, signal: AbortSignal): Promise<void> {
     if (blob.partial.written.count === 0) return
     const attestations = new Map((await this.#o.maps.attestations(blob.digest)).map((a) => [a.index, a]))
-    for (const index of blob.partial.written.indexes()) {
-      signal.throwIfAborted()
-      const bytes = await blob.partial.readChunk(index)
-      const proof = blob.map?.map.chunks[index] ?? attestations.get(index)?.chunk
-      if (proof === undefined) continue
-      try {
-        verifyChunk(geometry, index, proof, bytes)
-        blob.markVerified(index, attestations.get(index))
-      } catch {
-        // Not provable: fetched again (writeChunk of a written chunk is a no-op, so it is simply skipped
-        // by the scheduler only once verified).
-      }
-    }
+    await proveResumed(
+      {
+        written: () => blob.partial.written.indexes(),
+        read: (index, s) => blob.partial.readChunk(index, { signal: s }),
+        attestation: (index) => attestations.get(index),
+        proven: (index, attestation) => blob.markVerified(index, attestation),
+      },
+      verifier,
+      signal,
+    )
   }
 
   /** The swarm part proper: a download session over libp2p, the partial file and the map store. */
-  async #exchange(blob: LiveBlob, geometry: ChunkGeometry, signal: AbortSignal): Promise<void> {
+  async #exchange(
+    blob: LiveBlob,
+    geometry: ChunkGeometry,
+    verifier: ChunkVerifier,
+    signal: AbortSignal,
+  ): Promise<void> {
     const { node, client, maps, seeders, lookups } = this.#o
     const digest = blob.digest
     const holders = new SwarmHolders({
@@ -176,7 +180,7 @@ export class Swarm {
         clock: systemClock(this.#now),
         fetcher: holders.fetcher(),
         holders,
-        verifier: blobVerifier(blob, geometry, this.#trusted, (s) => this.#findMap(digest, s, 1)),
+        verifier,
         sink: blobSink(blob, maps),
         events: sessionEvents(digest, this.#o),
       },

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { Daemon, freePort, removeDir, tempDir, waitForHttp } from '../../harness/e2e/index.ts'
 import { type HeapSnapshot, heapLines, summarizeHeap } from './heap.ts'
 import { type CpuProfile, profileLines, summarizeProfile } from './profile.ts'
+import { withPeerId } from '../../shared/swarm/index.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 
@@ -133,7 +134,7 @@ export async function startSeeder(
   const status = (await (await fetch(`${p.url}/status`)).json()) as { peerId: string; multiaddrs: string[] }
   const addr = status.multiaddrs.find((m) => m.startsWith('/ip4/127.0.0.1/tcp/'))
   if (addr === undefined) throw new Error(`seeder has no loopback TCP address: ${status.multiaddrs.join(', ')}`)
-  return { ...p, multiaddr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${status.peerId}` }
+  return { ...p, multiaddr: withPeerId(addr, status.peerId) }
 }
 
 /** The Node floor (`floor.ts`) over `file`, a separate process. */

@@ -10,12 +10,6 @@ export class BenchCommandError extends Error {
   readonly code = 'BENCH_COMMAND_FAILED'
 }
 
-/** A daemon that exited early or never got ready. */
-export class BenchDaemonError extends Error {
-  override readonly name = 'BenchDaemonError'
-  readonly code = 'BENCH_DAEMON_FAILED'
-}
-
 /** A scenario that cannot run on this checkout (e.g. the shoal CLI lacks a command); the report says why. */
 export class ScenarioUnavailableError extends Error {
   override readonly name = 'ScenarioUnavailableError'

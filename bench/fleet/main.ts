@@ -17,7 +17,7 @@ import { Fleet, sweepNamespaces } from './fleet.ts'
 import { pushImage } from './image.ts'
 import { planFleet } from './netns.ts'
 import { preflight } from './preflight.ts'
-import { liveDaemons } from './proc.ts'
+import { liveDaemons } from '../../harness/daemon.ts'
 import { startRegistry } from './registry.ts'
 import { buildReport, type MachineInfo, type ScenarioMeasurement, summaryMarkdown } from './report.ts'
 import { runScenario } from './run.ts'
@@ -254,7 +254,7 @@ async function main(argv: readonly string[]): Promise<number> {
       exitCode = 1
     }
   } finally {
-    await Promise.all([...liveDaemons].map((d) => d.stop(2_000)))
+    await Promise.all([...liveDaemons].map((d) => d.stop('SIGTERM', 2_000)))
     teardownSync()
   }
   return exitCode

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import { stringify } from 'yaml'
 import type { Fleet } from './fleet.ts'
 import type { HostPlan } from './netns.ts'
-import { Daemon } from './proc.ts'
+import { Daemon } from '../../harness/daemon.ts'
+import { FLEET_DAEMON } from './proc.ts'
 
 export const REGISTRY_PORT = 5000
 
@@ -58,7 +59,9 @@ export async function startRegistry(
   })
   await writeFile(configPath, stringify(config), { mode: 0o600 })
   // A clean environment: REGISTRY_* variables would override the config file.
-  const daemon = new Daemon(`registry@${host.name}`, fleet.exec(host, 'docker-registry', ['serve', configPath]), {
+  const exec = fleet.exec(host, 'docker-registry', ['serve', configPath])
+  const daemon = new Daemon(`registry@${host.name}`, exec.cmd, exec.args, {
+    ...FLEET_DAEMON,
     logFile: join(dir, 'registry.log'),
     env: {
       PATH: process.env['PATH'] ?? '/usr/sbin:/usr/bin:/sbin:/bin',
@@ -72,7 +75,7 @@ export async function startRegistry(
       ...(opts.signal === undefined ? {} : { signal: opts.signal }),
     })
   } catch (err) {
-    await daemon.stop(1_000)
+    await daemon.stop('SIGTERM', 1_000)
     throw err
   }
   return {

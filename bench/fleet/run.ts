@@ -9,7 +9,8 @@ import { BenchCommandError } from './errors.ts'
 import type { Fleet } from './fleet.ts'
 import type { BenchImage } from './image.ts'
 import type { HostPlan } from './netns.ts'
-import { Daemon, run } from './proc.ts'
+import { Daemon } from '../../harness/daemon.ts'
+import { FLEET_DAEMON, run } from './proc.ts'
 import type { ScenarioMeasurement } from './report.ts'
 import { type NodeResult, rollout, type Sample, Sampler } from './rollout.ts'
 import { PULL_ENV, type Scenario, type ScenarioContext } from './scenario.ts'
@@ -63,7 +64,9 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     signal,
     pullDest: (node: HostPlan) => join(pulls, node.name),
     daemon(host, name, cmd, args, daemonEnv) {
-      const d = new Daemon(`${scenario.name}/${name}`, fleet.exec(host, cmd, args), {
+      const exec = fleet.exec(host, cmd, args)
+      const d = new Daemon(`${scenario.name}/${name}`, exec.cmd, exec.args, {
+        ...FLEET_DAEMON,
         logFile: join(logs, `${name}.log`),
         ...(daemonEnv === undefined ? {} : { env: daemonEnv }),
       })

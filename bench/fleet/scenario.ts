@@ -2,7 +2,8 @@ import type { BenchConfig, ScenarioName } from './config.ts'
 import type { Fleet } from './fleet.ts'
 import type { BenchImage } from './image.ts'
 import type { Command, HostPlan } from './netns.ts'
-import type { Daemon, RunResult } from './proc.ts'
+import type { Daemon } from '../../harness/daemon.ts'
+import type { RunResult } from './proc.ts'
 
 /** What a scenario gets from the harness. Everything it starts through `daemon` is stopped after teardown. */
 export interface ScenarioContext {

@@ -68,7 +68,7 @@ async function main(): Promise<void> {
       }),
       { log: createLogger({ level: 'warn' }) },
     )
-    cleanup.add(seeder, (s) => s.close())
+    cleanup.add(seeder, (s) => s.stop())
     const size = layers * layerBytes
     log(`generating and staging two ${size / MiB} MiB images`)
     const hot = cleanup.add(await pushImage(staging.url, 'bench/hot', 'v1', { layers, layerBytes, seed: 'hot' }), (i) =>

@@ -24,6 +24,7 @@ import { bytesBySource } from '../../shared/metrics/index.ts'
 import { Digester, DigestMismatchError } from '../../shared/oci/index.ts'
 import { type Fleet, startFleet } from '../../harness/fleet.ts'
 import type { ReaderCommand, ReaderMode, ReaderReply } from './reader.ts'
+import { withPeerId } from '../../shared/swarm/index.ts'
 
 const MiB = 1024 * 1024
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -102,7 +103,7 @@ async function measureEgress(): Promise<Egress> {
       peerShare: total === 0 ? 0 : peer / total,
     }
   } finally {
-    await fleet.close()
+    await fleet.stop()
   }
 }
 
@@ -179,7 +180,7 @@ async function measurePeer(fleet: Fleet, size: number): Promise<PeerThroughput> 
   try {
     command({
       t: 'setup',
-      multiaddr: addr.includes('/p2p/') ? addr : `${addr}/p2p/${agent.peerId}`,
+      multiaddr: withPeerId(addr, agent.peerId!),
       peerId: agent.peerId,
       blobUrl: `${agent.url}/v2/demo/app/blobs/${blob.digest}`,
       digest: blob.digest,
@@ -280,7 +281,7 @@ async function main(): Promise<void> {
     await writeFile(args.out, text)
     log(`wrote ${args.out}`)
   } finally {
-    await fleet.close()
+    await fleet.stop()
   }
 }
 

@@ -94,7 +94,7 @@ async function main(): Promise<void> {
       if (bytes !== setup.size) throw new Error(`${cmd.mode}: read ${bytes} bytes of ${setup.size}`)
       send({ t: 'result', mode: cmd.mode, bytes, seconds: (performance.now() - t0) / 1000 })
     }
-    await bulk.close()
+    await bulk.stop()
   } finally {
     await node.stop()
     await rm(dir, { recursive: true, force: true })

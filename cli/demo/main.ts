@@ -26,7 +26,7 @@ export async function demoMain(opts: DemoOptions): Promise<number> {
   const work = await mkdtemp(join(tmpdir(), 'shoal-demo-'))
   const say = (line: string) => process.stdout.write(`${line}\n`)
   const log = createLogger({ level: 'error' })
-  const closers: (() => Promise<void>)[] = []
+  const stoppers: (() => Promise<void>)[] = []
   try {
     say(`shoal demo: a local swarm — embedded origin, 1 seeder, ${opts.agents} agents, all on 127.0.0.1`)
     const image = await generateSampleImage({
@@ -37,7 +37,7 @@ export async function demoMain(opts: DemoOptions): Promise<number> {
     })
     const imageBytes = image.blobs.reduce((n, b) => n + b.size, 0)
     const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
-    closers.push(() => origin.close())
+    stoppers.push(() => origin.stop())
     say(`origin   ${origin.url}  demo/app:v1, ${image.blobs.length} blobs, ${fmtMiB(imageBytes)}`)
     const chunk = ['--chunk-size', '1MiB']
     const seeder = await startSeeder(
@@ -51,7 +51,7 @@ export async function demoMain(opts: DemoOptions): Promise<number> {
       }),
       { log },
     )
-    closers.push(() => seeder.close())
+    stoppers.push(() => seeder.stop())
     const seederAddr = seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
     say(`seeder   ${seederAddr}`)
     const agents: RunningAgent[] = []
@@ -67,7 +67,7 @@ export async function demoMain(opts: DemoOptions): Promise<number> {
         }),
         { log },
       )
-      closers.push(() => agent.close())
+      stoppers.push(() => agent.stop())
       agents.push(agent)
       say(`agent-${i + 1}  ${agent.url}  (registry mirror: point a runtime here)`)
     }
@@ -119,7 +119,7 @@ export async function demoMain(opts: DemoOptions): Promise<number> {
     )
     return 0
   } finally {
-    for (const c of closers.reverse()) await c().catch(() => {})
+    for (const c of stoppers.reverse()) await c().catch(() => {})
     await rm(work, { recursive: true, force: true })
   }
 }

@@ -2,7 +2,8 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { stringify } from 'yaml'
-import { Daemon, freePort, removeDir, tempDir, waitForHttp } from './process.ts'
+import { Daemon } from '../daemon.ts'
+import { freePort, removeDir, tempDir, waitForHttp } from './process.ts'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SHOAL_BIN = join(REPO_ROOT, 'bin', 'shoal.js')

@@ -1,7 +1,8 @@
 import { readdir, readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Daemon, type RunResult, removeDir, run, runOk, tempDir } from './process.ts'
+import { Daemon } from '../daemon.ts'
+import { type RunResult, removeDir, run, runOk, tempDir } from './process.ts'
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const SHOAL_BIN = join(REPO_ROOT, 'bin', 'shoal.js')

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { Daemon, type RunResult, removeDir, runOk, tempDir } from './process.ts'
+import { Daemon } from '../daemon.ts'
+import { type RunResult, removeDir, runOk, tempDir } from './process.ts'
 
 const NAMESPACE = 'shoal-e2e'
 

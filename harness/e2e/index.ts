@@ -1,4 +1,5 @@
 export { type Agent, type AgentConfig, type StartAgentOptions, startAgent, sumMetric } from './agent.ts'
+export { Daemon, DaemonError, type DaemonOptions } from '../daemon.ts'
 export { Cleanup } from './cleanup.ts'
 export { type Dockerd, shoalCli, startDockerd, treeSnapshot } from './configure.ts'
 export {
@@ -12,8 +13,6 @@ export { basicAuth, type FetchOptions, fetchBlob, fetchManifest, type PushedImag
 export { type PodmanImage, type PodmanOptions, podmanInspect, podmanPull, writeRegistriesConf } from './podman.ts'
 export {
   CommandError,
-  Daemon,
-  DaemonError,
   describeCommand,
   freePort,
   type RunResult,

@@ -1,10 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { createInterface } from 'node:readline'
+import { type Daemon, DaemonError } from '../daemon.ts'
 
 /** A command that exited with a non-zero status (or a signal); carries its output for the test report. */
 export class CommandError extends Error {
@@ -17,12 +17,6 @@ export class CommandError extends Error {
     super(`${command} failed (${why}): ${tail(result.stderr || result.stdout)}`)
     this.result = result
   }
-}
-
-/** A daemon that exited or did not get ready in time. */
-export class DaemonError extends Error {
-  override readonly name = 'DaemonError'
-  readonly code = 'E2E_DAEMON_FAILED'
 }
 
 export interface RunResult {
@@ -141,122 +135,6 @@ async function canListen(port: number): Promise<boolean> {
   server.close()
   await once(server, 'close')
   return true
-}
-
-const live = new Set<ChildProcess>()
-// A crashed test file must not leave daemons behind; 'exit' handlers may only do synchronous work.
-process.once('exit', () => {
-  for (const child of live) child.kill('SIGKILL')
-})
-
-type LineListener = (line: string, stream: 'stdout' | 'stderr') => void
-
-/** A long-running child process whose output lines are kept and can be awaited. */
-export class Daemon {
-  readonly name: string
-  readonly child: ChildProcess
-  readonly lines: string[] = []
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-  #exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined
-  readonly #listeners = new Set<LineListener>()
-
-  constructor(name: string, cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string }) {
-    this.name = name
-    this.child = spawn(cmd, args, {
-      cwd: opts.cwd,
-      env: opts.env ?? process.env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    })
-    live.add(this.child)
-    const closed = once(this.child, 'close') as Promise<[number | null, NodeJS.Signals | null]>
-    this.exited = closed.then(
-      ([code, signal]) => {
-        live.delete(this.child)
-        this.#exitInfo = { code, signal }
-        return this.#exitInfo
-      },
-      (err: unknown) => {
-        live.delete(this.child)
-        this.#exitInfo = { code: null, signal: null }
-        this.lines.push(`spawn failed: ${err instanceof Error ? err.message : String(err)}`)
-        return this.#exitInfo
-      },
-    )
-    for (const stream of ['stdout', 'stderr'] as const) {
-      const source = this.child[stream]
-      if (source === null) continue
-      createInterface({ input: source, crlfDelay: Number.POSITIVE_INFINITY }).on('line', (line) => {
-        this.lines.push(line)
-        for (const listener of this.#listeners) listener(line, stream)
-      })
-    }
-  }
-
-  get pid(): number {
-    if (this.child.pid === undefined) throw new DaemonError(`${this.name} has no pid (did not start)`)
-    return this.child.pid
-  }
-
-  get running(): boolean {
-    return this.#exitInfo === undefined
-  }
-
-  onLine(listener: LineListener): () => void {
-    this.#listeners.add(listener)
-    return () => this.#listeners.delete(listener)
-  }
-
-  /** The last lines of output, for error messages. */
-  recentOutput(count = 30): string {
-    return this.lines.slice(-count).join('\n')
-  }
-
-  /** Resolves with the first line (seen before or after the call) that `match` returns a value for. */
-  async waitForLine<T>(
-    match: (line: string) => T | undefined,
-    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
-  ): Promise<T> {
-    for (const line of this.lines) {
-      const hit = match(line)
-      if (hit !== undefined) return hit
-    }
-    const { promise, resolve, reject } = Promise.withResolvers<T>()
-    const off = this.onLine((line) => {
-      const hit = match(line)
-      if (hit !== undefined) resolve(hit)
-    })
-    const timeout = AbortSignal.timeout(opts.timeoutMs ?? 30_000)
-    const signal = opts.signal === undefined ? timeout : AbortSignal.any([opts.signal, timeout])
-    const onAbort = () => reject(new DaemonError(`${this.name}: awaited line not seen\n${this.recentOutput()}`))
-    signal.addEventListener('abort', onAbort, { once: true })
-    void this.exited.then((info) =>
-      reject(new DaemonError(`${this.name} exited (${info.code ?? info.signal}) \n${this.recentOutput()}`)),
-    )
-    try {
-      return await promise
-    } finally {
-      off()
-      signal.removeEventListener('abort', onAbort)
-    }
-  }
-
-  /** Sends `signal`, waits for the exit, and kills the process if it has not gone after `graceMs`. */
-  async stop(
-    signal: NodeJS.Signals = 'SIGTERM',
-    // Past the agent's own 10 s drain of in-flight requests, so a clean stop is never cut to a SIGKILL.
-    graceMs = 20_000,
-  ): Promise<{ code: number | null; signal: string | null }> {
-    if (this.running) {
-      this.child.kill(signal)
-      const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs)
-      try {
-        await this.exited
-      } finally {
-        clearTimeout(timer)
-      }
-    }
-    return this.exited
-  }
 }
 
 /**

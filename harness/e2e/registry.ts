@@ -2,7 +2,8 @@ import { randomBytes, randomUUID } from 'node:crypto'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { stringify } from 'yaml'
-import { Daemon, removeDir, runOk, tempDir } from './process.ts'
+import { Daemon } from '../daemon.ts'
+import { removeDir, runOk, tempDir } from './process.ts'
 
 export type RegistryAuth = 'none' | 'htpasswd' | 'token'
 

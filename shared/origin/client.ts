@@ -208,8 +208,8 @@ export class OriginClient {
     return this.#finish(await this.#exchange(upstream, url, req, headers, retryAuthorization))
   }
 
-  /** Closes the client's own connection pool (an injected dispatcher is left to its owner). */
-  async close(): Promise<void> {
+  /** Stops: closes the client's own connection pool (an injected dispatcher is left to its owner). */
+  async stop(): Promise<void> {
     await this.#ownAgent?.close()
   }
 

@@ -5,7 +5,7 @@ import { waitForSignal } from './signals.ts'
 export interface RunningService {
   readonly peerId: string | undefined
   readonly multiaddrs: readonly string[]
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /**
@@ -27,6 +27,6 @@ export async function runService<C>(
     process.stdout.write(`peer id: ${service.peerId}\n${service.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
   }
   await signalled
-  await service.close()
+  await service.stop()
   return 0
 }

@@ -14,7 +14,7 @@ export interface DemoOriginStats {
 export interface DemoOrigin {
   readonly url: string
   readonly stats: DemoOriginStats
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 export interface DemoOriginOptions {
@@ -152,5 +152,5 @@ export async function startDemoOrigin(opts: DemoOriginOptions): Promise<DemoOrig
   await app.listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 0 })
   const addr = app.server.address() as AddressInfo
   const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address
-  return { url: `http://${host}:${addr.port}`, stats, close: () => app.close() }
+  return { url: `http://${host}:${addr.port}`, stats, stop: () => app.close() }
 }

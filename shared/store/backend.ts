@@ -72,5 +72,5 @@ export interface StoreBackend {
   /** Durably moves the verified partial into place and swaps its index record for `meta`, atomically. */
   commitPartial(digest: Digest, file: WritableFile, meta: BlobMeta): Promise<void>
   /** Waits for queued index writes. Does not close a database it does not own. */
-  close(): Promise<void>
+  stop(): Promise<void>
 }

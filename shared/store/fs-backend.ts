@@ -175,7 +175,7 @@ export class FsBackend implements StoreBackend {
     )
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     await this.#queue.catch(() => {})
   }
 

@@ -31,13 +31,13 @@ export async function openFsStore(opts: FsStoreOptions): Promise<FsStore> {
     await checkFormat(db)
     const blobs = await FsContentStore.open(new FsBackend(dir, db), opts)
     const manifests = new LevelManifestCache(db)
-    let closing: Promise<void> | undefined
+    let stopping: Promise<void> | undefined
     return {
       blobs,
       manifests,
-      close: () => {
-        closing ??= blobs.close().finally(() => db.close())
-        return closing
+      stop: () => {
+        stopping ??= blobs.stop().finally(() => db.close())
+        return stopping
       },
     }
   } catch (err) {

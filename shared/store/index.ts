@@ -78,8 +78,8 @@ export interface ContentStore {
   usage(): { bytes: number; blobs: number; maxBytes: number }
   /** Reference-counted; pinned blobs are never evicted nor deleted. The returned function unpins (once). */
   pin(digest: Digest): () => void
-  /** Flushes access times and partial progress; open partials move to state 'closed'. */
-  close(): Promise<void>
+  /** Idempotent. Flushes access times and partial progress; open partials move to state 'closed'. */
+  stop(): Promise<void>
 }
 
 export type PartialState = 'open' | 'committing' | 'committed' | 'discarded' | 'closed'
@@ -168,8 +168,8 @@ export interface FsStoreOptions extends StoreOptions {
 export interface FsStore {
   readonly blobs: ContentStore
   readonly manifests: ManifestCache
-  /** Closes the content store, then the index database. */
-  close(): Promise<void>
+  /** Stops the content store, then closes the index database. Idempotent. */
+  stop(): Promise<void>
 }
 
 export {

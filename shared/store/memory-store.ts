@@ -71,7 +71,7 @@ class MemoryBackend implements StoreBackend {
     this.#blobs.set(digest, bytes)
   }
 
-  async close(): Promise<void> {}
+  async stop(): Promise<void> {}
 }
 
 /** The same rules as the on-disk store, with bytes in memory: for other modules' unit tests. */

@@ -50,7 +50,7 @@ export class BlobStore implements ContentStore {
   #accessTimer: NodeJS.Timeout | undefined
   #completeBytes = 0
   #reservedBytes = 0
-  #closed: Promise<void> | undefined
+  #stopped: Promise<void> | undefined
   #bootId: string | undefined
   readonly #host: PartialHost
 
@@ -274,12 +274,12 @@ export class BlobStore implements ContentStore {
     })
   }
 
-  close(): Promise<void> {
-    this.#closed ??= this.#closeNow()
-    return this.#closed
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stopNow()
+    return this.#stopped
   }
 
-  async #closeNow(): Promise<void> {
+  async #stopNow(): Promise<void> {
     clearTimeout(this.#accessTimer)
     const partials = [...this.#partials.values()].map(async (entry) => {
       const partial = await entry.open?.ready.catch(() => undefined)
@@ -288,7 +288,7 @@ export class BlobStore implements ContentStore {
     await Promise.allSettled(partials)
     await this.#flushAccess()
     await Promise.allSettled(this.#fileOps.values())
-    await this.#backend.close()
+    await this.#backend.stop()
   }
 
   #usedBytes(): number {
@@ -402,7 +402,7 @@ export class BlobStore implements ContentStore {
   }
 
   #assertOpen(): void {
-    if (this.#closed !== undefined) throw new StoreClosedError()
+    if (this.#stopped !== undefined) throw new StoreClosedError()
   }
 }
 

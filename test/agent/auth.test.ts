@@ -19,7 +19,7 @@ afterEach(async () => {
 
 async function tokenOrigin(): Promise<FakeRegistry> {
   const r = await new FakeRegistry({ auth: 'bearer', users: { alice: 'alice-pw' } }).start()
-  cleanup.push(() => r.close())
+  cleanup.push(() => r.stop())
   return r
 }
 
@@ -40,7 +40,7 @@ async function agentFor(origin: FakeRegistry, registries?: Record<string, unknow
   })
   const agent = await startAgent(config, { log: createLogger({ level: 'silent' }) })
   cleanup.push(
-    () => agent.close(),
+    () => agent.stop(),
     () => rm(dir, { recursive: true, force: true }),
   )
   return agent

@@ -4,7 +4,7 @@ import { type Rig, startRig } from './harness.ts'
 
 let rig: Rig | undefined
 afterEach(async () => {
-  await rig?.close()
+  await rig?.stop()
   rig = undefined
 })
 

@@ -13,7 +13,7 @@ export interface Rig {
   origin: DemoOrigin
   agent: RunningAgent
   restartOrigin(): Promise<void>
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /** A real agent (fs store, real HTTP) in front of the embedded demo origin holding one image. */
@@ -44,9 +44,9 @@ export async function startRig(
       origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }], port: Number(port) })
       rig.origin = origin
     },
-    async close() {
-      await agent.close()
-      await rig.origin.close().catch(() => {})
+    async stop() {
+      await agent.stop()
+      await rig.origin.stop().catch(() => {})
       await rm(dir, { recursive: true, force: true })
     },
   }

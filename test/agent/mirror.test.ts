@@ -7,7 +7,7 @@ import { type Rig, startRig } from './harness.ts'
 
 let rig: Rig | undefined
 afterEach(async () => {
-  await rig?.close()
+  await rig?.stop()
   rig = undefined
 })
 
@@ -104,7 +104,7 @@ describe('agent as a registry mirror', () => {
     const blob = rig.image.blobs[0]!
     await get(`${rig.agent.url}/v2/demo/app/manifests/v1`)
     await get(`${rig.agent.url}/v2/demo/app/blobs/${blob.digest}`)
-    await rig.origin.close()
+    await rig.origin.stop()
     const m = await get(`${rig.agent.url}/v2/demo/app/manifests/v1`)
     expect(m.status).toBe(200)
     expect(m.headers['warning']).toMatch(/^110 /)

@@ -61,7 +61,7 @@ export async function agentFor(origin: FakeOrigin, args: string[] = []): Promise
   })
   const agent = await startAgent(config, { log: createLogger({ level: 'silent' }) })
   cleanup.push(
-    () => agent.close(),
+    () => agent.stop(),
     () => rm(dir, { recursive: true, force: true }),
   )
   return agent

@@ -68,7 +68,7 @@ describe('what bounds a stalled origin', () => {
       bodyTimeoutMs: 100,
       retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 },
     })
-    cleanup.push(() => client.close())
+    cleanup.push(() => client.stop())
     const upstream = { registry: new URL(origin.url).host, baseUrl: new URL(origin.url) }
 
     const t0 = performance.now()

@@ -31,9 +31,9 @@ describe('a leading registry-host component of the path', () => {
     agent = await startAgent(config, { log: createLogger({ level: 'silent' }) })
   })
   afterAll(async () => {
-    await agent.close()
-    await defaultOrigin.close()
-    await other.close()
+    await agent.stop()
+    await defaultOrigin.stop()
+    await other.stop()
     await rm(dir, { recursive: true, force: true })
   })
 

@@ -29,9 +29,9 @@ describe('credentials', () => {
       auth: 'bearer',
       users: { agent: AGENT_PASSWORD, client: CLIENT_PASSWORD },
     }).start()
-    cleanup.push(() => origin.close())
+    cleanup.push(() => origin.stop())
     const second = await new FakeRegistry({ auth: 'basic', users: { client: CLIENT_PASSWORD } }).start()
-    cleanup.push(() => second.close())
+    cleanup.push(() => second.stop())
     const dir = await mkdtemp(join(tmpdir(), 'shoal-secrets-'))
     cleanup.push(() => rm(dir, { recursive: true, force: true }))
     let logged = ''
@@ -55,7 +55,7 @@ describe('credentials', () => {
     const agent = await startAgent(config, { log: createLogger({ level: 'trace', destination }) })
     let closed = false
     cleanup.push(async () => {
-      if (!closed) await agent.close()
+      if (!closed) await agent.stop()
     })
 
     const tokenRes = await fetch(`${origin.url}/token?service=fake&scope=repository:team/app:pull`, {
@@ -92,7 +92,7 @@ describe('credentials', () => {
     const metrics = await (await request(`${agent.url}/metrics`)).body.text()
     const status = await (await request(`${agent.url}/status`)).body.text()
     closed = true
-    await agent.close()
+    await agent.stop()
     expect(logged.length).toBeGreaterThan(0)
 
     const secrets = [

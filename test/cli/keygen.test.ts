@@ -92,7 +92,7 @@ describe('--identity', () => {
       const status = (await (await fetch(`${agent.url}/status`)).json()) as { peerId?: string }
       expect(status.peerId).toBe(printed)
     } finally {
-      await agent.close()
+      await agent.stop()
     }
     expect(
       text()
@@ -118,7 +118,7 @@ describe('--identity', () => {
     try {
       expect(seeder.peerId).toBe(printed)
     } finally {
-      await seeder.close()
+      await seeder.stop()
     }
     await expect(startSeeder(args(join(dir, 'missing.key')), { log })).rejects.toThrow(/does not exist/)
   })

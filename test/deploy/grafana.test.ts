@@ -36,7 +36,7 @@ beforeAll(async () => {
   scraped = await (await request(`${rig.agent.metricsUrl}/metrics`)).body.text()
 })
 afterAll(async () => {
-  await rig.close()
+  await rig.stop()
 })
 
 describe('deploy/grafana/shoal.json', () => {

@@ -76,7 +76,7 @@ describe('push → registry notification → seeder preheat → agents pull', ()
       }),
       { log: createLogger({ level: 'silent' }) },
     )
-    cleanup.add(seeder, (s) => s.close())
+    cleanup.add(seeder, (s) => s.stop())
     await mkdir(join(dir, 'images'))
     const platforms = [hostPlatform(), OTHER]
     app = await generateSampleImage({

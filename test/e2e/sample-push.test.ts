@@ -149,7 +149,7 @@ describe('sample images with real tools: distribution (htpasswd), skopeo, umoci,
       expect(origin.stats.blobRequests).toBe(3)
       expect([...origin.stats.perBlob.values()].every((b) => b.requests === 1)).toBe(true)
     } finally {
-      await origin.close()
+      await origin.stop()
     }
   })
 

@@ -141,7 +141,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await agent?.stop()
   await origin?.close()
-  await demo?.close()
+  await demo?.stop()
   if (work !== undefined) await rm(work, { recursive: true, force: true })
 })
 

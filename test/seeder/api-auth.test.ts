@@ -22,7 +22,7 @@ beforeAll(async () => {
   await writeFile(join(dir, 'token'), `${TOKEN}\n`)
 })
 afterEach(async () => {
-  await rig?.close()
+  await rig?.stop()
   rig = undefined
 })
 afterAll(async () => {

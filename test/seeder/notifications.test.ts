@@ -5,7 +5,7 @@ import { platformBlobs, type SeederRig, startSeederRig, waitJob } from './seeder
 const EVENTS = 'application/vnd.docker.distribution.events.v1+json'
 let rig: SeederRig | undefined
 afterEach(async () => {
-  await rig?.close()
+  await rig?.stop()
   rig = undefined
 })
 

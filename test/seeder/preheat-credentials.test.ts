@@ -43,7 +43,7 @@ async function authFront(originUrl: string, seen: string[]): Promise<{ url: stri
 
 let rig: SeederRig | undefined
 afterEach(async () => {
-  await rig?.close()
+  await rig?.stop()
   rig = undefined
 })
 

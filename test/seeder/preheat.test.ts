@@ -4,7 +4,7 @@ import { platformBlobs, type SeederRig, startSeederRig, waitJob } from './seeder
 
 let rig: SeederRig | undefined
 afterEach(async () => {
-  await rig?.close()
+  await rig?.stop()
   rig = undefined
 })
 

@@ -19,9 +19,10 @@ import { blobOf } from '../shared/store/helpers.ts'
 
 const KiB = 1024
 const CHUNK = 64 * KiB
-const open: { close(): Promise<unknown> }[] = []
+/** Stops what a test started (servers close, clients stop). */
+const open: (() => Promise<unknown>)[] = []
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()))
+  await Promise.all(open.splice(0).map((stop) => stop()))
 })
 
 /** A seeder's puller against an origin whose every blob GET `answer` writes by hand. */
@@ -37,9 +38,9 @@ async function setup(
       await answer(ranges.length - 1, req.headers.range, reply.raw)
     })
   })
-  open.push(app)
+  open.push(() => app.close())
   const origin = new OriginClient({ retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } })
-  open.push(origin)
+  open.push(() => origin.stop())
   const store = new MemoryContentStore()
   const maps = new MemoryMapStore()
   const live = new LiveBlobs()

@@ -119,8 +119,8 @@ describe('retention of preheated blobs', () => {
     r1.keep(late)
     const gone = digestOf(new Uint8Array([9]))
     r1.keep(gone)
-    await r1.close()
-    await fs1.close()
+    await r1.stop()
+    await fs1.stop()
     expect(Object.keys(JSON.parse(await readFile(join(dir, 'preheat-retention.json'), 'utf8')) as object)).toHaveLength(
       3,
     )
@@ -130,7 +130,7 @@ describe('retention of preheated blobs', () => {
     const r2 = new Retention({ store: fs2.blobs, ttlMs: 60_000, dataDir: dir, now: time.now, setTimer: time.setTimer })
     await r2.load()
     expect(r2.held().map((h) => h.digest)).toEqual([late])
-    await r2.close()
-    await fs2.close()
+    await r2.stop()
+    await fs2.stop()
   })
 })

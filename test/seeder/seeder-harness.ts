@@ -11,7 +11,7 @@ export interface SeederRig {
   readonly image: SampleImage
   readonly origin: DemoOrigin
   readonly seeder: RunningSeeder
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /** A demo origin serving a 2-platform index as `demo/multi:v1`, and one seeder (no agents). */
@@ -64,10 +64,10 @@ export async function startSeederRig(
     image,
     origin,
     seeder,
-    async close() {
-      await seeder.close().catch(() => {})
+    async stop() {
+      await seeder.stop().catch(() => {})
       await front?.close().catch(() => {})
-      await origin.close().catch(() => {})
+      await origin.stop().catch(() => {})
       await rm(dir, { recursive: true, force: true })
     },
   }

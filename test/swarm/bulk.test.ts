@@ -18,7 +18,7 @@ const cleanups: (() => Promise<void>)[] = []
 let fleet: Fleet | undefined
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
-  await fleet?.close()
+  await fleet?.stop()
   fleet = undefined
 })
 
@@ -131,7 +131,7 @@ describe('the bulk data path in a swarm', () => {
       },
       { key },
     )
-    cleanups.push(hostile.close)
+    cleanups.push(hostile.stop)
     const agent = f.agents[0]!
     const r = await pullImage(agent.url, 'demo/app', 'v1')
     expect(r.blobs).toBe(f.image.blobs.length)

@@ -233,7 +233,7 @@ describe('an agent killed with SIGKILL at random points of many downloads', () =
       if (kill % 2 === 0) {
         // Every other time, reconcile here (the agent's own start-up does it the other times): then index and
         // files agree exactly.
-        await (await openFsStore({ dir: data })).close()
+        await (await openFsStore({ dir: data })).stop()
         check = await checkStore(data, { mode: 'reconciled' })
         expect(check.problems, `reconciled after kill ${kill}`).toEqual([])
       }
@@ -359,7 +359,7 @@ describe('a seeder killed with SIGKILL at random points of its origin pulls', ()
       expect(check.problems, `after kill ${kill}`).toEqual([])
       await expectClaimsHold(check, byDigest)
       if (kill % 2 === 0) {
-        await (await openFsStore({ dir: data })).close()
+        await (await openFsStore({ dir: data })).stop()
         check = await checkStore(data, { mode: 'reconciled' })
         expect(check.problems, `reconciled after kill ${kill}`).toEqual([])
       }

@@ -5,7 +5,7 @@ import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
 let fleet: Fleet | undefined
 afterEach(async () => {
-  await fleet?.close()
+  await fleet?.stop()
   fleet = undefined
 })
 

@@ -38,6 +38,7 @@ import {
 } from '../../shared/swarm/protocol/index.ts'
 import { FrameStream } from '../../shared/swarm/protocol/framing.ts'
 import type { Fleet } from '../../harness/fleet.ts'
+import { withPeerId } from '../../shared/swarm/index.ts'
 
 /** Chunk size the fleets of the hostile tests are cut with (the fleet harness default). */
 export const CHUNK = 256 * 1024
@@ -153,13 +154,13 @@ export function fullHave(blob: SampleBlob): Response {
 
 /**
  * A real libp2p node in the fleet's DHT serving what `serve` registers, announced as a provider of every blob of
- * the image. Stopped by the returned close function (tests push it onto their cleanups).
+ * the image. Stopped by the returned stop function (tests push it onto their cleanups).
  */
 export async function startHostileNode(
   f: Fleet,
   serve: Serve,
   opts: { key?: PrivateKey } = {},
-): Promise<HostileNode & { close(): Promise<void> }> {
+): Promise<HostileNode & { stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'shoal-hostile-'))
   if (opts.key !== undefined) {
     // A chosen identity: written where the node factory looks for it.
@@ -177,7 +178,7 @@ export async function startHostileNode(
     requests.set(req.t, (requests.get(req.t) ?? 0) + 1)
     if (req.t === 'chunk') chunkRequests.set(req.digest, (chunkRequests.get(req.digest) ?? 0) + 1)
   })
-  const close = async (): Promise<void> => {
+  const stop = async (): Promise<void> => {
     await stopServing().catch(() => {})
     await node.stop()
     await rm(dir, { recursive: true, force: true })
@@ -188,15 +189,15 @@ export async function startHostileNode(
     for (const b of f.image.blobs)
       await node.contentRouting.provide(blobCid(b.digest), { signal: AbortSignal.timeout(10_000) })
   } catch (err) {
-    await close()
+    await stop()
     throw err
   }
-  return { node, requests, chunkRequests, close }
+  return { node, requests, chunkRequests, stop }
 }
 
 export function seederAddr(f: Fleet): Multiaddr {
   const tcp = f.seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
-  return multiaddr(tcp.includes('/p2p/') ? tcp : `${tcp}/p2p/${f.seeder.peerId}`)
+  return multiaddr(withPeerId(tcp, f.seeder.peerId))
 }
 
 /** Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it. */

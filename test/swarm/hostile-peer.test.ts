@@ -22,7 +22,7 @@ let fleet: Fleet | undefined
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
-  await fleet?.close()
+  await fleet?.stop()
   fleet = undefined
 })
 
@@ -73,7 +73,7 @@ type GenuineFn = (blob: SampleBlob, index: number, signal: AbortSignal) => Promi
 
 async function startHostile(f: Fleet, source: ChunkSource) {
   const hostile = await startHostileNode(f, serveSource(source))
-  cleanups.push(hostile.close)
+  cleanups.push(hostile.stop)
   return hostile.node
 }
 

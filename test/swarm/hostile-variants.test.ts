@@ -46,7 +46,7 @@ let fleet: Fleet | undefined
 
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => {})
-  await fleet?.close()
+  await fleet?.stop()
   fleet = undefined
 })
 
@@ -85,7 +85,7 @@ async function setUp(s: Setup): Promise<Fleet> {
 
 async function hostile(f: Fleet, answer: RawChunkAnswer): Promise<HostileNode> {
   const h = await startHostileNode(f, serveRaw(f.image.blobs, answer))
-  cleanups.push(h.close)
+  cleanups.push(h.stop)
   return h
 }
 
@@ -361,7 +361,7 @@ async function hostileSeeder(
   serve: { chunk: RawChunkAnswer; map: (blob: SampleBlob) => Promise<SignedChunkMap> },
 ): Promise<HostileNode> {
   const h = await startHostileNode(f, serveRaw(f.image.blobs, serve.chunk, serve.map), { key })
-  cleanups.push(h.close)
+  cleanups.push(h.stop)
   const addr = h.node.getMultiaddrs().find((m) => m.toString().includes('/tcp/'))!
   f.agents.push(await f.startAgent(0, ['--seeder', addr.toString()]))
   return h

@@ -12,7 +12,7 @@ import { parseDigest } from '../../shared/oci/index.ts'
 import { ChunkClient, RemoteError } from '../../shared/swarm/protocol/index.ts'
 import { loadSeederConfig } from '../../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../../seeder/main.ts'
-import { rendezvousScore } from '../../shared/swarm/index.ts'
+import { rendezvousScore, withPeerId } from '../../shared/swarm/index.ts'
 import type { PreheatJobView } from '../../seeder/preheat.ts'
 import { type Fleet, startFleet } from '../../harness/fleet.ts'
 
@@ -29,9 +29,9 @@ beforeAll(async () => {
     agents: 2,
     layers: 5,
     layerBytes: 512 * 1024,
-    seederArgs: ['--bootstrap', `/ip4/127.0.0.1/tcp/${secondPort}/p2p/${secondId}`],
+    seederArgs: ['--bootstrap', withPeerId(`/ip4/127.0.0.1/tcp/${secondPort}`, secondId)],
     // Agents trust both seeders and ask each blob of its rendezvous owner, as the seeders split them.
-    agentArgs: ['--seeder', `/ip4/127.0.0.1/tcp/${secondPort}/p2p/${secondId}`],
+    agentArgs: ['--seeder', withPeerId(`/ip4/127.0.0.1/tcp/${secondPort}`, secondId)],
   })
   const first = fleet.seeder.multiaddrs.find((m) => m.includes('/tcp/'))!
   second = await startSeeder(
@@ -46,7 +46,7 @@ beforeAll(async () => {
           '--chunk-size',
           '256KiB',
         ],
-        ...['--bootstrap', first.includes('/p2p/') ? first : `${first}/p2p/${fleet.seeder.peerId}`],
+        ...['--bootstrap', withPeerId(first, fleet.seeder.peerId)],
       ],
       env: {},
       readFile: () => '',
@@ -55,8 +55,8 @@ beforeAll(async () => {
   )
 }, 60_000)
 afterAll(async () => {
-  await second?.close()
-  await fleet?.close()
+  await second?.stop()
+  await fleet?.stop()
   await rm(secondDir, { recursive: true, force: true })
 })
 
@@ -140,7 +140,7 @@ describe('preheat across seeders and agents', () => {
       await expect(client.prefetch(firstAddr, blob, host, 'demo/app', { hold: true })).rejects.toThrow(/--bootstrap/)
       const agent = fleet.agents[0]!
       const addr = agent.multiaddrs.find((m) => m.includes('/tcp/'))!
-      const target = multiaddr(addr.includes('/p2p/') ? addr : `${addr}/p2p/${agent.peerId}`)
+      const target = multiaddr(withPeerId(addr, agent.peerId!))
       const unknown = parseDigest(`sha256:${'1'.repeat(64)}`)
       await expect(client.prefetch(target, unknown, host, 'demo/app')).rejects.toThrow(RemoteError)
       await expect(client.prefetch(target, unknown, host, 'demo/app')).rejects.toThrow(/trusted seeder/)

@@ -11,7 +11,7 @@ beforeAll(async () => {
   fleet = await startFleet({ agents: 2, layers: 3, layerBytes: 1024 * 1024 })
 }, 60_000)
 afterAll(async () => {
-  await fleet?.close()
+  await fleet?.stop()
 })
 
 async function post(body: unknown, raw?: string): Promise<{ status: number; json: Record<string, unknown> }> {

@@ -17,7 +17,7 @@ const DEADLINE_MS = 20_000
 
 let fleet: Fleet | undefined
 afterEach(async () => {
-  await fleet?.close()
+  await fleet?.stop()
   fleet = undefined
 })
 
@@ -101,7 +101,7 @@ describe('provider records follow what an agent holds', () => {
     const digest = layer.digest as Digest
     const before = await f.startAgent(0)
     await pull(before, digest)
-    await before.close()
+    await before.stop()
     // A new identity, so that a record can only come from the restarted agent's start-up announcement.
     const { rm } = await import('node:fs/promises')
     const { join } = await import('node:path')

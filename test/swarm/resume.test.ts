@@ -8,7 +8,7 @@ const MiB = 1024 * 1024
 
 let fleet: Fleet | undefined
 afterEach(async () => {
-  await fleet?.close()
+  await fleet?.stop()
   fleet = undefined
 })
 
@@ -43,7 +43,7 @@ describe('an agent restarted in the middle of a swarm download', () => {
     expect(read).toBeLessThan(layer.size)
     // The client is gone first on purpose: agent.close() waits for responses in flight (Fastify's close), and
     // then for the idle keep-alive socket, so under a reading client it would return only after the whole blob.
-    await first.close()
+    await first.stop()
     const before = await swarmBytes(first.metrics)
     expect(before).toBeGreaterThanOrEqual(read)
     expect(before).toBeLessThan(layer.size)

@@ -24,7 +24,7 @@ async function leavePartial(data: string, blob: TestBlob, bytes: number): Promis
   const store = await openFsStore({ dir: data })
   const partial = await store.blobs.openPartial(blob.digest, { size: blob.bytes.byteLength, chunkSize: CHUNK })
   await partial.append(blob.bytes.subarray(0, bytes))
-  await store.close()
+  await store.stop()
 }
 
 describe('a seeder restarted on a data dir with partial pulls', () => {

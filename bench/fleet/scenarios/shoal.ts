@@ -1,7 +1,9 @@
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { HostPlan } from '../netns.ts'
-import { type Daemon, run } from '../proc.ts'
+import type { Daemon } from '../../../harness/daemon.ts'
+import { withPeerId } from '../../../shared/swarm/index.ts'
+import { run } from '../proc.ts'
 import { type Scenario, type ScenarioContext, skopeoPull } from '../scenario.ts'
 
 export const SEEDER_P2P_PORT = 4001
@@ -108,7 +110,7 @@ export function shoal(mode: 'cold' | 'preheated'): Scenario {
       )
       const api = `http://${fleet.seeder.addr}:${SEEDER_API_PORT}`
       const status = parseSeederStatus(await ctx.probe(fleet.seeder, `${api}/status`, READY_WAIT_MS))
-      const seederAddr = `/ip4/${fleet.seeder.addr}/tcp/${SEEDER_P2P_PORT}/p2p/${status.peerId}`
+      const seederAddr = withPeerId(`/ip4/${fleet.seeder.addr}/tcp/${SEEDER_P2P_PORT}`, status.peerId)
       ctx.log(`seeder ${status.peerId} up`)
       for (const node of fleet.nodes) {
         const data = join(ctx.dir, node.name)

@@ -109,7 +109,7 @@ export class BulkClient {
     }
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     const pools = [...this.#pools.values()]
     this.#pools.clear()
     await Promise.allSettled(pools.map((p) => p.destroy()))

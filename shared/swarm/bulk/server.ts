@@ -103,7 +103,7 @@ export class BulkServer {
     return this.#port
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     this.#port = undefined
     this.#stopping.abort(new ProtocolError('bulk server stopped'))
     if (!this.#server.listening) return

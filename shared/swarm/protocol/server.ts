@@ -93,7 +93,7 @@ export class ChunkServer implements Startable {
         maxInboundStreams: this.#maxInboundStreams,
       })
     } catch (err) {
-      await this.#bulk?.server.close()
+      await this.#bulk?.server.stop()
       throw err
     }
     this.#started = true
@@ -106,7 +106,7 @@ export class ChunkServer implements Startable {
     await this.#registrar.unhandle(CHUNK_PROTOCOL)
     this.#stopping.abort(new ProtocolError('chunk server stopped'))
     for (const s of this.#streams) s.abort(new ProtocolError('chunk server stopped'))
-    await this.#bulk?.server.close()
+    await this.#bulk?.server.stop()
     this.#bulk?.tickets.clear()
   }
 

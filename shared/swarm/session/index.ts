@@ -5,6 +5,7 @@ export { CHUNK_IDLE_MS, MAP_RECHECK_MS, MAP_RECHECK_TIMEOUT_MS, REDISCOVER_MS, T
 export { systemClock } from './clock.ts'
 export { DownloadSession } from './download-session.ts'
 export { SessionError, type SessionErrorCode } from './errors.ts'
+export { proveResumed, type ResumedChunks } from './resume.ts'
 export type {
   ChunkAnswer,
   ChunkCall,

@@ -7,6 +7,7 @@ import { fetchFromOrigin } from '../../../agent/blobs/origin-fetch.ts'
 import type { BlobRequest } from '../../../agent/blobs/service.ts'
 import type { OriginPort } from '../../../agent/origin-port.ts'
 import { createMetrics } from '../../../shared/metrics/index.ts'
+import type { RecentPull } from '../../../shared/ops/index.ts'
 import type { OriginRequest } from '../../../shared/origin/index.ts'
 import { MemoryContentStore } from '../../../shared/store/index.ts'
 import { blobOf, collect, expectBytes } from '../../shared/store/helpers.ts'
@@ -34,7 +35,12 @@ function fakeOrigin(bytes: Uint8Array): OriginPort & { asked: OriginRequest[] } 
 
 function setup(
   swarm: SwarmFill | undefined,
-  opts: { signal?: AbortSignal; authorize?: (b: BlobRef, signal: AbortSignal) => Promise<void> } = {},
+  opts: {
+    signal?: AbortSignal
+    authorize?: (b: BlobRef, signal: AbortSignal) => Promise<void>
+    onPulled?: (pull: RecentPull) => void
+    now?: () => number
+  } = {},
 ) {
   const blob = blobOf(10 * CHUNK + 123, 1)
   const store = new MemoryContentStore()
@@ -46,6 +52,8 @@ function setup(
     store,
     ...(swarm === undefined ? {} : { swarm }),
     ...(opts.authorize === undefined ? {} : { authorize: opts.authorize }),
+    ...(opts.onPulled === undefined ? {} : { onPulled: opts.onPulled }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
     origin: async (b, sink, signal) => {
       events.push('origin')
       await fetchFromOrigin(sink, {
@@ -176,5 +184,65 @@ describe('fillPolicy: swarm first, else origin, then announce', () => {
     await expect(f.run()).rejects.toMatchObject({ name: 'AbortError' })
     expect(f.origin.asked).toEqual([])
     expect(f.events).toEqual(['abandoned'])
+  })
+})
+
+describe('fillPolicy: the recent-pulls hook', () => {
+  /** A clock that moves 5 ms at each reading. */
+  const ticking = () => {
+    let t = 1_000
+    return () => (t += 5)
+  }
+  const fails = (): SwarmFill => ({ fill: () => Promise.reject(new Error('no seeder answered')) })
+
+  it('a blob the swarm fills is a swarm pull, with its size and time', async () => {
+    const pulls: RecentPull[] = []
+    let f: ReturnType<typeof setup> | undefined = undefined
+    const swarm: SwarmFill = {
+      fill: async (b, sink) => {
+        const partial = await f!.store.openPartial(b.digest, { size: f!.blob.bytes.byteLength, chunkSize: CHUNK })
+        sink.attach(partial, { verifiedPerChunk: true })
+        await partial.append(f!.blob.bytes)
+        await partial.commit()
+      },
+    }
+    f = setup(swarm, { onPulled: (p) => pulls.push(p), now: ticking() })
+    await f.run()
+    expect(pulls).toEqual([
+      { digest: f.blob.digest, size: f.blob.bytes.byteLength, via: 'swarm', ok: true, ms: 5, at: 1_010 },
+    ])
+  })
+
+  it('the origin after the swarm is swarm+origin; without a swarm it is origin', async () => {
+    const pulls: RecentPull[] = []
+    const after = setup(fails(), { onPulled: (p) => pulls.push(p) })
+    await after.run()
+    const alone = setup(undefined, { onPulled: (p) => pulls.push(p) })
+    await alone.run()
+    expect(pulls.map((p) => [p.via, p.ok, p.size])).toEqual([
+      ['swarm+origin', true, after.blob.bytes.byteLength],
+      ['origin', true, alone.blob.bytes.byteLength],
+    ])
+  })
+
+  it('a failed pull is recorded too: swarm when refused before any source, swarm+origin when the origin failed', async () => {
+    const pulls: RecentPull[] = []
+    const refused = setup(fails(), {
+      onPulled: (p) => pulls.push(p),
+      authorize: () => Promise.reject(Object.assign(new Error('denied'), { status: 403 })),
+    })
+    await expect(refused.run()).rejects.toThrow('denied')
+    const closing = new AbortController()
+    const cut = setup(fails(), { onPulled: (p) => pulls.push(p), signal: closing.signal })
+    closing.abort()
+    await expect(cut.run()).rejects.toThrow()
+    const broken = setup(fails(), { onPulled: (p) => pulls.push(p) })
+    broken.origin.request = () => Promise.reject(new Error('origin down'))
+    await expect(broken.run()).rejects.toThrow()
+    expect(pulls.map((p) => [p.via, p.ok])).toEqual([
+      ['swarm', false],
+      ['swarm', false],
+      ['swarm+origin', false],
+    ])
   })
 })

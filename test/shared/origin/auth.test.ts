@@ -6,21 +6,22 @@ import { ERROR_BODY, FakeRegistry, type FakeRegistryOptions, text } from './fake
 const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`
 const USERS = { alice: 'alice-pw', bob: 'bob-pw' }
 
-const open: { close(): Promise<void> }[] = []
+/** Stops what a test started (servers close, clients stop). */
+const open: (() => Promise<unknown>)[] = []
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()))
+  await Promise.all(open.splice(0).map((stop) => stop()))
 })
 
 async function registry(opts: FakeRegistryOptions): Promise<FakeRegistry> {
   const r = await new FakeRegistry(opts).start()
-  open.push(r)
+  open.push(() => r.stop())
   return r
 }
 
 function client(r: FakeRegistry, opts: OriginClientOptions & { creds?: Credential } = {}): OriginClient {
   const credentials = opts.creds === undefined ? undefined : new Map([[r.upstream.registry, opts.creds]])
   const c = new OriginClient({ retry: { attempts: 1 }, ...opts, ...(credentials ? { credentials } : {}) })
-  open.push(c)
+  open.push(() => c.stop())
   return c
 }
 

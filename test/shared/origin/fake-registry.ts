@@ -71,7 +71,7 @@ export class FakeRegistry {
     return { registry: new URL(this.url).host, baseUrl: new URL(this.url) }
   }
 
-  async close(): Promise<void> {
+  async stop(): Promise<void> {
     await this.app.close()
   }
 

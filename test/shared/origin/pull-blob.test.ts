@@ -15,9 +15,10 @@ import { blobOf, collect, expectBytes } from '../store/helpers.ts'
 import { startApp, upstreamOf } from './fake-registry.ts'
 
 const KiB = 1024
-const open: { close(): Promise<unknown> }[] = []
+/** Stops what a test started (servers close, clients stop). */
+const open: (() => Promise<unknown>)[] = []
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()))
+  await Promise.all(open.splice(0).map((stop) => stop()))
 })
 
 /** What the origin saw of one blob GET. */
@@ -41,9 +42,9 @@ async function origin(
       await answer(asked.length - 1, req.raw, reply.raw, blob.bytes)
     })
   })
-  open.push(app)
+  open.push(() => app.close())
   const client = new OriginClient({ retry: { attempts: 1, baseDelayMs: 1, maxDelayMs: 1 } })
-  open.push(client)
+  open.push(() => client.stop())
   return { asked, client, upstream: upstreamOf(url) }
 }
 

@@ -79,9 +79,9 @@ describe('TokenCache', () => {
 })
 
 describe('token server failures', () => {
-  const open: { close(): Promise<unknown> }[] = []
+  const open: (() => Promise<unknown>)[] = []
   afterEach(async () => {
-    await Promise.all(open.splice(0).map((o) => o.close()))
+    await Promise.all(open.splice(0).map((stop) => stop()))
   })
 
   async function withTokenAnswer(answer: (reply: FastifyReply) => unknown) {
@@ -97,9 +97,9 @@ describe('token server failures', () => {
           : reply.send('ok'),
       )
     })
-    open.push(app)
+    open.push(() => app.close())
     const c = new OriginClient({ retry: { attempts: 2, baseDelayMs: 1, maxDelayMs: 5 } })
-    open.push(c)
+    open.push(() => c.stop())
     const err = await c.request(upstreamOf(url), { method: 'GET', path: 'a/b/manifests/x' }).catch((e: unknown) => e)
     return { err: err as OriginError, tokenCalls: () => tokenCalls }
   }

@@ -8,20 +8,21 @@ import {
 import { type Seen, startApp, text, upstreamOf } from './fake-registry.ts'
 import { freePort } from '../../../harness/e2e/process.ts'
 
-const open: { close(): Promise<unknown> }[] = []
+/** Stops what a test started (servers close, clients stop). */
+const open: (() => Promise<unknown>)[] = []
 afterEach(async () => {
-  await Promise.all(open.splice(0).map((o) => o.close()))
+  await Promise.all(open.splice(0).map((stop) => stop()))
 })
 
 async function app(setup: Parameters<typeof startApp>[0]) {
   const a = await startApp(setup)
-  open.push(a.app)
+  open.push(() => a.app.close())
   return a
 }
 
 function client(opts: OriginClientOptions = {}): OriginClient {
   const c = new OriginClient({ retry: { attempts: 3, baseDelayMs: 1, maxDelayMs: 2000 }, ...opts })
-  open.push(c)
+  open.push(() => c.stop())
   return c
 }
 

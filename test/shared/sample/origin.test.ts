@@ -45,7 +45,7 @@ describe('demo origin', () => {
     })
   })
   afterAll(async () => {
-    await origin.close()
+    await origin.stop()
     await rm(dir, { recursive: true, force: true })
   })
 

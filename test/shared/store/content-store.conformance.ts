@@ -15,7 +15,7 @@ export interface StoreHarness {
   readonly blobs: ContentStore
   readonly manifests: ManifestCache
   /** Idempotent. */
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 export type StoreFactory = (opts: StoreOptions) => Promise<StoreHarness>
@@ -31,7 +31,7 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
       return h
     }
     afterEach(async () => {
-      await Promise.all(open.map((h) => h.close()))
+      await Promise.all(open.map((h) => h.stop()))
       open = []
     })
 
@@ -591,7 +591,7 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         const p: PartialBlob = await h.blobs.openPartial(blob.digest, { size: 2000, chunkSize: 1000 })
         await p.writeChunk(0, chunkOf(blob.bytes, 0, 1000))
         const follower = expect(collect(p.follow())).rejects.toMatchObject({ name: 'PartialStateError' })
-        await h.blobs.close()
+        await h.blobs.stop()
         expect(p.state).toBe('closed')
         await follower
         await expect(p.writeChunk(1, chunkOf(blob.bytes, 1, 1000))).rejects.toMatchObject({ code: 'STORE_CLOSED' })

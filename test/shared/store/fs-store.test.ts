@@ -32,7 +32,7 @@ describe('FsContentStore on disk', () => {
     dir = await tempDir()
   })
   afterEach(async () => {
-    await Promise.all(stores.map((s) => s.close()))
+    await Promise.all(stores.map((s) => s.stop()))
     stores = []
   })
   const blobPath = (d: Digest): string => join(dir, 'blobs', 'sha256', digestHex(d))
@@ -63,7 +63,7 @@ describe('FsContentStore on disk', () => {
     let s = await reopen({ maxBytes: 10_000 })
     const p = await s.blobs.openPartial(blob.digest, { size: 5500, chunkSize: 1000 })
     for (const i of [4, 0, 2, 5]) await p.writeChunk(i, chunkOf(blob.bytes, i, 1000))
-    await s.close()
+    await s.stop()
 
     s = await reopen({ maxBytes: 10_000 })
     expect(s.blobs.usage().bytes).toBe(5500)
@@ -85,7 +85,7 @@ describe('FsContentStore on disk', () => {
     let s = await reopen()
     const p = await s.blobs.openPartial(blob.digest, { size: 4000, chunkSize: 1000 })
     await p.append(blob.bytes.subarray(0, 2500))
-    await s.close()
+    await s.stop()
     s = await reopen()
     const q = await s.blobs.openPartial(blob.digest, { size: 4000, chunkSize: 1000 })
     expect([q.prefixBytes, q.appendOffset, q.written.count]).toEqual([2500, 2500, 2])
@@ -98,11 +98,11 @@ describe('FsContentStore on disk', () => {
     let s = await reopen()
     const p = await s.blobs.openPartial(blob.digest, { size: 4000, chunkSize: 1000 })
     for (const i of [0, 2, 3]) await p.writeChunk(i, chunkOf(blob.bytes, i, 1000))
-    await s.close()
+    await s.stop()
     s = await reopen()
     const q = await s.blobs.openPartial(blob.digest, { size: 4000, chunkSize: 500 })
     expect([...q.written.indexes()]).toEqual([0, 1, 4, 5, 6, 7])
-    await s.close()
+    await s.stop()
     s = await reopen()
     expect((await s.blobs.listPartials())[0]).toMatchObject({ chunkSize: 500, chunksWritten: 6 })
     const r = await s.blobs.openPartial(blob.digest, { size: 4001, chunkSize: 500 })
@@ -117,7 +117,7 @@ describe('FsContentStore on disk', () => {
       const p = await s.blobs.openPartial(b.digest, { size: 3000, chunkSize: 1000 })
       for (const i of [0, 2]) await p.writeChunk(i, chunkOf(b.bytes, i, 1000))
     }
-    await s.close()
+    await s.stop()
     // Rewrite the records as a crash between checkpoints leaves them: progress recorded without a sync.
     const db = new Level<string, unknown>(join(dir, 'index'), { valueEncoding: 'json' })
     const partials = db.sublevel<string, Record<string, unknown>>('partials', { valueEncoding: 'json' })
@@ -149,7 +149,7 @@ describe('FsContentStore on disk', () => {
     for (const b of [kept, vanished, shortened]) await putBlob(s.blobs, b)
     const noFile = blobOf(1000, 8)
     await s.blobs.openPartial(noFile.digest, { size: 1000, chunkSize: 100 })
-    await s.close()
+    await s.stop()
 
     const orphan = blobOf(1200, 9)
     const impostor = blobOf(1200, 10)
@@ -201,7 +201,7 @@ describe('FsContentStore on disk', () => {
     await s.manifests.putManifest(m.digest, 'x/y', new Uint8Array(0))
     const tag = { digest: a.digest, mediaType: 'x/y', resolvedAt: 42 }
     await s.manifests.putTag('r/n:t', tag)
-    await s.close()
+    await s.stop()
 
     const evicted: Digest[] = []
     s = await reopen({ maxBytes: 2000, onEvict: (d) => evicted.push(d) })

@@ -26,7 +26,7 @@ async function populate(): Promise<void> {
   const partial = await store.blobs.openPartial(c.digest, { size: c.bytes.byteLength, chunkSize: 1000 })
   await partial.append(c.bytes.subarray(0, 2500))
   await partial.writeChunk(3, chunkOf(c.bytes, 3, 1000))
-  await store.close()
+  await store.stop()
 }
 
 const blobPath = (digest: string) => join(dir, 'blobs', 'sha256', digestHex(digest as typeof a.digest))
@@ -98,7 +98,7 @@ describe('checkStore', () => {
     const strict = await checkStore(dir, { mode: 'reconciled' })
     expect(strict.problems.map((p) => p.kind).sort()).toEqual(['blob-not-indexed', 'partial-not-indexed', 'stray-file'])
 
-    await (await openFsStore({ dir })).close()
+    await (await openFsStore({ dir })).stop()
     const after = await checkStore(dir, { mode: 'reconciled' })
     expect(after.problems).toEqual([])
     expect(after.blobs.has(orphan.digest)).toBe(true)

@@ -3,5 +3,5 @@ import { contentStoreConformance } from './content-store.conformance.ts'
 
 contentStoreConformance('MemoryContentStore', async (opts) => {
   const blobs = new MemoryContentStore(opts)
-  return { blobs, manifests: new MemoryManifestCache(), close: () => blobs.close() }
+  return { blobs, manifests: new MemoryManifestCache(), stop: () => blobs.stop() }
 })

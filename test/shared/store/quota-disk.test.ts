@@ -52,7 +52,7 @@ describe('FsContentStore quota, measured on disk', () => {
   const dirs: string[] = []
   const stores: FsStore[] = []
   afterEach(async () => {
-    await Promise.all(stores.splice(0).map((s) => s.close()))
+    await Promise.all(stores.splice(0).map((s) => s.stop()))
     await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
   })
 

@@ -78,7 +78,7 @@ beforeAll(async () => {
     onServed: (p, bytes, chunk) => served.push({ peer: p, bytes, index: chunk.index }),
   })
   bulkClient = new BulkClient({ credentials: requester.credentials })
-  cleanups.push(() => bulkClient.close())
+  cleanups.push(() => bulkClient.stop())
   await requester.node.dial(addrOf(good.node))
 })
 
@@ -180,7 +180,7 @@ describe('bulk path', () => {
     try {
       await expect(stranger.getChunk(ticket, blob.digest, 0, opts)).rejects.toThrow(BulkTicketRejectedError)
     } finally {
-      await stranger.close()
+      await stranger.stop()
     }
   })
 
@@ -201,7 +201,7 @@ describe('bulk path', () => {
         direct.getChunk(ticket, blob.digest, 0, { maxBytes: 64 * KIB, signal: AbortSignal.timeout(10_000) }),
       ).rejects.toThrow(BulkIdentityError)
     } finally {
-      await direct.close()
+      await direct.stop()
     }
     // Through the chunk client: the chunk still arrives, over the authenticated libp2p stream.
     await fetchAll(client, impostor.node, blob)
@@ -273,7 +273,7 @@ describe('bulk path', () => {
     source.add(blob)
     await serve(inside, { source, bulk: { credentials: inside.credentials, listen: { host: '127.0.0.1', port: 0 } } })
     const memberBulk = new BulkClient({ credentials: member.credentials })
-    cleanups.push(() => memberBulk.close())
+    cleanups.push(() => memberBulk.stop())
     const memberClient = new ChunkClient({ node: member.node, bulk: memberBulk, requestTimeoutMs: 10_000 })
     await member.node.dial(addrOf(inside.node))
     await fetchAll(memberClient, inside.node, blob)
