@@ -15,7 +15,7 @@ import { type BenchConfig, parseBenchArgs, type ScenarioName, USAGE } from './co
 import { BenchUsageError } from './errors.ts'
 import { Fleet, sweepNamespaces } from './fleet.ts'
 import { pushImage } from './image.ts'
-import { planFleet } from './netns.ts'
+import { planRun } from './netns.ts'
 import { preflight } from './preflight.ts'
 import { liveDaemons } from './proc.ts'
 import { startRegistry } from './registry.ts'
@@ -44,6 +44,8 @@ function scenarioFor(name: ScenarioName): Scenario {
       return shoal('cold')
     case 'shoal-preheated':
       return shoal('preheated')
+    case 'shoal-sites':
+      return shoal('sites')
   }
 }
 
@@ -135,11 +137,14 @@ async function bench(config: BenchConfig, argv: readonly string[], signal: Abort
   const workDir = await mkdtemp(join(tmpdir(), WORK_PREFIX))
   scratchDir = workDir
   try {
-    const hosts = planFleet(config.nodes, config.links)
+    const plan = planRun(config)
+    const { hosts } = plan
     let t = performance.now()
-    const fleet = await Fleet.create(hosts, { signal })
+    const fleet = await Fleet.create(plan, { signal })
     const fleetS = (performance.now() - t) / 1000
-    log(`fleet of ${hosts.length} hosts up in ${fleetS.toFixed(1)} s`)
+    const sitesNote =
+      plan.sites.length === 0 ? '' : ` in ${plan.sites.length} sites behind ${config.sites?.wanMbit} mbit WAN links`
+    log(`fleet of ${hosts.length} hosts up${sitesNote} in ${fleetS.toFixed(1)} s`)
 
     t = performance.now()
     await mkdir(logDir, { recursive: true })
@@ -212,11 +217,6 @@ async function main(argv: readonly string[]): Promise<number> {
   if (config === 'help') {
     process.stdout.write(`${USAGE}\n`)
     return 0
-  }
-  if (config.sites !== undefined) {
-    // The flags are parsed (one table with the simulator) before the site topology is built.
-    process.stderr.write('bench: --sites: the fleet does not build edge sites yet\n')
-    return 2
   }
   const cannot = preflight(process.getuid?.())
   if (cannot !== undefined) {
