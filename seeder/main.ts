@@ -21,6 +21,7 @@ import { loadSeederConfig, type SeederConfig } from './config.ts'
 import { notificationRoutes } from './notifications.ts'
 import { rendezvousOwners, seederPrefetchHandler } from './owners.ts'
 import { Preheater, preheatRoutes } from './preheat.ts'
+import { agentSiteOf } from './agent-sites.ts'
 import { agentPrefetcher } from './prefetch.ts'
 import { Puller } from './puller.ts'
 import { PeerHints } from './peer-hints.ts'
@@ -264,6 +265,7 @@ function preheatWiring(
     prefetch: agentPrefetcher({
       client,
       candidates: () => node.getPeers().filter((p) => !seederIds.has(p.toString())),
+      siteOf: agentSiteOf(node),
       log: log.child({ component: 'prefetch' }),
     }),
   }
