@@ -10,7 +10,8 @@ export const SEEDER_API_PORT = 7000
 /** Inside every node's namespace the client talks to its own agent here, as it would on a real host. */
 export const AGENT_LISTEN = '127.0.0.1:5000'
 
-const READY_WAIT_MS = 60_000
+// Generous: on a loaded machine six agents and a seeder starting at once have taken over a minute to listen.
+const READY_WAIT_MS = 180_000
 
 /**
  * The seeder's `--site` in `shoal-sites`. It sits in the core, behind every site's WAN link, so it is named
