@@ -3,7 +3,9 @@
  *
  * Builds N hosts as network namespaces on one bridge with tc-shaped links, runs a real docker-registry
  * origin holding a generated image, and rolls the image out to every node in each scenario (direct,
- * pull-through cache, shoal cold, shoal preheated), side by side, on the same image and links. Writes
+ * pull-through cache, shoal cold, shoal preheated), side by side, on the same image and links. With
+ * `--sites K --site-nodes M --wan MBIT` the nodes sit in K edge sites, each behind its own shaped WAN link to
+ * the core (origin, seeder, cache), and the site-aware Shoal scenario (`shoal-sites`) joins them. Writes
  * bench/results/<timestamp>/{report.json,report.svg,summary.md}; daemon logs go to bench/results/raw/.
  */
 import { spawnSync } from 'node:child_process'
