@@ -90,6 +90,12 @@ export const AGENT_OPTIONS = {
     default: 0,
     describe: 'cap on bytes from other sites and an origin outside this site, on top of the other caps (0 = none)',
   },
+  preheatTtl: {
+    type: 'duration',
+    flag: 'preheat-ttl',
+    default: 24 * 3_600_000,
+    describe: "a site's preheated copy (a seeder's preheat with scope.sites) is pinned this long; 0 = hold none",
+  },
   logLevel: { type: 'string', flag: 'log-level', default: 'info', describe: 'trace, debug, info, warn, error' },
   p2pListen: {
     type: 'list',
@@ -186,6 +192,8 @@ export interface AgentConfig {
   /** `--site`: the edge site this node is in; undefined: no site (one flat swarm). */
   readonly site: string | undefined
   readonly wanUploadRate: number
+  /** `--preheat-ttl`: how long a copy held for its site stays pinned; 0 = such copies are refused. */
+  readonly preheatTtlMs: number
   readonly wanDownloadRate: number
   readonly logLevel: string
   readonly registries: ReadonlyMap<string, RegistrySettings>
@@ -229,6 +237,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     originRate: v.originRate as number,
     site: siteOf(v.site as string | undefined),
     wanUploadRate: v.wanUploadRate as number,
+    preheatTtlMs: v.preheatTtl as number,
     wanDownloadRate: v.wanDownloadRate as number,
     logLevel,
     registries: parseRegistries(file['registries']),

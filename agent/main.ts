@@ -7,7 +7,7 @@ import { buildOpsApp, Readiness, RecentPulls } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin/index.ts'
 import { TokenBucket, throttled } from '../shared/rate/index.ts'
 import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
-import { type ContentStore, openFsStore } from '../shared/store/index.ts'
+import { type ContentStore, openFsStore, Retention } from '../shared/store/index.ts'
 import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
 import { parseSeederAddr, type SeederRef } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
@@ -78,6 +78,9 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       },
     })
     readiness.done('store')
+    // A site's preheated copies (held when a trusted seeder asks): pinned for --preheat-ttl, kept across restarts.
+    const holds = new Retention({ store: stores.blobs, ttlMs: config.preheatTtlMs, dataDir: config.data, log })
+    await holds.load()
     metrics.sources.cacheBytes = () => stores.blobs.usage().bytes
     const origin = new OriginClient({ credentials: credentialsFrom(config.registries), onBytes: () => {} })
     const isPublic = (registry: string) => config.registries.get(registry)?.public === true
@@ -154,6 +157,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
           resolveUpstream(r, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries }),
         signal: closing.signal,
         log: log.child({ component: 'prefetch' }),
+        ...(config.preheatTtlMs > 0 ? { holds } : {}),
       })
     const manifests = new ManifestService({
       origin,
@@ -219,6 +223,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
         () => closing.abort(),
         () => p2p?.stop(),
         () => origin.stop(),
+        () => holds.stop(),
         () => stores.stop(),
       ]),
     }

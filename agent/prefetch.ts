@@ -1,7 +1,7 @@
 import type { Logger } from '../shared/log/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import type { Upstream } from '../shared/origin/index.ts'
-import type { ContentStore } from '../shared/store/index.ts'
+import type { ContentStore, Retention } from '../shared/store/index.ts'
 import type { RequestContext } from '../shared/swarm/protocol/index.ts'
 import type { Downloads } from './blobs/download.ts'
 import type { BlobFiller } from './blobs/service.ts'
@@ -26,6 +26,11 @@ export interface PrefetcherInit {
   readonly maxConcurrent?: number
   /** Prefetches waiting; more are refused (the seeder asks another agent). */
   readonly maxQueued?: number
+  /**
+   * Keeps a blob a seeder asked this agent to hold (a preheat's copies for this agent's site) pinned for the
+   * agent's --preheat-ttl; absent (or a TTL of 0): such asks are refused, and the seeder asks another agent.
+   */
+  readonly holds?: Pick<Retention, 'keep'>
 }
 
 const DEFAULT_MAX_CONCURRENT = 2
@@ -46,6 +51,8 @@ export class Prefetcher {
   readonly #i: PrefetcherInit
   readonly #queue: Wanted[] = []
   readonly #queued = new Set<Digest>()
+  /** Blobs to pin as soon as their download (queued or running) completes. */
+  readonly #holdWhenDone = new Set<Digest>()
   #running = 0
 
   constructor(init: PrefetcherInit) {
@@ -65,10 +72,21 @@ export class Prefetcher {
     opts: { readonly hold?: boolean } = {},
   ): Promise<void> {
     if (!this.#i.trusted.has(ctx.peer.toString())) throw new PrefetchRefusedError('only a trusted seeder may ask')
-    // Holding content for a TTL is a seeder's job; an agent's cache stays under plain LRU.
-    if (opts.hold === true) throw new PrefetchRefusedError('an agent does not hold content')
-    if (this.#queued.has(digest) || this.#i.downloads.get(digest) !== undefined) return
-    if ((await this.#i.store.stat(digest)) !== undefined) return
+    // A hold is a site's copy, kept against LRU for --preheat-ttl; an agent without a TTL keeps none.
+    const hold = opts.hold === true
+    if (hold && this.#i.holds === undefined)
+      throw new PrefetchRefusedError('this agent holds no content (--preheat-ttl 0)')
+    if (hold) this.#holdWhenDone.add(digest)
+    const inFlight = this.#i.downloads.get(digest)
+    if (this.#queued.has(digest)) return
+    if (inFlight !== undefined) {
+      if (hold) void this.#holdAfter(digest, inFlight.finished)
+      return
+    }
+    if ((await this.#i.store.stat(digest)) !== undefined) {
+      this.#keep(digest)
+      return
+    }
     if (this.#queue.length >= (this.#i.maxQueued ?? DEFAULT_MAX_QUEUED)) throw new PrefetchRefusedError('queue full')
     this.#queue.push({ digest, registry, name })
     this.#queued.add(digest)
@@ -106,8 +124,30 @@ export class Prefetcher {
       )
       await download.finished
       log.info({ digest }, 'prefetched blob')
+      this.#keep(digest)
     } catch (err) {
+      this.#holdWhenDone.delete(digest)
       log.debug({ digest, err: (err as Error).message }, 'prefetch failed')
+    } finally {
+      // Already complete (a client pulled it meanwhile): still held when asked.
+      if (this.#holdWhenDone.has(digest) && (await store.stat(digest).catch(() => undefined)) !== undefined)
+        this.#keep(digest)
+    }
+  }
+
+  /** Pins `digest` for the TTL if a hold was asked for it (and clears the ask). */
+  #keep(digest: Digest): void {
+    if (!this.#holdWhenDone.delete(digest)) return
+    this.#i.holds?.keep(digest)
+    this.#i.log.info({ digest }, 'holding blob for its site')
+  }
+
+  async #holdAfter(digest: Digest, finished: Promise<unknown>): Promise<void> {
+    try {
+      await finished
+      this.#keep(digest)
+    } catch {
+      this.#holdWhenDone.delete(digest)
     }
   }
 }

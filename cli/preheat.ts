@@ -11,7 +11,7 @@ const BAR_WIDTH = 30
 
 const collect = (v: string, prev: string[] | undefined): string[] => [...(prev ?? []), v]
 
-/** `shoal preheat --seeder URL IMAGE [--platform os/arch]... [--agents N] [--auth-file FILE]`. */
+/** `shoal preheat --seeder URL IMAGE [--platform os/arch]... [--agents N] [--site-copies SITE=N]... [--auth-file FILE]`. */
 export const registerPreheat: RegisterCommand = (program, ctx) => addPreheat(program, ctx, {})
 
 function addPreheat(program: Command, ctx: CliContext, opts: { pollMs?: number }): void {
@@ -23,6 +23,11 @@ function addPreheat(program: Command, ctx: CliContext, opts: { pollMs?: number }
     .option('--seeder <URL>', "the seeder's API, http://HOST:PORT (required)")
     .option('--platform <os/arch>', 'only these platforms of an index (repeatable; default: all)', collect)
     .option('--agents <N>', 'also have N agents prefetch it into their caches')
+    .option(
+      '--site-copies <SITE=N>',
+      'have N agents of SITE hold it, pinned for their --preheat-ttl (repeatable, or SITE=N,SITE=N)',
+      collect,
+    )
     .option(
       '--auth-file <FILE>',
       'origin credentials for this job only: a JSON file {"username": "…", "password": "…"} or {"token": "…"}',
@@ -43,6 +48,7 @@ interface PreheatFlags {
   seeder?: string
   platform?: string[]
   agents?: string
+  siteCopies?: string[]
   authFile?: string
   tokenFile?: string
 }
@@ -57,6 +63,8 @@ async function preheat(image: string, flags: PreheatFlags, io: CliIo, opts: { po
     agents = Number(flags.agents)
     if (!/^\d+$/.test(flags.agents) || !Number.isSafeInteger(agents)) throw new UsageError('--agents: expected a count')
   }
+  const sites = flags.siteCopies === undefined ? undefined : parseSiteCopies(flags.siteCopies)
+  const scope = { ...(agents === undefined ? {} : { agents }), ...(sites === undefined ? {} : { sites }) }
   const credentials = flags.authFile === undefined ? undefined : await readCredentials(flags.authFile)
   const auth = flags.tokenFile === undefined ? {} : { authorization: `Bearer ${await readToken(flags.tokenFile)}` }
   const f = io.fetch ?? fetch
@@ -69,7 +77,7 @@ async function preheat(image: string, flags: PreheatFlags, io: CliIo, opts: { po
       body: JSON.stringify({
         image,
         ...(platforms.length > 0 ? { platforms } : {}),
-        ...(agents === undefined ? {} : { scope: { agents } }),
+        ...(Object.keys(scope).length === 0 ? {} : { scope }),
         ...(credentials === undefined ? {} : { credentials }),
       }),
       ...(signal === undefined ? {} : { signal }),
@@ -116,6 +124,25 @@ async function preheat(image: string, flags: PreheatFlags, io: CliIo, opts: { po
   }
 }
 
+/**
+ * `--site-copies store-17=2` (repeatable, or comma-separated) → `{ "store-17": 2 }`. The seeder checks the
+ * site names; here only the shape, so a typo is a usage error before anything is sent. A site given twice
+ * is refused rather than guessed at.
+ */
+export function parseSiteCopies(values: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const item of values.flatMap((v) => v.split(','))) {
+    const m = /^([^=\s]+)=(\d+)$/.exec(item.trim())
+    if (m === null) throw new UsageError(`--site-copies: expected SITE=N, got ${JSON.stringify(item)}`)
+    const [, site, count] = m as unknown as [string, string, string]
+    if (Object.hasOwn(out, site)) throw new UsageError(`--site-copies: ${site} given twice`)
+    const n = Number(count)
+    if (!Number.isSafeInteger(n)) throw new UsageError(`--site-copies: ${site}: expected a count`)
+    out[site] = n
+  }
+  return out
+}
+
 /** The token is sent, never printed: errors name the file. */
 async function readToken(file: string): Promise<string> {
   let token: string
@@ -145,8 +172,14 @@ async function readCredentials(file: string): Promise<unknown> {
 
 function agentsLine(job: PreheatJobView): string | undefined {
   const a = job.agents
-  if (job.scope.agents === 0 || a === undefined) return undefined
-  return `agents: ${a.accepted}/${job.scope.agents} accepted, ${a.complete} complete${a.errors.length > 0 ? `, ${a.errors.length} refused or failed` : ''}`
+  const sites = job.scope.sites ?? {}
+  if ((job.scope.agents === 0 && Object.keys(sites).length === 0) || a === undefined) return undefined
+  const perSite = Object.entries(a.sites ?? {}).map(([s, c]) => `${s} ${c.complete}/${c.wanted} held`)
+  return (
+    `agents: ${a.accepted}/${job.scope.agents} accepted, ${a.complete} complete` +
+    `${a.errors.length > 0 ? `, ${a.errors.length} refused or failed` : ''}` +
+    `${perSite.length > 0 ? `; sites: ${perSite.join(', ')}` : ''}`
+  )
 }
 
 /** Redraws one bar per blob in place. */

@@ -9,7 +9,7 @@ import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '.
 import { createP2PNode, type P2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import { TokenBucket } from '../shared/rate/index.ts'
-import { openFsStore } from '../shared/store/index.ts'
+import { openFsStore, Retention } from '../shared/store/index.ts'
 import { createBulkCredentials } from '../shared/swarm/bulk/index.ts'
 import { seedersFromBootstrap } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
@@ -22,8 +22,8 @@ import { loadSeederConfig, type SeederConfig } from './config.ts'
 import { notificationRoutes } from './notifications.ts'
 import { rendezvousOwners, seederPrefetchHandler } from './owners.ts'
 import { Preheater, preheatRoutes } from './preheat.ts'
+import { agentSiteOf } from './agent-sites.ts'
 import { agentPrefetcher } from './prefetch.ts'
-import { Retention } from './retention.ts'
 import { Puller } from './puller.ts'
 import { PeerHints } from './peer-hints.ts'
 import { SuperSeeder } from './super-seeder.ts'
@@ -266,6 +266,7 @@ function preheatWiring(
     prefetch: agentPrefetcher({
       client,
       candidates: () => node.getPeers().filter((p) => !seederIds.has(p.toString())),
+      siteOf: agentSiteOf(node),
       log: log.child({ component: 'prefetch' }),
     }),
   }

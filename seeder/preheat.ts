@@ -14,10 +14,13 @@ import {
 } from './preheat-image.ts'
 import {
   MAX_PREFETCH_AGENTS,
+  MAX_PREHEAT_SITES,
   PREHEAT_BODY_SCHEMA,
   type PreheatCredentials,
   type PreheatRequest,
+  type PreheatScope,
   schemaErrorReason,
+  SITE_NAME_PATTERN,
 } from './schemas.ts'
 
 export {
@@ -44,6 +47,14 @@ export interface PrefetchReport {
   /** Agents holding every blob. */
   readonly complete: number
   readonly errors: readonly string[]
+  /** Per site of `scope.sites`: agents of that site that accepted to hold the image, and those that hold it all. */
+  readonly sites?: Readonly<Record<string, SiteCopies>>
+}
+
+export interface SiteCopies {
+  readonly wanted: number
+  readonly accepted: number
+  readonly complete: number
 }
 
 export interface PreheatJobView {
@@ -52,8 +63,8 @@ export interface PreheatJobView {
   readonly platforms: readonly string[]
   readonly state: PreheatState
   readonly layers: readonly PreheatLayer[]
-  /** Agents asked to prefetch (0: seeders only). */
-  readonly scope: { readonly agents: number }
+  /** Agents asked to prefetch (0: seeders only), and copies wanted per site (absent: none). */
+  readonly scope: { readonly agents: number; readonly sites?: Readonly<Record<string, number>> }
   readonly agents?: PrefetchReport
   readonly error?: string
   /** The origin's HTTP status when it refused the manifest or a blob. */
@@ -88,6 +99,8 @@ export interface PrefetchRequest {
   readonly name: string
   readonly blobs: readonly { readonly digest: Digest; readonly size: number }[]
   readonly agents: number
+  /** Site → agents of that site to hold the blobs (pinned for their --preheat-ttl); sites with 0 left out. */
+  readonly sites: Readonly<Record<string, number>>
 }
 
 export interface PreheaterInit {
@@ -101,7 +114,7 @@ export interface PreheaterInit {
   readonly owner?: (digest: Digest) => RemoteSeeder | undefined
   /** Called when a blob of a job is held here (retention starts its clock). */
   readonly onSeeded?: (digest: Digest) => void
-  /** Asks agents to prefetch; absent: scope.agents is refused. */
+  /** Asks agents to prefetch; absent: scope.agents and scope.sites are refused. */
   readonly prefetch?: (
     req: PrefetchRequest,
     onReport: (r: PrefetchReport) => void,
@@ -113,7 +126,7 @@ export interface PreheaterInit {
   readonly keepFinished?: number
 }
 
-export { MAX_PREFETCH_AGENTS, type PreheatCredentials, type PreheatRequest } from './schemas.ts'
+export { MAX_PREFETCH_AGENTS, type PreheatCredentials, type PreheatRequest, type PreheatScope } from './schemas.ts'
 
 interface Job {
   readonly id: string
@@ -121,6 +134,8 @@ interface Job {
   readonly key: string
   readonly platforms: readonly string[]
   readonly agents: number
+  /** Copies per site, the zero counts left out. */
+  readonly sites: Readonly<Record<string, number>>
   /** Never shown nor logged: the Authorization the job's origin fetches send. */
   readonly authorization: string | undefined
   state: PreheatState
@@ -128,6 +143,28 @@ interface Job {
   report?: PrefetchReport
   error?: string
   originStatus?: number
+}
+
+const SITE_NAME = new RegExp(SITE_NAME_PATTERN)
+
+/**
+ * `scope.sites` checked (the API's schema already did; this is for every other caller) and made canonical:
+ * sorted by name, zero counts dropped, so two jobs asking the same thing merge.
+ */
+export function siteScope(sites: PreheatScope['sites']): Readonly<Record<string, number>> {
+  if (sites === undefined) return {}
+  const entries = Object.entries(sites)
+  if (entries.length > MAX_PREHEAT_SITES)
+    throw new InvalidPreheatRequestError(`scope.sites: at most ${MAX_PREHEAT_SITES} sites`)
+  for (const [site, n] of entries) {
+    if (!SITE_NAME.test(site))
+      throw new InvalidPreheatRequestError(`scope.sites: ${JSON.stringify(site)} is not a site name`)
+    if (!Number.isSafeInteger(n) || n < 0 || n > MAX_PREFETCH_AGENTS)
+      throw new InvalidPreheatRequestError(`scope.sites.${site}: expected an integer 0..${MAX_PREFETCH_AGENTS}`)
+  }
+  return Object.freeze(
+    Object.fromEntries(entries.filter(([, n]) => n > 0).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+  )
 }
 
 const DEFAULT_CONCURRENCY = 4
@@ -161,7 +198,7 @@ export class Preheater {
   submit(
     image: string,
     platforms: readonly string[] = [],
-    opts: { credentials?: PreheatCredentials; scope?: { agents?: number } } = {},
+    opts: { credentials?: PreheatCredentials; scope?: PreheatScope } = {},
   ): {
     id: string
     merged: boolean
@@ -174,6 +211,9 @@ export class Preheater {
       throw new InvalidPreheatRequestError(`scope.agents: expected an integer 0..${MAX_PREFETCH_AGENTS}`)
     if (agents > 0 && this.#i.prefetch === undefined)
       throw new InvalidPreheatRequestError('scope.agents: this seeder cannot ask agents to prefetch')
+    const sites = siteScope(opts.scope?.sites)
+    if (Object.keys(sites).length > 0 && this.#i.prefetch === undefined)
+      throw new InvalidPreheatRequestError('scope.sites: this seeder cannot ask agents to prefetch')
     const registry = ref.registry ?? this.#i.defaultRegistry
     const upstream = this.#i.upstreamFor(registry)
     if (upstream === undefined) throw new InvalidPreheatRequestError(`this seeder does not pull from ${registry}`)
@@ -181,7 +221,7 @@ export class Preheater {
     const canonical = `${upstream.registry}/${ref.name}${sep}${ref.reference}`
     const who =
       authorization === undefined ? '-' : createHash('sha256').update(KEY_SALT).update(authorization).digest('hex')
-    const key = `${canonical} ${wanted.join(',')} ${agents} ${who}`
+    const key = `${canonical} ${wanted.join(',')} ${agents} ${JSON.stringify(sites)} ${who}`
     const running = this.#active.get(key)
     if (running !== undefined) return { id: running.id, merged: true }
     const id = `ph-${Date.now().toString(36)}-${(++this.#seq).toString(36)}-${randomBytes(4).toString('hex')}`
@@ -191,6 +231,7 @@ export class Preheater {
       key,
       platforms: wanted,
       agents,
+      sites,
       authorization,
       state: 'queued',
       layers: [],
@@ -211,7 +252,7 @@ export class Preheater {
       platforms: j.platforms,
       state: j.state,
       layers: j.layers.map((l) => ({ ...l })),
-      scope: { agents: j.agents },
+      scope: { agents: j.agents, ...(Object.keys(j.sites).length === 0 ? {} : { sites: { ...j.sites } }) },
       ...(j.report === undefined ? {} : { agents: { ...j.report, errors: [...j.report.errors] } }),
       ...(j.error === undefined ? {} : { error: j.error }),
       ...(j.originStatus === undefined ? {} : { originStatus: j.originStatus }),
@@ -260,8 +301,14 @@ export class Preheater {
       }
       const n = Math.min(this.#i.concurrency ?? DEFAULT_CONCURRENCY, queue.length)
       await Promise.all(Array.from({ length: n }, worker))
-      if (job.agents > 0 && this.#i.prefetch !== undefined) {
-        const req = { registry: upstream.registry, name, blobs: job.layers.map((l) => ({ ...l })), agents: job.agents }
+      if ((job.agents > 0 || Object.keys(job.sites).length > 0) && this.#i.prefetch !== undefined) {
+        const req = {
+          registry: upstream.registry,
+          name,
+          blobs: job.layers.map((l) => ({ ...l })),
+          agents: job.agents,
+          sites: job.sites,
+        }
         job.report = await this.#i.prefetch(req, (r) => (job.report = r), signal)
       }
       job.state = 'done'

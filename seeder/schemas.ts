@@ -13,6 +13,10 @@ export const API_AJV_OPTIONS = { customOptions: { coerceTypes: false, removeAddi
 export const MAX_PREFETCH_AGENTS = 1000
 export const MAX_PREHEAT_PLATFORMS = 64
 export const MAX_CREDENTIAL_CHARS = 4096
+/** Sites one preheat may name in `scope.sites`. */
+export const MAX_PREHEAT_SITES = 256
+/** A site name, as `--site` takes it (shared/config's rule: a Kubernetes zone label's characters, at most 63). */
+export const SITE_NAME_PATTERN = '^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$'
 const PLATFORM_PATTERN = '^[a-zA-Z0-9._-]+/[a-zA-Z0-9._-]+(/[a-zA-Z0-9._-]+)?$'
 
 /** Credentials never reach a header with a line break in them; errors name the field, never its value. */
@@ -44,7 +48,16 @@ export const PREHEAT_BODY_SCHEMA = {
     },
     scope: {
       type: 'object',
-      properties: { agents: { type: 'integer', minimum: 0, maximum: MAX_PREFETCH_AGENTS } },
+      properties: {
+        agents: { type: 'integer', minimum: 0, maximum: MAX_PREFETCH_AGENTS },
+        // Copies per site: `{ "store-17": 2 }` asks two agents of site store-17 to hold the image.
+        sites: {
+          type: 'object',
+          maxProperties: MAX_PREHEAT_SITES,
+          propertyNames: { pattern: SITE_NAME_PATTERN },
+          additionalProperties: { type: 'integer', minimum: 0, maximum: MAX_PREFETCH_AGENTS },
+        },
+      },
     },
   },
 } as const
@@ -56,7 +69,15 @@ export interface PreheatRequest {
   readonly image: string
   readonly platforms?: readonly string[]
   readonly credentials?: PreheatCredentials
-  readonly scope?: { readonly agents?: number }
+  readonly scope?: PreheatScope
+}
+
+/** Which agents a preheat also asks to hold the image: N anywhere, and per site. */
+export interface PreheatScope {
+  /** At least this many agents in all (those asked for a site count too). */
+  readonly agents?: number
+  /** Site name → agents of that site that hold the image, pinned for their --preheat-ttl. */
+  readonly sites?: Readonly<Record<string, number>>
 }
 
 /** A distribution-registry envelope: `{ events: [{ action, target, request? }, …] }`. */
@@ -123,15 +144,21 @@ const NOT_MESSAGES: Readonly<Record<string, string>> = {
   credentials: 'expected { username, password } or { token }, not both',
 }
 
+/** ajv's words for a bad key say only "must match pattern": say what a site name is (the key is not echoed). */
+function propertyNameMessage(e: FastifySchemaValidationError): string | undefined {
+  if (e.keyword !== 'pattern' || !e.schemaPath.endsWith('/propertyNames/pattern')) return undefined
+  return "a key is not a site name (letters, digits, '.', '_', '-'; at most 63)"
+}
+
 /** One line for a 400 body: each failed rule with where it failed (`credentials.token: must match …`). */
 export function schemaErrorReason(errors: readonly FastifySchemaValidationError[]): string {
   const line = (e: FastifySchemaValidationError) => {
     const path = e.instancePath.replace(/^\//, '').replaceAll('/', '.')
-    const message = e.keyword === 'not' ? (NOT_MESSAGES[path] ?? e.message) : e.message
+    const message = e.keyword === 'not' ? (NOT_MESSAGES[path] ?? e.message) : (propertyNameMessage(e) ?? e.message)
     return `${path === '' ? 'body' : path}: ${message ?? 'invalid'}`
   }
   // anyOf/oneOf/if summaries repeat what their branches' errors say, when there are any.
-  const specific = errors.filter((e) => !['anyOf', 'oneOf', 'if'].includes(e.keyword))
+  const specific = errors.filter((e) => !['anyOf', 'oneOf', 'if', 'propertyNames'].includes(e.keyword))
   const lines = (specific.length > 0 ? specific : errors).map(line)
   return [...new Set(lines.length > 0 ? lines : ['body: invalid'])].join('; ')
 }

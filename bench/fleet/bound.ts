@@ -85,6 +85,7 @@ export function boundSources(scenario: ScenarioName, links: LinkRates): BoundSou
         description: 'U_first = U_o (the cache starts empty); U_src = U_o + U_cache',
       }
     case 'shoal-cold':
+    case 'shoal-sites':
       return {
         firstCopyMbit: links.originUp,
         sourceMbit: links.originUp + links.seederUp,

@@ -4,10 +4,24 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { parseBytes } from '../../shared/config/index.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../shared/swarm/protocol/index.ts'
 import { BenchUsageError } from './errors.ts'
-import { parseSiteShape, SITE_OPTIONS, SITE_USAGE, siteNodeCount, type SiteShape } from './sites.ts'
+import {
+  parseSiteShape,
+  parseWanCut,
+  SITE_OPTIONS,
+  SITE_USAGE,
+  siteNodeCount,
+  type SiteShape,
+  type WanCut,
+  WAN_CUT_USAGE,
+} from './sites.ts'
 
-export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated'] as const
+export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated', 'shoal-sites'] as const
 export type ScenarioName = (typeof SCENARIO_NAMES)[number]
+
+/** What runs without `--scenarios`: a flat fleet has no sites to tell its agents; an edge-site fleet compares
+ * the flat swarm (`shoal-cold`: agents without `--site`) with the site-aware one. */
+export const DEFAULT_SCENARIOS: readonly ScenarioName[] = ['direct', 'cache', 'shoal-cold', 'shoal-preheated']
+export const DEFAULT_SITE_SCENARIOS: readonly ScenarioName[] = ['direct', 'cache', 'shoal-cold', 'shoal-sites']
 
 export type BenchMode = 'quick' | 'full'
 
@@ -36,6 +50,8 @@ export interface BenchConfig {
   readonly nodes: number
   /** Edge sites (`--sites`): `nodes` is then sites × siteNodes. Undefined: one flat fleet. */
   readonly sites: SiteShape | undefined
+  /** `--wan-cut`: one site's WAN link taken down for a while during every rollout. */
+  readonly wanCut?: WanCut
   readonly image: ImageSpec
   readonly links: LinkRates
   readonly scenarios: readonly ScenarioName[]
@@ -112,6 +128,7 @@ export const USAGE = `usage: npm run bench -- [flags]   (needs root: network nam
   --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
   --layers L              layers the payload is split into (default ${DEFAULTS.full.layers})
 ${SITE_USAGE}
+${WAN_CUT_USAGE}
   --origin-up MBIT        origin uplink U_o
   --cache-up MBIT         pull-through cache host uplink
   --cache-down MBIT       pull-through cache host downlink
@@ -119,7 +136,8 @@ ${SITE_USAGE}
   --seeder-down MBIT      seeder downlink
   --node-up MBIT          node uplink U_n
   --node-down MBIT        node downlink D_n
-  --scenarios LIST        comma-separated subset of ${SCENARIO_NAMES.join(',')} (default all)
+  --scenarios LIST        comma-separated subset of ${SCENARIO_NAMES.join(',')} (default
+                          ${DEFAULT_SCENARIOS.join(',')}; with --sites ${DEFAULT_SITE_SCENARIOS.join(',')})
   --seed TEXT             image content seed (default shoal-bench)
   --out DIR               results parent folder (default bench/results)
   --pull-timeout S        kill a node's pull after S seconds (default: 3x the direct rollout's estimate + 60)
@@ -140,8 +158,8 @@ function positiveNumber(flag: string, raw: string | undefined, fallback: number,
   return value
 }
 
-export function parseScenarios(raw: string | undefined): readonly ScenarioName[] {
-  if (raw === undefined) return SCENARIO_NAMES
+export function parseScenarios(raw: string | undefined, sites = false): readonly ScenarioName[] {
+  if (raw === undefined) return sites ? DEFAULT_SITE_SCENARIOS : DEFAULT_SCENARIOS
   const names = raw
     .split(',')
     .map((s) => s.trim())
@@ -152,15 +170,20 @@ export function parseScenarios(raw: string | undefined): readonly ScenarioName[]
       throw new BenchUsageError(`--scenarios: unknown ${JSON.stringify(n)} (known: ${SCENARIO_NAMES.join(', ')})`)
     }
   }
+  if (!sites && names.includes('shoal-sites')) throw new BenchUsageError('--scenarios: shoal-sites needs --sites')
   // Report order is fixed so runs compare side by side whatever order the flag used.
   return SCENARIO_NAMES.filter((n) => names.includes(n))
 }
 
-/** The direct rollout's fluid time: every node's copy leaves the origin's uplink. */
-export function directEstimateS(nodes: number, imageBytes: number, links: LinkRates): number {
+/**
+ * The direct rollout's fluid time: every node's copy leaves the origin's uplink and, with edge sites, every
+ * node's copy of a site crosses that site's WAN link.
+ */
+export function directEstimateS(nodes: number, imageBytes: number, links: LinkRates, sites?: SiteShape): number {
   const originBps = (links.originUp * 1e6) / 8
   const nodeBps = (links.nodeDown * 1e6) / 8
-  return Math.max((nodes * imageBytes) / originBps, imageBytes / nodeBps)
+  const wanS = sites === undefined ? 0 : (sites.siteNodes * imageBytes) / ((sites.wanMbit * 1e6) / 8)
+  return Math.max((nodes * imageBytes) / originBps, imageBytes / nodeBps, wanS)
 }
 
 /** Flags to a frozen config; `'help'` when asked for the usage. Throws BenchUsageError on a bad flag. */
@@ -192,11 +215,14 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     nodeUp: positiveNumber('node-up', v['node-up'], d.links.nodeUp),
     nodeDown: positiveNumber('node-down', v['node-down'], d.links.nodeDown),
   }
-  const estimate = directEstimateS(nodes, layers * layerBytes, links)
+  const wanCut = parseWanCut(v['wan-cut'], sites)
+  // A cut WAN link holds its site's rollout up for as long as it is down.
+  const estimate = directEstimateS(nodes, layers * layerBytes, links, sites) + (wanCut?.forS ?? 0)
   return Object.freeze({
     mode,
     nodes,
     sites,
+    ...optional('wanCut', wanCut),
     image: Object.freeze({
       name: 'bench/sample',
       tag: 'v1',
@@ -205,7 +231,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
       seed: v.seed ?? 'shoal-bench',
     }),
     links: Object.freeze(links),
-    scenarios: parseScenarios(v.scenarios),
+    scenarios: parseScenarios(v.scenarios, sites !== undefined),
     outDir: v.out ?? 'bench/results',
     pullTimeoutS: positiveNumber('pull-timeout', v['pull-timeout'], Math.ceil(3 * estimate + 60)),
     sampleMs: positiveNumber('sample-ms', v['sample-ms'], 500, true),
@@ -215,6 +241,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     swarmChunkBytes: chunkSizeOf(v['seeder-flag'] ?? []),
     agentUploadSlots: uploadSlotsOf(v['agent-flag'] ?? []),
   })
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V }
 }
 
 /** The agents' `--upload-slots` among `agentFlags` (the last one wins), else `fallback`. */
@@ -268,6 +298,7 @@ function parse(argv: readonly string[]) {
     ...FLEET_SHAPE_OPTIONS,
     'cache-up': TEXT,
     'cache-down': TEXT,
+    'wan-cut': TEXT,
     'pull-timeout': TEXT,
     'sample-ms': TEXT,
     'shoal-bin': TEXT,

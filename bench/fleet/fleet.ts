@@ -1,18 +1,36 @@
 import { spawnSync } from 'node:child_process'
 import { type LinkCounters, parseHubStats, ZERO_COUNTERS } from './counters.ts'
-import { benchNamespaces, type Command, fleetSetupCommands, type HostPlan, HUB_NS, nsExec } from './netns.ts'
+import {
+  benchNamespaces,
+  type Command,
+  type FleetPlan,
+  fleetSetupCommands,
+  type HostPlan,
+  HUB_NS,
+  nsExec,
+  type SitePlan,
+  wanLinkCommands,
+} from './netns.ts'
 import { runOk } from './proc.ts'
+
+/** The key of a site's WAN link among a fleet's counters (beside the host names): `wan:site-0`. */
+export function wanCounterKey(site: string): string {
+  return `wan:${site}`
+}
 
 /** The namespaces, veths and qdiscs of one run; `sweepNamespaces` takes it all down again. */
 export class Fleet {
   readonly hosts: readonly HostPlan[]
+  readonly sites: readonly SitePlan[]
   readonly origin: HostPlan
   readonly cache: HostPlan
   readonly seeder: HostPlan
   readonly nodes: readonly HostPlan[]
 
-  private constructor(hosts: readonly HostPlan[]) {
+  private constructor(plan: FleetPlan) {
+    const { hosts } = plan
     this.hosts = hosts
+    this.sites = plan.sites
     const one = (role: HostPlan['role']) => {
       const h = hosts.find((x) => x.role === role)
       if (h === undefined) throw new RangeError(`fleet plan has no ${role}`)
@@ -25,12 +43,25 @@ export class Fleet {
   }
 
   /** Builds the fleet; the caller's sweep removes a half-built one. */
-  static async create(hosts: readonly HostPlan[], opts: { signal?: AbortSignal } = {}): Promise<Fleet> {
-    for (const c of fleetSetupCommands(hosts)) {
+  static async create(plan: FleetPlan, opts: { signal?: AbortSignal } = {}): Promise<Fleet> {
+    for (const c of fleetSetupCommands(plan.hosts, plan.sites)) {
       opts.signal?.throwIfAborted()
       await runOk(c, { timeoutMs: 10_000 })
     }
-    return new Fleet(hosts)
+    return new Fleet(plan)
+  }
+
+  site(name: string): SitePlan {
+    const s = this.sites.find((x) => x.name === name)
+    if (s === undefined) throw new RangeError(`no site ${name} in this fleet`)
+    return s
+  }
+
+  /** Takes `site`'s WAN link down or brings it back up. */
+  async setWan(site: SitePlan, state: 'down' | 'up', opts: { signal?: AbortSignal } = {}): Promise<void> {
+    for (const c of wanLinkCommands(site, state)) {
+      await runOk(c, { timeoutMs: 5_000, ...(opts.signal === undefined ? {} : { signal: opts.signal }) })
+    }
   }
 
   /** `cmd args` inside the host's namespace. */
@@ -38,7 +69,10 @@ export class Fleet {
     return nsExec(host.ns, cmd, args)
   }
 
-  /** Every host's link counters, read in one go from the hub side of the veths. */
+  /**
+   * Every host's link counters, read in one go from the hub side of the veths, and each site's WAN link under
+   * `wanCounterKey(site)`, seen from the site (tx = what left the site over its WAN, rx = what came in).
+   */
   async counters(opts: { signal?: AbortSignal } = {}): Promise<ReadonlyMap<string, LinkCounters>> {
     const { stdout } = await runOk(
       { cmd: 'ip', args: ['-n', HUB_NS, '-s', '-j', 'link', 'show'] },
@@ -48,7 +82,11 @@ export class Fleet {
       },
     )
     const byDev = parseHubStats(stdout)
-    return new Map(this.hosts.map((h) => [h.name, byDev.get(h.hubDev) ?? ZERO_COUNTERS]))
+    return new Map([
+      ...this.hosts.map((h): [string, LinkCounters] => [h.name, byDev.get(h.hubDev) ?? ZERO_COUNTERS]),
+      // The core end's rx is what the site sent; parseHubStats already reads it as the far side's tx.
+      ...this.sites.map((s): [string, LinkCounters] => [wanCounterKey(s.name), byDev.get(s.coreDev) ?? ZERO_COUNTERS]),
+    ])
   }
 }
 

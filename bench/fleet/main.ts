@@ -3,7 +3,9 @@
  *
  * Builds N hosts as network namespaces on one bridge with tc-shaped links, runs a real docker-registry
  * origin holding a generated image, and rolls the image out to every node in each scenario (direct,
- * pull-through cache, shoal cold, shoal preheated), side by side, on the same image and links. Writes
+ * pull-through cache, shoal cold, shoal preheated), side by side, on the same image and links. With
+ * `--sites K --site-nodes M --wan MBIT` the nodes sit in K edge sites, each behind its own shaped WAN link to
+ * the core (origin, seeder, cache), and the site-aware Shoal scenario (`shoal-sites`) joins them. Writes
  * bench/results/<timestamp>/{report.json,report.svg,summary.md}; daemon logs go to bench/results/raw/.
  */
 import { spawnSync } from 'node:child_process'
@@ -15,7 +17,7 @@ import { type BenchConfig, parseBenchArgs, type ScenarioName, USAGE } from './co
 import { BenchUsageError } from './errors.ts'
 import { Fleet, sweepNamespaces } from './fleet.ts'
 import { pushImage } from './image.ts'
-import { planFleet } from './netns.ts'
+import { planRun } from './netns.ts'
 import { preflight } from './preflight.ts'
 import { liveDaemons } from '../../harness/daemon.ts'
 import { startRegistry } from './registry.ts'
@@ -44,6 +46,8 @@ function scenarioFor(name: ScenarioName): Scenario {
       return shoal('cold')
     case 'shoal-preheated':
       return shoal('preheated')
+    case 'shoal-sites':
+      return shoal('sites')
   }
 }
 
@@ -135,11 +139,14 @@ async function bench(config: BenchConfig, argv: readonly string[], signal: Abort
   const workDir = await mkdtemp(join(tmpdir(), WORK_PREFIX))
   scratchDir = workDir
   try {
-    const hosts = planFleet(config.nodes, config.links)
+    const plan = planRun(config)
+    const { hosts } = plan
     let t = performance.now()
-    const fleet = await Fleet.create(hosts, { signal })
+    const fleet = await Fleet.create(plan, { signal })
     const fleetS = (performance.now() - t) / 1000
-    log(`fleet of ${hosts.length} hosts up in ${fleetS.toFixed(1)} s`)
+    const sitesNote =
+      plan.sites.length === 0 ? '' : ` in ${plan.sites.length} sites behind ${config.sites?.wanMbit} mbit WAN links`
+    log(`fleet of ${hosts.length} hosts up${sitesNote} in ${fleetS.toFixed(1)} s`)
 
     t = performance.now()
     await mkdir(logDir, { recursive: true })
@@ -212,11 +219,6 @@ async function main(argv: readonly string[]): Promise<number> {
   if (config === 'help') {
     process.stdout.write(`${USAGE}\n`)
     return 0
-  }
-  if (config.sites !== undefined) {
-    // The flags are parsed (one table with the simulator) before the site topology is built.
-    process.stderr.write('bench: --sites: the fleet does not build edge sites yet\n')
-    return 2
   }
   const cannot = preflight(process.getuid?.())
   if (cannot !== undefined) {

@@ -1,10 +1,11 @@
 import { type BoundSources, type LowerBound, mbitToBps, scenarioBound } from './bound.ts'
 import type { BenchConfig, ScenarioName } from './config.ts'
-import { type LinkCounters, type SentBytes, sent, sumCounters, ZERO_COUNTERS } from './counters.ts'
+import { type LinkCounters, payloadBytes, type SentBytes, sent, sumCounters, ZERO_COUNTERS } from './counters.ts'
 import type { CpuUse } from './cpu.ts'
 import type { BenchImage } from './image.ts'
 import type { HostPlan } from './netns.ts'
 import type { NodeResult, Sample } from './rollout.ts'
+import { type SiteBound, siteBound, type WanCutDone } from './sites.ts'
 import { type Distribution, distribution } from './stats.ts'
 
 export type ScenarioStatus = 'ok' | 'failed' | 'unavailable'
@@ -24,6 +25,8 @@ export interface ScenarioMeasurement {
   /** Machine busy fraction in the second before the rollout (other load on the machine), and during it. */
   readonly cpu?: ScenarioCpu
   readonly timeline?: readonly Sample[]
+  /** `--wan-cut`: what was cut, and when it really went down and came back. */
+  readonly wanCut?: WanCutDone
 }
 
 export interface ScenarioCpu {
@@ -85,6 +88,35 @@ export interface Ratios {
   readonly speedupVsCache: number | null
 }
 
+/** One site's WAN link over the rollout, from the kernel's counters of its core end. */
+export interface SiteWan {
+  readonly site: string
+  /** Into the site (core → site) and out of it. */
+  readonly into: SentBytes
+  readonly out: SentBytes
+  /** Payload bytes / S. */
+  readonly intoOverImage: number
+  readonly outOverImage: number
+  readonly nodes: number
+  /** Nodes of this site whose pull finished with every blob at full size. */
+  readonly verified: number
+  /** The site's slowest node, when all of them finished. */
+  readonly slowestS?: number
+}
+
+/** An edge-site run, per scenario: each WAN link's bytes, and completion against the site bound. */
+export interface SiteReport {
+  /** T*_site, with U_core = the scenario's serving core uplinks (bound.sources.sourceMbit). */
+  readonly bound: SiteBound & { readonly coreUpMbit: number; readonly wanMbit: number }
+  readonly wan: readonly SiteWan[]
+  /** The largest `intoOverImage` over the sites. */
+  readonly worstIntoOverImage: number
+  /** Slowest node / T*_site; only when every node finished. */
+  readonly maxOverSiteBound?: number
+  readonly p99OverSiteBound?: number
+  readonly wanCut?: WanCutDone
+}
+
 export interface ScenarioReport {
   readonly name: ScenarioName
   readonly title: string
@@ -105,6 +137,8 @@ export interface ScenarioReport {
   readonly originLinkUse?: number
   readonly cpu?: ScenarioCpu
   readonly timeline?: readonly Sample[]
+  /** Only in an edge-site run (`--sites`). */
+  readonly sites?: SiteReport
 }
 
 export interface Report {
@@ -124,6 +158,7 @@ export interface Report {
     readonly name: string
     readonly role: string
     readonly addr: string
+    readonly site?: string
   }[]
   readonly setup: SetupTimes
   readonly scenarios: readonly ScenarioReport[]
@@ -148,6 +183,67 @@ function bytesBySource(hosts: readonly HostPlan[], counters: Readonly<Record<str
   }
 }
 
+/**
+ * The site columns of one scenario: WAN bytes per site over the rollout (`wan:<site>` counters, as the fleet
+ * reads them: tx = out of the site, rx = into it) over S, and the slowest node against T*_site.
+ */
+export function siteReport(
+  s: Pick<ScenarioReport, 'nodes' | 'bound' | 'completion' | 'failedNodes'>,
+  hosts: readonly HostPlan[],
+  counters: Readonly<Record<string, LinkCounters>> | undefined,
+  input: {
+    readonly imageBytes: number
+    readonly sites: number
+    readonly wanMbit: number
+    readonly wanCut?: WanCutDone
+  },
+): SiteReport {
+  const S = input.imageBytes
+  const coreUpMbit = s.bound.sources.sourceMbit
+  const bound = siteBound({
+    imageBytes: S,
+    sites: input.sites,
+    wanDownBps: mbitToBps(input.wanMbit),
+    wanUpBps: mbitToBps(input.wanMbit),
+    coreUpBps: mbitToBps(coreUpMbit),
+  })
+  const results = new Map(s.nodes.map((n) => [n.node, n]))
+  const wan: SiteWan[] = []
+  for (let k = 0; k < input.sites; k++) {
+    const site = `site-${k}`
+    const c = counters?.[`wan:${site}`] ?? ZERO_COUNTERS
+    const into = { wire: c.rxBytes, payload: payloadBytes(c.rxBytes, c.rxPackets) }
+    const out = { wire: c.txBytes, payload: payloadBytes(c.txBytes, c.txPackets) }
+    const members = hosts.filter((h) => h.role === 'node' && h.site === site).map((h) => results.get(h.name))
+    const done = members.filter((n) => n?.ok === true)
+    wan.push({
+      site,
+      into,
+      out,
+      intoOverImage: into.payload / S,
+      outOverImage: out.payload / S,
+      nodes: members.length,
+      verified: done.length,
+      ...(done.length === members.length && done.length > 0
+        ? { slowestS: Math.max(...done.map((n) => n!.seconds)) }
+        : {}),
+    })
+  }
+  const complete = s.failedNodes === 0 && s.completion !== undefined
+  return {
+    bound: { ...bound, coreUpMbit, wanMbit: input.wanMbit },
+    wan,
+    worstIntoOverImage: Math.max(0, ...wan.map((w) => w.intoOverImage)),
+    ...(complete
+      ? {
+          maxOverSiteBound: s.completion!.max / bound.seconds,
+          p99OverSiteBound: s.completion!.p99 / bound.seconds,
+        }
+      : {}),
+    ...(input.wanCut === undefined ? {} : { wanCut: input.wanCut }),
+  }
+}
+
 /** A complete rollout: the scenario ran and every node got the image. */
 function completeMax(s: ScenarioReport | undefined): number | undefined {
   if (s === undefined || s.status !== 'ok' || s.failedNodes > 0 || s.completion === undefined) return undefined
@@ -160,6 +256,11 @@ const NOTES = [
   "Bytes: link counters of each host's veth (hub side), before and after; payload = link bytes - 66 bytes of Ethernet/IPv4/TCP headers per packet.",
   "originBytesOverImage uses the origin's payload bytes over the whole scenario (setup + rollout), so a preheat counts.",
   'CPU: busy fraction of the whole machine from /proc/stat (1.0 = every core busy); backgroundBusy is the second before the rollout, load the 1-minute load average then.',
+]
+
+const SITE_NOTES = [
+  "Sites: WAN bytes are the kernel's counters of each site's WAN link (its core end) over the rollout, as payload (66 bytes of headers per packet off) / S; into = core to site.",
+  'T*_site = max(S/WAN down, K*S/(U_core + K*WAN up)), U_core = the core uplinks that serve in that scenario (the same U_src as T*); limit names the term that binds.',
 ]
 
 /** Every number of a run, shaped for report.json (and the summary and the picture). */
@@ -191,7 +292,16 @@ export function buildReport(input: ReportInput): Report {
       ...(m.cpu === undefined ? {} : { cpu: m.cpu }),
       ...(m.timeline === undefined ? {} : { timeline: m.timeline }),
     }
-    return base
+    if (config.sites === undefined || m.status !== 'ok') return base
+    return {
+      ...base,
+      sites: siteReport(base, hosts, m.rolloutCounters, {
+        imageBytes: S,
+        sites: config.sites.sites,
+        wanMbit: config.sites.wanMbit,
+        ...(m.wanCut === undefined ? {} : { wanCut: m.wanCut }),
+      }),
+    }
   })
   const byName = new Map(partial.map((s) => [s.name, s]))
   const directMax = completeMax(byName.get('direct'))
@@ -228,10 +338,15 @@ export function buildReport(input: ReportInput): Report {
       rootDigest: image.rootDigest,
       blobs: image.blobs,
     },
-    hosts: hosts.map((h) => ({ name: h.name, role: h.role, addr: h.addr })),
+    hosts: hosts.map((h) => ({
+      name: h.name,
+      role: h.role,
+      addr: h.addr,
+      ...(h.site === undefined ? {} : { site: h.site }),
+    })),
     setup: input.setup,
     scenarios,
-    notes: NOTES,
+    notes: config.sites === undefined ? NOTES : [...NOTES, ...SITE_NOTES],
   }
 }
 
@@ -253,11 +368,53 @@ export function fmtBytes(n: number): string {
 /** The configuration in one line, for the summary and the picture. */
 export function configLine(r: Report): string {
   const l = r.config.links
+  const sites = r.config.sites
+  const shape = sites === undefined ? '' : ` (${sites.sites} sites × ${sites.siteNodes}, WAN ${sites.wanMbit} mbit)`
   return (
-    `N=${r.config.nodes}, S=${fmtBytes(r.image.bytes)} in ${r.config.image.layers} layers; ` +
+    `N=${r.config.nodes}${shape}, S=${fmtBytes(r.image.bytes)} in ${r.config.image.layers} layers; ` +
     `U_o=${l.originUp}, U_cache=${l.cacheUp}/${l.cacheDown}, U_s=${l.seederUp}/${l.seederDown}, ` +
     `U_n=${l.nodeUp}, D_n=${l.nodeDown} mbit`
   )
+}
+
+/** The edge-site table of a run (none for a flat fleet): per scenario, WAN bytes per site and T*_site. */
+export function siteTable(r: Report): string[] {
+  const shape = r.config.sites
+  if (shape === undefined) return []
+  const names = Array.from({ length: shape.sites }, (_, k) => `site-${k}`)
+  const cut = r.config.wanCut
+  const head =
+    `| scenario | nodes verified | WAN into site / S (${names.join(', ')}) | WAN out of site / S | ` +
+    'worst into / S | slowest s | T*_site s (limit) | slowest / T*_site |'
+  const rows = r.scenarios.map((s) => {
+    const x = s.sites
+    const verified = `${s.nodes.filter((n) => n.ok).length} of ${s.nodes.length}`
+    if (x === undefined) return `| ${s.title} | ${s.status === 'ok' ? verified : s.status} | – | – | – | – | – | – |`
+    const list = (f: (w: SiteWan) => number) => x.wan.map((w) => f(w).toFixed(2)).join(', ')
+    return (
+      `| ${s.title} | ${verified} | ${list((w) => w.intoOverImage)} | ${list((w) => w.outOverImage)} | ` +
+      `${x.worstIntoOverImage.toFixed(2)} | ${fmtS(s.completion?.max)} | ${fmtS(x.bound.seconds)} (${x.bound.limitedBy}) | ` +
+      `${fmtX(x.maxOverSiteBound)} |`
+    )
+  })
+  const cuts = r.scenarios.flatMap((s) => {
+    const c = s.sites?.wanCut
+    if (c === undefined) return []
+    const when =
+      c.downAtS === undefined
+        ? 'never went down (the rollout was over first)'
+        : `down at ${c.downAtS.toFixed(1)} s, up at ${c.upAtS === undefined ? '–' : c.upAtS.toFixed(1)} s`
+    return [`- ${s.title}: ${c.site} WAN ${when}${c.error === undefined ? '' : ` (${c.error})`}`]
+  })
+  return [
+    `Edge sites: ${shape.sites} × ${shape.siteNodes} nodes, each site behind a ${shape.wanMbit} mbit WAN link` +
+      (cut === undefined ? '.' : `; ${cut.site}'s WAN cut ${cut.atS} s into each rollout for ${cut.forS} s.`),
+    '',
+    head,
+    `|${' --- |'.repeat(8)}`,
+    ...rows,
+    ...(cuts.length > 0 ? ['', ...cuts] : []),
+  ]
 }
 
 /** The Markdown table of a run. */
@@ -288,6 +445,7 @@ export function summaryMarkdown(r: Report): string {
     s.nodes.filter((n) => !n.ok).map((n) => `- ${s.title}, ${n.node}: ${n.error ?? 'failed'}`),
   )
   const setup = r.setup
+  const sites = siteTable(r)
   return [
     `# Fleet benchmark, ${r.startedAt}`,
     '',
@@ -298,6 +456,7 @@ export function summaryMarkdown(r: Report): string {
     head,
     rule,
     ...rows,
+    ...(sites.length > 0 ? ['', ...sites] : []),
     ...(reasons.length > 0 ? ['', ...reasons] : []),
     ...(failures.length > 0 ? ['', 'Failed pulls:', ...failures] : []),
     '',

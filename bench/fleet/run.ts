@@ -14,6 +14,7 @@ import { FLEET_DAEMON, run } from './proc.ts'
 import type { ScenarioMeasurement } from './report.ts'
 import { type NodeResult, rollout, type Sample, Sampler } from './rollout.ts'
 import { PULL_ENV, type Scenario, type ScenarioContext } from './scenario.ts'
+import type { WanCut, WanCutDone } from './sites.ts'
 
 const PROBE_SCRIPT = new URL('./children/probe.ts', import.meta.url).pathname
 /** The machine's own load is read over this window right before each rollout. */
@@ -39,6 +40,51 @@ function diffAll(
   const out: Record<string, LinkCounters> = {}
   for (const [name, a] of after) out[name] = diffCounters(before.get(name) ?? ZERO_COUNTERS, a)
   return out
+}
+
+/**
+ * Runs `cut` against the rollout that starts at `t0`: the site's WAN link down at `atS`, up again `forS`
+ * later. `finish()` (called when the rollout is over, however it ended) brings the link back at once if it
+ * is still down, so the next scenario always starts with every site connected.
+ */
+function startWanCut(fleet: Fleet, cut: WanCut, t0: number, log: (m: string) => void) {
+  const site = fleet.site(cut.site)
+  const since = () => (performance.now() - t0) / 1000
+  let downAtS: number | undefined
+  let upAtS: number | undefined
+  let error: string | undefined
+  let down = false
+  let work: Promise<void> = Promise.resolve()
+  const timers: NodeJS.Timeout[] = []
+  const step = (state: 'down' | 'up') => {
+    work = work.then(async () => {
+      if (state === 'down' ? down || upAtS !== undefined : !down) return
+      try {
+        await fleet.setWan(site, state)
+        down = state === 'down'
+        if (state === 'down') downAtS = since()
+        else upAtS = since()
+        log(`${cut.site} WAN link ${state} at ${since().toFixed(1)} s`)
+      } catch (err) {
+        error ??= errorText(err)
+      }
+    })
+  }
+  timers.push(setTimeout(() => step('down'), cut.atS * 1000))
+  timers.push(setTimeout(() => step('up'), (cut.atS + cut.forS) * 1000))
+  return {
+    async finish(): Promise<WanCutDone> {
+      for (const t of timers) clearTimeout(t)
+      step('up')
+      await work
+      return {
+        ...cut,
+        ...(downAtS === undefined ? {} : { downAtS }),
+        ...(upAtS === undefined ? {} : { upAtS }),
+        ...(error === undefined ? {} : { error }),
+      }
+    },
+  }
 }
 
 function errorText(err: unknown): string {
@@ -122,11 +168,14 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
       dest: ctx.pullDest(node),
     }))
     const sampler = new Sampler(fleet, env.config.sampleMs)
-    sampler.start(performance.now())
+    const tRollout = performance.now()
+    sampler.start(tRollout)
+    const cut = env.config.wanCut === undefined ? undefined : startWanCut(fleet, env.config.wanCut, tRollout, ctx.log)
     let nodes: readonly NodeResult[]
     let cpu2: CpuSnapshot
     let c2: ReadonlyMap<string, LinkCounters>
     let timeline: readonly Sample[]
+    let wanCut: WanCutDone | undefined
     try {
       nodes = await rollout(jobs, env.image, {
         timeoutMs: env.config.pullTimeoutS * 1000,
@@ -138,6 +187,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     } finally {
       // Also on abort: a sampler left running would keep the process alive after teardown.
       timeline = await sampler.stop()
+      wanCut = await cut?.finish()
     }
     signal.throwIfAborted()
     const failed = nodes.filter((n) => !n.ok).length
@@ -156,6 +206,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
         rollout: cpuUse(cpu1, cpu2),
       },
       timeline,
+      ...(wanCut === undefined ? {} : { wanCut }),
     }
   } finally {
     try {

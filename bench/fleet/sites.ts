@@ -28,6 +28,44 @@ export const SITE_USAGE = `  --sites K               edge sites, each on its own
   --site-nodes M          nodes per site
   --wan MBIT              each site's WAN link, both directions`
 
+export const WAN_CUT_USAGE = `  --wan-cut SITE:AT:FOR   take SITE's WAN link down AT seconds into every rollout, for FOR seconds (e.g.
+                          site-0:5:20); the report gives each site's WAN bytes, so what the cut cost shows`
+
+/** `--wan-cut`: which site's WAN link goes down, when (seconds after the rollout starts) and for how long. */
+export interface WanCut {
+  readonly site: string
+  readonly atS: number
+  readonly forS: number
+}
+
+/** When a `--wan-cut` really took the link down and brought it back, in seconds from the rollout's start. */
+export interface WanCutDone extends WanCut {
+  /** Absent: the rollout was over before the cut was due (or the link could not be taken down). */
+  readonly downAtS?: number
+  readonly upAtS?: number
+  /** Why the link could not be taken down or brought back. */
+  readonly error?: string
+}
+
+/** `SITE:AT_S:FOR_S` → a WanCut for a site of `shape`; undefined when the flag is absent. */
+export function parseWanCut(raw: string | undefined, shape: SiteShape | undefined): WanCut | undefined {
+  if (raw === undefined) return undefined
+  if (shape === undefined) throw new BenchUsageError('--wan-cut: needs --sites')
+  const m = /^(site-(\d+)):([^:]+):([^:]+)$/.exec(raw)
+  if (m === null)
+    throw new BenchUsageError(`--wan-cut: want SITE:AT_S:FOR_S (e.g. site-0:5:20), got ${JSON.stringify(raw)}`)
+  const [, site, k, at, len] = m as unknown as [string, string, string, string, string]
+  if (Number(k) >= shape.sites)
+    throw new BenchUsageError(`--wan-cut: no ${site} (sites are site-0 … site-${shape.sites - 1})`)
+  const atS = Number(at)
+  const forS = Number(len)
+  if (!(Number.isFinite(atS) && atS >= 0))
+    throw new BenchUsageError(`--wan-cut: start ${JSON.stringify(at)} is not seconds`)
+  if (!(Number.isFinite(forS) && forS > 0))
+    throw new BenchUsageError(`--wan-cut: length ${JSON.stringify(len)} is not seconds`)
+  return Object.freeze({ site, atS, forS })
+}
+
 function positiveInteger(flag: string, raw: string): number {
   const v = Number(raw)
   if (!Number.isInteger(v) || v <= 0)

@@ -197,3 +197,4 @@ export {
 } from './fsck.ts'
 export { MemoryManifestCache } from './manifests.ts'
 export { MemoryContentStore } from './memory-store.ts'
+export { Retention, type RetentionInit } from './retention.ts'

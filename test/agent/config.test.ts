@@ -49,3 +49,11 @@ describe('agent --site and the WAN caps', () => {
     expect(c.wanDownloadRate).toBe(1024 * 1024)
   })
 })
+
+describe('agent --preheat-ttl', () => {
+  it("pins a site's preheated copies for a day by default; 0 holds none", () => {
+    expect(load([]).preheatTtlMs).toBe(24 * 3_600_000)
+    expect(load(['--preheat-ttl', '2h']).preheatTtlMs).toBe(2 * 3_600_000)
+    expect(load([], { SHOAL_PREHEAT_TTL: '0' }).preheatTtlMs).toBe(0)
+  })
+})

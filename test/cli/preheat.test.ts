@@ -74,3 +74,56 @@ describe('shoal preheat flags', () => {
     }
   })
 })
+
+describe('shoal preheat --site-copies', () => {
+  it('sends copies per site as scope.sites, beside --agents or alone', async () => {
+    const x = io()
+    const argv = ['--seeder', 'http://s:7000', 'r.io/a:v1', '--site-copies', 'store-17=2', '--site-copies', 'b=1,c=0']
+    expect(await preheatMain(argv, x, { pollMs: 1 })).toBe(0)
+    expect(x.posted).toEqual([{ image: 'r.io/a:v1', scope: { sites: { 'store-17': 2, b: 1, c: 0 } } }])
+    const both = io()
+    await preheatMain(['--seeder', 'http://s:7000', 'r.io/a:v1', '--agents', '3', '--site-copies', 's=1'], both, {
+      pollMs: 1,
+    })
+    expect(both.posted).toEqual([{ image: 'r.io/a:v1', scope: { agents: 3, sites: { s: 1 } } }])
+  })
+
+  it('refuses a malformed --site-copies before sending anything', async () => {
+    for (const v of ['store-17', 'store-17=', '=2', 'store-17=two', 'store-17=-1', 'a=1,a=2', 'a b=1']) {
+      const x = io()
+      expect(await preheatMain(['--seeder', 'http://s:7000', 'a:v1', '--site-copies', v], x), v).toBe(2)
+      expect(x.posted).toEqual([])
+      expect(x.err()).toContain('--site-copies')
+    }
+  })
+
+  it('shows each site copies held', async () => {
+    const base = io()
+    const view = {
+      id: 'ph-1',
+      image: 'r.io/a:v1',
+      platforms: [],
+      state: 'done',
+      layers: [],
+      scope: { agents: 0, sites: { 'store-17': 2 } },
+      agents: {
+        asked: 2,
+        accepted: 2,
+        complete: 2,
+        errors: [],
+        sites: { 'store-17': { wanted: 2, accepted: 2, complete: 2 } },
+      },
+    }
+    const x = {
+      ...base,
+      fetch: (async (_u: string, init?: RequestInit) =>
+        init?.method === 'POST'
+          ? new Response(JSON.stringify({ id: 'ph-1', merged: false }), { status: 202 })
+          : new Response(JSON.stringify(view), { status: 200 })) as typeof fetch,
+    }
+    expect(
+      await preheatMain(['--seeder', 'http://s:7000', 'r.io/a:v1', '--site-copies', 'store-17=2'], x, { pollMs: 1 }),
+    ).toBe(0)
+    expect(x.out()).toContain('agents: 2/0 accepted, 2 complete; sites: store-17 2/2 held')
+  })
+})

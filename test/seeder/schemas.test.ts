@@ -62,6 +62,18 @@ describe('preheat body schema', () => {
     [{ image: 'a:v1', scope: { agents: 1.5 } }, /scope\.agents/],
     [{ image: 'a:v1', scope: { agents: 1001 } }, /scope\.agents/],
     [{ image: 'a:v1', scope: 3 }, /scope/],
+    [{ image: 'a:v1', scope: { sites: ['store-17'] } }, /scope\.sites/],
+    [{ image: 'a:v1', scope: { sites: { 'store-17': '2' } } }, /scope\.sites\.store-17/],
+    [{ image: 'a:v1', scope: { sites: { 'store-17': 1.5 } } }, /scope\.sites\.store-17/],
+    [{ image: 'a:v1', scope: { sites: { 'store-17': -1 } } }, /scope\.sites\.store-17/],
+    [{ image: 'a:v1', scope: { sites: { 'store-17': 1001 } } }, /scope\.sites\.store-17/],
+    [{ image: 'a:v1', scope: { sites: { 'bad site-hidden': 1 } } }, /scope\.sites: a key is not a site name/],
+    [{ image: 'a:v1', scope: { sites: { ['x'.repeat(64)]: 1 } } }, /scope\.sites/],
+    [
+      { image: 'a:v1', scope: { sites: Object.fromEntries(Array.from({ length: 257 }, (_, i) => [`s${i}`, 1])) } },
+      /scope\.sites/,
+    ],
+    [{ image: 'a:v1', scope: { agents: 1, sites: { s: 'x' } } }, /scope\.sites\.s/],
     [{ image: 'a:v1', credentials: 'alice:pw-hidden' }, /credentials/],
     [{ image: 'a:v1', credentials: { username: 'alice' } }, /credentials/],
     [{ image: 'a:v1', credentials: { username: 'a:b', password: 'pw-hidden' } }, /credentials\.username/],
@@ -92,6 +104,18 @@ describe('preheat body schema', () => {
     expect(res.statusCode).toBe(202)
     expect(res.json()).toEqual({ id: 'ph-1', merged: false })
     expect(submitted).toEqual([['r.io/a:v1', ['linux/amd64'], { credentials: { token: 'abc' }, scope: { agents: 2 } }]])
+  })
+
+  it('accepts copies per site beside agents, or alone', async () => {
+    const { preheat, submitted } = await api()
+    for (const scope of [{ sites: { 'store-17': 2, 'eu-west-1a': 0 } }, { agents: 1, sites: { 'store.17_b': 1 } }]) {
+      const res = await preheat({ image: 'r.io/a:v1', scope })
+      expect(res.statusCode).toBe(202)
+    }
+    expect(submitted.map((s) => (s[2] as { scope: unknown }).scope)).toEqual([
+      { sites: { 'store-17': 2, 'eu-west-1a': 0 } },
+      { agents: 1, sites: { 'store.17_b': 1 } },
+    ])
   })
 
   it('answers 413 over 64 KiB', async () => {

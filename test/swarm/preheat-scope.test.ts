@@ -144,9 +144,16 @@ describe('preheat across seeders and agents', () => {
       const unknown = parseDigest(`sha256:${'1'.repeat(64)}`)
       await expect(client.prefetch(target, unknown, host, 'demo/app')).rejects.toThrow(RemoteError)
       await expect(client.prefetch(target, unknown, host, 'demo/app')).rejects.toThrow(/trusted seeder/)
-      // Even a trusted seeder cannot make an agent hold content.
-      await expect(fromSecond.prefetch(target, unknown, host, 'demo/app', { hold: true })).rejects.toThrow(
-        /does not hold/,
+      // A trusted seeder may ask an agent to hold a copy for its site (pinned for the agent's --preheat-ttl);
+      // an agent started with --preheat-ttl 0 holds none.
+      await expect(fromSecond.prefetch(target, unknown, host, 'demo/app', { hold: true })).resolves.toBeUndefined()
+      const noHolds = await fleet.startAgent(fleet.agents.length + 1, ['--preheat-ttl', '0'])
+      const noHoldsAddr = noHolds.multiaddrs.find((m) => m.includes('/tcp/'))!
+      const noHoldsTarget = multiaddr(
+        noHoldsAddr.includes('/p2p/') ? noHoldsAddr : `${noHoldsAddr}/p2p/${noHolds.peerId}`,
+      )
+      await expect(fromSecond.prefetch(noHoldsTarget, unknown, host, 'demo/app', { hold: true })).rejects.toThrow(
+        /holds no content/,
       )
     } finally {
       await stranger.stop()

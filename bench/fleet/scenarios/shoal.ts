@@ -12,7 +12,18 @@ export const SEEDER_API_PORT = 7000
 /** Inside every node's namespace the client talks to its own agent here, as it would on a real host. */
 export const AGENT_LISTEN = '127.0.0.1:5000'
 
-const READY_WAIT_MS = 60_000
+// Generous: on a loaded machine six agents and a seeder starting at once have taken over a minute to listen.
+const READY_WAIT_MS = 180_000
+
+/**
+ * The seeder's `--site` in `shoal-sites`. It sits in the core, behind every site's WAN link, so it is named
+ * as a site of its own: to every agent it is then a peer of another site, whose bytes count as WAN (the
+ * issue: "a seeder in another site is WAN") and which super-seeds each site separately. Without a site it
+ * would be a site-less peer, whose place in a site-aware swarm is whatever the swarm makes of "no site".
+ */
+export const CORE_SITE = 'core'
+
+export type ShoalMode = 'cold' | 'preheated' | 'sites'
 
 /** The seeder's `GET /status`. */
 export interface SeederStatus {
@@ -67,10 +78,11 @@ export function agentArgs(
  * Whether this checkout's `shoal` command has what the scenario drives: a `seeder` command, an agent that
  * joins a swarm and, for a preheated run, a `preheat` command. Asks each command's --help: nothing starts.
  */
-export async function shoalCliGap(bin: string, mode: 'cold' | 'preheated'): Promise<string | undefined> {
+export async function shoalCliGap(bin: string, mode: ShoalMode): Promise<string | undefined> {
+  const site = mode === 'sites' ? ['--site'] : []
   const needs: [string, readonly string[]][] = [
-    ['agent', ['--p2p-listen', '--seeder']],
-    ['seeder', ['--origin', '--p2p-listen', '--api-listen']],
+    ['agent', ['--p2p-listen', '--seeder', ...site]],
+    ['seeder', ['--origin', '--p2p-listen', '--api-listen', ...site]],
   ]
   if (mode === 'preheated') needs.push(['preheat', ['--seeder']])
   for (const [command, flags] of needs) {
@@ -86,12 +98,26 @@ function firstLine(text: string): string {
   return text.trim().split('\n', 1)[0] ?? ''
 }
 
-/** Seeder and one agent per node; `preheat` pulls the image into the seeder before the rollout starts. */
-export function shoal(mode: 'cold' | 'preheated'): Scenario {
+/** `--site NAME` for a host in `shoal-sites` (a node's own site, the seeder's CORE_SITE); none otherwise. */
+export function siteArgs(mode: ShoalMode, host: HostPlan): string[] {
+  if (mode !== 'sites') return []
+  if (host.role === 'seeder') return ['--site', CORE_SITE]
+  if (host.site === undefined) throw new RangeError(`shoal-sites: ${host.name} is in no site (run with --sites)`)
+  return ['--site', host.site]
+}
+
+const NAMES = { cold: 'shoal-cold', preheated: 'shoal-preheated', sites: 'shoal-sites' } as const
+const TITLES = { cold: 'shoal, cold', preheated: 'shoal, preheated seeder', sites: 'shoal, site-aware' } as const
+
+/**
+ * Seeder and one agent per node; `preheat` pulls the image into the seeder before the rollout starts;
+ * `sites` is `cold` with each agent told its site and the seeder its own (CORE_SITE).
+ */
+export function shoal(mode: ShoalMode): Scenario {
   let daemons: Daemon[] = []
   return {
-    name: mode === 'cold' ? 'shoal-cold' : 'shoal-preheated',
-    title: mode === 'cold' ? 'shoal, cold' : 'shoal, preheated seeder',
+    name: NAMES[mode],
+    title: TITLES[mode],
     unavailable: (ctx) => shoalCliGap(ctx.config.shoalBin, mode),
     async setup(ctx: ScenarioContext) {
       const { fleet } = ctx
@@ -103,6 +129,7 @@ export function shoal(mode: 'cold' | 'preheated'): Scenario {
           'seeder',
           process.execPath,
           seederArgs(ctx.config.shoalBin, fleet.seeder, ctx.originUrl, ctx.originHost, seederData).concat(
+            siteArgs(mode, fleet.seeder),
             ctx.config.seederFlags,
           ),
           shoalEnv(),
@@ -116,6 +143,7 @@ export function shoal(mode: 'cold' | 'preheated'): Scenario {
         const data = join(ctx.dir, node.name)
         await mkdir(data, { recursive: true })
         const args = agentArgs(ctx.config.shoalBin, node, seederAddr, ctx.originUrl, ctx.originHost, data).concat(
+          siteArgs(mode, node),
           ctx.config.agentFlags,
         )
         daemons.push(ctx.daemon(node, `agent-${node.name}`, process.execPath, args, shoalEnv()))

@@ -2,11 +2,12 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from '../../../shared/chunks/index.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../../shared/swarm/protocol/index.ts'
 import { describe, expect, it } from 'vitest'
 import {
+  DEFAULT_SCENARIOS,
+  DEFAULT_SITE_SCENARIOS,
   DEFAULTS,
   directEstimateS,
   parseBenchArgs,
   parseScenarios,
-  SCENARIO_NAMES,
   type BenchConfig,
 } from '../../../bench/fleet/config.ts'
 import { BenchUsageError } from '../../../bench/fleet/errors.ts'
@@ -28,7 +29,7 @@ describe('parseBenchArgs', () => {
     // A thin origin: the fleet's downlinks together carry N times what the origin can send.
     expect(c.links.originUp).toBe(c.links.nodeDown)
     expect(directEstimateS(c.nodes, 256 * 1024 * 1024, c.links)).toBeCloseTo((8 * 256 * 1024 * 1024 * 8) / 100e6)
-    expect(c.scenarios).toEqual(SCENARIO_NAMES)
+    expect(c.scenarios).toEqual(DEFAULT_SCENARIOS)
     expect(c.shoalBin).toMatch(/\/bin\/shoal\.js$/)
     expect(Object.isFrozen(c)).toBe(true)
   })
@@ -125,6 +126,45 @@ describe('parseBenchArgs', () => {
 describe('parseScenarios', () => {
   it('keeps the report order whatever order the flag used', () => {
     expect(parseScenarios('shoal-preheated, direct')).toEqual(['direct', 'shoal-preheated'])
-    expect(parseScenarios(undefined)).toEqual(SCENARIO_NAMES)
+    expect(parseScenarios(undefined)).toEqual(DEFAULT_SCENARIOS)
+  })
+})
+
+describe('edge-site runs', () => {
+  const sites = ['--sites', '2', '--site-nodes', '3', '--wan', '24', '--image-mib', '32']
+
+  it('sizes the fleet K × M and runs flat and site-aware Shoal beside the baselines by default', () => {
+    const c = config(sites)
+    expect(c.nodes).toBe(6)
+    expect(c.sites).toEqual({ sites: 2, siteNodes: 3, wanMbit: 24 })
+    expect(c.scenarios).toEqual(DEFAULT_SITE_SCENARIOS)
+    expect(c.scenarios).toContain('shoal-sites')
+    expect(c.wanCut).toBeUndefined()
+  })
+
+  it('allows for M copies crossing each WAN link in the pull timeout', () => {
+    const S = 32 * 1024 * 1024
+    const wan = (3 * S) / 3e6
+    const c = config([...sites, '--origin-up', '1000', '--node-down', '1000'])
+    expect(directEstimateS(6, S, c.links, c.sites)).toBeCloseTo(wan)
+    expect(c.pullTimeoutS).toBe(
+      Math.ceil(3 * directEstimateS(6, c.image.layers * c.image.layerBytes, c.links, c.sites) + 60),
+    )
+    // A WAN cut adds its length.
+    const cut = config([...sites, '--origin-up', '1000', '--node-down', '1000', '--wan-cut', 'site-1:5:20'])
+    expect(cut.wanCut).toEqual({ site: 'site-1', atS: 5, forS: 20 })
+    expect(cut.pullTimeoutS).toBeGreaterThan(c.pullTimeoutS + 3 * 20 - 1)
+  })
+
+  it.each([
+    [['--scenarios', 'shoal-sites']],
+    [['--wan-cut', 'site-0:5:20']],
+    [[...sites, '--wan-cut', 'site-2:5:20']],
+    [[...sites, '--wan-cut', 'site-0:5']],
+    [[...sites, '--wan-cut', 'site-0:-1:20']],
+    [[...sites, '--wan-cut', 'site-0:5:0']],
+    [[...sites, '--nodes', '6']],
+  ])('refuses %j with a usage error', (argv) => {
+    expect(() => parseBenchArgs(argv)).toThrow(BenchUsageError)
   })
 })

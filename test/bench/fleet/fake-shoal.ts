@@ -13,8 +13,8 @@ import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { parseArgs } from 'node:util'
 
 const HELP: Readonly<Record<string, string>> = {
-  agent: '--listen --origin --data --p2p-listen --seeder --insecure-registry',
-  seeder: '--origin --data --p2p-listen --api-listen --insecure-registry',
+  agent: '--listen --origin --data --p2p-listen --seeder --insecure-registry --site',
+  seeder: '--origin --data --p2p-listen --api-listen --insecure-registry --site',
   preheat: '--seeder',
 }
 
@@ -32,7 +32,7 @@ const { values, positionals } = parseArgs({
   args: rest.filter((a) => a !== '--api-no-auth'),
   allowPositionals: true,
   options: Object.fromEntries(
-    ['listen', 'origin', 'data', 'p2p-listen', 'seeder', 'api-listen', 'insecure-registry'].map((k) => [
+    ['listen', 'origin', 'data', 'p2p-listen', 'seeder', 'api-listen', 'insecure-registry', 'site'].map((k) => [
       k,
       { type: 'string' } as const,
     ]),

@@ -8,8 +8,11 @@ import {
   NS_PREFIX,
   nsExec,
   planFleet,
+  planRun,
+  planSiteFleet,
   tbfArgs,
   tbfBurstBytes,
+  wanLinkCommands,
 } from '../../../bench/fleet/netns.ts'
 
 const links: LinkRates = {
@@ -159,5 +162,112 @@ describe('nsExec', () => {
       cmd: 'ip',
       args: ['netns', 'exec', 'shoal-b-node-1', 'skopeo', 'copy'],
     })
+  })
+})
+
+describe('planSiteFleet', () => {
+  const plan = planSiteFleet({ sites: 2, siteNodes: 3, wanMbit: 24 }, links)
+  const { hosts, sites } = plan
+
+  it('keeps origin, cache and seeder on the core bridge and puts M nodes on each site bridge, in order', () => {
+    expect(hosts.map((h) => h.name)).toEqual([
+      'origin',
+      'cache',
+      'seeder',
+      ...[1, 2, 3, 4, 5, 6].map((i) => `node-${i}`),
+    ])
+    for (const h of hosts.slice(0, 3)) {
+      expect(h.site).toBeUndefined()
+      expect(h.bridge).toBeUndefined()
+    }
+    expect(hosts.slice(3).map((h) => `${h.site} ${h.bridge}`)).toEqual([
+      'site-0 br-site-0',
+      'site-0 br-site-0',
+      'site-0 br-site-0',
+      'site-1 br-site-1',
+      'site-1 br-site-1',
+      'site-1 br-site-1',
+    ])
+  })
+
+  it('gives every host its own link-local address in one /16 (the bridges are joined at layer 2)', () => {
+    expect(hosts.slice(3).map((h) => h.addr)).toEqual([1, 2, 3, 4, 5, 6].map(nodeAddress))
+    expect(new Set(hosts.map((h) => h.addr)).size).toBe(hosts.length)
+  })
+
+  it('plans one WAN link per site, device names within 15 bytes and unique', () => {
+    expect(sites).toEqual([
+      { name: 'site-0', bridge: 'br-site-0', coreDev: 'wc-site-0', siteDev: 'ws-site-0', wanMbit: 24 },
+      { name: 'site-1', bridge: 'br-site-1', coreDev: 'wc-site-1', siteDev: 'ws-site-1', wanMbit: 24 },
+    ])
+    const many = planSiteFleet({ sites: 200, siteNodes: 1, wanMbit: 1 }, links).sites
+    const devs = many.flatMap((s) => [s.bridge, s.coreDev, s.siteDev])
+    for (const d of devs) expect(Buffer.byteLength(d)).toBeLessThanOrEqual(15)
+    expect(new Set(devs).size).toBe(devs.length)
+  })
+
+  it('is what planRun builds with --sites, and the flat fleet without', () => {
+    expect(planRun({ nodes: 6, sites: { sites: 2, siteNodes: 3, wanMbit: 24 }, links })).toEqual(plan)
+    expect(planRun({ nodes: 3, sites: undefined, links })).toEqual({ hosts: planFleet(3, links), sites: [] })
+  })
+})
+
+describe('fleetSetupCommands with sites', () => {
+  const { hosts, sites } = planSiteFleet({ sites: 2, siteNodes: 2, wanMbit: 24 }, links)
+  const cmds = fleetSetupCommands(hosts, sites)
+  const line = (c: { cmd: string; args: readonly string[] }) => `${c.cmd} ${c.args.join(' ')}`
+  const lines = cmds.map(line)
+
+  it('makes each site bridge and joins it to the core bridge with a veth pair, before any host', () => {
+    for (const s of sites) {
+      const bridge = lines.indexOf(`ip -n ${HUB_NS} link add ${s.bridge} type bridge forward_delay 0 stp_state 0`)
+      const veth = lines.indexOf(`ip -n ${HUB_NS} link add ${s.coreDev} type veth peer name ${s.siteDev}`)
+      expect(bridge).toBeGreaterThan(0)
+      expect(veth).toBeGreaterThan(bridge)
+      expect(lines).toContain(`ip -n ${HUB_NS} link set ${s.coreDev} master br0`)
+      expect(lines).toContain(`ip -n ${HUB_NS} link set ${s.siteDev} master ${s.bridge}`)
+      expect(lines).toContain(`ip -n ${HUB_NS} link set ${s.coreDev} up`)
+      expect(lines).toContain(`ip -n ${HUB_NS} link set ${s.siteDev} up`)
+      expect(veth).toBeLessThan(lines.indexOf('ip netns add shoal-b-origin'))
+    }
+  })
+
+  it('plugs each host into its own bridge', () => {
+    const masters = cmds
+      .filter((c) => c.args.includes('master') && c.args[4]?.startsWith('b-'))
+      .map((c) => `${c.args[4]} ${c.args[6]}`)
+    expect(masters).toEqual([
+      'b-origin br0',
+      'b-cache br0',
+      'b-seeder br0',
+      'b-node-1 br-site-0',
+      'b-node-2 br-site-0',
+      'b-node-3 br-site-1',
+      'b-node-4 br-site-1',
+    ])
+  })
+
+  it('shapes each WAN link both ways at the WAN rate, the nodes as in a flat fleet', () => {
+    const tc = cmds.filter((c) => c.cmd === 'tc').map((c) => `${c.args[1]} ${c.args[5]} ${c.args[9]}`)
+    expect(tc.slice(0, 4)).toEqual([
+      `${HUB_NS} wc-site-0 24000kbit`,
+      `${HUB_NS} ws-site-0 24000kbit`,
+      `${HUB_NS} wc-site-1 24000kbit`,
+      `${HUB_NS} ws-site-1 24000kbit`,
+    ])
+    expect(tc).toContain('shoal-b-node-4 eth0 100000kbit')
+    expect(tc).toContain(`${HUB_NS} b-node-4 80000kbit`)
+  })
+
+  it('cuts a WAN link at both ends and brings both back', () => {
+    const s = sites[1]!
+    expect(wanLinkCommands(s, 'down').map(line)).toEqual([
+      `ip -n ${HUB_NS} link set wc-site-1 down`,
+      `ip -n ${HUB_NS} link set ws-site-1 down`,
+    ])
+    expect(wanLinkCommands(s, 'up').map(line)).toEqual([
+      `ip -n ${HUB_NS} link set wc-site-1 up`,
+      `ip -n ${HUB_NS} link set ws-site-1 up`,
+    ])
   })
 })

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { parseBenchArgs, type BenchConfig } from '../../../bench/fleet/config.ts'
 import type { LinkCounters } from '../../../bench/fleet/counters.ts'
 import type { BenchImage } from '../../../bench/fleet/image.ts'
-import { planFleet } from '../../../bench/fleet/netns.ts'
+import { planFleet, planSiteFleet } from '../../../bench/fleet/netns.ts'
 import {
   buildReport,
   fmtBytes,
@@ -188,5 +188,130 @@ describe('fmtBytes', () => {
     expect(fmtBytes(512)).toBe('512 B')
     expect(fmtBytes(32 * 1024 * 1024)).toBe('32.0 MiB')
     expect(fmtBytes(1.5 * 1024 ** 3)).toBe('1.5 GiB')
+  })
+})
+
+describe('edge-site report', () => {
+  const siteConfig = parseBenchArgs([
+    '--sites',
+    '2',
+    '--site-nodes',
+    '2',
+    '--wan',
+    '8',
+    '--origin-up',
+    '200',
+    '--seeder-up',
+    '200',
+    '--cache-up',
+    '200',
+  ]) as BenchConfig
+  const { hosts: siteHosts } = planSiteFleet(siteConfig.sites!, siteConfig.links)
+  const wanBps = 1e6
+  /** A WAN link that carried `into` payload bytes into its site and `out` out of it, in full frames. */
+  const wan = (into: number, out: number): LinkCounters => {
+    const pin = Math.ceil(into / 1448)
+    const pout = Math.ceil(out / 1448)
+    return { rxBytes: into + pin * 66, rxPackets: pin, txBytes: out + pout * 66, txPackets: pout }
+  }
+  const nodes = (seconds: number[], failed: string[] = []) =>
+    seconds.map((s, i) => {
+      const node = `node-${i + 1}`
+      return failed.includes(node) ? { node, ok: false, seconds: s, error: 'exit 1' } : { node, ok: true, seconds: s }
+    })
+  const counters = (a: LinkCounters, b: LinkCounters) => ({ 'wan:site-0': a, 'wan:site-1': b })
+  const m = (
+    name: 'direct' | 'shoal-cold' | 'shoal-sites',
+    n: ScenarioMeasurement['nodes'],
+    c: Record<string, LinkCounters>,
+  ) => ({
+    name,
+    title: name,
+    status: 'ok' as const,
+    nodes: n,
+    rolloutCounters: c,
+    scenarioCounters: c,
+  })
+  const report = buildReport({
+    ...input,
+    config: siteConfig,
+    hosts: siteHosts,
+    scenarios: [
+      m('direct', nodes([60, 62, 61, 63]), counters(wan(2 * S, 0), wan(2 * S, 0))),
+      m('shoal-cold', nodes([40, 41, 42, 44]), counters(wan(1.5 * S, 0.25 * S), wan(1.25 * S, 0.5 * S))),
+      m('shoal-sites', nodes([30, 31, 9, 9], ['node-2']), counters(wan(S, 0), wan(1.02 * S, 0.01 * S))),
+    ],
+  })
+  const [direct, flat, sited] = report.scenarios
+
+  it('gives WAN bytes into and out of each site over S, payload from the kernel counters', () => {
+    expect(direct?.sites?.wan.map((w) => [w.site, w.intoOverImage, w.outOverImage])).toEqual([
+      ['site-0', 2, 0],
+      ['site-1', 2, 0],
+    ])
+    expect(flat?.sites?.wan.map((w) => w.intoOverImage)).toEqual([1.5, 1.25])
+    expect(flat?.sites?.wan.map((w) => w.outOverImage)).toEqual([0.25, 0.5])
+    expect(flat?.sites?.worstIntoOverImage).toBe(1.5)
+    expect(flat?.sites?.wan[0]?.into.wire).toBeGreaterThan(1.5 * S)
+  })
+
+  it('puts the slowest node against T*_site = S / WAN, with the term that binds', () => {
+    const b = flat!.sites!.bound
+    // --wan 8: 1 MB/s each way; U_core (origin + seeder) 400 mbit: the WAN download binds.
+    expect(b.limitedBy).toBe('wan-download')
+    expect(b.seconds).toBeCloseTo(S / wanBps)
+    expect(b.coreUpMbit).toBe(400)
+    expect(b.wanMbit).toBe(8)
+    expect(direct?.sites?.bound.coreUpMbit).toBe(200)
+    expect(flat?.sites?.maxOverSiteBound).toBeCloseTo(44 / (S / wanBps))
+    expect(direct?.sites?.maxOverSiteBound).toBeCloseTo(63 / (S / wanBps))
+  })
+
+  it('counts verified nodes per site and gives no ratio when a node failed', () => {
+    expect(sited?.sites?.wan.map((w) => `${w.verified}/${w.nodes}`)).toEqual(['1/2', '2/2'])
+    expect(sited?.sites?.wan[0]?.slowestS).toBeUndefined()
+    expect(sited?.sites?.wan[1]?.slowestS).toBe(9)
+    expect(sited?.sites?.maxOverSiteBound).toBeUndefined()
+  })
+
+  it('marks each node with its site in the host list', () => {
+    expect(report.hosts.filter((h) => h.role === 'node').map((h) => h.site)).toEqual([
+      'site-0',
+      'site-0',
+      'site-1',
+      'site-1',
+    ])
+  })
+
+  it('prints a site table: per scenario, WAN in and out per site, worst site, slowest / T*_site', () => {
+    const md = summaryMarkdown(report)
+    expect(md).toContain('N=4 (2 sites × 2, WAN 8 mbit)')
+    expect(md).toContain('Edge sites: 2 × 2 nodes, each site behind a 8 mbit WAN link.')
+    expect(md).toContain('| scenario | nodes verified | WAN into site / S (site-0, site-1) |')
+    const tS = (S / wanBps).toFixed(1)
+    expect(md).toContain(
+      `| direct | 4 of 4 | 2.00, 2.00 | 0.00, 0.00 | 2.00 | 63.0 | ${tS} (wan-download) | ${(63 / (S / wanBps)).toFixed(2)}× |`,
+    )
+    expect(md).toContain(`| shoal-cold | 4 of 4 | 1.50, 1.25 | 0.25, 0.50 | 1.50 | 44.0 |`)
+    expect(md).toContain(`| shoal-sites | 3 of 4 | 1.00, 1.02 | 0.00, 0.01 | 1.02 | 30.0 | ${tS} (wan-download) | – |`)
+  })
+
+  it('reports when a WAN cut really happened', () => {
+    const cut = { site: 'site-0', atS: 5, forS: 20, downAtS: 5.1, upAtS: 25.2 }
+    const r = buildReport({
+      ...input,
+      config: { ...siteConfig, wanCut: { site: 'site-0', atS: 5, forS: 20 } },
+      hosts: siteHosts,
+      scenarios: [{ ...m('shoal-sites', nodes([30, 31, 9, 9]), counters(wan(S, 0), wan(S, 0))), wanCut: cut }],
+    })
+    expect(r.scenarios[0]?.sites?.wanCut).toEqual(cut)
+    const md = summaryMarkdown(r)
+    expect(md).toContain("site-0's WAN cut 5 s into each rollout for 20 s.")
+    expect(md).toContain('- shoal-sites: site-0 WAN down at 5.1 s, up at 25.2 s')
+  })
+
+  it('has no site columns in a flat run', () => {
+    expect(buildReport(input).scenarios.every((s) => s.sites === undefined)).toBe(true)
+    expect(summaryMarkdown(buildReport(input))).not.toContain('Edge sites')
   })
 })

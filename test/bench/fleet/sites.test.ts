@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { BenchUsageError } from '../../../bench/fleet/errors.ts'
-import { parseSiteShape, siteBound, siteNodeCount, siteOfNode } from '../../../bench/fleet/sites.ts'
+import { parseSiteShape, parseWanCut, siteBound, siteNodeCount, siteOfNode } from '../../../bench/fleet/sites.ts'
 
 describe('parseSiteShape', () => {
   it('is undefined for a flat fleet', () => {
@@ -63,5 +63,23 @@ describe('siteBound', () => {
 
   it('rejects a rate that is not positive', () => {
     expect(() => siteBound({ imageBytes: S, sites: 2, wanDownBps: 0, wanUpBps: 1, coreUpBps: 1 })).toThrow(RangeError)
+  })
+})
+
+describe('parseWanCut', () => {
+  const shape = { sites: 2, siteNodes: 3, wanMbit: 24 }
+
+  it('reads SITE:AT_S:FOR_S for a site of the run', () => {
+    expect(parseWanCut(undefined, shape)).toBeUndefined()
+    expect(parseWanCut('site-1:5:20', shape)).toEqual({ site: 'site-1', atS: 5, forS: 20 })
+    expect(parseWanCut('site-0:0:2.5', shape)).toEqual({ site: 'site-0', atS: 0, forS: 2.5 })
+  })
+
+  it('refuses a cut without sites, of a site not in the run, or with bad times', () => {
+    expect(() => parseWanCut('site-0:5:20', undefined)).toThrow(/needs --sites/)
+    expect(() => parseWanCut('site-2:5:20', shape)).toThrow(/no site-2/)
+    for (const bad of ['core:5:20', 'site-0:5', 'site-0:x:20', 'site-0:-1:20', 'site-0:5:0', 'site-0:5:20:1']) {
+      expect(() => parseWanCut(bad, shape)).toThrow(BenchUsageError)
+    }
   })
 })

@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest'
-import { planFleet } from '../../../../bench/fleet/netns.ts'
-import { agentArgs, parseSeederStatus, seederArgs, shoalCliGap } from '../../../../bench/fleet/scenarios/shoal.ts'
+import { planFleet, planSiteFleet } from '../../../../bench/fleet/netns.ts'
+import {
+  agentArgs,
+  CORE_SITE,
+  parseSeederStatus,
+  seederArgs,
+  shoal,
+  shoalCliGap,
+  siteArgs,
+} from '../../../../bench/fleet/scenarios/shoal.ts'
 
 const [, , seeder, node] = planFleet(1, {
   originUp: 1,
@@ -56,5 +64,46 @@ describe('shoal CLI contract', () => {
     // no such file: node exits 1 for every command
     const missing = new URL('./no-such-shoal.js', import.meta.url).pathname
     expect(await shoalCliGap(missing, 'cold')).toMatch(/^`shoal agent` is not there yet \(exit 1/)
+  })
+
+  it('needs --site on agent and seeder for the site-aware run only', async () => {
+    const fake = new URL('../fake-shoal.ts', import.meta.url).pathname
+    expect(await shoalCliGap(fake, 'sites')).toBeUndefined()
+    // this checkout's agent and seeder have --site (parsed; what it does comes with site-aware scheduling)
+    const real = new URL('../../../../bin/shoal.js', import.meta.url).pathname
+    expect(await shoalCliGap(real, 'sites')).toBeUndefined()
+  })
+})
+
+describe('shoal-sites', () => {
+  const links = { originUp: 1, cacheUp: 1, cacheDown: 1, seederUp: 1, seederDown: 1, nodeUp: 1, nodeDown: 1 }
+  const { hosts } = planSiteFleet({ sites: 2, siteNodes: 2, wanMbit: 24 }, links)
+  const bySite = hosts.filter((h) => h.role === 'node')
+  const core = hosts.find((h) => h.role === 'seeder')!
+
+  it("tells each agent its node's site and the seeder the core's", () => {
+    expect(bySite.map((h) => siteArgs('sites', h).join(' '))).toEqual([
+      '--site site-0',
+      '--site site-0',
+      '--site site-1',
+      '--site site-1',
+    ])
+    expect(siteArgs('sites', core)).toEqual(['--site', CORE_SITE])
+    expect(CORE_SITE).not.toMatch(/^site-\d+$/)
+  })
+
+  it('tells nobody a site in the flat runs, even on an edge-site fleet', () => {
+    for (const mode of ['cold', 'preheated'] as const) {
+      for (const h of [...bySite, core]) expect(siteArgs(mode, h)).toEqual([])
+    }
+  })
+
+  it('refuses a node without a site', () => {
+    expect(() => siteArgs('sites', node!)).toThrow(/no site/)
+  })
+
+  it('is named shoal-sites', () => {
+    expect(shoal('sites').name).toBe('shoal-sites')
+    expect(shoal('cold').name).toBe('shoal-cold')
   })
 })

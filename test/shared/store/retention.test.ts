@@ -2,9 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { type Digest, digestOf } from '../../shared/oci/index.ts'
-import { type ContentStore, MemoryContentStore, openFsStore } from '../../shared/store/index.ts'
-import { Retention } from '../../seeder/retention.ts'
+import { type Digest, digestOf } from '../../../shared/oci/index.ts'
+import { type ContentStore, MemoryContentStore, openFsStore, Retention } from '../../../shared/store/index.ts'
 
 const KIB = 1024
 let dirs: string[] = []

@@ -1,8 +1,8 @@
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Logger } from '../shared/log/index.ts'
-import { type Digest, isDigest } from '../shared/oci/index.ts'
-import type { ContentStore } from '../shared/store/index.ts'
+import type { Logger } from '../log/index.ts'
+import { type Digest, isDigest } from '../oci/index.ts'
+import type { ContentStore } from './index.ts'
 
 export interface RetentionInit {
   readonly store: Pick<ContentStore, 'pin' | 'stat'>
@@ -31,7 +31,7 @@ function realTimer(fn: () => void, ms: number): { cancel(): void } {
 }
 
 /**
- * Keeps preheated blobs on a seeder for a TTL: each is pinned in the store (the store never evicts
+ * Keeps preheated blobs (a seeder's, or an agent's copies for a site) for a TTL: each is pinned in the store (the store never evicts
  * a pinned blob, nor one being read) until its deadline, then unpinned, which makes it ordinary
  * LRU-evictable content under the disk quota again. A later preheat of the same blob extends it.
  *
