@@ -114,6 +114,7 @@ export class DownloadScheduler {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? DEFAULT_MAX_CONSECUTIVE_FAILURES,
       failureBackoffMs: opts.failureBackoffMs ?? DEFAULT_FAILURE_BACKOFF_MS,
       busyBackoffMs: opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
+      maxBusyBackoffMs: opts.maxBusyBackoffMs ?? opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
       maxConsecutiveBusy: opts.maxConsecutiveBusy ?? DEFAULT_MAX_CONSECUTIVE_BUSY,
     }
     for (const k of ['maxInflightPerPeer', 'maxInflightTotal', 'minInflightTotal'] as const) {
@@ -348,7 +349,8 @@ export class DownloadScheduler {
     }
     if (outcome === 'busy') {
       if (p === undefined) return { cancel: [] }
-      p.busyUntil = now + this.#s.busyBackoffMs
+      const { busyBackoffMs, maxBusyBackoffMs } = this.#s
+      p.busyUntil = now + Math.min(maxBusyBackoffMs, busyBackoffMs * 2 ** p.consecutiveBusy)
       // Busy without end is a refusal: from then on, until it delivers, each 'busy' fails its chunk.
       if (req === undefined || ++p.consecutiveBusy <= this.#s.maxConsecutiveBusy) return { cancel: [] }
     }
