@@ -6,7 +6,7 @@ import { createLogger, type Logger } from '../shared/log/index.ts'
 import { bytesBySource, bytesServedTo, createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { opsRoutes, Readiness } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
-import { createP2PNode, type P2PNode, resolveIdentity } from '../shared/p2p/index.ts'
+import { createP2PNode, type P2PNode, resolveIdentity, SEEDER_CONNECTION_LIMITS } from '../shared/p2p/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import { TokenBucket } from '../shared/rate/index.ts'
 import { openFsStore, Retention } from '../shared/store/index.ts'
@@ -74,6 +74,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     bootstrap: config.bootstrap,
     ...(swarmKey === undefined ? {} : { swarmKey }),
     dhtServer: true,
+    connections: SEEDER_CONNECTION_LIMITS,
     // The seeder provides nothing (agents always ask it directly), but it holds agents' provider records:
     // the interval sets how long one outlives an agent that evicted the blob.
     reprovideIntervalMs: config.reprovideIntervalMs,

@@ -17,10 +17,22 @@ export interface ProviderLookupsInit {
   readonly timeoutMs: number
   /** How long a finished lookup's answer is reused. */
   readonly cacheMs: number
+  /** Providers one lookup keeps (a uniform sample; each one entering it is passed on), default MAX_PROVIDERS_PER_LOOKUP. */
+  readonly maxProviders?: number
   /** Milliseconds from the start of a lookup to its first provider (the DHT lookup latency metric). */
   readonly onFirst?: (ms: number) => void
   readonly now?: () => number
+  /** Uniform in [0, 1), for the sample (default Math.random). */
+  readonly random?: () => number
 }
+
+/**
+ * Providers one lookup keeps. kad-dht answers GET_PROVIDERS with every provider a record holder knows (all N of
+ * an N-node rollout: ~10,000 peer records at 10,000 nodes) and in the holder's key order, the same for every
+ * asker; a download follows at most MAX_TRACKED_PEERS (40) of them. A lookup keeps a uniform sample of this many
+ * of what it hears, so memory per lookup is bounded and agents do not all follow the same first few providers.
+ */
+export const MAX_PROVIDERS_PER_LOOKUP = 64
 
 interface Lookup {
   readonly found: FoundProvider[]
@@ -91,6 +103,8 @@ export class ProviderLookups {
     const found: FoundProvider[] = []
     const listeners = new Set<(p: FoundProvider) => void>()
     const seen = new Set<string>()
+    const max = this.#i.maxProviders ?? MAX_PROVIDERS_PER_LOOKUP
+    const random = this.#i.random ?? Math.random
     const started = this.#now()
     const lookup: Lookup = { found, listeners, ac, done: Promise.resolve(), finishedAt: undefined, users: 0 }
     lookup.done = (async () => {
@@ -100,7 +114,13 @@ export class ProviderLookups {
           if (seen.has(key)) continue
           if (seen.size === 0) this.#i.onFirst?.(this.#now() - started)
           seen.add(key)
-          found.push(p)
+          // Reservoir sampling: the n-th distinct provider is kept with probability max / n.
+          if (found.length < max) found.push(p)
+          else {
+            const j = Math.floor(random() * seen.size)
+            if (j >= max) continue
+            found[j] = p
+          }
           for (const l of [...listeners]) l(p)
         }
       } catch {

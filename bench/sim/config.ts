@@ -3,6 +3,7 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
 import { DEFAULT_INFLIGHT_TOTAL_MS } from '../../shared/swarm/scheduler/index.ts'
+import { SLOT_WAIT_MS } from '../../shared/swarm/serve/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { parseSiteShape, SITE_USAGE, siteNodeCount, type SiteShape } from '../fleet/sites.ts'
@@ -58,6 +59,10 @@ ${SITE_USAGE}
   --upload-slots K        chunk uploads an agent serves at once (default ${DEFAULT_AGENT_UPLOAD_SLOTS}, as the agent; with --compare:
                           the real run's)
   --seeder-upload-slots K chunk uploads the seeder serves at once (default ${DEFAULT_MAX_CONCURRENT_UPLOADS}, as the seeder)
+  --slot-wait-ms MS       how long a request refused an upload slot waits for one before \`busy\` (default
+                          ${SLOT_WAIT_MS}, as agent and seeder; 0 = \`busy\` at once, as before)
+  --max-busy-backoff-ms MS  each busy in a row from a peer doubles its pause up to this (default: the
+                          scheduler's, no growth)
   --send-buffer-kib B     bytes a sender queues past its link before the upload slot frees (default 0)
   --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
   --inflight-total-ms MS  transfer time a download's requests may queue at its receive rate (default: the
@@ -156,6 +161,10 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       seederUploadSlots: num('seeder-upload-slots', v['seeder-upload-slots'], DEFAULT_MAX_CONCURRENT_UPLOADS, {
         integer: true,
       }),
+      ...(v['max-busy-backoff-ms'] === undefined
+        ? {}
+        : { maxBusyBackoffMs: num('max-busy-backoff-ms', v['max-busy-backoff-ms'], 250) }),
+      slotWaitMs: num('slot-wait-ms', v['slot-wait-ms'], SLOT_WAIT_MS, { zero: true }),
       sendBufferBytes: Math.round(num('send-buffer-kib', v['send-buffer-kib'], 0, { zero: true }) * 1024),
       ...(v['inflight-per-peer'] === undefined
         ? {}
@@ -199,6 +208,8 @@ function parse(argv: readonly string[]) {
     'upload-slots': text,
     'seeder-upload-slots': text,
     'send-buffer-kib': text,
+    'slot-wait-ms': text,
+    'max-busy-backoff-ms': text,
     'inflight-per-peer': text,
     'inflight-total-ms': text,
     'max-peers': text,

@@ -38,6 +38,8 @@ interface Req extends ChunkFetch {
   flow: Flow | undefined
   /** Frees the sender's upload slot while the request holds one. */
   release: (() => void) | undefined
+  /** Leaves the sender's slot queue while the request waits in it. */
+  cancelWait: (() => boolean) | undefined
   aborted: boolean
 }
 
@@ -410,6 +412,8 @@ export class ShoalModel {
             ? {}
             : { maxInflightPerPeer: p.inflightPerPeer, maxInflightPerFastPeer: p.inflightPerPeer }),
           ...(p.inflightTotalMs === undefined ? {} : { inflightTotalMs: p.inflightTotalMs }),
+          ...(p.busyBackoffMs === undefined ? {} : { busyBackoffMs: p.busyBackoffMs }),
+          ...(p.maxBusyBackoffMs === undefined ? {} : { maxBusyBackoffMs: p.maxBusyBackoffMs }),
         },
       },
     )
@@ -464,7 +468,7 @@ export class ShoalModel {
   }
 
   #request(d: Download, call: ChunkCall): Req {
-    const { q, p, net, latMs } = this.w
+    const { q, p, latMs } = this.w
     const { peer, index } = call
     const key = `${peer}/${index}`
     const req: Req = {
@@ -473,6 +477,7 @@ export class ShoalModel {
       key,
       flow: undefined,
       release: undefined,
+      cancelWait: undefined,
       aborted: false,
       abort: () => {
         if (d.reqs.get(key) === req) d.reqs.delete(key)
@@ -491,50 +496,75 @@ export class ShoalModel {
         ? this.#seed[d.blob.index]!.have.has(index)
         : (this.#byId.get(peer)?.downloads[d.blob.index]?.verified.has(index) ?? false)
       if (!holds) return reply(NONE)
-      const release = host.slots?.tryAcquire(d.node.id)
-      if (release === undefined) return reply(BUSY)
-      if (!seederSide) this.#byId.get(peer)?.downloads[d.blob.index]?.interested.add(d.node.id)
-      const bytes = d.blob.chunkBytes(index)
-      // The handler holds its upload slot until its last write returns: with a send buffer of B bytes, that is
-      // when all but B bytes have left the link; the rest drains after the slot is free.
-      const held = Math.max(0, bytes - p.sendBufferBytes)
-      req.release = release
-      // The agent's per-request deadline counts from the request; only an accepted one can run into it (a `busy`
-      // or `failed` answer is back one round trip later), so it is scheduled here, keeping the queue small.
-      q.at(sentAt + p.chunkDeadlineMs, () => {
-        if (req.aborted || d.reqs.get(key) !== req) return
-        this.#cut(req)
-        this.#settle(req, FAILED)
-      })
-      const drained = () => {
-        req.flow = undefined
-        if (seederSide) {
-          this.#seederServed++
-          this.#seed[d.blob.index]!.planner?.onServed(d.node.id, index, q.now)
+      const serve = (release: () => void) => this.#serve(req, host, sentAt, release)
+      const slots = host.slots
+      const release = slots?.tryAcquire(d.node.id)
+      if (release !== undefined) return serve(release)
+      // The sender's handler waits a little for a freed slot (takeChunk), then answers busy.
+      const cancel = p.slotWaitMs > 0 ? slots?.wait(d.node.id, serve) : undefined
+      if (cancel === undefined) return reply(BUSY)
+      req.cancelWait = cancel
+      q.after(p.slotWaitMs, () => {
+        if (cancel()) {
+          req.cancelWait = undefined
+          reply(BUSY)
         }
-        reply(CHUNK)
-      }
-      const free = () => {
-        req.release?.()
-        req.release = undefined
-      }
-      if (held === 0) {
-        free()
-        req.flow = net.start(host.up, d.node.host.down, bytes, drained)
-        return
-      }
-      req.flow = net.start(host.up, d.node.host.down, held, () => {
-        free()
-        if (held === bytes) drained()
-        else req.flow = net.start(host.up, d.node.host.down, bytes - held, drained)
       })
     })
     return req
   }
 
+  /** The sender has a slot for the request: it sends the chunk. */
+  #serve(req: Req, host: Host, sentAt: number, release: () => void): void {
+    const { q, p, net, latMs } = this.w
+    const { d, key } = req
+    const { peer, index } = req.call
+    req.cancelWait = undefined
+    if (req.aborted) return release()
+    const seederSide = peer === SEEDER
+    const reply = (answer: ChunkAnswer) => q.after(latMs, () => this.#settle(req, answer))
+    if (!seederSide) this.#byId.get(peer)?.downloads[d.blob.index]?.interested.add(d.node.id)
+    const bytes = d.blob.chunkBytes(index)
+    // The handler holds its upload slot until its last write returns: with a send buffer of B bytes, that is
+    // when all but B bytes have left the link; the rest drains after the slot is free.
+    const held = Math.max(0, bytes - p.sendBufferBytes)
+    req.release = release
+    // The agent's per-request deadline counts from the request; only an accepted one can run into it (a `busy`
+    // or `failed` answer is back one round trip later), so it is scheduled here, keeping the queue small.
+    q.at(sentAt + p.chunkDeadlineMs, () => {
+      if (req.aborted || d.reqs.get(key) !== req) return
+      this.#cut(req)
+      this.#settle(req, FAILED)
+    })
+    const drained = () => {
+      req.flow = undefined
+      if (seederSide) {
+        this.#seederServed++
+        this.#seed[d.blob.index]!.planner?.onServed(d.node.id, index, q.now)
+      }
+      reply(CHUNK)
+    }
+    const free = () => {
+      req.release?.()
+      req.release = undefined
+    }
+    if (held === 0) {
+      free()
+      req.flow = net.start(host.up, d.node.host.down, bytes, drained)
+      return
+    }
+    req.flow = net.start(host.up, d.node.host.down, held, () => {
+      free()
+      if (held === bytes) drained()
+      else req.flow = net.start(host.up, d.node.host.down, bytes - held, drained)
+    })
+  }
+
   /** Stops a request on the wire: its flow, if any, frees the sender's upload slot. */
   #cut(req: Req): void {
     req.aborted = true
+    req.cancelWait?.()
+    req.cancelWait = undefined
     if (req.flow !== undefined && !req.flow.done) this.w.net.cancel(req.flow)
     req.release?.()
     req.release = undefined

@@ -21,6 +21,8 @@ export interface SimParams {
   readonly uploadSlots: number
   /** The same for the seeder (seeder: 8). */
   readonly seederUploadSlots: number
+  /** How long a chunk request refused an upload slot waits for one before `busy` (SLOT_WAIT_MS); 0 = no wait. */
+  readonly slotWaitMs: number
   /** Bytes of a chunk a sender can queue (socket and muxer buffers) before its upload slot is free again. */
   readonly sendBufferBytes: number
   readonly lookupPeriodMs: number
@@ -34,6 +36,10 @@ export interface SimParams {
   readonly inflightPerPeer?: number
   /** The scheduler's inflightTotalMs (0: no rate cap on a download's requests); undefined = its default. */
   readonly inflightTotalMs?: number
+  /** The scheduler's pause before asking a peer that answered `busy` again; undefined = its default. */
+  readonly busyBackoffMs?: number
+  /** The scheduler's longest pause after `busy` answers in a row; undefined = its default. */
+  readonly maxBusyBackoffMs?: number
   /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */
   readonly maxPeers: number
   /** Peer hints in one seeder `have` answer (MAX_HAVE_PEERS). */
@@ -147,8 +153,9 @@ export class World {
     }
     this.nodes = nodes
     const now = () => this.q.now
-    this.seeder.slots = new UploadSlots(p.seederUploadSlots, { now })
-    for (const n of nodes) n.slots = new UploadSlots(p.uploadSlots, { now })
+    const queue = (slots: number) => (p.slotWaitMs > 0 ? slots : 0)
+    this.seeder.slots = new UploadSlots(p.seederUploadSlots, { now, queue: queue(p.seederUploadSlots) })
+    for (const n of nodes) n.slots = new UploadSlots(p.uploadSlots, { now, queue: queue(p.uploadSlots) })
     this.blobs = p.blobBytes.map((b, i) => makeBlob(i, b, p.chunkBytes))
   }
 

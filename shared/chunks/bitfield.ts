@@ -81,6 +81,12 @@ export class Bitfield {
     for (let i = 0; i < this.length; i++) if (this.has(i)) yield i
   }
 
+  /** ORs this bitfield into `acc` (the encoded form's bytes, ceil(length / 8) of them): a union without copies. */
+  orInto(acc: Uint8Array): void {
+    const bytes = this.#bytes
+    for (let i = 0; i < bytes.length; i++) acc[i]! |= bytes[i]!
+  }
+
   encode(): Uint8Array {
     return this.#bytes.slice()
   }

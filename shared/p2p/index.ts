@@ -12,6 +12,8 @@ export { DEFAULT_P2P_PORT, DEFAULT_REPROVIDE_INTERVAL_MS, DHT_PROTOCOL } from '.
 export { InvalidBootstrapEntryError, InvalidIdentityError, InvalidSwarmKeyError } from './errors.ts'
 export { identityPath, loadOrCreateIdentity, readIdentityFile, resolveIdentity, writeNewIdentity } from './identity.ts'
 export {
+  AGENT_CONNECTION_LIMITS,
+  type ConnectionLimits,
   createP2PNode,
   DEFAULT_ENCRYPTERS,
   type EncrypterName,
@@ -19,5 +21,6 @@ export {
   type P2PNodeOptions,
   type P2PServices,
   reprovideSchedule,
+  SEEDER_CONNECTION_LIMITS,
 } from './node.ts'
 export { generateSwarmKey, parseSwarmKey } from './swarm-key.ts'

@@ -22,6 +22,36 @@ export type EncrypterName = 'tls' | 'noise'
  */
 export const DEFAULT_ENCRYPTERS: readonly EncrypterName[] = ['tls', 'noise']
 
+/**
+ * libp2p connection manager limits, set here rather than left to libp2p's defaults (300 connections, 10 inbound
+ * upgrades at once), which fit neither end of a large rollout. Beyond maxConnections libp2p prunes connections,
+ * the ones carrying `have` long polls and chunk streams included.
+ */
+export interface ConnectionLimits {
+  readonly maxConnections: number
+  /** Inbound connections still in their upgrade (pnet, TLS, muxer) at once; more are refused. */
+  readonly maxIncomingPendingConnections: number
+}
+
+/**
+ * An agent: per blob under way it follows at most MAX_TRACKED_PEERS (40) peers and is followed by about as many,
+ * and a runtime pulls up to ~6 layers at once: ~500 connections; DHT queries add a few dozen short ones. The peer
+ * state behind them is bounded the same way (shared/swarm/have-tracker.ts, agent/swarm/lookups.ts), so the
+ * connections of a 10,000-node fleet cost an agent what those of a 100-node one do. At a rollout's start the
+ * first holders of a chunk are dialled by many agents at once: 64 upgrades in parallel instead of 10.
+ */
+export const AGENT_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 600, maxIncomingPendingConnections: 64 }
+
+/**
+ * A seeder: every agent of the fleet keeps a connection to it (getMap, the `have` long poll, chunks), so the
+ * limit is the fleet size it serves, not a peer count; and all of them dial it when a rollout starts. With libp2p's
+ * default of 300, a seeder of a 1,000-node fleet would prune agents' long polls in a loop.
+ */
+export const SEEDER_CONNECTION_LIMITS: ConnectionLimits = {
+  maxConnections: 20_000,
+  maxIncomingPendingConnections: 256,
+}
+
 export interface P2PNodeOptions {
   /** The identity key is persisted at `<dataDir>/p2p/identity.key` (created 0600 on first start). */
   readonly dataDir: string
@@ -41,6 +71,8 @@ export interface P2PNodeOptions {
   readonly encrypters?: readonly EncrypterName[]
   /** How often the node re-provides what it provides; also sets how long it keeps others' records (default 1 h). */
   readonly reprovideIntervalMs?: number
+  /** Connection manager limits (default AGENT_CONNECTION_LIMITS; a seeder passes SEEDER_CONNECTION_LIMITS). */
+  readonly connections?: ConnectionLimits
   /** How `dns:` bootstrap names are resolved (default getaddrinfo). */
   readonly resolver?: HostResolver
   readonly signal?: AbortSignal
@@ -88,6 +120,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
     transports: [tcp()],
     connectionEncrypters: encrypters,
     streamMuxers: [yamux()],
+    connectionManager: { ...(opts.connections ?? AGENT_CONNECTION_LIMITS) },
     ...(psk === undefined ? {} : { connectionProtector: preSharedKey({ psk }) }),
     services: {
       identify: identify(),

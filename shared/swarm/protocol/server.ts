@@ -84,6 +84,11 @@ export class ChunkServer implements Startable {
     return this.#uploads.used
   }
 
+  /** Chunk requests waiting for an upload slot (UploadSlots.wait). */
+  get queuedUploads(): number {
+    return this.#uploads.queued
+  }
+
   async start(): Promise<void> {
     if (this.#started) return
     this.#stopping = new AbortController()

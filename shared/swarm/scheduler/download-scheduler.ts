@@ -56,6 +56,8 @@ export class DownloadScheduler {
   readonly #avail: Uint32Array
   readonly #peerAvail: Uint32Array
   readonly #order: Uint32Array
+  /** Scratch for next(): the union of the free peers' bitfields, in the bitfield's byte form. */
+  readonly #freeHeld: Uint8Array
   readonly #peers = new Map<string, PeerState>()
   /** #peers' values in the map's order: the per-call loops walk an array, not a map iterator. */
   readonly #peerList: PeerState[] = []
@@ -112,6 +114,7 @@ export class DownloadScheduler {
       maxConsecutiveFailures: opts.maxConsecutiveFailures ?? DEFAULT_MAX_CONSECUTIVE_FAILURES,
       failureBackoffMs: opts.failureBackoffMs ?? DEFAULT_FAILURE_BACKOFF_MS,
       busyBackoffMs: opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
+      maxBusyBackoffMs: opts.maxBusyBackoffMs ?? opts.busyBackoffMs ?? DEFAULT_BUSY_BACKOFF_MS,
       maxConsecutiveBusy: opts.maxConsecutiveBusy ?? DEFAULT_MAX_CONSECUTIVE_BUSY,
     }
     for (const k of ['maxInflightPerPeer', 'maxInflightTotal', 'minInflightTotal'] as const) {
@@ -134,6 +137,7 @@ export class DownloadScheduler {
     this.#avail = new Uint32Array(n)
     this.#peerAvail = new Uint32Array(n)
     this.#order = permutation(n, opts.random ?? Math.random)
+    this.#freeHeld = new Uint8Array(Math.ceil(n / 8))
   }
 
   get done(): boolean {
@@ -258,18 +262,23 @@ export class DownloadScheduler {
       return []
     }
     const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap }
+    // Chunks no free peer holds cannot be assigned this round: one byte test skips them (the free peers only shrink).
+    const held = this.#freeHeld
+    held.fill(0)
+    for (const p of free) p.have.orInto(held)
 
     const window = new Set<number>()
     for (let c = this.contiguous; c < this.chunkCount && window.size < this.#s.inOrderWindow; c++) {
       if (this.#have.has(c)) continue
       window.add(c)
-      if (!this.#reqs.has(c)) this.#tryAssign(c, round)
+      if ((held[c >> 3]! & (0x80 >> (c & 7))) !== 0 && !this.#reqs.has(c)) this.#tryAssign(c, round)
       if (this.#saturated(round)) return round.out
     }
 
     // Rarest by peer holders, so a chunk only a seeder holds (one it handed us to spread) comes first.
     const buckets: number[][] = []
     for (const c of this.#order) {
+      if ((held[c >> 3]! & (0x80 >> (c & 7))) === 0) continue
       if (this.#have.has(c) || this.#reqs.has(c) || this.#avail[c] === 0 || window.has(c)) continue
       const k = this.#peerAvail[c]!
       let b = buckets[k]
@@ -340,7 +349,8 @@ export class DownloadScheduler {
     }
     if (outcome === 'busy') {
       if (p === undefined) return { cancel: [] }
-      p.busyUntil = now + this.#s.busyBackoffMs
+      const { busyBackoffMs, maxBusyBackoffMs } = this.#s
+      p.busyUntil = now + Math.min(maxBusyBackoffMs, busyBackoffMs * 2 ** p.consecutiveBusy)
       // Busy without end is a refusal: from then on, until it delivers, each 'busy' fails its chunk.
       if (req === undefined || ++p.consecutiveBusy <= this.#s.maxConsecutiveBusy) return { cancel: [] }
     }

@@ -3,4 +3,4 @@
 // the bulk path, so each applies the same rules and neither imports the other for them.
 export type { ChunkSource, OnServed, RequestContext, SourceHave } from './chunk-source.ts'
 export { type ServableChunk, takeChunk } from './take-chunk.ts'
-export { UPLOAD_CONTENTION_MS, UploadSlots } from './upload-slots.ts'
+export { SLOT_WAIT_MS, UPLOAD_CONTENTION_MS, UploadSlots } from './upload-slots.ts'

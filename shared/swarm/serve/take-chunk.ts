@@ -3,7 +3,7 @@ import { chunkCount, chunkRange } from '../../chunks/chunk-map.ts'
 import type { Digest } from '../../oci/digest.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 import type { ChunkSource, RequestContext } from './chunk-source.ts'
-import type { UploadSlots } from './upload-slots.ts'
+import { SLOT_WAIT_MS, type UploadSlots } from './upload-slots.ts'
 
 export type ServableChunk =
   | { readonly t: 'none' }
@@ -27,7 +27,8 @@ export async function takeChunk(
   const count = chunkCount(have.size, have.chunkSize)
   if (index >= count) throw new InvalidMessageError(`chunk index ${index} out of range 0..${count - 1}`)
   // No bitfield check: a super-seeding seeder advertises a subset but still serves any chunk it holds.
-  const release = uploads.tryAcquire(ctx.peer.toString())
+  const peer = ctx.peer.toString()
+  const release = uploads.tryAcquire(peer) ?? (await waitForSlot(uploads, peer, ctx.signal))
   if (release === undefined) return { t: 'busy' }
   try {
     const chunk = await source.readChunk(digest, index, ctx)
@@ -45,4 +46,28 @@ export async function takeChunk(
     release()
     throw err
   }
+}
+
+/**
+ * A short wait for a freed upload slot (SLOT_WAIT_MS), in the slots' queue: undefined when the queue is full, the
+ * wait ends without a slot, or the request is aborted. An answer that comes a little later is still an answer to a
+ * client of any version; only `busy` sends the receiver elsewhere.
+ */
+function waitForSlot(uploads: UploadSlots, peer: string, signal: AbortSignal): Promise<(() => void) | undefined> {
+  if (signal.aborted) return Promise.resolve(undefined)
+  return new Promise((resolve) => {
+    const cancel = uploads.wait(peer, (release) => done(release))
+    if (cancel === undefined) return resolve(undefined)
+    const giveUp = (): void => {
+      if (cancel()) done(undefined)
+    }
+    // Granted from a release, never synchronously from wait(): the timer and listener exist by then.
+    const timer = setTimeout(giveUp, SLOT_WAIT_MS)
+    signal.addEventListener('abort', giveUp, { once: true })
+    function done(release: (() => void) | undefined): void {
+      clearTimeout(timer)
+      signal.removeEventListener('abort', giveUp)
+      resolve(release)
+    }
+  })
 }

@@ -1,7 +1,9 @@
-import { peerIdFromString } from '@libp2p/peer-id'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { describe, expect, it } from 'vitest'
 import { type FoundProvider, ProviderLookups } from '../../../agent/swarm/lookups.ts'
 import { type Digest, digestOf } from '../../../shared/oci/digest.ts'
+import { seededRandom } from '../../../shared/swarm/scheduler/index.ts'
 
 const d = (i: number): Digest => digestOf(new TextEncoder().encode(`blob ${i}`))
 const PEERS = [
@@ -141,5 +143,41 @@ describe('ProviderLookups', () => {
     await b.done
     expect(b.seen).toEqual(a.seen)
     expect(lookups.started).toBe(1)
+  })
+
+  it('keeps a uniform sample of maxProviders of what a lookup hears, not the first ones', async () => {
+    const many = await Promise.all(
+      Array.from({ length: 200 }, async () => {
+        const id = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+        return { id, multiaddrs: [] } satisfies FoundProvider
+      }),
+    )
+    const queries: FakeQuery[] = []
+    const lookups = new ProviderLookups({
+      find: (_digest, { signal }) => {
+        const q = new FakeQuery()
+        queries.push(q)
+        return q.run(signal)
+      },
+      timeoutMs: 60_000,
+      cacheMs: 60_000,
+      maxProviders: 8,
+      random: seededRandom(3),
+    })
+    const heard: string[] = []
+    const done = lookups.lookup(d(9), (p) => heard.push(p.id.toString()), { signal: new AbortController().signal })
+    await tick()
+    for (const p of many) queries[0]!.push(p)
+    queries[0]!.end()
+    await done
+    // Each provider entering the sample is passed on; far fewer than all 200.
+    expect(heard.length).toBeGreaterThanOrEqual(8)
+    expect(heard.length).toBeLessThan(100)
+    const kept: string[] = []
+    await lookups.lookup(d(9), (p) => kept.push(p.id.toString()), { signal: new AbortController().signal })
+    expect(lookups.started).toBe(1)
+    expect(kept).toHaveLength(8)
+    const order = many.map((p) => p.id.toString())
+    expect(Math.max(...kept.map((id) => order.indexOf(id)))).toBeGreaterThanOrEqual(8)
   })
 })

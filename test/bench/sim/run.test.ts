@@ -16,6 +16,7 @@ function params(over: Partial<SimParams> = {}): SimParams {
     wireEfficiency: 1,
     uploadSlots: 3,
     seederUploadSlots: 3,
+    slotWaitMs: 300,
     sendBufferBytes: 0,
     lookupPeriodMs: 1000,
     lookupLatencyMs: 10,

@@ -24,6 +24,19 @@ describe('Bitfield', () => {
     expect(new Bitfield(0).complete).toBe(true)
   })
 
+  it('ORs itself into a byte array: the union of several bitfields', () => {
+    const a = new Bitfield(10)
+    const b = new Bitfield(10)
+    a.set(0)
+    b.set(9)
+    b.set(0)
+    const acc = new Uint8Array(2)
+    a.orInto(acc)
+    b.orInto(acc)
+    expect([...acc]).toEqual([0x80, 0x40])
+    expect([...Bitfield.decode(acc, 10).indexes()]).toEqual([0, 9])
+  })
+
   it('rejects a wire form of the wrong length or with spare bits set', () => {
     expect(() => Bitfield.decode(new Uint8Array(1), 9)).toThrow(InvalidBitfieldError)
     expect(() => Bitfield.decode(new Uint8Array([0, 0x01]), 9)).toThrow(/spare/)

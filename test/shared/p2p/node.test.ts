@@ -5,6 +5,7 @@ import type { PeerId } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
 import { digestOf } from '../../../shared/oci/digest.ts'
 import {
+  AGENT_CONNECTION_LIMITS,
   blobCid,
   createP2PNode,
   DHT_PROTOCOL,
@@ -13,6 +14,7 @@ import {
   InvalidSwarmKeyError,
   type P2PNode,
   type P2PNodeOptions,
+  SEEDER_CONNECTION_LIMITS,
 } from '../../../shared/p2p/index.ts'
 
 const LOOPBACK = ['/ip4/127.0.0.1/tcp/0']
@@ -64,6 +66,16 @@ async function dhtPeerKnown(node: P2PNode, peer: PeerId): Promise<void> {
 }
 
 describe('createP2PNode', () => {
+  it("sets the connection manager limits: an agent's by default, a seeder's when asked", async () => {
+    const max = (n: P2PNode) =>
+      (
+        n as unknown as { components: { connectionManager: { getMaxConnections(): number } } }
+      ).components.connectionManager.getMaxConnections()
+    expect(max(await start())).toBe(AGENT_CONNECTION_LIMITS.maxConnections)
+    expect(max(await start({ connections: SEEDER_CONNECTION_LIMITS }))).toBe(SEEDER_CONNECTION_LIMITS.maxConnections)
+    expect(AGENT_CONNECTION_LIMITS.maxConnections).not.toBe(300) // libp2p's default, the one this replaces
+  })
+
   it('provides a blob on one of six loopback nodes and finds it from another through the DHT', async () => {
     process.on('unhandledRejection', onRejection)
     try {

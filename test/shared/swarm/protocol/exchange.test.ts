@@ -156,6 +156,22 @@ describe('chunk', () => {
     expect(typeof (await S.client.getChunk(node.peerId, S.blob.digest, 1))).toBe('object')
   })
 
+  it('keeps a request over maxConcurrentUploads waiting a moment for the slot instead of answering busy', async () => {
+    const source = new MemorySource()
+    source.add(S.blob)
+    const hold = gate()
+    source.readChunkGate = hold.promise
+    const { node, server } = await S.freshServer({ source, maxConcurrentUploads: 1 })
+    const first = S.client.getChunk(node.peerId, S.blob.digest, 0)
+    await expect.poll(() => server.activeUploads).toBe(1)
+    const second = S.client.getChunk(node.peerId, S.blob.digest, 1)
+    await expect.poll(() => server.queuedUploads, { interval: 5 }).toBe(1)
+    hold.open()
+    const [r0, r1] = await Promise.all([first, second])
+    expect(typeof r0 !== 'string' && r0.bytes.byteLength).toBe(256 * KIB)
+    expect(typeof r1 !== 'string' && r1.bytes.byteLength).toBe(256 * KIB)
+  })
+
   it('throttles uploads through the bucket and reports what it served', async () => {
     const served: { bytes: number; index: number }[] = []
     const uploadBucket = new TokenBucket({ bytesPerSecond: 2 * MIB, burstBytes: 64 * KIB })

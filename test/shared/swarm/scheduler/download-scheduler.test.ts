@@ -307,6 +307,24 @@ describe('DownloadScheduler', () => {
     expect(s.next(4)).toEqual([{ peer: 'a', index: 3 }])
   })
 
+  it("doubles a peer's busy pause for each busy in a row, up to maxBusyBackoffMs, and resets it on delivery", () => {
+    const s = make(2, { busyBackoffMs: 100, maxBusyBackoffMs: 300, endgameRemaining: 0 })
+    s.addPeer('a', 'peer', bits(2, [0, 1]))
+    const ask = (t: number) => s.next(t).map((r) => r.index)
+    expect(ask(0)).toEqual(expect.arrayContaining([0, 1]))
+    s.onChunk('a', 0, 0, 'busy') // pause 100
+    s.onChunk('a', 1, 0, 'busy') // pause 200
+    expect(ask(199)).toEqual([])
+    expect(ask(200)).toHaveLength(2)
+    s.onChunk('a', 0, 200, 'busy') // 400, capped at 300
+    expect(ask(499)).toEqual([])
+    expect(ask(500)).toEqual([0])
+    s.onChunk('a', 1, 510, 'ok')
+    s.onChunk('a', 0, 520, 'busy') // after a delivery: 100 again
+    expect(ask(619)).toEqual([])
+    expect(ask(620)).toEqual([0])
+  })
+
   it('asks a busy peer again when its pause ends, with nothing else changed in between', () => {
     const s = make(2, { busyBackoffMs: 100, endgameRemaining: 0 })
     s.addPeer('a', 'peer', bits(2, [0]))

@@ -56,4 +56,40 @@ describe('UploadSlots', () => {
     clock.t += 1
     expect(s.tryAcquire('a')).toBeDefined()
   })
+
+  it('hands a freed slot to a waiting request, receivers holding none first, and drops a cancelled wait', () => {
+    const { s } = slots(2)
+    const a1 = s.tryAcquire('a')!
+    const b1 = s.tryAcquire('b')!
+    const got: string[] = []
+    const releases: (() => void)[] = []
+    const take = (id: string) => (release: () => void) => {
+      got.push(id)
+      releases.push(release)
+    }
+    expect(s.tryAcquire('a')).toBeUndefined()
+    const waitA = s.wait('a', take('a'))!
+    expect(s.tryAcquire('c')).toBeUndefined()
+    const waitC = s.wait('c', take('c'))!
+    expect(s.wait('d', take('d'))).toBeUndefined() // the queue (one per slot) is full
+    expect(s.queued).toBe(2)
+    b1()
+    // a holds a slot, c none: c goes first although a waited longer.
+    expect(got).toEqual(['c'])
+    expect(waitC()).toBe(false)
+    expect(s.used).toBe(2)
+    expect(waitA()).toBe(true) // still waiting: dropped, answer busy
+    a1()
+    expect(got).toEqual(['c'])
+    expect(s.used).toBe(1)
+    releases[0]!()
+    expect(s.used).toBe(0)
+  })
+
+  it('with no queue, a refused request cannot wait', () => {
+    const clock = { t: 0 }
+    const s = new UploadSlots(1, { now: () => clock.t, queue: 0 })
+    s.tryAcquire('a')
+    expect(s.wait('b', () => {})).toBeUndefined()
+  })
 })
