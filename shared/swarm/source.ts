@@ -39,6 +39,8 @@ export class StoreChunkSource implements ChunkSource {
   readonly #i: StoreChunkSourceInit
   readonly #complete = new Map<Digest, Complete>()
   readonly #attestations = new Map<Digest, Map<number, ChunkAttestation>>()
+  /** Long polls on a narrowed answer, per blob, with the peer each answers: woken by readvertise. */
+  readonly #narrowed = new Map<Digest, Set<{ readonly peer: string | undefined; readonly wake: () => void }>>()
   readonly fetch: ChunkSource['fetch']
 
   constructor(init: StoreChunkSourceInit) {
@@ -103,21 +105,46 @@ export class StoreChunkSource implements ChunkSource {
         await live.changed(signal)
         continue
       }
-      if (live !== undefined) {
-        // Narrowed per peer: it also changes as chunks spread, which no event marks.
-        const recheck = new AbortController()
-        await Promise.race([
-          live.changed(AbortSignal.any([signal, recheck.signal])),
-          sleep(ADVERTISE_RECHECK_MS, undefined, { signal }).catch(() => {}),
-        ])
-        recheck.abort()
-        continue
+      // Narrowed per peer (super-seeding): the answer also changes when a chunk was served (readvertise), and as
+      // chunks spread among agents, which no event marks: look again on either, or shortly.
+      const woken = new AbortController()
+      const both = AbortSignal.any([signal, woken.signal])
+      let readvertised = false
+      const waiter = {
+        peer: ctx?.peer.toString(),
+        wake: (): void => {
+          readvertised = true
+          woken.abort()
+        },
       }
-      // Complete here but advertised in part (super-seeding): what is advertised changes as chunks
-      // spread, which no event marks, so look again shortly.
-      await sleep(ADVERTISE_RECHECK_MS, undefined, { signal }).catch(() => {})
-      return
+      let waiters = this.#narrowed.get(digest)
+      if (waiters === undefined) this.#narrowed.set(digest, (waiters = new Set()))
+      waiters.add(waiter)
+      try {
+        await Promise.race([
+          ...(live === undefined ? [] : [live.changed(both)]),
+          sleep(ADVERTISE_RECHECK_MS, undefined, { signal: both }).catch(() => {}),
+        ])
+      } finally {
+        waiters.delete(waiter)
+        if (waiters.size === 0 && this.#narrowed.get(digest) === waiters) this.#narrowed.delete(digest)
+        woken.abort()
+      }
+      // Complete here: the recheck ends the poll as before (the peer asks again); a wake-up looks at once.
+      if (live === undefined && !readvertised) return
     }
+  }
+
+  /**
+   * What may be advertised of `digest` to `peer` (every peer when omitted) changed without a chunk arriving here:
+   * a seeder served it one, so a super-seeding reservation is free again. Its long poll on a narrowed answer looks
+   * again now rather than at its next recheck; without this a lone agent of a blob the seeder holds complete was
+   * told of at most a quota of chunks per recheck interval (4 MiB per 200 ms).
+   */
+  readvertise(digest: Digest, peer?: string): void {
+    const waiters = this.#narrowed.get(digest)
+    if (waiters === undefined) return
+    for (const w of [...waiters]) if (peer === undefined || w.peer === peer) w.wake()
   }
 
   async readChunk(
