@@ -239,16 +239,15 @@ async function swarmRows(
     idle.push({ role: `seeder${suffix}`, rssBytes: await memoryBytes(seeder.pid, 'VmRSS') })
     if (s.heapDir !== undefined && run === 1 && suffix === '') profiles.push(...(await a.heapSnapshot()))
     const sd = { role: 'seeder', shoal: true, pid: seeder.pid }
-    rows.push(
-      await measure(
-        `cold-seeder${suffix}`,
-        `cold via seeder → agent${suffix}`,
-        'single',
-        [`${a.url}${s.blobUrlPath}`],
-        size,
-        [{ role: 'agent', shoal: true, pid: a.pid }, sd],
-      ),
+    const cold = await measure(
+      `cold-seeder${suffix}`,
+      `cold via seeder → agent${suffix}`,
+      'single',
+      [`${a.url}${s.blobUrlPath}`],
+      size,
+      [{ role: 'agent', shoal: true, pid: a.pid }, sd],
     )
+    rows.push({ ...cold, note: `agent A's chunks by path: ${chunkPaths(await agentStatus(a.url))}` })
     await sleep(PROVIDE_SETTLE_MS)
     const relay = await measure(
       `relay${suffix}`,
@@ -258,15 +257,31 @@ async function swarmRows(
       size,
       [{ role: 'receiver B', shoal: true, pid: b.pid }, { role: 'sender A', shoal: true, pid: a.pid }, sd],
     )
-    const bytes = ((await (await fetch(`${b.url}/status`)).json()) as { bytes?: Record<string, number> }).bytes ?? {}
-    const by = Object.entries(bytes)
+    const status = await agentStatus(b.url)
+    const by = Object.entries(status.bytes ?? {})
       .map(([k, v]) => `${k} ${(v / MiB).toFixed(0)} MiB`)
       .join(', ')
-    rows.push({ ...relay, note: `agent B's bytes by source: ${by}` })
+    rows.push({ ...relay, note: `agent B's bytes by source: ${by}; its chunks by path: ${chunkPaths(status)}` })
   } finally {
     for (const p of procs.reverse()) profiles.push(...(await p.stop()))
   }
   return { rows, idle, profiles }
+}
+
+interface AgentStatus {
+  readonly bytes?: Record<string, number>
+  readonly chunks?: Record<string, number>
+}
+
+async function agentStatus(url: string): Promise<AgentStatus> {
+  return (await (await fetch(`${url}/status`)).json()) as AgentStatus
+}
+
+/** Chunks received over the bulk (HTTPS) path and over libp2p streams, and bulk attempts that fell back. */
+function chunkPaths(status: AgentStatus): string {
+  return Object.entries(status.chunks ?? {})
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')
 }
 
 /** An older commit's tree, to run its agent beside this one's: `git archive`, sharing this tree's node_modules. */
