@@ -1,11 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { ChunkAttestation } from '../chunks/attestation.ts'
 import { Bitfield } from '../chunks/bitfield.ts'
 import { chunkCount, chunkRange } from '../chunks/chunk-map.ts'
 import type { SignedChunkMap } from '../chunks/signed-map.ts'
 import type { Digest } from '../oci/digest.ts'
 import type { ContentStore } from '../store/index.ts'
-import type { LiveBlobs } from './live.ts'
+import type { LiveBlob, LiveBlobs } from './live.ts'
 import type { MapStore } from './maps/index.ts'
 import type { ChunkSource, RequestContext, SourceHave } from './serve/index.ts'
 
@@ -107,32 +106,45 @@ export class StoreChunkSource implements ChunkSource {
       }
       // Narrowed per peer (super-seeding): the answer also changes when a chunk was served (readvertise), and as
       // chunks spread among agents, which no event marks: look again on either, or shortly.
-      const woken = new AbortController()
-      const both = AbortSignal.any([signal, woken.signal])
-      let readvertised = false
-      const waiter = {
-        peer: ctx?.peer.toString(),
-        wake: (): void => {
-          readvertised = true
-          woken.abort()
-        },
-      }
-      let waiters = this.#narrowed.get(digest)
-      if (waiters === undefined) this.#narrowed.set(digest, (waiters = new Set()))
-      waiters.add(waiter)
-      try {
-        await Promise.race([
-          ...(live === undefined ? [] : [live.changed(both)]),
-          sleep(ADVERTISE_RECHECK_MS, undefined, { signal: both }).catch(() => {}),
-        ])
-      } finally {
-        waiters.delete(waiter)
-        if (waiters.size === 0 && this.#narrowed.get(digest) === waiters) this.#narrowed.delete(digest)
-        woken.abort()
-      }
+      const readvertised = await this.#nextLook(digest, ctx?.peer.toString(), live, signal)
       // Complete here: the recheck ends the poll as before (the peer asks again); a wake-up looks at once.
       if (live === undefined && !readvertised) return
     }
+  }
+
+  /**
+   * Resolves on the first of: a readvertise for `peer`, a change of the live blob, the recheck interval, an abort;
+   * true for a readvertise. Plain listeners rather than AbortSignal.any: this runs once per chunk served.
+   */
+  #nextLook(
+    digest: Digest,
+    peer: string | undefined,
+    live: LiveBlob | undefined,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    return new Promise((resolve) => {
+      const stopLive = new AbortController()
+      let waiters = this.#narrowed.get(digest)
+      if (waiters === undefined) this.#narrowed.set(digest, (waiters = new Set()))
+      let done = false
+      const finish = (readvertised: boolean): void => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        waiters.delete(waiter)
+        if (waiters.size === 0 && this.#narrowed.get(digest) === waiters) this.#narrowed.delete(digest)
+        stopLive.abort()
+        resolve(readvertised)
+      }
+      const onAbort = (): void => finish(false)
+      const waiter = { peer, wake: (): void => finish(true) }
+      const timer = setTimeout(() => finish(false), ADVERTISE_RECHECK_MS)
+      waiters.add(waiter)
+      signal.addEventListener('abort', onAbort, { once: true })
+      if (signal.aborted) finish(false)
+      else void live?.changed(stopLive.signal).then(() => finish(false))
+    })
   }
 
   /**
