@@ -142,6 +142,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
       onServed: (peer, bytes, chunk) => {
         metrics.bytesServed.inc({ to: 'peer' }, bytes)
         seeding.served(chunk.digest, peer.toString(), chunk.index)
+        // The served chunk's reservation is free: that agent's long poll hears of the next ones now.
+        chunkSource.readvertise(chunk.digest, peer.toString())
       },
       // Another seeder preheating an image asks this one, the owner of a blob, to pull and keep it.
       prefetch: seederPrefetchHandler({

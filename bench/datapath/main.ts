@@ -10,7 +10,7 @@
  * the seeder only asked for what no peer holds); 16 concurrent clients on the warm blob, against the agent, the
  * floor and the origin. Per row: throughput as a ratio to the origin and to the floor of the same run, CPU seconds
  * per GiB of every process on the path, its peak RSS, time to first byte; idle RSS of the agents.
- * `--compare REF` adds the warm rows for the tree at REF (an older commit), in the same run: a before/after.
+ * `--compare REF` adds the warm and swarm rows for the tree at REF (an older commit), in the same run: a before/after.
  * Appends a section to bench/datapath/RESULTS.md and writes the JSON under bench/datapath/results/.
  */
 import { execFileSync } from 'node:child_process'
@@ -180,10 +180,13 @@ async function oneRun(s: Setup, run: number): Promise<{ result: RunResult; profi
     rows.push(await measure('origin-16', 'origin direct, 16 clients', 'concurrent', many(originUrl), size, [origin]))
 
     if (!args['no-swarm']) {
-      const swarm = await swarmRows(s, run, launch, dirs)
-      rows.push(...swarm.rows)
-      idle.push(...swarm.idle)
-      profiles.push(...swarm.profiles)
+      // Each tree gets its own seeder and agents; the order flips every run, as for the warm rows.
+      for (const tree of trees) {
+        const swarm = await swarmRows(s, run, { ...launch, tree: tree.dir }, tree.name, dirs)
+        rows.push(...swarm.rows)
+        idle.push(...swarm.idle)
+        profiles.push(...swarm.profiles)
+      }
     }
   } finally {
     await dirs.run()
@@ -202,8 +205,10 @@ async function swarmRows(
   s: Setup,
   run: number,
   launch: { tree: string; profileDir?: string },
+  treeName: string,
   dirs: Cleanup,
 ): Promise<{ rows: RowRun[]; idle: { role: string; rssBytes: number }[]; profiles: string[] }> {
+  const suffix = treeName === 'this tree' ? '' : ` @ ${treeName}`
   const rows: RowRun[] = []
   const idle: { role: string; rssBytes: number }[] = []
   const profiles: string[] = []
@@ -211,16 +216,16 @@ async function swarmRows(
   const procs: ShoalProcess[] = []
   try {
     const seeder = await startSeeder(
-      `run ${run} seeder`,
+      `run ${run} seeder${suffix}`,
       { origin: s.origin.url, dataDir: dirs.add(await tempDir('datapath-seeder'), removeDir) },
       launch,
     )
     procs.push(seeder)
     const agent = async (name: string) => {
       const dataDir = dirs.add(await tempDir('datapath-agent'), removeDir)
-      const heap = name === 'agent A' && s.heapDir !== undefined ? { heapSnapshotDir: s.heapDir } : {}
+      const heap = name === 'agent A' && suffix === '' && s.heapDir !== undefined ? { heapSnapshotDir: s.heapDir } : {}
       const p = await startAgent(
-        `run ${run} ${name}`,
+        `run ${run} ${name}${suffix}`,
         { origin: s.origin.url, dataDir, seeder: seeder.multiaddr },
         { ...launch, ...heap },
       )
@@ -230,31 +235,53 @@ async function swarmRows(
     const a = await agent('agent A')
     const b = await agent('agent B')
     await sleep(IDLE_SETTLE_MS)
-    idle.push({ role: 'agent, swarm on (a seeder configured)', rssBytes: await memoryBytes(a.pid, 'VmRSS') })
-    idle.push({ role: 'seeder', rssBytes: await memoryBytes(seeder.pid, 'VmRSS') })
-    if (s.heapDir !== undefined && run === 1) profiles.push(...(await a.heapSnapshot()))
+    idle.push({ role: `agent, swarm on (a seeder configured)${suffix}`, rssBytes: await memoryBytes(a.pid, 'VmRSS') })
+    idle.push({ role: `seeder${suffix}`, rssBytes: await memoryBytes(seeder.pid, 'VmRSS') })
+    if (s.heapDir !== undefined && run === 1 && suffix === '') profiles.push(...(await a.heapSnapshot()))
     const sd = { role: 'seeder', shoal: true, pid: seeder.pid }
-    rows.push(
-      await measure('cold-seeder', 'cold via seeder → agent', 'single', [`${a.url}${s.blobUrlPath}`], size, [
-        { role: 'agent', shoal: true, pid: a.pid },
-        sd,
-      ]),
+    const cold = await measure(
+      `cold-seeder${suffix}`,
+      `cold via seeder → agent${suffix}`,
+      'single',
+      [`${a.url}${s.blobUrlPath}`],
+      size,
+      [{ role: 'agent', shoal: true, pid: a.pid }, sd],
     )
+    rows.push({ ...cold, note: `agent A's chunks by path: ${chunkPaths(await agentStatus(a.url))}` })
     await sleep(PROVIDE_SETTLE_MS)
-    const relay = await measure('relay', 'relay agent A → agent B', 'single', [`${b.url}${s.blobUrlPath}`], size, [
-      { role: 'receiver B', shoal: true, pid: b.pid },
-      { role: 'sender A', shoal: true, pid: a.pid },
-      sd,
-    ])
-    const bytes = ((await (await fetch(`${b.url}/status`)).json()) as { bytes?: Record<string, number> }).bytes ?? {}
-    const by = Object.entries(bytes)
+    const relay = await measure(
+      `relay${suffix}`,
+      `relay agent A → agent B${suffix}`,
+      'single',
+      [`${b.url}${s.blobUrlPath}`],
+      size,
+      [{ role: 'receiver B', shoal: true, pid: b.pid }, { role: 'sender A', shoal: true, pid: a.pid }, sd],
+    )
+    const status = await agentStatus(b.url)
+    const by = Object.entries(status.bytes ?? {})
       .map(([k, v]) => `${k} ${(v / MiB).toFixed(0)} MiB`)
       .join(', ')
-    rows.push({ ...relay, note: `agent B's bytes by source: ${by}` })
+    rows.push({ ...relay, note: `agent B's bytes by source: ${by}; its chunks by path: ${chunkPaths(status)}` })
   } finally {
     for (const p of procs.reverse()) profiles.push(...(await p.stop()))
   }
   return { rows, idle, profiles }
+}
+
+interface AgentStatus {
+  readonly bytes?: Record<string, number>
+  readonly chunks?: Record<string, number>
+}
+
+async function agentStatus(url: string): Promise<AgentStatus> {
+  return (await (await fetch(`${url}/status`)).json()) as AgentStatus
+}
+
+/** Chunks received over the bulk (HTTPS) path and over libp2p streams, and bulk attempts that fell back. */
+function chunkPaths(status: AgentStatus): string {
+  return Object.entries(status.chunks ?? {})
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ')
 }
 
 /** An older commit's tree, to run its agent beside this one's: `git archive`, sharing this tree's node_modules. */

@@ -1,3 +1,10 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  type KeyObject,
+  sign as cryptoSign,
+  verify as cryptoVerify,
+} from 'node:crypto'
 import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { Reader, Writer } from './codec.ts'
@@ -5,6 +12,21 @@ import { MAX_SIGNATURE_BYTES, MAX_SIGNER_BYTES, SIGNED_FORMAT_VERSION } from './
 import { InvalidSignatureError } from './errors.ts'
 
 const utf8 = new TextEncoder()
+
+const ED25519_SIGNATURE_BYTES = 64
+/** Signers whose parsed key is kept: the trusted seeders and a few more (a chunk's attestation names its signer). */
+const MAX_CACHED_SIGNERS = 256
+
+/**
+ * A signer's public key ready to verify with, parsed once: every chunk of a cold blob carries an attestation by
+ * the same seeder, and building the key from the peer id on each (what the libp2p key object does per call)
+ * cost more than the Ed25519 check itself. Other key types keep the libp2p object.
+ */
+type Verifier =
+  { readonly ed25519: KeyObject } | { readonly other: NonNullable<ReturnType<typeof peerIdFromString>['publicKey']> }
+const verifiers = new Map<string, Verifier>()
+/** The same for our own key when signing: the peer id and the native key object, once per key. */
+const signers = new WeakMap<PrivateKey, { readonly id: string; readonly ed25519?: KeyObject }>()
 
 /** The exact bytes a signature covers: the domain prefix, then the canonical body. */
 export function signedMessage(domain: string, body: Uint8Array): Uint8Array {
@@ -21,12 +43,41 @@ export async function sign(
   privateKey: PrivateKey,
   options: { signal?: AbortSignal } = {},
 ): Promise<{ signer: string; signature: Uint8Array }> {
-  const signer = peerIdFromPrivateKey(privateKey)
-  // Only keys the peer id embeds can be checked by a verifier that knows nothing but the peer id.
-  if (signer.publicKey === undefined) throw new InvalidSignatureError(`cannot sign with a ${privateKey.type} key`)
+  const signer = signerOf(privateKey)
+  const message = signedMessage(domain, body)
+  if (signer.ed25519 !== undefined) {
+    options.signal?.throwIfAborted()
+    return { signer: signer.id, signature: new Uint8Array(cryptoSign(null, message, signer.ed25519)) }
+  }
   // A plain copy: key implementations may return a Buffer, whose slice() is a view, not a copy.
-  const signature = new Uint8Array(await privateKey.sign(signedMessage(domain, body), options))
-  return { signer: signer.toString(), signature }
+  const signature = new Uint8Array(await privateKey.sign(message, options))
+  return { signer: signer.id, signature }
+}
+
+function signerOf(privateKey: PrivateKey): { readonly id: string; readonly ed25519?: KeyObject } {
+  let cached = signers.get(privateKey)
+  if (cached !== undefined) return cached
+  const peer = peerIdFromPrivateKey(privateKey)
+  // Only keys the peer id embeds can be checked by a verifier that knows nothing but the peer id.
+  if (peer.publicKey === undefined) throw new InvalidSignatureError(`cannot sign with a ${privateKey.type} key`)
+  const id = peer.toString()
+  cached =
+    privateKey.type === 'Ed25519'
+      ? {
+          id,
+          ed25519: createPrivateKey({
+            format: 'jwk',
+            key: {
+              kty: 'OKP',
+              crv: 'Ed25519',
+              d: Buffer.from(privateKey.raw.subarray(0, 32)).toString('base64url'),
+              x: Buffer.from(privateKey.publicKey.raw).toString('base64url'),
+            },
+          }),
+        }
+      : { id }
+  signers.set(privateKey, cached)
+  return cached
 }
 
 /** Throws InvalidSignatureError unless `signature` is `signer`'s signature over domain + body. */
@@ -37,6 +88,26 @@ export async function verify(
   signature: Uint8Array,
   options: { signal?: AbortSignal } = {},
 ): Promise<void> {
+  const key = verifierOf(signer)
+  let ok: boolean
+  try {
+    if ('ed25519' in key) {
+      options.signal?.throwIfAborted()
+      if (signature.byteLength !== ED25519_SIGNATURE_BYTES) throw new TypeError('an Ed25519 signature is 64 bytes')
+      ok = cryptoVerify(null, signedMessage(domain, body), key.ed25519, signature)
+    } else {
+      ok = await key.other.verify(signedMessage(domain, body), signature, options)
+    }
+  } catch (err) {
+    options.signal?.throwIfAborted()
+    throw new InvalidSignatureError('malformed signature', { cause: err })
+  }
+  if (!ok) throw new InvalidSignatureError(`signature by ${signer} does not verify`)
+}
+
+function verifierOf(signer: string): Verifier {
+  const cached = verifiers.get(signer)
+  if (cached !== undefined) return cached
   let publicKey: ReturnType<typeof peerIdFromString>['publicKey']
   try {
     publicKey = peerIdFromString(signer).publicKey
@@ -44,14 +115,18 @@ export async function verify(
     throw new InvalidSignatureError('signer is not a peer id', { cause: err })
   }
   if (publicKey === undefined) throw new InvalidSignatureError('signer peer id does not embed its public key')
-  let ok: boolean
-  try {
-    ok = await publicKey.verify(signedMessage(domain, body), signature, options)
-  } catch (err) {
-    options.signal?.throwIfAborted()
-    throw new InvalidSignatureError('malformed signature', { cause: err })
-  }
-  if (!ok) throw new InvalidSignatureError(`signature by ${signer} does not verify`)
+  const verifier: Verifier =
+    publicKey.type === 'Ed25519'
+      ? {
+          ed25519: createPublicKey({
+            format: 'jwk',
+            key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey.raw).toString('base64url') },
+          }),
+        }
+      : { other: publicKey }
+  if (verifiers.size >= MAX_CACHED_SIGNERS) verifiers.delete(verifiers.keys().next().value!)
+  verifiers.set(signer, verifier)
+  return verifier
 }
 
 /**

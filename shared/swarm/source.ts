@@ -1,11 +1,10 @@
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { ChunkAttestation } from '../chunks/attestation.ts'
 import { Bitfield } from '../chunks/bitfield.ts'
 import { chunkCount, chunkRange } from '../chunks/chunk-map.ts'
 import type { SignedChunkMap } from '../chunks/signed-map.ts'
 import type { Digest } from '../oci/digest.ts'
 import type { ContentStore } from '../store/index.ts'
-import type { LiveBlobs } from './live.ts'
+import type { LiveBlob, LiveBlobs } from './live.ts'
 import type { MapStore } from './maps/index.ts'
 import type { ChunkSource, RequestContext, SourceHave } from './serve/index.ts'
 
@@ -39,6 +38,8 @@ export class StoreChunkSource implements ChunkSource {
   readonly #i: StoreChunkSourceInit
   readonly #complete = new Map<Digest, Complete>()
   readonly #attestations = new Map<Digest, Map<number, ChunkAttestation>>()
+  /** Long polls on a narrowed answer, per blob, with the peer each answers: woken by readvertise. */
+  readonly #narrowed = new Map<Digest, Set<{ readonly peer: string | undefined; readonly wake: () => void }>>()
   readonly fetch: ChunkSource['fetch']
 
   constructor(init: StoreChunkSourceInit) {
@@ -103,21 +104,59 @@ export class StoreChunkSource implements ChunkSource {
         await live.changed(signal)
         continue
       }
-      if (live !== undefined) {
-        // Narrowed per peer: it also changes as chunks spread, which no event marks.
-        const recheck = new AbortController()
-        await Promise.race([
-          live.changed(AbortSignal.any([signal, recheck.signal])),
-          sleep(ADVERTISE_RECHECK_MS, undefined, { signal }).catch(() => {}),
-        ])
-        recheck.abort()
-        continue
-      }
-      // Complete here but advertised in part (super-seeding): what is advertised changes as chunks
-      // spread, which no event marks, so look again shortly.
-      await sleep(ADVERTISE_RECHECK_MS, undefined, { signal }).catch(() => {})
-      return
+      // Narrowed per peer (super-seeding): the answer also changes when a chunk was served (readvertise), and as
+      // chunks spread among agents, which no event marks: look again on either, or shortly.
+      const readvertised = await this.#nextLook(digest, ctx?.peer.toString(), live, signal)
+      // Complete here: the recheck ends the poll as before (the peer asks again); a wake-up looks at once.
+      if (live === undefined && !readvertised) return
     }
+  }
+
+  /**
+   * Resolves on the first of: a readvertise for `peer`, a change of the live blob, the recheck interval, an abort;
+   * true for a readvertise. Plain listeners rather than AbortSignal.any: this runs once per chunk served.
+   */
+  #nextLook(
+    digest: Digest,
+    peer: string | undefined,
+    live: LiveBlob | undefined,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    return new Promise((resolve) => {
+      const stopLive = new AbortController()
+      let waiters = this.#narrowed.get(digest)
+      if (waiters === undefined) this.#narrowed.set(digest, (waiters = new Set()))
+      let done = false
+      const finish = (readvertised: boolean): void => {
+        if (done) return
+        done = true
+        clearTimeout(timer)
+        signal.removeEventListener('abort', onAbort)
+        waiters.delete(waiter)
+        if (waiters.size === 0 && this.#narrowed.get(digest) === waiters) this.#narrowed.delete(digest)
+        stopLive.abort()
+        resolve(readvertised)
+      }
+      const onAbort = (): void => finish(false)
+      const waiter = { peer, wake: (): void => finish(true) }
+      const timer = setTimeout(() => finish(false), ADVERTISE_RECHECK_MS)
+      waiters.add(waiter)
+      signal.addEventListener('abort', onAbort, { once: true })
+      if (signal.aborted) finish(false)
+      else void live?.changed(stopLive.signal).then(() => finish(false))
+    })
+  }
+
+  /**
+   * What may be advertised of `digest` to `peer` (every peer when omitted) changed without a chunk arriving here:
+   * a seeder served it one, so a super-seeding reservation is free again. Its long poll on a narrowed answer looks
+   * again now rather than at its next recheck; without this a lone agent of a blob the seeder holds complete was
+   * told of at most a quota of chunks per recheck interval (4 MiB per 200 ms).
+   */
+  readvertise(digest: Digest, peer?: string): void {
+    const waiters = this.#narrowed.get(digest)
+    if (waiters === undefined) return
+    for (const w of [...waiters]) if (peer === undefined || w.peer === peer) w.wake()
   }
 
   async readChunk(

@@ -1,6 +1,6 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import type { PeerId } from '@libp2p/interface'
-import { type buildConnector, Pool } from 'undici'
+import { type buildConnector, type Dispatcher, Pool } from 'undici'
 import { type ChunkAttestation, decodeChunkAttestation } from '../../chunks/attestation.ts'
 import type { Digest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
@@ -30,6 +30,9 @@ export interface BulkClientInit {
   readonly connectionsPerPeer?: number
 }
 
+/** A refusal (404, 503, 401, 403) has no body; a longer one than this closes the connection. */
+const MAX_REFUSAL_BODY_BYTES = 64 * 1024
+
 /** Bytes exactly as received: the caller verifies them against a trusted map or attestation. */
 export type BulkChunk = { readonly bytes: Uint8Array; readonly attestation?: ChunkAttestation } | 'none' | 'busy'
 
@@ -54,59 +57,114 @@ export class BulkClient {
    * than `maxBytes` is refused before it is read (InvalidMessageError); a refused ticket is a
    * BulkTicketRejectedError; a server that is not `target.peer` fails the connection with BulkIdentityError.
    */
-  async getChunk(
+  getChunk(
     target: BulkTarget,
     digest: Digest,
     index: number,
     opts: { maxBytes: number; signal: AbortSignal; bucket?: TokenBucket; onProgress?: (received: number) => void },
   ): Promise<BulkChunk> {
     const { signal } = opts
-    const res = await this.#pool(target).request({
-      method: 'GET',
-      path: `/chunks/${digest}/${index}`,
-      headers: { authorization: `Bearer ${target.token}` },
-      signal,
-    })
-    if (res.statusCode !== 200) {
-      // Read to the end (a bulk server sends no body with these), so the connection stays reusable.
-      await res.body.dump({ limit: 64 * 1024, signal })
-      if (res.statusCode === 404) return 'none'
-      if (res.statusCode === 503) return 'busy'
-      if (res.statusCode === 401 || res.statusCode === 403) {
-        throw new BulkTicketRejectedError(`bulk ticket refused by ${target.peer.toString()} (${res.statusCode})`)
-      }
-      throw new BulkUnavailableError(`bulk GET answered ${res.statusCode} by ${target.peer.toString()}`)
-    }
-    let complete = false
-    try {
-      const length = Number(res.headers['content-length'])
-      if (!Number.isSafeInteger(length) || length < 1 || length > opts.maxBytes) {
-        throw new InvalidMessageError(
-          `bulk chunk of ${String(res.headers['content-length'])} bytes, limit ${opts.maxBytes}`,
-        )
-      }
-      const attestation = decodeAttestationHeader(res.headers[ATTESTATION_HEADER])
-      // Taken before the body is read, so the wait overlaps the transfer (as on the libp2p path).
-      await opts.bucket?.take(length, { signal })
-      const bytes = new Uint8Array(length)
+    if (signal.aborted) return Promise.reject(signal.reason as Error)
+    // undici's handler callbacks straight into the chunk's buffer: no body stream, no promise per TLS record.
+    return new Promise<BulkChunk>((resolve, reject) => {
+      let controller: Dispatcher.DispatchController | undefined
+      let settled = false
+      let status = 0
+      let bytes: Uint8Array | undefined
+      let attestation: ChunkAttestation | undefined
       let at = 0
-      for await (const part of res.body) {
-        const p = part as Uint8Array
-        if (at + p.byteLength > length) throw new InvalidMessageError(`bulk chunk longer than its ${length} bytes`)
-        bytes.set(p, at)
-        at += p.byteLength
-        opts.onProgress?.(at)
+      let ignored = 0
+      const settle = (err: unknown, value?: BulkChunk): void => {
+        if (settled) return
+        settled = true
+        signal.removeEventListener('abort', onAbort)
+        if (err === undefined) resolve(value!)
+        else reject(err instanceof Error ? err : new Error(String(err)))
       }
-      if (at !== length) throw new BulkUnavailableError(`bulk chunk ended after ${at} of ${length} bytes`)
-      complete = true
-      return attestation === undefined ? { bytes } : { bytes, attestation }
-    } finally {
-      if (!complete && !res.body.destroyed) {
-        // Dropping a body half read closes its connection; the abort error it raises is ours, not news.
-        res.body.on('error', () => {})
-        res.body.destroy()
+      /** Fails the request: a response cut short closes its connection (never reused half read). */
+      const fail = (err: unknown): void => {
+        settle(err)
+        if (controller !== undefined && !controller.aborted) controller.abort(err as Error)
       }
-    }
+      const onAbort = (): void => fail(signal.reason)
+      signal.addEventListener('abort', onAbort, { once: true })
+      const handler: Dispatcher.DispatchHandler = {
+        onRequestStart: (c) => {
+          controller = c
+          if (settled) c.abort(signal.reason as Error)
+        },
+        onResponseStart: (c, statusCode, headers) => {
+          status = statusCode
+          if (settled || status !== 200) return
+          try {
+            const length = Number(headers['content-length'])
+            if (!Number.isSafeInteger(length) || length < 1 || length > opts.maxBytes) {
+              throw new InvalidMessageError(
+                `bulk chunk of ${String(headers['content-length'])} bytes, limit ${opts.maxBytes}`,
+              )
+            }
+            attestation = decodeAttestationHeader(headers[ATTESTATION_HEADER])
+            bytes = new Uint8Array(length)
+            const bucket = opts.bucket
+            if (bucket !== undefined && !bucket.unlimited) {
+              // Taken before the body is read, so the wait overlaps the transfer (as on the libp2p path).
+              c.pause()
+              bucket.take(length, { signal }).then(
+                () => {
+                  if (!settled) c.resume()
+                },
+                (err: unknown) => fail(err),
+              )
+            }
+          } catch (err) {
+            fail(err)
+          }
+        },
+        onResponseData: (_c, part) => {
+          if (settled) return
+          if (bytes === undefined) {
+            // A refusal carries no body; a server that sends one anyway gets its connection closed.
+            ignored += part.byteLength
+            if (ignored > MAX_REFUSAL_BODY_BYTES) fail(new BulkUnavailableError('bulk refusal with a body'))
+            return
+          }
+          if (at + part.byteLength > bytes.byteLength) {
+            fail(new InvalidMessageError(`bulk chunk longer than its ${bytes.byteLength} bytes`))
+            return
+          }
+          bytes.set(part, at)
+          at += part.byteLength
+          opts.onProgress?.(at)
+        },
+        onResponseEnd: () => {
+          if (settled) return
+          if (status === 200) {
+            if (bytes === undefined || at !== bytes.byteLength) {
+              settle(new BulkUnavailableError(`bulk chunk ended after ${at} of ${bytes?.byteLength ?? 0} bytes`))
+            } else {
+              settle(undefined, attestation === undefined ? { bytes } : { bytes, attestation })
+            }
+          } else if (status === 404) settle(undefined, 'none')
+          else if (status === 503) settle(undefined, 'busy')
+          else if (status === 401 || status === 403) {
+            settle(new BulkTicketRejectedError(`bulk ticket refused by ${target.peer.toString()} (${status})`))
+          } else settle(new BulkUnavailableError(`bulk GET answered ${status} by ${target.peer.toString()}`))
+        },
+        onResponseError: (_c, err) => settle(signal.aborted ? signal.reason : err),
+      }
+      try {
+        this.#pool(target).dispatch(
+          {
+            method: 'GET',
+            path: `/chunks/${digest}/${index}`,
+            headers: { authorization: `Bearer ${target.token}` },
+          },
+          handler,
+        )
+      } catch (err) {
+        settle(err)
+      }
+    })
   }
 
   async stop(): Promise<void> {
