@@ -45,7 +45,7 @@ afterAll(async () => {
 
 const clients: BulkClient[] = []
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close()))
+  await Promise.all(clients.splice(0).map((c) => c.stop()))
   answer = (_req, res) => res.end(BODY)
 })
 
