@@ -21,3 +21,4 @@ export {
   withoutPeerId,
   withPeerId,
 } from './seeders.ts'
+export { chunkKey, sameSite, SiteElection, type SiteElectionInit } from './sites.ts'

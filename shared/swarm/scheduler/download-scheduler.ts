@@ -26,7 +26,7 @@ import { type PeerKind, PeerState, type Request } from './peer-state.ts'
 import { permutation } from './random.ts'
 import type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions } from './types.ts'
 
-type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans'>>
+type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans' | 'site'>>
 
 interface Round {
   readonly now: number
@@ -35,6 +35,8 @@ interface Round {
   readonly typicalRate: number
   /** Requests in flight allowed this round (maxInflightTotal, or less while bytes arrive slowly). */
   readonly cap: number
+  /** Earliest time a chunk held back for the site election may be asked outside the site. */
+  wakeAt: number
 }
 
 /**
@@ -55,6 +57,9 @@ export class DownloadScheduler {
   /** Usable holders per chunk, all kinds / kind 'peer' only. */
   readonly #avail: Uint32Array
   readonly #peerAvail: Uint32Array
+  /** Usable same-site holders per chunk (edge sites). */
+  readonly #localAvail: Uint32Array
+  readonly #site: SchedulerOptions['site']
   readonly #order: Uint32Array
   readonly #peers = new Map<string, PeerState>()
   /** #peers' values in the map's order: the per-call loops walk an array, not a map iterator. */
@@ -121,6 +126,7 @@ export class DownloadScheduler {
     }
     this.chunkCount = n
     this.#bans = opts.bans ?? new Map()
+    this.#site = opts.site
     this.#bytes = new Float64Array(n)
     let sum = 0
     for (let i = 0; i < n; i++) {
@@ -132,6 +138,7 @@ export class DownloadScheduler {
     this.#meanChunkBytes = n > 0 ? sum / n : 1
     this.#have = new Bitfield(n)
     this.#avail = new Uint32Array(n)
+    this.#localAvail = new Uint32Array(n)
     this.#peerAvail = new Uint32Array(n)
     this.#order = permutation(n, opts.random ?? Math.random)
   }
@@ -176,8 +183,11 @@ export class DownloadScheduler {
     return { cancel: this.#dropChunk(index, now) }
   }
 
-  /** Adds a source, or replaces the bitfield of a known one. `have` is copied. */
-  addPeer(id: string, kind: PeerKind, have: Bitfield): void {
+  /**
+   * Adds a source, or replaces the bitfield of a known one. `have` is copied. `local`: the peer says it is in this
+   * node's site (edge sites), so it is asked first for whatever it holds.
+   */
+  addPeer(id: string, kind: PeerKind, have: Bitfield, local = false): void {
     this.#version++
     if (have.length !== this.chunkCount) {
       throw new SchedulerError('SCHEDULER_BITFIELD_LENGTH', `bitfield of ${have.length}, want ${this.chunkCount}`)
@@ -185,6 +195,7 @@ export class DownloadScheduler {
     let p = this.#peers.get(id)
     if (p === undefined) {
       p = new PeerState(id, kind, have.clone())
+      p.local = local
       p.bannedUntil = this.#bans.get(id) ?? 0
       this.#peers.set(id, p)
       this.#peerList.push(p)
@@ -192,6 +203,7 @@ export class DownloadScheduler {
     } else {
       this.#detach(p)
       p.kind = kind
+      p.local = local
       p.have = have.clone()
     }
     if (p.usableAt(this.#now)) this.#attach(p)
@@ -204,6 +216,7 @@ export class DownloadScheduler {
     if (!this.#have.has(index) && !this.#reqs.has(index)) this.#version++
     this.#avail[index]!++
     if (p.kind === 'peer') this.#peerAvail[index]!++
+    if (p.local) this.#localAvail[index]!++
   }
 
   /** Forgets a source; its requests return to the pool (the caller aborts them with the connection). */
@@ -257,7 +270,7 @@ export class DownloadScheduler {
       this.#idle(idleUntil)
       return []
     }
-    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap }
+    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap, wakeAt: idleUntil }
 
     const window = new Set<number>()
     for (let c = this.contiguous; c < this.chunkCount && window.size < this.#s.inOrderWindow; c++) {
@@ -288,7 +301,7 @@ export class DownloadScheduler {
     }
 
     if (this.missing <= this.#s.endgameRemaining) this.#endgame(round)
-    else if (round.out.length === 0) this.#idle(idleUntil)
+    else if (round.out.length === 0) this.#idle(round.wakeAt)
     return round.out
   }
 
@@ -478,6 +491,8 @@ export class DownloadScheduler {
     const tier = this.#tier(c)
     if (tier === 0) return
     const avoid = this.#avoid.get(c)
+    const site = this.#siteRule(c, round)
+    if (site === 'wait') return
     const bytes = this.#bytes[c]!
     let best = -1
     let bestCost = 0
@@ -485,6 +500,7 @@ export class DownloadScheduler {
       const p = round.free[i]!
       if (!p.have.has(c)) continue
       if (taken?.some((r) => r.peer === p)) continue
+      if (site === 'local' && !p.local) continue
       if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
       if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
       const rate = Math.max(1, p.bytesPerSec ?? round.typicalRate)
@@ -507,6 +523,29 @@ export class DownloadScheduler {
     round.out.push({ peer: p.id, index: c })
     this.#version++
     if (p.inflight.size >= this.#depth(p)) round.free.splice(best, 1)
+  }
+
+  /**
+   * Edge sites: 'local' when a usable same-site peer holds chunk c (it is asked of no one else, even while those
+   * peers are busy: the LAN is the cheap path), 'wait' when none does and it is another member's turn to bring it in
+   * (round.wakeAt learns when to look again), 'any' otherwise (no site, or this node's turn).
+   */
+  #siteRule(c: number, round: Round): 'local' | 'wait' | 'any' {
+    const site = this.#site
+    if (site === undefined) return 'any'
+    let local = this.#localAvail[c]!
+    const avoid = this.#avoid.get(c)
+    if (local > 0 && avoid !== undefined) {
+      for (const id of avoid) {
+        const p = this.#peers.get(id)
+        if (p !== undefined && p.local && p.attached && p.have.has(c)) local--
+      }
+    }
+    if (local > 0) return 'local'
+    const at = site.outsideAt(c, round.now)
+    if (at <= round.now) return 'any'
+    if (at < round.wakeAt) round.wakeAt = at
+    return 'wait'
   }
 
   /**
@@ -617,6 +656,7 @@ export class DownloadScheduler {
     for (const c of p.have.indexes()) {
       this.#avail[c]!++
       if (isPeer) this.#peerAvail[c]!++
+      if (p.local) this.#localAvail[c]!++
     }
   }
 
@@ -629,6 +669,7 @@ export class DownloadScheduler {
     for (const c of p.have.indexes()) {
       this.#avail[c]!--
       if (isPeer) this.#peerAvail[c]!--
+      if (p.local) this.#localAvail[c]!--
     }
   }
 }

@@ -21,4 +21,5 @@ export type {
   SessionClock,
   SessionCounts,
   SessionEvents,
+  SessionSite,
 } from './types.ts'
