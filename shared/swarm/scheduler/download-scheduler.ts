@@ -493,6 +493,8 @@ export class DownloadScheduler {
     const avoid = this.#avoid.get(c)
     const site = this.#siteRule(c, round)
     if (site === 'wait') return
+    // A second copy in flight (endgame) comes only from within the site: across the WAN it would cross it twice.
+    if (taken !== undefined && site === 'any' && this.#site !== undefined) return
     const bytes = this.#bytes[c]!
     let best = -1
     let bestCost = 0
@@ -500,9 +502,18 @@ export class DownloadScheduler {
       const p = round.free[i]!
       if (!p.have.has(c)) continue
       if (taken?.some((r) => r.peer === p)) continue
-      if (site === 'local' && !p.local) continue
-      if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
-      if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
+      if (site === 'local') {
+        if (!p.local || avoid?.has(p.id)) continue
+      } else if (site === 'local-again') {
+        if (!p.local) continue
+      } else if (this.#site !== undefined) {
+        // From outside the site, the seeder competes with other sites' peers on expected time: each is a WAN hop,
+        // and the site election already keeps the seeder to one copy of a chunk per site.
+        if (tier !== 3 && avoid?.has(p.id)) continue
+      } else {
+        if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
+        if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
+      }
       const rate = Math.max(1, p.bytesPerSec ?? round.typicalRate)
       // Expected time to deliver this chunk behind the peer's queue, inflated for an unreliable peer.
       const cost = ((p.inflightBytes + bytes) * 1000) / rate / p.score
@@ -526,14 +537,19 @@ export class DownloadScheduler {
   }
 
   /**
-   * Edge sites: 'local' when a usable same-site peer holds chunk c (it is asked of no one else, even while those
-   * peers are busy: the LAN is the cheap path), 'wait' when none does and it is another member's turn to bring it in
-   * (round.wakeAt learns when to look again), 'any' otherwise (no site, or this node's turn).
+   * Edge sites: 'local' when a usable same-site peer that has not failed chunk c holds it (it is asked of no one
+   * else, even while those peers are busy: the LAN is the cheap path); 'local-again' when the only same-site holders
+   * failed it: asked again, since going outside would put a second copy on the WAN, and the member that brought it in
+   * is the one the site election names, so nobody else would (a holder that keeps failing, or lies, only delays the
+   * blob to the stall timeout, when one member at a time goes to the origin); 'wait' when no member holds it and it
+   * is another member's turn to bring it in (round.wakeAt learns when to look again); 'any' otherwise (no site, or
+   * this node's turn).
    */
-  #siteRule(c: number, round: Round): 'local' | 'wait' | 'any' {
+  #siteRule(c: number, round: Round): 'local' | 'local-again' | 'wait' | 'any' {
     const site = this.#site
     if (site === undefined) return 'any'
-    let local = this.#localAvail[c]!
+    const all = this.#localAvail[c]!
+    let local = all
     const avoid = this.#avoid.get(c)
     if (local > 0 && avoid !== undefined) {
       for (const id of avoid) {
@@ -542,6 +558,7 @@ export class DownloadScheduler {
       }
     }
     if (local > 0) return 'local'
+    if (all > 0) return 'local-again'
     const at = site.outsideAt(c, round.now)
     if (at <= round.now) return 'any'
     if (at < round.wakeAt) round.wakeAt = at

@@ -123,6 +123,8 @@ export class DownloadSession implements HaveSink {
             self: init.site.self,
             blob: init.site.blob,
             takeoverMs: init.site.takeoverMs ?? init.stallTimeoutMs,
+            startedAt: now,
+            ...(init.site.joinMs === undefined ? {} : { joinMs: init.site.joinMs }),
           })
     this.#site = site
     const sched = new DownloadScheduler({
@@ -203,7 +205,7 @@ export class DownloadSession implements HaveSink {
     const stall = this.#clock!
     const overdueMs = stall.stalledMs(now) - this.#i.stallTimeoutMs
     // Within a site one member at a time leaves for the origin; the others keep their roles and wait for it.
-    const held = overdueMs > 0 && this.#site !== undefined && !this.#site.mayFallBack(overdueMs)
+    const held = overdueMs > 0 && this.#site !== undefined && !this.#site.mayFallBack(overdueMs, now)
     if (held) this.counts.siteHeld++
     if (overdueMs > 0 && !held) {
       const sched = this.#sched!

@@ -152,6 +152,8 @@ export interface SessionSite {
   readonly blob: string
   /** The acting member brings nothing in for this long and the next takes over (default: the stall timeout). */
   readonly takeoverMs?: number
+  /** A node that has heard of no member waits this long before it fetches from outside alone (SITE_JOIN_MS). */
+  readonly joinMs?: number
 }
 
 /** Requests a session made and how they ended. */

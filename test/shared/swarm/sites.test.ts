@@ -85,11 +85,11 @@ describe('SiteElection', () => {
 
   it('sends one member at a time to the origin, the next one takeover later', () => {
     const order = rendezvousOrder(MEMBERS, BLOB)
-    const allowed = (overdueMs: number) => MEMBERS.filter((m) => election(m).mayFallBack(overdueMs))
+    const allowed = (overdueMs: number) => MEMBERS.filter((m) => election(m).mayFallBack(overdueMs, overdueMs))
     expect(allowed(1)).toEqual([order[0]])
     expect(allowed(999)).toEqual([order[0]])
     expect(allowed(1000)).toEqual([order[1]])
     const alone = new SiteElection({ self: 'n9', blob: BLOB, takeoverMs: 1000 })
-    expect(alone.mayFallBack(1)).toBe(true)
+    expect(alone.mayFallBack(1, 1)).toBe(true)
   })
 })

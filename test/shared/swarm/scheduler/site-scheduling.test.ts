@@ -85,13 +85,18 @@ describe('DownloadScheduler with edge sites', () => {
     expect(s.next(1).map((r) => `${r.peer}/${r.index}`)).toEqual(['near/5'])
   })
 
-  it('goes outside for a chunk whose same-site holder failed it, when it is its turn', () => {
+  it('asks a same-site holder that failed a chunk again rather than bring a second copy across the WAN', () => {
     const s = make(turns(() => 0))
     s.addPeer('far', 'peer', Bitfield.full(N))
     s.addPeer('near', 'peer', bits([3]), true)
+    s.addPeer('near2', 'peer', bits([]), true)
     expect(s.next(0).find((r) => r.index === 3)?.peer).toBe('near')
     s.onChunk('near', 3, 1, 'failed')
-    expect(s.next(2).find((r) => r.index === 3)?.peer).toBe('far')
+    expect(s.next(2).find((r) => r.index === 3)?.peer).toBe('near')
+    // Another member that holds it and has not failed it goes first.
+    s.onChunk('near', 3, 3, 'failed')
+    s.peerHas('near2', 3)
+    expect(s.next(4).find((r) => r.index === 3)?.peer).toBe('near2')
   })
 
   it('without a site rule, behaves as before: the cheapest holder, wherever it is', () => {
