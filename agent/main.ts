@@ -310,6 +310,7 @@ async function startSwarm(
     { registrar: node },
     {
       source,
+      ...(config.site === undefined ? {} : { site: config.site }),
       ...(bulk === undefined ? {} : { bulk }),
       maxConcurrentUploads: config.uploadSlots,
       ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
@@ -340,6 +341,7 @@ async function startSwarm(
     metrics,
     log: log.child({ component: 'swarm' }),
     stallTimeoutMs: config.stallTimeoutMs,
+    ...(config.site === undefined ? {} : { site: config.site }),
     announcer,
     lookups: new ProviderLookups({
       find: dhtFindProviders(node),

@@ -127,6 +127,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     { registrar: node },
     {
       source: chunkSource,
+      ...(config.site === undefined ? {} : { site: config.site }),
       // Chunk bytes over HTTPS to peers holding a ticket; the certificate is bound to the seeder's identity key.
       ...(config.bulkListen === undefined
         ? {}

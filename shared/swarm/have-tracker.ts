@@ -11,13 +11,18 @@ export interface HaveTrackerInit {
   readonly digest: Digest
   readonly geometry: ChunkGeometry
   readonly signal: AbortSignal
-  /** `bits` is the whole bitfield the first time, then only the chunks new since the last answer. */
-  readonly onHave: (peer: string, kind: PeerKind, bits: Bitfield, first: boolean) => void
+  /**
+   * `bits` is the whole bitfield the first time, then only the chunks new since the last answer. `site`: the site
+   * the peer says it is in (edge sites), as its latest answer said.
+   */
+  readonly onHave: (peer: string, kind: PeerKind, bits: Bitfield, first: boolean, site?: string) => void
   readonly onGone: (peer: string) => void
   /** Peer hints (multiaddrs with /p2p/) that came with an answer. */
   readonly onPeers?: (addrs: readonly string[]) => void
   /** Peers (not seeders) followed at once; more are turned away until one leaves (default MAX_TRACKED_PEERS). */
   readonly maxPeers?: number
+  /** This node's edge site, told to every peer asked (a seeder super-seeds per site). */
+  readonly site?: string
 }
 
 /**
@@ -101,6 +106,7 @@ export class HaveTracker {
         const res = await client.getHave(peer.target, digest, {
           ...(prev === undefined ? {} : { known: prev.count }),
           waitMs: HAVE_WAIT_MS,
+          site: this.#i.site,
           signal,
         })
         failures = 0
@@ -111,11 +117,11 @@ export class HaveTracker {
         if (res.size !== geometry.size || res.chunkSize !== geometry.chunkSize) break // cut differently: useless here
         if (res.peers !== undefined) this.#i.onPeers?.(res.peers)
         if (prev === undefined) {
-          this.#i.onHave(id, peer.kind, res.bitfield, true)
+          this.#i.onHave(id, peer.kind, res.bitfield, true, res.site)
         } else {
           const fresh = new Bitfield(res.bitfield.length)
           for (const i of res.bitfield.indexes()) if (!prev.has(i)) fresh.set(i)
-          if (fresh.count > 0) this.#i.onHave(id, peer.kind, fresh, false)
+          if (fresh.count > 0) this.#i.onHave(id, peer.kind, fresh, false, res.site)
         }
         prev = res.bitfield
         // A complete holder never changes again; a long poll on it would answer at once forever.

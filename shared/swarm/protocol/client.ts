@@ -34,6 +34,8 @@ export interface HaveResult {
   readonly complete: boolean
   /** Other peers fetching this blob (multiaddrs with /p2p/), when the answering node tracks them. */
   readonly peers?: readonly string[]
+  /** The site the answering node says it is in (edge sites). */
+  readonly site?: string
 }
 
 /** Chunk bytes exactly as received (NOT verified: the caller checks them against a trusted map or attestation). */
@@ -119,23 +121,29 @@ export class ChunkClient {
   async getHave(
     peer: PeerTarget,
     digest: Digest,
-    opts: { known?: number; waitMs?: number; signal?: AbortSignal } = {},
+    opts: { known?: number; waitMs?: number; site?: string | undefined; signal?: AbortSignal } = {},
   ): Promise<HaveResult | undefined> {
-    const { known, waitMs } = opts
+    const { known, waitMs, site } = opts
     const req: Request = {
       t: 'have',
       digest,
       ...(known === undefined ? {} : { known }),
       ...(waitMs === undefined ? {} : { waitMs }),
+      ...(site === undefined ? {} : { site }),
     }
     const extraMs = Math.min(waitMs ?? 0, MAX_HAVE_WAIT_MS)
     return this.#exchange(peer, req, { bufferBytes: 0, signal: opts.signal, extraMs }, async (x) => {
       const res = expectType(await readResponse(x), ['have', 'none'])
       if (res.t === 'none') return undefined
-      const { size, chunkSize, bitfield, complete, peers } = res
-      return peers === undefined
-        ? { size, chunkSize, bitfield, complete }
-        : { size, chunkSize, bitfield, complete, peers }
+      const { size, chunkSize, bitfield, complete, peers, site } = res
+      return {
+        size,
+        chunkSize,
+        bitfield,
+        complete,
+        ...(peers === undefined ? {} : { peers }),
+        ...(site === undefined ? {} : { site }),
+      }
     })
   }
 

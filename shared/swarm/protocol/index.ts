@@ -21,6 +21,8 @@ export interface ChunkServerComponents {
 
 export interface ChunkServerInit {
   readonly source: ChunkSource
+  /** This node's edge site, told in every `have` answer (format 1.1); none: not told. */
+  readonly site?: string
   /** Open inbound streams of this protocol per connection (default 64). */
   readonly maxInboundStreamsPerPeer?: number
   /** Chunk responses sent at once over all peers; more are answered `busy` (default 8). */

@@ -30,6 +30,7 @@ const silent: Log = { debug: () => {}, warn: () => {} }
 export class ChunkServer implements Startable {
   readonly #registrar: ChunkServerComponents['registrar']
   readonly #source: ChunkSource
+  readonly #site: string | undefined
   readonly #maxInboundStreams: number
   readonly #timeoutMs: number
   readonly #bucket: TokenBucket | undefined
@@ -47,6 +48,7 @@ export class ChunkServer implements Startable {
   constructor(components: ChunkServerComponents, init: ChunkServerInit) {
     this.#registrar = components.registrar
     this.#source = init.source
+    this.#site = init.site
     this.#maxInboundStreams = init.maxInboundStreamsPerPeer ?? DEFAULT_MAX_INBOUND_STREAMS_PER_PEER
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_SERVER_REQUEST_TIMEOUT_MS
     this.#bucket = init.uploadBucket
@@ -145,6 +147,8 @@ export class ChunkServer implements Startable {
       await dispatch(req, {
         peer,
         signal,
+        ...(req.t === 'have' && req.site !== undefined ? { site: req.site } : {}),
+        ...(this.#site === undefined ? {} : { ownSite: this.#site }),
         source: this.#source,
         frames,
         uploads: this.#uploads,
