@@ -22,3 +22,4 @@ export {
   withPeerId,
 } from './seeders.ts'
 export { chunkKey, sameSite, SiteElection, type SiteElectionInit } from './sites.ts'
+export { WanBudget, type WanBudgetInit, wanBudgetFor } from './wan-budget.ts'

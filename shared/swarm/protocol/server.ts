@@ -17,7 +17,7 @@ import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../wire/er
 import { FrameStream } from './framing.ts'
 import { dispatch } from './handlers/index.ts'
 import type { ChunkServerComponents, ChunkServerInit } from './index.ts'
-import { decodeRequest } from './messages.ts'
+import { decodeRequest, type Request } from './messages.ts'
 
 type Log = NonNullable<ChunkServerInit['log']>
 
@@ -31,6 +31,7 @@ export class ChunkServer implements Startable {
   readonly #registrar: ChunkServerComponents['registrar']
   readonly #source: ChunkSource
   readonly #site: string | undefined
+  readonly #budget: ChunkServerInit['uploadBudget']
   readonly #maxInboundStreams: number
   readonly #timeoutMs: number
   readonly #bucket: TokenBucket | undefined
@@ -49,6 +50,7 @@ export class ChunkServer implements Startable {
     this.#registrar = components.registrar
     this.#source = init.source
     this.#site = init.site
+    this.#budget = init.uploadBudget
     this.#maxInboundStreams = init.maxInboundStreamsPerPeer ?? DEFAULT_MAX_INBOUND_STREAMS_PER_PEER
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_SERVER_REQUEST_TIMEOUT_MS
     this.#bucket = init.uploadBucket
@@ -84,6 +86,14 @@ export class ChunkServer implements Startable {
   /** Chunk responses being sent right now. */
   get activeUploads(): number {
     return this.#uploads.used
+  }
+
+  /** The upload limit for this request: by the asker's site with a budget (a `have` tells it), else the node's. */
+  #uploadBucketFor(peer: string, req: Request): TokenBucket | undefined {
+    const budget = this.#budget
+    if (budget === undefined) return this.#bucket
+    if (req.t === 'have') budget.learn(peer, req.site)
+    return budget.uploadTo(peer)
   }
 
   async start(): Promise<void> {
@@ -152,7 +162,7 @@ export class ChunkServer implements Startable {
         source: this.#source,
         frames,
         uploads: this.#uploads,
-        bucket: this.#bucket,
+        bucket: this.#uploadBucketFor(peer.toString(), req),
         onServed: this.#onServed,
         ...(this.#bulk === undefined ? {} : { bulk: { port: this.#bulk.server.port, tickets: this.#bulk.tickets } }),
         ...(this.#prefetch === undefined ? {} : { prefetch: this.#prefetch }),
