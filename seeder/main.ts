@@ -102,8 +102,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     advertise: (digest, have, ctx) => seeding.advertise(digest, have.bitfield, ctx, have),
     peersFor: (digest, ctx) => {
       if (ctx === undefined) return []
-      hints.note(digest, ctx.peer)
-      return hints.peersFor(digest, ctx.peer.toString())
+      hints.note(digest, ctx.peer, ctx.site)
+      return hints.peersFor(digest, ctx.peer.toString(), ctx.site)
     },
     fetch: (digest, registry, name) => puller.fetch(digest, registry, name),
   })
