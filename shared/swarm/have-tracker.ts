@@ -5,6 +5,7 @@ import { Bitfield, type ChunkGeometry } from '../chunks/index.ts'
 import type { Digest } from '../oci/index.ts'
 import type { ChunkClient, PeerTarget } from './protocol/index.ts'
 import type { PeerKind } from './scheduler/index.ts'
+import { sameSite } from './sites.ts'
 
 export interface HaveTrackerInit {
   readonly client: Pick<ChunkClient, 'getHave'>
@@ -44,7 +45,8 @@ const MAX_FAILURES = 3
  */
 export class HaveTracker {
   readonly #i: HaveTrackerInit
-  readonly #peers = new Map<string, { kind: PeerKind; target: PeerTarget }>()
+  /** `local`: a peer that said it is in this node's site, no longer counted against maxPeers. */
+  readonly #peers = new Map<string, { kind: PeerKind; target: PeerTarget; local?: boolean }>()
   #peerCount = 0
 
   constructor(init: HaveTrackerInit) {
@@ -116,6 +118,12 @@ export class HaveTracker {
         }
         if (res.size !== geometry.size || res.chunkSize !== geometry.chunkSize) break // cut differently: useless here
         if (res.peers !== undefined) this.#i.onPeers?.(res.peers)
+        // A member of this node's site frees its place: the site's election needs every member to know the others,
+        // and other sites' peers met through the DHT would otherwise fill the cap first.
+        if (peer.kind === 'peer' && peer.local !== true && sameSite(this.#i.site, res.site)) {
+          peer.local = true
+          this.#peerCount--
+        }
         if (prev === undefined) {
           this.#i.onHave(id, peer.kind, res.bitfield, true, res.site)
         } else {
@@ -136,9 +144,9 @@ export class HaveTracker {
     this.#forget(id, peer)
   }
 
-  #forget(id: string, peer: { kind: PeerKind }): void {
+  #forget(id: string, peer: { kind: PeerKind; local?: boolean }): void {
     if (this.#peers.get(id) !== peer) return
     this.#peers.delete(id)
-    if (peer.kind === 'peer') this.#peerCount--
+    if (peer.kind === 'peer' && peer.local !== true) this.#peerCount--
   }
 }
