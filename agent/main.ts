@@ -5,11 +5,11 @@ import { createLogger, type Logger } from '../shared/log/index.ts'
 import { createMetrics, type Metrics } from '../shared/metrics/index.ts'
 import { buildOpsApp, Readiness, RecentPulls } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin/index.ts'
-import { TokenBucket, throttled } from '../shared/rate/index.ts'
+import { throttled } from '../shared/rate/index.ts'
 import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore, Retention } from '../shared/store/index.ts'
 import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
-import { parseSeederAddr, type SeederRef } from '../shared/swarm/index.ts'
+import { parseSeederAddr, type SeederRef, type WanBudget, wanBudgetFor } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -87,8 +87,11 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
     const authorizer = new Authorizer({ origin, ttlMs: config.authTtlMs, staleTtlMs: config.staleAuthTtlMs, isPublic })
     const downloads = new Downloads()
     const closing = new AbortController()
-    const originBucket = config.originRate > 0 ? new TokenBucket({ bytesPerSecond: config.originRate }) : undefined
-    const p2p = config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log, late) : undefined
+    // Bytes to and from other sites, and from the origin, also count against the WAN caps (edge sites).
+    const budget = wanBudgetFor(config)
+    const originBucket = budget.fromOrigin()
+    const p2p =
+      config.p2pListen.length > 0 ? await startSwarm(config, stores.blobs, metrics, log, late, budget) : undefined
     if (p2p !== undefined) {
       readiness.done('libp2p')
       metrics.sources.peers = () => p2p.node.getPeers().length
@@ -257,6 +260,7 @@ async function startSwarm(
   metrics: Metrics,
   log: Logger,
   late: { readonly prefetch?: Prefetcher },
+  budget: WanBudget,
 ) {
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
   // The config accepted only seeder addresses.
@@ -301,9 +305,11 @@ async function startSwarm(
     { registrar: node },
     {
       source,
+      ...(config.site === undefined ? {} : { site: config.site }),
       ...(bulk === undefined ? {} : { bulk }),
       maxConcurrentUploads: config.uploadSlots,
-      ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
+      ...(budget.upload === undefined ? {} : { uploadBucket: budget.upload }),
+      uploadBudget: budget,
       onServed: (_peer, bytes) => metrics.bytesServed.inc({ to: 'peer' }, bytes),
       // A seeder's preheat asking this agent to fill its cache ahead of need (wired once the blob service exists).
       prefetch: async (digest, registry, name, ctx, opts) => {
@@ -318,7 +324,7 @@ async function startSwarm(
   const client = new ChunkClient({
     node,
     ...(bulkClient === undefined ? {} : { bulk: bulkClient }),
-    ...(config.downloadRate > 0 ? { downloadBucket: new TokenBucket({ bytesPerSecond: config.downloadRate }) } : {}),
+    downloadBudget: budget,
   })
   const swarm = new Swarm({
     node,
@@ -331,6 +337,7 @@ async function startSwarm(
     metrics,
     log: log.child({ component: 'swarm' }),
     stallTimeoutMs: config.stallTimeoutMs,
+    ...(config.site === undefined ? {} : { site: config.site }),
     announcer,
     lookups: new ProviderLookups({
       find: dhtFindProviders(node),

@@ -8,10 +8,9 @@ import { opsRoutes, Readiness } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream, type Upstream } from '../shared/origin/index.ts'
 import { createP2PNode, type P2PNode, resolveIdentity, SEEDER_CONNECTION_LIMITS } from '../shared/p2p/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
-import { TokenBucket } from '../shared/rate/index.ts'
 import { openFsStore, Retention } from '../shared/store/index.ts'
 import { createBulkCredentials } from '../shared/swarm/bulk/index.ts'
-import { seedersFromBootstrap } from '../shared/swarm/index.ts'
+import { seedersFromBootstrap, wanBudgetFor } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -84,6 +83,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
   const origin = new OriginClient({ credentials: credentialsFrom(config.credentials) })
   const live = new LiveBlobs()
   const client = new ChunkClient({ node })
+  // Bytes to agents of other sites, and from the origin, also count against the WAN caps (edge sites).
+  const budget = wanBudgetFor({ ...config, downloadRate: 0 })
   const seeding = new SuperSeeder(client)
   const hints = new PeerHints(node)
   const defaultUpstream = resolveUpstream(undefined, {
@@ -103,8 +104,8 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     advertise: (digest, have, ctx) => seeding.advertise(digest, have.bitfield, ctx, have),
     peersFor: (digest, ctx) => {
       if (ctx === undefined) return []
-      hints.note(digest, ctx.peer)
-      return hints.peersFor(digest, ctx.peer.toString())
+      hints.note(digest, ctx.peer, ctx.site)
+      return hints.peersFor(digest, ctx.peer.toString(), ctx.site)
     },
     fetch: (digest, registry, name) => puller.fetch(digest, registry, name),
   })
@@ -121,7 +122,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     log: log.child({ component: 'puller' }),
     upstreamFor,
     onProgress: (digest, bytes) => late.preheater?.noteProgress(digest, bytes),
-    ...(config.originRate > 0 ? { originBucket: new TokenBucket({ bytesPerSecond: config.originRate }) } : {}),
+    ...(budget.fromOrigin() === undefined ? {} : { originBucket: budget.fromOrigin()! }),
   })
   await chunkSource.load()
   metrics.sources.inflight = () => puller.inflight.length
@@ -129,6 +130,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     { registrar: node },
     {
       source: chunkSource,
+      ...(config.site === undefined ? {} : { site: config.site }),
       // Chunk bytes over HTTPS to peers holding a ticket; the certificate is bound to the seeder's identity key.
       ...(config.bulkListen === undefined
         ? {}
@@ -138,7 +140,9 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
       // (bench/sim: preheated N = 8 at 16/64 mbit, max 2.24 → 1.99 × T* with 8). The slots go to distinct
       // receivers while several wait (UploadSlots), so a new chunk still reaches several agents at once.
       maxConcurrentUploads: 8,
-      ...(config.uploadRate > 0 ? { uploadBucket: new TokenBucket({ bytesPerSecond: config.uploadRate }) } : {}),
+      ...(budget.upload === undefined ? {} : { uploadBucket: budget.upload }),
+      // A seeder in another site than the agent (or in no site: the core) is across the WAN from it.
+      uploadBudget: budget,
       onServed: (peer, bytes, chunk) => {
         metrics.bytesServed.inc({ to: 'peer' }, bytes)
         seeding.served(chunk.digest, peer.toString(), chunk.index)

@@ -25,6 +25,8 @@ export class PeerHints {
   readonly #node: P2PNode
   readonly #askers: LRUCache<Digest, Map<string, number>>
   readonly #addrs = new LRUCache<string, readonly string[]>({ max: MAX_HINTED_PEERS })
+  /** The site each asker named in its latest `have` request (edge sites). */
+  readonly #sites = new LRUCache<string, string>({ max: MAX_HINTED_PEERS })
   readonly #now: () => number
 
   constructor(node: P2PNode, now: () => number = Date.now) {
@@ -40,8 +42,10 @@ export class PeerHints {
     return { blobs: this.#askers.size, peers: this.#addrs.size, askers }
   }
 
-  note(digest: Digest, peer: PeerId): void {
+  note(digest: Digest, peer: PeerId, site?: string): void {
     const id = peer.toString()
+    if (site === undefined) this.#sites.delete(id)
+    else this.#sites.set(id, site)
     const m = this.#askers.get(digest) ?? new Map<string, number>()
     // Re-inserted so the Map's order stays oldest ask first.
     m.delete(id)
@@ -64,18 +68,31 @@ export class PeerHints {
     }
   }
 
-  /** Up to MAX_HAVE_PEERS recent askers other than `exclude`, most recent first. */
-  peersFor(digest: Digest, exclude: string | undefined): readonly string[] {
+  /**
+   * Up to MAX_HAVE_PEERS recent askers other than `exclude`, most recent first; with `site` (the asker's edge
+   * site), the askers of that site before all others, so the members of a site find each other first.
+   */
+  peersFor(digest: Digest, exclude: string | undefined, site?: string): readonly string[] {
     const m = this.#askers.get(digest)
     if (m === undefined) return []
     const now = this.#now()
-    const out: string[] = []
+    const recent: string[] = []
     for (const [id, at] of [...m].sort((a, b) => b[1] - a[1])) {
       if (now - at > HINT_TTL_MS) {
         m.delete(id)
         continue
       }
-      if (id === exclude) continue
+      if (id !== exclude) recent.push(id)
+    }
+    const ordered =
+      site === undefined
+        ? recent
+        : [
+            ...recent.filter((id) => this.#sites.get(id) === site),
+            ...recent.filter((id) => this.#sites.get(id) !== site),
+          ]
+    const out: string[] = []
+    for (const id of ordered) {
       const a = this.#addrs.get(id)?.[0]
       if (a !== undefined) out.push(a)
       if (out.length >= MAX_HAVE_PEERS) break

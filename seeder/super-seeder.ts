@@ -2,10 +2,10 @@ import type { Bitfield } from '../shared/chunks/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import { HaveTracker } from '../shared/swarm/have-tracker.ts'
 import type { ChunkClient, RequestContext } from '../shared/swarm/protocol/index.ts'
-import { SeedPlanner } from '../shared/swarm/scheduler/index.ts'
+import { SiteSeedPlanner } from '../shared/swarm/scheduler/index.ts'
 
 interface Seeding {
-  readonly planner: SeedPlanner
+  readonly planner: SiteSeedPlanner
   readonly tracker: HaveTracker
   readonly stop: AbortController
   lastUsed: number
@@ -17,8 +17,10 @@ const IDLE_MS = 10 * 60_000
 /**
  * Super-seeding (BitTorrent's term): while some chunk of a blob has reached no agent, each agent
  * is told about a few chunks nobody else was sent, so a thin seeder sends every chunk once before
- * it sends any twice and agents trade the rest among themselves. The planner (pure) decides; this
- * class feeds it what the seeder holds, what it served, and what agents report holding.
+ * it sends any twice and agents trade the rest among themselves. Per edge site: an agent's site is the one its
+ * `have` request names, and each chunk goes once into each site before any second copy into a site (see
+ * SiteSeedPlanner). The planner (pure) decides; this class feeds it what the seeder holds, what it served, and
+ * what agents report holding.
  */
 export class SuperSeeder {
   readonly #client: ChunkClient
@@ -41,7 +43,7 @@ export class SuperSeeder {
     for (const i of have.indexes()) s.planner.markHave(i)
     const peer = ctx.peer.toString()
     s.tracker.track(peer, ctx.peer, 'peer')
-    const advertised = s.planner.advertiseFor(peer, this.#now())
+    const advertised = s.planner.advertiseFor(peer, this.#now(), ctx.site)
     for (const i of advertised.indexes()) if (!have.has(i)) advertised.clear(i)
     return advertised
   }
@@ -67,7 +69,7 @@ export class SuperSeeder {
     if (s === undefined || s.planner.chunkCount !== have.length) {
       s?.stop.abort()
       const stop = new AbortController()
-      const planner = new SeedPlanner({ chunkCount: have.length, have })
+      const planner = new SiteSeedPlanner({ chunkCount: have.length, have })
       const tracker = new HaveTracker({
         client: this.#client,
         digest,

@@ -38,6 +38,8 @@ export interface HolderInit {
   /** Peers that asked us about the blob: they are fetching it too. */
   readonly interested: () => Iterable<string>
   readonly lookups: ProviderLookups
+  /** This node's edge site, told to every holder asked. */
+  readonly site?: string
 }
 
 /** Seeders, DHT providers and peers that asked us, each followed by a `have` long poll. */
@@ -55,8 +57,9 @@ export class SwarmHolders implements HolderSource {
       digest: this.#i.digest,
       geometry: this.#i.geometry,
       signal,
-      onHave: (peer, kind, bitfield, first) => {
-        if (first) sink.addPeer(peer, kind, bitfield)
+      ...(this.#i.site === undefined ? {} : { site: this.#i.site }),
+      onHave: (peer, kind, bitfield, first, site) => {
+        if (first) sink.addPeer(peer, kind, bitfield, site)
         else for (const i of bitfield.indexes()) sink.peerHas(peer, i)
       },
       onGone: (peer) => sink.removePeer(peer),

@@ -40,6 +40,8 @@ export interface SwarmOptions {
   readonly announcer: Announcer
   /** DHT provider lookups, de-duplicated and briefly cached. */
   readonly lookups: ProviderLookups
+  /** This node's edge site (`--site`): same-site holders first, one member per chunk across the WAN. */
+  readonly site?: string
   readonly now?: () => number
 }
 
@@ -174,6 +176,7 @@ export class Swarm {
       trusted: this.#trusted,
       interested: () => this.#interested.get(digest) ?? [],
       lookups,
+      ...(this.#o.site === undefined ? {} : { site: this.#o.site }),
     })
     const session = new DownloadSession(
       {
@@ -196,6 +199,9 @@ export class Swarm {
         stall: this.#stall,
         bans: this.#bans,
         signal,
+        ...(this.#o.site === undefined
+          ? {}
+          : { site: { name: this.#o.site, self: node.peerId.toString(), blob: digest } }),
       },
     )
     try {

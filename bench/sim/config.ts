@@ -29,6 +29,8 @@ export interface SimConfig {
   readonly base: Omit<SimParams, 'nodes' | 'blobBytes' | 'manifestBytes' | 'limitMs'>
   /** A run is cut off after this many times its slowest scenario bound; unfinished nodes count as failed. */
   readonly limitFactor: number
+  /** Edge sites: one site's WAN link down for a while mid-rollout (`--wan-cut`). */
+  readonly wanCut: { readonly site: number; readonly fromMs: number; readonly toMs: number } | undefined
 }
 
 const MIB = 1024 * 1024
@@ -48,6 +50,7 @@ export const SIM_USAGE = `usage: npm run bench:sim -- [flags]   (no root needed:
   --quick                 small fleets (${QUICK_SIZES.join(', ')}) and the fleet's quick image and links
   --nodes LIST            fleet sizes, comma-separated (quick ${QUICK_SIZES.join(',')}; full ${FULL_SIZES.join(',')})
 ${SITE_USAGE}
+  --wan-cut K,FROM,SECS   with --sites: site K's WAN link is down from FROM s for SECS s (both directions)
   --image-mib M           image payload in MiB (quick ${DEFAULTS.quick.imageMib}, full ${DEFAULTS.full.imageMib})
   --layers L              layers (default ${DEFAULTS.full.layers})
   --chunk-mib C           swarm chunk size in MiB (default ${DEFAULT_CHUNK_SIZE_BYTES / MIB}, as agent and seeder; with
@@ -149,6 +152,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
     chunkGiven: v['chunk-mib'] !== undefined,
     uploadSlotsGiven: v['upload-slots'] !== undefined,
     limitFactor: 20,
+    wanCut: wanCut(v['wan-cut'], sites),
     base: Object.freeze({
       links: Object.freeze(links),
       chunkBytes: Math.round(num('chunk-mib', v['chunk-mib'], DEFAULT_CHUNK_SIZE_BYTES / MIB) * MIB),
@@ -189,6 +193,26 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
   })
 }
 
+function wanCut(raw: string | undefined, sites: SiteShape | undefined): SimConfig['wanCut'] {
+  if (raw === undefined) return undefined
+  if (sites === undefined) throw new BenchUsageError('--wan-cut: needs --sites')
+  const parts = raw.split(',').map((x) => Number(x.trim()))
+  const [site, from, secs] = parts
+  if (
+    parts.length !== 3 ||
+    !Number.isInteger(site) ||
+    site! < 0 ||
+    site! >= sites.sites ||
+    !(from! >= 0) ||
+    !(secs! > 0)
+  ) {
+    throw new BenchUsageError(
+      `--wan-cut: want SITE,FROM_S,SECONDS with SITE below ${sites.sites}, got ${JSON.stringify(raw)}`,
+    )
+  }
+  return { site: site!, fromMs: from! * 1000, toMs: (from! + secs!) * 1000 }
+}
+
 /** The image of the fleet's generator: a config blob and `layers` layers of payload plus tar overhead. */
 export function imageBlobs(imageMib: number, layers: number): { blobBytes: number[]; manifestBytes: number } {
   const layerBytes = Math.floor((imageMib * MIB) / layers)
@@ -215,6 +239,7 @@ function parse(argv: readonly string[]) {
     'max-peers': text,
     'stall-timeout-s': text,
     'lookup-latency-ms': text,
+    'wan-cut': text,
     compare: text,
   } as const)
 }

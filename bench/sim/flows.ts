@@ -32,6 +32,8 @@ export class Link {
 export class Flow {
   readonly src: Link
   readonly dst: Link
+  /** Every link the flow crosses: [src, dst], or [src, ...via, dst] (an edge site's WAN links). */
+  readonly links: readonly Link[]
   readonly bytes: number
   readonly startedAt: number
   remaining: number
@@ -44,9 +46,10 @@ export class Flow {
   /** FlowNet's mark for the rebalance under way. */
   seenIn = 0
 
-  constructor(src: Link, dst: Link, bytes: number, now: number, onDone: () => void) {
+  constructor(src: Link, dst: Link, bytes: number, now: number, onDone: () => void, via: readonly Link[] = []) {
     this.src = src
     this.dst = dst
+    this.links = via.length === 0 ? [src, dst] : [src, ...via, dst]
     this.bytes = bytes
     this.remaining = bytes
     this.startedAt = now
@@ -90,18 +93,20 @@ export class FlowNet {
     return this.#updates
   }
 
-  /** Starts `bytes` from `src` to `dst`; `onDone` runs when the last byte has left the sender. */
-  start(src: Link, dst: Link, bytes: number, onDone: () => void): Flow {
-    const f = new Flow(src, dst, bytes, this.#q.now, onDone)
+  /**
+   * Starts `bytes` from `src` to `dst`, across the links `via` as well (an edge site's WAN up and down links);
+   * `onDone` runs when the last byte has left the sender.
+   */
+  start(src: Link, dst: Link, bytes: number, onDone: () => void, via: readonly Link[] = []): Flow {
+    const f = new Flow(src, dst, bytes, this.#q.now, onDone, via)
     if (!(bytes > 0)) {
       f.done = true
       this.#q.at(this.#q.now, onDone)
       return f
     }
-    src.flows.add(f)
-    dst.flows.add(f)
+    for (const l of f.links) l.flows.add(f)
     this.#active++
-    this.#rebalance([src, dst], f)
+    this.#rebalance(f.links, f)
     return f
   }
 
@@ -110,7 +115,7 @@ export class FlowNet {
     if (f.done) return f.bytes - f.remaining
     this.#progress(f)
     this.#finish(f)
-    this.#rebalance([f.src, f.dst])
+    this.#rebalance(f.links)
     return f.bytes - f.remaining
   }
 
@@ -125,11 +130,11 @@ export class FlowNet {
   #finish(f: Flow): void {
     f.done = true
     if (f.timer !== undefined) this.#q.clear(f.timer)
-    f.src.flows.delete(f)
-    f.dst.flows.delete(f)
     const carried = f.bytes - f.remaining
-    f.src.bytes += carried
-    f.dst.bytes += carried
+    for (const l of f.links) {
+      l.flows.delete(f)
+      l.bytes += carried
+    }
     this.#active--
   }
 
@@ -137,7 +142,7 @@ export class FlowNet {
     if (l.capacity === Number.POSITIVE_INFINITY || l.flows.size === 0) return Number.POSITIVE_INFINITY
     if (this.#lims.length < l.flows.size) this.#lims = new Float64Array(2 * l.flows.size)
     let n = 0
-    for (const f of l.flows) this.#lims[n++] = (f.src === l ? f.dst : f.src).level
+    for (const f of l.flows) this.#lims[n++] = otherLevel(f, l)
     const lims = this.#lims.subarray(0, n).sort()
     let rem = l.capacity
     let k = n
@@ -187,8 +192,8 @@ export class FlowNet {
         Math.abs(after - before) > this.#tolerance * Math.max(after, before)
       if (!big) continue
       for (const f of l.flows) {
-        const other = f.src === l ? f.dst : f.src
-        if (other.queuedIn !== epoch) {
+        for (const other of f.links) {
+          if (other === l || other.queuedIn === epoch) continue
           other.queuedIn = epoch
           queue.push(other)
         }
@@ -198,7 +203,7 @@ export class FlowNet {
       for (const f of l.flows) {
         if (f.seenIn === epoch) continue
         f.seenIn = epoch
-        this.#setRate(f, Math.min(f.src.level, f.dst.level, f.src.capacity, f.dst.capacity), f === fresh)
+        this.#setRate(f, rateOf(f), f === fresh)
       }
     }
   }
@@ -217,7 +222,21 @@ export class FlowNet {
     this.#progress(f)
     f.remaining = 0
     this.#finish(f)
-    this.#rebalance([f.src, f.dst])
+    this.#rebalance(f.links)
     f.onDone()
   }
+}
+
+/** What a flow can get at its links other than `l`. */
+function otherLevel(f: Flow, l: Link): number {
+  if (f.links.length === 2) return (f.src === l ? f.dst : f.src).level
+  let m = Number.POSITIVE_INFINITY
+  for (const o of f.links) if (o !== l && o.level < m) m = o.level
+  return m
+}
+
+function rateOf(f: Flow): number {
+  let m = Number.POSITIVE_INFINITY
+  for (const l of f.links) m = Math.min(m, l.level, l.capacity)
+  return m
 }

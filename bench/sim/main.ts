@@ -11,6 +11,8 @@ import { chunkSizeOf, uploadSlotsOf } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { compareReports, comparisonMarkdown, parseFleetReport } from './compare.ts'
 import { imageBlobs, parseSimArgs, SIM_USAGE, type SimConfig } from './config.ts'
+import { siteNodeCount } from '../fleet/sites.ts'
+import { imageBytesOf, runSites, SITE_SCENARIOS, sitesMarkdown } from './sites.ts'
 import { buildSimReport, type SimReport, simSummaryMarkdown, simSvg, sweepMarkdown } from './report.ts'
 import { simulate, type SimRun } from './run.ts'
 import type { SimParams, SimScenario } from './world.ts'
@@ -71,17 +73,37 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stdout.write(`${SIM_USAGE}\n`)
     return 0
   }
-  if (cfg.sites !== undefined) {
-    // The flags are parsed (one table with the fleet) before the simulator models edge sites.
-    process.stderr.write('--sites: the simulator does not model edge sites yet\n')
-    return 2
-  }
   const command = `npm run bench:sim --${argv.length > 0 ? ` ${argv.join(' ')}` : ''}`
   const stamp = new Date()
     .toISOString()
     .replace(/\.\d+Z$/, 'Z')
     .replaceAll(':', '-')
   const outDir = join(cfg.outDir, stamp)
+  if (cfg.sites !== undefined) {
+    const { blobBytes, manifestBytes } = imageBlobs(cfg.imageMib, cfg.layers)
+    const params = { ...cfg.base, nodes: siteNodeCount(cfg.sites), blobBytes, manifestBytes }
+    const results = runSites(
+      {
+        params,
+        shape: cfg.sites,
+        scenarios: SITE_SCENARIOS,
+        preheated: !cfg.scenarios.includes('shoal-cold'),
+        limitFactor: cfg.limitFactor,
+        ...(cfg.wanCut === undefined ? {} : { cut: cfg.wanCut }),
+      },
+      (msg) => log(`sites: ${msg}`),
+    )
+    const md = `# Simulated edge sites\n\n\`${command}\`\n\n${sitesMarkdown(results, cfg.sites, imageBytesOf(params))}`
+    await mkdir(join(outDir, 'sites'), { recursive: true })
+    await writeFile(join(outDir, 'sites', 'sites.md'), md)
+    const json = results.map(({ run, ...r }) => ({ ...r, nodes: run.nodes, bytesReceived: run.bytesReceived }))
+    await writeFile(
+      join(outDir, 'sites', 'sites.json'),
+      `${JSON.stringify({ command, params, results: json }, null, 2)}\n`,
+    )
+    process.stdout.write(`${md}\nWritten to ${outDir}/sites/\n`)
+    return 0
+  }
   if (cfg.compare !== undefined) {
     const real = parseFleetReport(await readFile(cfg.compare, 'utf8'))
     // Reports from before the fleet recorded its chunk size ran the then-default 4 MiB unless a seeder flag said.

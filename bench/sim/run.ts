@@ -31,6 +31,8 @@ export interface SimRun {
   readonly bytesReceived: { readonly origin: number; readonly seeder: number; readonly peers: number }
   readonly dht?: DhtSummary
   readonly shoal?: ShoalStats
+  /** Edge sites: payload bytes across each site's WAN link, into the site and out of it (index = site). */
+  readonly wan?: { readonly inBytes: readonly number[]; readonly outBytes: readonly number[] }
   readonly events: number
   readonly flowUpdates: number
   readonly simulatedS: number
@@ -85,6 +87,8 @@ export function simulate(scenario: SimScenario, p: SimParams, onProgress?: SimPr
     doneAt = direct(w)
   } else {
     model = new ShoalModel(w, scenario === 'shoal-preheated')
+    const cut = p.sites?.cut
+    if (cut !== undefined) w.q.at(cut.fromMs, () => model!.cutWan(cut.site))
     model.start()
     const m = model
     for (let until = PROGRESS_EVERY_MS; !m.finished && w.q.size > 0; until += PROGRESS_EVERY_MS) {
@@ -138,6 +142,9 @@ export function simulate(scenario: SimScenario, p: SimParams, onProgress?: SimPr
     bytesReceived: received,
     ...(dht === undefined ? {} : { dht }),
     ...(model === undefined ? {} : { shoal: model.stats() }),
+    ...(w.wan.length === 0
+      ? {}
+      : { wan: { inBytes: w.wan.map((l) => l.down.bytes), outBytes: w.wan.map((l) => l.up.bytes) } }),
     events: w.q.ran,
     flowUpdates: w.net.updates,
     simulatedS: end / 1000,
@@ -147,7 +154,7 @@ export function simulate(scenario: SimScenario, p: SimParams, onProgress?: SimPr
 
 /** Every node pulls the manifest and then all blobs at once from the origin. */
 function direct(w: World): (number | undefined)[] {
-  const { q, p, net, origin } = w
+  const { q, p, origin } = w
   const doneAt: (number | undefined)[] = w.nodes.map(() => undefined)
   w.nodes.forEach((h, i) => {
     origin.extraTx += p.originControlBytesPerNode
@@ -156,7 +163,7 @@ function direct(w: World): (number | undefined)[] {
         let pending = w.blobs.length
         q.after(w.latMs + p.rttMs, () => {
           for (const b of w.blobs) {
-            net.start(origin.up, h.down, b.bytes, () => {
+            w.send(origin, h, b.bytes, () => {
               q.after(w.latMs, () => {
                 if (--pending === 0) doneAt[i] = q.now
               })

@@ -1,6 +1,6 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
 import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
-import { SeedPlanner, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
+import { seededRandom, SiteSeedPlanner, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import {
   type ChunkAnswer,
   type ChunkCall,
@@ -36,6 +36,7 @@ interface Req extends ChunkFetch {
   readonly call: ChunkCall
   readonly key: string
   flow: Flow | undefined
+  readonly sentAt: number
   /** Frees the sender's upload slot while the request holds one. */
   release: (() => void) | undefined
   /** Leaves the sender's slot queue while the request waits in it. */
@@ -51,6 +52,8 @@ class Download {
   /** The agent's session, from the exchange on (kept after it ends, for its counts). */
   session: DownloadSession | undefined
   readonly tracked = new Set<string>()
+  /** Same-site peers among `tracked` (not counted against the cap). */
+  localTracked = 0
   /** Downloads on other nodes that long-poll this one's `have` (they hear of each new chunk). */
   readonly watchers = new Set<Download>()
   readonly interested = new Set<string>()
@@ -95,7 +98,7 @@ class AgentNode {
 interface SeedBlob {
   readonly blob: Blob
   readonly have: Bitfield
-  planner: SeedPlanner | undefined
+  planner: SiteSeedPlanner | undefined
   pulling: boolean
   /** When the origin's answer came (geometry known), or undefined. */
   readyAt: number | undefined
@@ -283,15 +286,33 @@ export class ShoalModel {
     })
   }
 
-  #planner(s: SeedBlob): SeedPlanner {
-    if (s.planner === undefined) s.planner = new SeedPlanner({ chunkCount: s.blob.chunkCount, have: s.have })
+  #planner(s: SeedBlob): SiteSeedPlanner {
+    if (s.planner === undefined) s.planner = new SiteSeedPlanner({ chunkCount: s.blob.chunkCount, have: s.have })
     return s.planner
+  }
+
+  /** The site a node says it is in: its own with sites known (`--site`), none in a flat swarm. */
+  #siteName(a: AgentNode): string | undefined {
+    const site = a.host.site
+    return this.w.p.sites?.aware === true && site !== undefined ? `site-${site}` : undefined
+  }
+
+  /** How long a message between two hosts waits for a cut WAN link to come back (0 when it is up). */
+  #cutDelay(src: Host, dst: Host): number {
+    const c = this.w.p.sites?.cut
+    return c !== undefined && this.w.cut(src, dst) ? c.toMs - this.w.q.now : 0
   }
 
   /** An agent's `have` long poll reaches the seeder. */
   #seederPoll(d: Download): void {
     const s = this.#seed[d.blob.index]!
     if (d.done) return
+    // A `have` poll across a cut WAN link hangs until the link is back.
+    const wait = this.#cutDelay(d.node.host, this.w.seeder)
+    if (wait > 0) {
+      this.w.q.after(wait, () => this.#seederPoll(d))
+      return
+    }
     const planner = this.#planner(s)
     s.askers.push(d.node.id)
     if (s.askers.length > 4 * this.w.p.hints) s.askers.splice(0, s.askers.length - 2 * this.w.p.hints)
@@ -313,7 +334,7 @@ export class ShoalModel {
   }
 
   #advertised(s: SeedBlob, d: Download): Bitfield {
-    const adv = this.#planner(s).advertiseFor(d.node.id, this.w.q.now)
+    const adv = this.#planner(s).advertiseFor(d.node.id, this.w.q.now, this.#siteName(d.node))
     for (const i of adv.indexes()) if (!s.have.has(i)) adv.clear(i)
     return adv
   }
@@ -322,6 +343,17 @@ export class ShoalModel {
     s.parked.delete(d)
     s.told.set(d, adv.count)
     const hints: string[] = []
+    // With sites known, the seeder names the asker's own site's askers first (what the agent prefers anyway).
+    const site = this.#siteName(d.node)
+    if (site !== undefined) {
+      for (let i = s.askers.length - 1; i >= 0 && hints.length < this.w.p.hints; i--) {
+        const id = s.askers[i]!
+        const other = this.#byId.get(id)
+        if (id !== d.node.id && !hints.includes(id) && other !== undefined && this.#siteName(other) === site) {
+          hints.push(id)
+        }
+      }
+    }
     for (let i = s.askers.length - 1; i >= 0 && hints.length < this.w.p.hints; i--) {
       const id = s.askers[i]!
       if (id !== d.node.id && !hints.includes(id)) hints.push(id)
@@ -403,6 +435,9 @@ export class ShoalModel {
         random: seededRandom(hash32(p.seed, a.id, d.blob.index)),
         stall: a.stall,
         signal: new AbortController().signal,
+        ...(this.#siteName(a) === undefined
+          ? {}
+          : { site: { name: this.#siteName(a)!, self: a.id, blob: `blob-${d.blob.index}` } }),
         // The model's flows report their bytes when polled, and every answer wakes the session: ticking at the
         // rediscovery period instead of every TICK_MS only makes timeouts show up later, and saves events.
         tickMs: p.lookupPeriodMs,
@@ -434,13 +469,18 @@ export class ShoalModel {
   /** Starts the `have` long poll on a peer, as HaveTracker.track does. */
   #track(d: Download, id: string): void {
     if (id === d.node.id || d.tracked.has(id)) return
-    const cap = this.w.p.maxPeers
-    if (cap > 0 && d.tracked.size - 1 >= cap) return
     const other = this.#byId.get(id)
     if (other === undefined) return
+    // Same-site peers are followed beyond the cap: the seeder names them apart (`sitePeers`), and a site's election
+    // needs every member to know the others.
+    const site = this.#siteName(d.node)
+    const local = site !== undefined && this.#siteName(other) === site
+    const cap = this.w.p.maxPeers
+    if (!local && cap > 0 && d.tracked.size - d.localTracked - 1 >= cap) return
+    if (local) d.localTracked++
     d.tracked.add(id)
     const ask = () => {
-      this.w.q.after(this.w.latMs, () => {
+      this.w.q.after(this.w.latMs + this.#cutDelay(d.node.host, other.host), () => {
         if (d.done) return
         const od = other.downloads[d.blob.index]
         if (od === undefined || !od.live) {
@@ -452,7 +492,7 @@ export class ShoalModel {
         const bits = od.verified.clone()
         this.w.q.after(this.w.latMs, () => {
           if (d.done) return
-          d.session?.addPeer(id, 'peer', bits)
+          d.session?.addPeer(id, 'peer', bits, this.#siteName(other))
         })
       })
     }
@@ -476,6 +516,7 @@ export class ShoalModel {
       call,
       key,
       flow: undefined,
+      sentAt: q.now,
       release: undefined,
       cancelWait: undefined,
       aborted: false,
@@ -485,18 +526,19 @@ export class ShoalModel {
       },
     }
     d.reqs.set(key, req)
-    const sentAt = q.now
     q.after(latMs, () => {
       if (req.aborted) return
       const reply = (answer: ChunkAnswer) => q.after(latMs, () => this.#settle(req, answer))
       const seederSide = peer === SEEDER
       const host = seederSide ? this.w.seeder : this.#byId.get(peer)?.host
       if (host === undefined) return reply(NONE)
+      // Across a cut WAN link the request is never answered: the client's deadline fails it.
+      if (this.w.cut(host, d.node.host)) return this.#deadline(req)
       const holds = seederSide
         ? this.#seed[d.blob.index]!.have.has(index)
         : (this.#byId.get(peer)?.downloads[d.blob.index]?.verified.has(index) ?? false)
       if (!holds) return reply(NONE)
-      const serve = (release: () => void) => this.#serve(req, host, sentAt, release)
+      const serve = (release: () => void) => this.#serve(req, host, release)
       const slots = host.slots
       const release = slots?.tryAcquire(d.node.id)
       if (release !== undefined) return serve(release)
@@ -515,9 +557,9 @@ export class ShoalModel {
   }
 
   /** The sender has a slot for the request: it sends the chunk. */
-  #serve(req: Req, host: Host, sentAt: number, release: () => void): void {
-    const { q, p, net, latMs } = this.w
-    const { d, key } = req
+  #serve(req: Req, host: Host, release: () => void): void {
+    const { q, p, latMs } = this.w
+    const { d } = req
     const { peer, index } = req.call
     req.cancelWait = undefined
     if (req.aborted) return release()
@@ -531,11 +573,7 @@ export class ShoalModel {
     req.release = release
     // The agent's per-request deadline counts from the request; only an accepted one can run into it (a `busy`
     // or `failed` answer is back one round trip later), so it is scheduled here, keeping the queue small.
-    q.at(sentAt + p.chunkDeadlineMs, () => {
-      if (req.aborted || d.reqs.get(key) !== req) return
-      this.#cut(req)
-      this.#settle(req, FAILED)
-    })
+    this.#deadline(req)
     const drained = () => {
       req.flow = undefined
       if (seederSide) {
@@ -550,14 +588,43 @@ export class ShoalModel {
     }
     if (held === 0) {
       free()
-      req.flow = net.start(host.up, d.node.host.down, bytes, drained)
+      req.flow = this.w.send(host, d.node.host, bytes, drained)
       return
     }
-    req.flow = net.start(host.up, d.node.host.down, held, () => {
+    req.flow = this.w.send(host, d.node.host, held, () => {
       free()
       if (held === bytes) drained()
-      else req.flow = net.start(host.up, d.node.host.down, bytes - held, drained)
+      else req.flow = this.w.send(host, d.node.host, bytes - held, drained)
     })
+  }
+
+  /** The agent's per-request deadline, counted from the request. */
+  #deadline(req: Req): void {
+    this.w.q.at(req.sentAt + this.w.p.chunkDeadlineMs, () => {
+      if (req.aborted || req.d.reqs.get(req.key) !== req) return
+      this.#cut(req)
+      this.#settle(req, FAILED)
+    })
+  }
+
+  /**
+   * A WAN link goes down: transfers across it stop (their bytes so far are lost) and their requests fail at the
+   * client's deadline, as a TCP connection that stops moving does.
+   */
+  cutWan(site: number): void {
+    for (const a of this.agents) {
+      for (const d of a.downloads) {
+        for (const req of d.reqs.values()) {
+          const flow = req.flow
+          if (flow === undefined || flow.done) continue
+          const wan = this.w.wan[site]!
+          if (!flow.links.includes(wan.up) && !flow.links.includes(wan.down)) continue
+          this.#cut(req)
+          req.aborted = false
+          this.#deadline(req)
+        }
+      }
+    }
   }
 
   /** Stops a request on the wire: its flow, if any, frees the sender's upload slot. */
@@ -606,12 +673,12 @@ export class ShoalModel {
     for (const req of [...d.reqs.values()]) this.#cut(req)
     d.reqs.clear()
     d.fallback = true
-    const { q, net, origin, latMs, p } = this.w
+    const { q, origin, latMs, p } = this.w
     const prefix = d.verified.firstMissing()
     let bytes = 0
     for (let i = prefix; i < d.blob.chunkCount; i++) bytes += d.blob.chunkBytes(i)
-    q.after(p.rttMs, () => {
-      net.start(origin.up, d.node.host.down, bytes, () => {
+    q.after(p.rttMs + this.#cutDelay(origin, d.node.host), () => {
+      this.w.send(origin, d.node.host, bytes, () => {
         q.after(latMs, () => {
           d.node.fromOrigin += bytes
           const fresh: number[] = []

@@ -1,7 +1,7 @@
 import { mbitToBps } from '../fleet/bound.ts'
 import type { LinkRates, ScenarioName } from '../fleet/config.ts'
 import type { HostRole } from '../fleet/netns.ts'
-import { FlowNet, Link } from './flows.ts'
+import { type Flow, FlowNet, Link } from './flows.ts'
 import { UploadSlots } from '../../shared/swarm/serve/index.ts'
 import { EventQueue } from './queue.ts'
 
@@ -52,6 +52,18 @@ export interface SimParams {
   readonly seed: number
   /** Simulated time after which a run is cut off and unfinished nodes count as failed. */
   readonly limitMs: number
+  /** Edge sites: the nodes in `count` sites of `nodes / count`, each behind its own WAN link to the core. */
+  readonly sites?: SimSites
+}
+
+export interface SimSites {
+  readonly count: number
+  /** Each site's WAN link, both directions, in megabits per second. */
+  readonly wanMbit: number
+  /** Agents and seeder know their sites (`--site`); false: the same topology with a flat swarm. */
+  readonly aware: boolean
+  /** The WAN links are down over [from, to) of simulated time (a cut mid-rollout); none if undefined. */
+  readonly cut?: { readonly site: number; readonly fromMs: number; readonly toMs: number }
 }
 
 export type SimScenario = Extract<ScenarioName, 'direct' | 'shoal-cold' | 'shoal-preheated'>
@@ -71,6 +83,8 @@ export class Host {
   extraTx = 0
   /** When the uplink is done with the small responses queued on it (World.sendSmall). */
   smallFreeAt = 0
+  /** Edge sites: the site's index for a node in one, undefined for the core (origin, seeder). */
+  site: number | undefined
 
   constructor(id: string, role: HostRole, up: Link, down: Link) {
     this.id = id
@@ -117,6 +131,8 @@ export class World {
   readonly origin: Host
   readonly seeder: Host
   readonly nodes: readonly Host[]
+  /** Edge sites: each site's WAN link, into the site (`down`) and out of it (`up`). */
+  readonly wan: readonly { readonly up: Link; readonly down: Link }[]
   readonly latMs: number
   /** Deterministic randomness for the model's own choices (the schedulers get their own streams). */
   readonly random: () => number
@@ -152,6 +168,22 @@ export class World {
       )
     }
     this.nodes = nodes
+    const sites = p.sites
+    const wan: { up: Link; down: Link }[] = []
+    if (sites !== undefined) {
+      if (!(sites.count > 0) || p.nodes % sites.count !== 0) {
+        throw new RangeError(`${p.nodes} nodes do not split into ${sites.count} sites`)
+      }
+      const per = p.nodes / sites.count
+      for (let k = 0; k < sites.count; k++) {
+        wan.push({
+          up: new Link(`site-${k}.wan.up`, cap(sites.wanMbit)),
+          down: new Link(`site-${k}.wan.down`, cap(sites.wanMbit)),
+        })
+      }
+      nodes.forEach((n, i) => (n.site = Math.floor(i / per)))
+    }
+    this.wan = wan
     const now = () => this.q.now
     const queue = (slots: number) => (p.slotWaitMs > 0 ? slots : 0)
     this.seeder.slots = new UploadSlots(p.seederUploadSlots, { now, queue: queue(p.seederUploadSlots) })
@@ -168,9 +200,30 @@ export class World {
     const start = Math.max(this.q.now, src.smallFreeAt)
     const end = start + bytes / Math.min(src.up.capacity, dst.down.capacity)
     src.smallFreeAt = end
-    src.up.bytes += bytes
-    dst.down.bytes += bytes
+    for (const l of [src.up, ...this.via(src, dst), dst.down]) l.bytes += bytes
     this.q.at(end, done)
+  }
+
+  /** The WAN links between two hosts: none in the same site (or both in the core), else each site's side. */
+  via(src: Host, dst: Host): Link[] {
+    if (src.site === dst.site) return []
+    const out: Link[] = []
+    if (src.site !== undefined) out.push(this.wan[src.site]!.up)
+    if (dst.site !== undefined) out.push(this.wan[dst.site]!.down)
+    return out
+  }
+
+  /** A transfer from `src` to `dst`, across the WAN links between them. */
+  send(src: Host, dst: Host, bytes: number, done: () => void): Flow {
+    return this.net.start(src.up, dst.down, bytes, done, this.via(src, dst))
+  }
+
+  /** Whether the WAN between two hosts is cut now (a site's link down for a while). */
+  cut(src: Host, dst: Host): boolean {
+    const c = this.p.sites?.cut
+    if (c === undefined || src.site === dst.site) return false
+    if (src.site !== c.site && dst.site !== c.site) return false
+    return this.q.now >= c.fromMs && this.q.now < c.toMs
   }
 
   get imageBytes(): number {

@@ -5,19 +5,25 @@ import { Bitfield, type ChunkGeometry } from '../chunks/index.ts'
 import type { Digest } from '../oci/index.ts'
 import type { ChunkClient, PeerTarget } from './protocol/index.ts'
 import type { PeerKind } from './scheduler/index.ts'
+import { sameSite } from './sites.ts'
 
 export interface HaveTrackerInit {
   readonly client: Pick<ChunkClient, 'getHave'>
   readonly digest: Digest
   readonly geometry: ChunkGeometry
   readonly signal: AbortSignal
-  /** `bits` is the whole bitfield the first time, then only the chunks new since the last answer. */
-  readonly onHave: (peer: string, kind: PeerKind, bits: Bitfield, first: boolean) => void
+  /**
+   * `bits` is the whole bitfield the first time, then only the chunks new since the last answer. `site`: the site
+   * the peer says it is in (edge sites), as its latest answer said.
+   */
+  readonly onHave: (peer: string, kind: PeerKind, bits: Bitfield, first: boolean, site?: string) => void
   readonly onGone: (peer: string) => void
   /** Peer hints (multiaddrs with /p2p/) that came with an answer. */
   readonly onPeers?: (addrs: readonly string[]) => void
   /** Peers (not seeders) followed at once; more are turned away until one leaves (default MAX_TRACKED_PEERS). */
   readonly maxPeers?: number
+  /** This node's edge site, told to every peer asked (a seeder super-seeds per site). */
+  readonly site?: string
 }
 
 /**
@@ -39,7 +45,8 @@ const MAX_FAILURES = 3
  */
 export class HaveTracker {
   readonly #i: HaveTrackerInit
-  readonly #peers = new Map<string, { kind: PeerKind; target: PeerTarget }>()
+  /** `local`: a peer that said it is in this node's site, no longer counted against maxPeers. */
+  readonly #peers = new Map<string, { kind: PeerKind; target: PeerTarget; local?: boolean }>()
   #peerCount = 0
 
   constructor(init: HaveTrackerInit) {
@@ -101,6 +108,7 @@ export class HaveTracker {
         const res = await client.getHave(peer.target, digest, {
           ...(prev === undefined ? {} : { known: prev.count }),
           waitMs: HAVE_WAIT_MS,
+          site: this.#i.site,
           signal,
         })
         failures = 0
@@ -110,12 +118,18 @@ export class HaveTracker {
         }
         if (res.size !== geometry.size || res.chunkSize !== geometry.chunkSize) break // cut differently: useless here
         if (res.peers !== undefined) this.#i.onPeers?.(res.peers)
+        // A member of this node's site frees its place: the site's election needs every member to know the others,
+        // and other sites' peers met through the DHT would otherwise fill the cap first.
+        if (peer.kind === 'peer' && peer.local !== true && sameSite(this.#i.site, res.site)) {
+          peer.local = true
+          this.#peerCount--
+        }
         if (prev === undefined) {
-          this.#i.onHave(id, peer.kind, res.bitfield, true)
+          this.#i.onHave(id, peer.kind, res.bitfield, true, res.site)
         } else {
           const fresh = new Bitfield(res.bitfield.length)
           for (const i of res.bitfield.indexes()) if (!prev.has(i)) fresh.set(i)
-          if (fresh.count > 0) this.#i.onHave(id, peer.kind, fresh, false)
+          if (fresh.count > 0) this.#i.onHave(id, peer.kind, fresh, false, res.site)
         }
         prev = res.bitfield
         // A complete holder never changes again; a long poll on it would answer at once forever.
@@ -130,9 +144,9 @@ export class HaveTracker {
     this.#forget(id, peer)
   }
 
-  #forget(id: string, peer: { kind: PeerKind }): void {
+  #forget(id: string, peer: { kind: PeerKind; local?: boolean }): void {
     if (this.#peers.get(id) !== peer) return
     this.#peers.delete(id)
-    if (peer.kind === 'peer') this.#peerCount--
+    if (peer.kind === 'peer' && peer.local !== true) this.#peerCount--
   }
 }

@@ -21,3 +21,5 @@ export {
   withoutPeerId,
   withPeerId,
 } from './seeders.ts'
+export { chunkKey, sameSite, SiteElection, type SiteElectionInit } from './sites.ts'
+export { WanBudget, type WanBudgetInit, wanBudgetFor } from './wan-budget.ts'

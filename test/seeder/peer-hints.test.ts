@@ -37,3 +37,28 @@ describe('PeerHints bounds', () => {
     expect(hints.peersFor(digest(29_999), undefined)).toEqual([])
   })
 })
+
+describe('PeerHints and edge sites', () => {
+  it('names the asker’s own site’s askers first, then the others, most recent first in each', async () => {
+    let now = 1_000_000
+    const hints = new PeerHints(node, () => now)
+    for (let i = 0; i < 40; i++, now++) hints.note(digest(1), peer(`peer-${i}`), i % 4 === 0 ? 'store-1' : 'store-2')
+    hints.note(digest(1), peer('peer-99'))
+    await settle()
+    const got = hints.peersFor(digest(1), 'peer-0', 'store-1').map((a) => a.split('/p2p/')[1])
+    expect(got.slice(0, 9)).toEqual([
+      'peer-36',
+      'peer-32',
+      'peer-28',
+      'peer-24',
+      'peer-20',
+      'peer-16',
+      'peer-12',
+      'peer-8',
+      'peer-4',
+    ])
+    expect(got[9]).toBe('peer-99')
+    // Without a site, as before: most recent first.
+    expect(hints.peersFor(digest(1), undefined)[0]).toMatch(/\/p2p\/peer-99$/)
+  })
+})

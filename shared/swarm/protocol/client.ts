@@ -18,6 +18,7 @@ import {
   MAX_HAVE_WAIT_MS,
   MAX_LENGTH_PREFIX_BYTES,
 } from './constants.ts'
+import { peerIdOf } from '../seeders.ts'
 import { deadline } from '../wire/deadline.ts'
 import { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from '../wire/errors.ts'
 import { FrameStream } from './framing.ts'
@@ -34,6 +35,8 @@ export interface HaveResult {
   readonly complete: boolean
   /** Other peers fetching this blob (multiaddrs with /p2p/), when the answering node tracks them. */
   readonly peers?: readonly string[]
+  /** The site the answering node says it is in (edge sites). */
+  readonly site?: string
 }
 
 /** Chunk bytes exactly as received (NOT verified: the caller checks them against a trusted map or attestation). */
@@ -60,18 +63,31 @@ interface Exchange {
  * InvalidMessageError, a failed exchange a ProtocolError, a slow one a PeerTimeoutError. An abort of the
  * caller's signal rejects with the signal's reason.
  */
+/** The peer id of a target, when it names one. */
+function idOf(peer: PeerTarget): string | undefined {
+  return isPeerId(peer) ? peer.toString() : peerIdOf(peer)
+}
+
 export class ChunkClient {
   readonly #node: ChunkClientInit['node']
   readonly #timeoutMs: number
   readonly #bucket: TokenBucket | undefined
+  readonly #budget: ChunkClientInit['downloadBudget']
   readonly #maxOutboundStreams: number
   readonly #bulk: BulkRoute | undefined
   #streamChunks = 0
+
+  /** The download limit for bytes from `peer`: by its site with a budget, else the node's. */
+  #bucketFor(peer: PeerTarget): TokenBucket | undefined {
+    if (this.#budget === undefined) return this.#bucket
+    return this.#budget.downloadFrom(idOf(peer) ?? '')
+  }
 
   constructor(init: ChunkClientInit) {
     this.#node = init.node
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_CLIENT_REQUEST_TIMEOUT_MS
     this.#bucket = init.downloadBucket
+    this.#budget = init.downloadBudget
     this.#maxOutboundStreams = init.maxOutboundStreamsPerPeer ?? DEFAULT_MAX_OUTBOUND_STREAMS_PER_PEER
     this.#bulk =
       init.bulk === undefined
@@ -119,23 +135,31 @@ export class ChunkClient {
   async getHave(
     peer: PeerTarget,
     digest: Digest,
-    opts: { known?: number; waitMs?: number; signal?: AbortSignal } = {},
+    opts: { known?: number; waitMs?: number; site?: string | undefined; signal?: AbortSignal } = {},
   ): Promise<HaveResult | undefined> {
-    const { known, waitMs } = opts
+    const { known, waitMs, site } = opts
     const req: Request = {
       t: 'have',
       digest,
       ...(known === undefined ? {} : { known }),
       ...(waitMs === undefined ? {} : { waitMs }),
+      ...(site === undefined ? {} : { site }),
     }
     const extraMs = Math.min(waitMs ?? 0, MAX_HAVE_WAIT_MS)
     return this.#exchange(peer, req, { bufferBytes: 0, signal: opts.signal, extraMs }, async (x) => {
       const res = expectType(await readResponse(x), ['have', 'none'])
       if (res.t === 'none') return undefined
-      const { size, chunkSize, bitfield, complete, peers } = res
-      return peers === undefined
-        ? { size, chunkSize, bitfield, complete }
-        : { size, chunkSize, bitfield, complete, peers }
+      const { size, chunkSize, bitfield, complete, peers, site } = res
+      const id = idOf(peer)
+      if (id !== undefined) this.#budget?.learn(id, site)
+      return {
+        size,
+        chunkSize,
+        bitfield,
+        complete,
+        ...(peers === undefined ? {} : { peers }),
+        ...(site === undefined ? {} : { site }),
+      }
     })
   }
 
@@ -166,7 +190,7 @@ export class ChunkClient {
       if (res.index !== index) throw new InvalidMessageError(`answer is for chunk ${res.index}, asked ${index}`)
       if (res.length > maxBytes) throw new InvalidMessageError(`chunk of ${res.length} bytes, limit ${maxBytes}`)
       checkAttestation(res.attestation, digest, index, res.length)
-      const bytes = await readData(x, res.length, this.#bucket, opts.onProgress)
+      const bytes = await readData(x, res.length, this.#bucketFor(peer), opts.onProgress)
       this.#streamChunks++
       return res.attestation === undefined ? { bytes } : { bytes, attestation: res.attestation }
     })
@@ -226,7 +250,7 @@ export class ChunkClient {
       const res = await route.getChunk(peer, digest, index, {
         maxBytes,
         signal: request.signal,
-        ...(this.#bucket === undefined ? {} : { bucket: this.#bucket }),
+        ...(this.#bucketFor(peer) === undefined ? {} : { bucket: this.#bucketFor(peer)! }),
         ...(onProgress === undefined ? {} : { onProgress }),
       })
       if (res === undefined || typeof res === 'string') return res

@@ -19,8 +19,23 @@ export interface ChunkServerComponents {
   readonly registrar: Pick<Libp2p, 'handle' | 'unhandle'>
 }
 
+/** Limits by the peer's site (WanBudget in shared/swarm/wan-budget.ts). */
+export interface PeerBudget {
+  /** `peer` said it is in `site` (none: it named no site). */
+  learn(peer: string, site: string | undefined): void
+  uploadTo(peer: string): TokenBucket | undefined
+  downloadFrom(peer: string): TokenBucket | undefined
+}
+
 export interface ChunkServerInit {
   readonly source: ChunkSource
+  /**
+   * Edge sites: the limit on bytes to each peer by its site (learned from its `have` requests), in place of
+   * `uploadBucket` for the chunk protocol (shared/swarm/wan-budget.ts). The bulk path keeps `uploadBucket`.
+   */
+  readonly uploadBudget?: PeerBudget
+  /** This node's edge site, told in every `have` answer (format 1.1); none: not told. */
+  readonly site?: string
   /** Open inbound streams of this protocol per connection (default 64). */
   readonly maxInboundStreamsPerPeer?: number
   /** Chunk responses sent at once over all peers; more are answered `busy` (default 8). */
@@ -59,6 +74,11 @@ export interface ChunkClientInit {
   readonly requestTimeoutMs?: number
   /** Shared download limit; data-frame bytes take from it as they are read. */
   readonly downloadBucket?: TokenBucket
+  /**
+   * Edge sites: the limit on bytes from each peer by its site (learned from its `have` answers), in place of
+   * `downloadBucket` (shared/swarm/wan-budget.ts), on the chunk protocol and the bulk path alike.
+   */
+  readonly downloadBudget?: PeerBudget
   /** Concurrent outbound streams of this protocol per connection (default 64). */
   readonly maxOutboundStreamsPerPeer?: number
 }

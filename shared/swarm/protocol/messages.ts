@@ -13,6 +13,10 @@
  *   { t: 'prefetch', digest, registry, name, hold? } { t: 'prefetching' } | { t: 'error', message }
  *   { t: 'bulk', digest }                            { t: 'bulk', port, token, ttlMs } | { t: 'none' }
  *
+ * Format 1.1 (still `/shoal/chunks/1.0.0`: the fields are optional and a node that predates them ignores them):
+ * `have` requests and answers may carry `site`, the sender's edge site (`--site`), checked against the site-name
+ * grammar. A site is a claim, never trusted for integrity: it only steers who fetches which chunk from where.
+ *
  * `bulk` (added within 1.0.0: a peer that predates it resets the stream, and the asker falls back to `chunk`)
  * hands out a ticket for the bulk data path: chunk bytes over HTTPS to `port` on the same host, see
  * shared/swarm/bulk.
@@ -24,13 +28,21 @@ import { chunkCount, isValidChunkSize } from '../../chunks/chunk-map.ts'
 import { MAX_CHUNK_SIZE_BYTES } from '../../chunks/constants.ts'
 import { type Digest, isDigest } from '../../oci/digest.ts'
 import { isRepositoryName } from '../../oci/reference.ts'
+import { isSiteName } from '../../config/site.ts'
 import { MAX_TICKET_TTL_MS as MAX_BULK_TICKET_TTL_MS, TOKEN_RE as BULK_TOKEN_RE } from '../bulk/constants.ts'
 import { MAX_CONTROL_FRAME_BYTES, MAX_ERROR_MESSAGE_CHARS, MAX_REGISTRY_CHARS } from './constants.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 
 export type Request =
   | { readonly t: 'map'; readonly digest: Digest }
-  | { readonly t: 'have'; readonly digest: Digest; readonly known?: number; readonly waitMs?: number }
+  | {
+      readonly t: 'have'
+      readonly digest: Digest
+      readonly known?: number
+      readonly waitMs?: number
+      /** The asker's edge site (format 1.1), so a seeder super-seeds per site. */
+      readonly site?: string
+    }
   | { readonly t: 'chunk'; readonly digest: Digest; readonly index: number }
   | { readonly t: 'fetch'; readonly digest: Digest; readonly registry: string; readonly name: string }
   /** A seeder asks an agent to pull a blob through the swarm into its cache ahead of need (preheat scope). */
@@ -57,6 +69,8 @@ export interface HaveState {
    * a tracker's hint, so agents find each other without waiting for the DHT.
    */
   readonly peers?: readonly string[]
+  /** The answering node's edge site (format 1.1); absent for none, or from a node that predates sites. */
+  readonly site?: string
 }
 
 /** At most this many peer hints in one `have` answer, each at most this long. */
@@ -178,11 +192,13 @@ export function decodeRequest(bytes: Uint8Array): Request {
     case 'have': {
       const known = optionalCount(obj, 'known')
       const waitMs = optionalCount(obj, 'waitMs')
+      const site = optionalSite(obj)
       return {
         t: 'have',
         digest: digest(obj),
         ...(known === undefined ? {} : { known }),
         ...(waitMs === undefined ? {} : { waitMs }),
+        ...(site === undefined ? {} : { site }),
       }
     }
     case 'chunk':
@@ -213,6 +229,7 @@ export function encodeResponse(res: Response): Uint8Array {
         count: res.bitfield.count,
         complete: res.complete,
         ...(res.peers === undefined || res.peers.length === 0 ? {} : { peers: res.peers.slice(0, MAX_HAVE_PEERS) }),
+        ...(res.site === undefined ? {} : { site: res.site }),
       })
     case 'chunk':
       return stringify({
@@ -296,11 +313,27 @@ function decodeHave(obj: Record<string, unknown>): HaveState {
   const complete = boolean(obj, 'complete')
   if (announced !== bitfield.count) fail(`have announces ${announced} chunks, bitfield holds ${bitfield.count}`)
   if (complete && !bitfield.complete) fail('have claims complete with chunks missing')
+  const site = optionalSite(obj)
   const rawPeers = obj['peers']
-  if (rawPeers === undefined) return { size, chunkSize: cs, bitfield, complete }
+  if (rawPeers === undefined)
+    return { size, chunkSize: cs, bitfield, complete, ...(site === undefined ? {} : { site }) }
   if (!Array.isArray(rawPeers) || rawPeers.length > MAX_HAVE_PEERS) fail('peers must be a short list')
   for (const p of rawPeers) {
     if (typeof p !== 'string' || p.length > MAX_PEER_ADDR_LENGTH || !PEER_ADDR_RE.test(p)) fail('invalid peer address')
   }
-  return { size, chunkSize: cs, bitfield, complete, peers: rawPeers as string[] }
+  return {
+    size,
+    chunkSize: cs,
+    bitfield,
+    complete,
+    peers: rawPeers as string[],
+    ...(site === undefined ? {} : { site }),
+  }
+}
+
+function optionalSite(obj: Record<string, unknown>): string | undefined {
+  if (field(obj, 'site') === undefined) return undefined
+  const v = string(obj, 'site')
+  if (!isSiteName(v)) fail('invalid site')
+  return v
 }

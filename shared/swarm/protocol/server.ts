@@ -17,7 +17,7 @@ import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../wire/er
 import { FrameStream } from './framing.ts'
 import { dispatch } from './handlers/index.ts'
 import type { ChunkServerComponents, ChunkServerInit } from './index.ts'
-import { decodeRequest } from './messages.ts'
+import { decodeRequest, type Request } from './messages.ts'
 
 type Log = NonNullable<ChunkServerInit['log']>
 
@@ -30,6 +30,8 @@ const silent: Log = { debug: () => {}, warn: () => {} }
 export class ChunkServer implements Startable {
   readonly #registrar: ChunkServerComponents['registrar']
   readonly #source: ChunkSource
+  readonly #site: string | undefined
+  readonly #budget: ChunkServerInit['uploadBudget']
   readonly #maxInboundStreams: number
   readonly #timeoutMs: number
   readonly #bucket: TokenBucket | undefined
@@ -47,6 +49,8 @@ export class ChunkServer implements Startable {
   constructor(components: ChunkServerComponents, init: ChunkServerInit) {
     this.#registrar = components.registrar
     this.#source = init.source
+    this.#site = init.site
+    this.#budget = init.uploadBudget
     this.#maxInboundStreams = init.maxInboundStreamsPerPeer ?? DEFAULT_MAX_INBOUND_STREAMS_PER_PEER
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_SERVER_REQUEST_TIMEOUT_MS
     this.#bucket = init.uploadBucket
@@ -87,6 +91,14 @@ export class ChunkServer implements Startable {
   /** Chunk requests waiting for an upload slot (UploadSlots.wait). */
   get queuedUploads(): number {
     return this.#uploads.queued
+  }
+
+  /** The upload limit for this request: by the asker's site with a budget (a `have` tells it), else the node's. */
+  #uploadBucketFor(peer: string, req: Request): TokenBucket | undefined {
+    const budget = this.#budget
+    if (budget === undefined) return this.#bucket
+    if (req.t === 'have') budget.learn(peer, req.site)
+    return budget.uploadTo(peer)
   }
 
   async start(): Promise<void> {
@@ -150,10 +162,12 @@ export class ChunkServer implements Startable {
       await dispatch(req, {
         peer,
         signal,
+        ...(req.t === 'have' && req.site !== undefined ? { site: req.site } : {}),
+        ...(this.#site === undefined ? {} : { ownSite: this.#site }),
         source: this.#source,
         frames,
         uploads: this.#uploads,
-        bucket: this.#bucket,
+        bucket: this.#uploadBucketFor(peer.toString(), req),
         onServed: this.#onServed,
         ...(this.#bulk === undefined ? {} : { bulk: { port: this.#bulk.server.port, tickets: this.#bulk.tickets } }),
         ...(this.#prefetch === undefined ? {} : { prefetch: this.#prefetch }),

@@ -26,7 +26,7 @@ import { type PeerKind, PeerState, type Request } from './peer-state.ts'
 import { permutation } from './random.ts'
 import type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions } from './types.ts'
 
-type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans'>>
+type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans' | 'site'>>
 
 interface Round {
   readonly now: number
@@ -35,6 +35,8 @@ interface Round {
   readonly typicalRate: number
   /** Requests in flight allowed this round (maxInflightTotal, or less while bytes arrive slowly). */
   readonly cap: number
+  /** Earliest time a chunk held back for the site election may be asked outside the site. */
+  wakeAt: number
 }
 
 /**
@@ -55,6 +57,9 @@ export class DownloadScheduler {
   /** Usable holders per chunk, all kinds / kind 'peer' only. */
   readonly #avail: Uint32Array
   readonly #peerAvail: Uint32Array
+  /** Usable same-site holders per chunk (edge sites). */
+  readonly #localAvail: Uint32Array
+  readonly #site: SchedulerOptions['site']
   readonly #order: Uint32Array
   /** Scratch for next(): the union of the free peers' bitfields, in the bitfield's byte form. */
   readonly #freeHeld: Uint8Array
@@ -124,6 +129,7 @@ export class DownloadScheduler {
     }
     this.chunkCount = n
     this.#bans = opts.bans ?? new Map()
+    this.#site = opts.site
     this.#bytes = new Float64Array(n)
     let sum = 0
     for (let i = 0; i < n; i++) {
@@ -135,6 +141,7 @@ export class DownloadScheduler {
     this.#meanChunkBytes = n > 0 ? sum / n : 1
     this.#have = new Bitfield(n)
     this.#avail = new Uint32Array(n)
+    this.#localAvail = new Uint32Array(n)
     this.#peerAvail = new Uint32Array(n)
     this.#order = permutation(n, opts.random ?? Math.random)
     this.#freeHeld = new Uint8Array(Math.ceil(n / 8))
@@ -180,8 +187,11 @@ export class DownloadScheduler {
     return { cancel: this.#dropChunk(index, now) }
   }
 
-  /** Adds a source, or replaces the bitfield of a known one. `have` is copied. */
-  addPeer(id: string, kind: PeerKind, have: Bitfield): void {
+  /**
+   * Adds a source, or replaces the bitfield of a known one. `have` is copied. `local`: the peer says it is in this
+   * node's site (edge sites), so it is asked first for whatever it holds.
+   */
+  addPeer(id: string, kind: PeerKind, have: Bitfield, local = false): void {
     this.#version++
     if (have.length !== this.chunkCount) {
       throw new SchedulerError('SCHEDULER_BITFIELD_LENGTH', `bitfield of ${have.length}, want ${this.chunkCount}`)
@@ -189,6 +199,7 @@ export class DownloadScheduler {
     let p = this.#peers.get(id)
     if (p === undefined) {
       p = new PeerState(id, kind, have.clone())
+      p.local = local
       p.bannedUntil = this.#bans.get(id) ?? 0
       this.#peers.set(id, p)
       this.#peerList.push(p)
@@ -196,6 +207,7 @@ export class DownloadScheduler {
     } else {
       this.#detach(p)
       p.kind = kind
+      p.local = local
       p.have = have.clone()
     }
     if (p.usableAt(this.#now)) this.#attach(p)
@@ -208,6 +220,7 @@ export class DownloadScheduler {
     if (!this.#have.has(index) && !this.#reqs.has(index)) this.#version++
     this.#avail[index]!++
     if (p.kind === 'peer') this.#peerAvail[index]!++
+    if (p.local) this.#localAvail[index]!++
   }
 
   /** Forgets a source; its requests return to the pool (the caller aborts them with the connection). */
@@ -261,7 +274,7 @@ export class DownloadScheduler {
       this.#idle(idleUntil)
       return []
     }
-    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap }
+    const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap, wakeAt: idleUntil }
     // Chunks no free peer holds cannot be assigned this round: one byte test skips them (the free peers only shrink).
     const held = this.#freeHeld
     held.fill(0)
@@ -297,7 +310,7 @@ export class DownloadScheduler {
     }
 
     if (this.missing <= this.#s.endgameRemaining) this.#endgame(round)
-    else if (round.out.length === 0) this.#idle(idleUntil)
+    else if (round.out.length === 0) this.#idle(round.wakeAt)
     return round.out
   }
 
@@ -488,6 +501,10 @@ export class DownloadScheduler {
     const tier = this.#tier(c)
     if (tier === 0) return
     const avoid = this.#avoid.get(c)
+    const site = this.#siteRule(c, round)
+    if (site === 'wait') return
+    // A second copy in flight (endgame) comes only from within the site: across the WAN it would cross it twice.
+    if (taken !== undefined && site === 'any' && this.#site !== undefined) return
     const bytes = this.#bytes[c]!
     let best = -1
     let bestCost = 0
@@ -495,8 +512,18 @@ export class DownloadScheduler {
       const p = round.free[i]!
       if (!p.have.has(c)) continue
       if (taken?.some((r) => r.peer === p)) continue
-      if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
-      if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
+      if (site === 'local') {
+        if (!p.local || avoid?.has(p.id)) continue
+      } else if (site === 'local-again') {
+        if (!p.local) continue
+      } else if (this.#site !== undefined) {
+        // From outside the site, the seeder competes with other sites' peers on expected time: each is a WAN hop,
+        // and the site election already keeps the seeder to one copy of a chunk per site.
+        if (tier !== 3 && avoid?.has(p.id)) continue
+      } else {
+        if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
+        if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
+      }
       const rate = Math.max(1, p.bytesPerSec ?? round.typicalRate)
       // Expected time to deliver this chunk behind the peer's queue, inflated for an unreliable peer.
       const cost = ((p.inflightBytes + bytes) * 1000) / rate / p.score
@@ -517,6 +544,35 @@ export class DownloadScheduler {
     round.out.push({ peer: p.id, index: c })
     this.#version++
     if (p.inflight.size >= this.#depth(p)) round.free.splice(best, 1)
+  }
+
+  /**
+   * Edge sites: 'local' when a usable same-site peer that has not failed chunk c holds it (it is asked of no one
+   * else, even while those peers are busy: the LAN is the cheap path); 'local-again' when the only same-site holders
+   * failed it: asked again, since going outside would put a second copy on the WAN, and the member that brought it in
+   * is the one the site election names, so nobody else would (a holder that keeps failing, or lies, only delays the
+   * blob to the stall timeout, when one member at a time goes to the origin); 'wait' when no member holds it and it
+   * is another member's turn to bring it in (round.wakeAt learns when to look again); 'any' otherwise (no site, or
+   * this node's turn).
+   */
+  #siteRule(c: number, round: Round): 'local' | 'local-again' | 'wait' | 'any' {
+    const site = this.#site
+    if (site === undefined) return 'any'
+    const all = this.#localAvail[c]!
+    let local = all
+    const avoid = this.#avoid.get(c)
+    if (local > 0 && avoid !== undefined) {
+      for (const id of avoid) {
+        const p = this.#peers.get(id)
+        if (p !== undefined && p.local && p.attached && p.have.has(c)) local--
+      }
+    }
+    if (local > 0) return 'local'
+    if (all > 0) return 'local-again'
+    const at = site.outsideAt(c, round.now)
+    if (at <= round.now) return 'any'
+    if (at < round.wakeAt) round.wakeAt = at
+    return 'wait'
   }
 
   /**
@@ -627,6 +683,7 @@ export class DownloadScheduler {
     for (const c of p.have.indexes()) {
       this.#avail[c]!++
       if (isPeer) this.#peerAvail[c]!++
+      if (p.local) this.#localAvail[c]!++
     }
   }
 
@@ -639,6 +696,7 @@ export class DownloadScheduler {
     for (const c of p.have.indexes()) {
       this.#avail[c]!--
       if (isPeer) this.#peerAvail[c]!--
+      if (p.local) this.#localAvail[c]!--
     }
   }
 }

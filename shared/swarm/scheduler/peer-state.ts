@@ -18,6 +18,8 @@ export class PeerState {
   readonly id: string
   kind: PeerKind
   have: Bitfield
+  /** In this node's site (edge sites): preferred for every chunk it holds. */
+  local = false
   readonly inflight = new Map<number, Request>()
   inflightBytes = 0
   /** Counted in the scheduler's availability tallies (present, not banned, not backing off). */

@@ -60,6 +60,18 @@ export interface SchedulerOptions {
   readonly bans?: Map<string, number>
   /** Tie-break among equally rare chunks; pass a seeded one (seededRandom) for replayable runs. */
   readonly random?: () => number
+  /**
+   * Edge sites: set when this node knows its site. A chunk some same-site peer holds is asked only of same-site
+   * peers; one no same-site peer holds is asked outside the site only from `outsideAt(index, now) <= now` (this
+   * node's turn in the site election), and waited for until then.
+   */
+  readonly site?: SiteTurns
+}
+
+/** Who in a site fetches each chunk from outside it (SiteElection in shared/swarm/sites.ts). */
+export interface SiteTurns {
+  /** When this node may ask outside its site for chunk `index`: `now` or earlier for at once. */
+  outsideAt(index: number, now: number): number
 }
 
 export interface PeerStats {

@@ -8,6 +8,8 @@ import type { Digest } from '../../oci/digest.ts'
 export interface RequestContext {
   readonly peer: PeerId
   readonly signal: AbortSignal
+  /** The site the asker says it is in (a `have` request's `site`; edge sites). */
+  readonly site?: string
 }
 
 export interface SourceHave {

@@ -12,6 +12,7 @@ import {
   REQUEST_TIMEOUT_STALL_DIVISOR,
   TICK_MS,
 } from './constants.ts'
+import { sameSite, SiteElection } from '../sites.ts'
 import { SessionError } from './errors.ts'
 import { mapMaybe, settle } from './maybe.ts'
 import type {
@@ -61,6 +62,9 @@ export class DownloadSession implements HaveSink {
   /** Chunks being written, with the requests (endgame copies) waiting for that write. */
   readonly #writes = new Map<number, ((ok: boolean) => void)[]>()
   #sched: DownloadScheduler | undefined
+  /** Edge sites: the site election for this blob, and the peers that said they are in this node's site. */
+  #site: SiteElection | undefined
+  readonly #local = new Set<string>()
   #clock: DownloadStallClock | undefined
   #onEnd: ((failure: Error | undefined) => void) | undefined
   #ticks = 0
@@ -69,7 +73,16 @@ export class DownloadSession implements HaveSink {
   #lastMapCheck = Number.NEGATIVE_INFINITY
   #ended = false
   #failure: Error | undefined
-  readonly counts: SessionCounts = { requests: 0, busy: 0, failed: 0, bad: 0, timedOut: 0, cancelled: 0, idle: 0 }
+  readonly counts: SessionCounts = {
+    requests: 0,
+    busy: 0,
+    failed: 0,
+    bad: 0,
+    timedOut: 0,
+    cancelled: 0,
+    idle: 0,
+    siteHeld: 0,
+  }
 
   constructor(components: DownloadSessionComponents, init: DownloadSessionInit) {
     this.#c = components
@@ -103,7 +116,19 @@ export class DownloadSession implements HaveSink {
     const init = this.#i
     const now = clock.now()
     if (init.bans !== undefined) for (const [peer, until] of init.bans) if (until <= now) init.bans.delete(peer)
+    const site =
+      init.site === undefined
+        ? undefined
+        : new SiteElection({
+            self: init.site.self,
+            blob: init.site.blob,
+            takeoverMs: init.site.takeoverMs ?? init.stallTimeoutMs,
+            startedAt: now,
+            ...(init.site.joinMs === undefined ? {} : { joinMs: init.site.joinMs }),
+          })
+    this.#site = site
     const sched = new DownloadScheduler({
+      ...(site === undefined ? {} : { site }),
       ...init.scheduler,
       ...(init.bans === undefined ? {} : { bans: init.bans }),
       chunkCount: init.chunkCount,
@@ -127,17 +152,27 @@ export class DownloadSession implements HaveSink {
 
   // ---- HaveSink: holders' bitfields ----
 
-  addPeer(peer: string, kind: PeerKind, have: Bitfield): void {
+  addPeer(peer: string, kind: PeerKind, have: Bitfield, site?: string): void {
     const sched = this.#sched
     if (this.#ended || sched === undefined) return
     this.#kinds.set(peer, kind)
-    sched.addPeer(peer, kind, have)
+    const local = this.#site !== undefined && kind === 'peer' && sameSite(this.#i.site?.name, site)
+    if (local) {
+      this.#local.add(peer)
+      this.#site!.join(peer, this.#c.clock.now())
+      for (const i of have.indexes()) this.#site!.arrived(i)
+    } else if (this.#local.delete(peer)) this.#site?.leave(peer)
+    sched.addPeer(peer, kind, have, local)
     this.#poke()
   }
 
   peerHas(peer: string, index: number): void {
     const sched = this.#sched
     if (this.#ended || sched === undefined) return
+    if (this.#local.has(peer)) {
+      this.#site!.progress(peer, this.#c.clock.now())
+      this.#site!.arrived(index)
+    }
     sched.peerHas(peer, index)
     this.#poke()
   }
@@ -145,6 +180,7 @@ export class DownloadSession implements HaveSink {
   removePeer(peer: string): void {
     const sched = this.#sched
     if (this.#ended || sched === undefined) return
+    if (this.#local.delete(peer)) this.#site?.leave(peer)
     sched.removePeer(peer, this.#c.clock.now())
     this.#poke()
   }
@@ -167,7 +203,11 @@ export class DownloadSession implements HaveSink {
     if (this.#ticks++ % this.#ticksPerDiscovery === 0) holders.discover(this.#ac.signal)
     fetcher.poll?.()
     const stall = this.#clock!
-    if (stall.stalledMs(now) > this.#i.stallTimeoutMs) {
+    const overdueMs = stall.stalledMs(now) - this.#i.stallTimeoutMs
+    // Within a site one member at a time leaves for the origin; the others keep their roles and wait for it.
+    const held = overdueMs > 0 && this.#site !== undefined && !this.#site.mayFallBack(overdueMs, now)
+    if (held) this.counts.siteHeld++
+    if (overdueMs > 0 && !held) {
       const sched = this.#sched!
       const peers = sched
         .peerStats()
@@ -340,6 +380,8 @@ export class DownloadSession implements HaveSink {
       const waiters = this.#writes.get(r.index)
       this.#writes.delete(r.index)
       this.#clock!.verified(clock.now())
+      this.#site?.progress(this.#i.site!.self, clock.now())
+      this.#site?.arrived(r.index)
       if (!this.#provided) {
         this.#provided = true
         events?.firstChunk?.()

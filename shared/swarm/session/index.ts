@@ -22,4 +22,5 @@ export type {
   SessionClock,
   SessionCounts,
   SessionEvents,
+  SessionSite,
 } from './types.ts'

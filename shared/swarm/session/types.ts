@@ -55,7 +55,8 @@ export interface ChunkFetcher {
 
 /** Where holders' `have` answers go: the first one whole, then each new chunk. */
 export interface HaveSink {
-  addPeer(peer: string, kind: PeerKind, have: Bitfield): void
+  /** `site`: the site the peer says it is in (edge sites; undefined for none, or a peer that predates sites). */
+  addPeer(peer: string, kind: PeerKind, have: Bitfield, site?: string): void
   peerHas(peer: string, index: number): void
   /** The peer left (its long poll ended): its requests move elsewhere. */
   removePeer(peer: string): void
@@ -133,10 +134,26 @@ export interface DownloadSessionInit {
   readonly rediscoverMs?: number
   /** Default CHUNK_IDLE_MS. */
   readonly chunkIdleMs?: number
+  /**
+   * Edge sites: this node's site, its own id and the blob's key (its digest). Same-site holders serve whatever they
+   * hold; each chunk is fetched from outside by one member (the site election), and on a stall one member at a time
+   * leaves for the origin. Undefined: no site, today's behaviour.
+   */
+  readonly site?: SessionSite
   /** Scheduler knobs beyond those the session derives (pipeline depth, inflight budget). */
   readonly scheduler?: Partial<
     Pick<SchedulerOptions, 'maxInflightPerPeer' | 'maxInflightPerFastPeer' | 'inflightTotalMs' | 'busyBackoffMs'>
   >
+}
+
+export interface SessionSite {
+  readonly name: string
+  readonly self: string
+  readonly blob: string
+  /** The acting member brings nothing in for this long and the next takes over (default: the stall timeout). */
+  readonly takeoverMs?: number
+  /** A node that has heard of no member waits this long before it fetches from outside alone (SITE_JOIN_MS). */
+  readonly joinMs?: number
 }
 
 /** Requests a session made and how they ended. */
@@ -151,4 +168,6 @@ export interface SessionCounts {
   cancelled: number
   /** Dropped after CHUNK_IDLE_MS without a byte. */
   idle: number
+  /** Ticks past the stall timeout spent waiting, not leaving for the origin: another member of the site had the turn. */
+  siteHeld: number
 }

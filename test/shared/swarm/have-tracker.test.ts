@@ -41,7 +41,7 @@ describe('HaveTracker', () => {
   })
   afterEach(() => ac.abort())
 
-  function tracker(maxPeers?: number) {
+  function tracker(maxPeers?: number, site?: string) {
     const client = new ScriptedClient()
     const seen: string[] = []
     const gone: string[] = []
@@ -53,6 +53,7 @@ describe('HaveTracker', () => {
       onHave: (peer) => seen.push(peer),
       onGone: (peer) => gone.push(peer),
       ...(maxPeers === undefined ? {} : { maxPeers }),
+      ...(site === undefined ? {} : { site }),
     })
     return { t, client, seen, gone }
   }
@@ -65,6 +66,20 @@ describe('HaveTracker', () => {
     expect(t.peerCount).toBe(2)
     expect(client.asked).toEqual(['s1', 'p1', 'p2', 's2'])
     expect(t.knows('p3')).toBe(false)
+  })
+
+  it('does not count a member of its own site against maxPeers once it says so', async () => {
+    const { t, client, seen } = tracker(2, 'store-1')
+    for (const id of ['p1', 'p2', 'p3']) t.track(id, at(id), 'peer')
+    expect(t.knows('p3')).toBe(false)
+    client.answer('p1', { ...full(), site: 'store-1' })
+    client.answer('p2', { ...full(), site: 'store-2' })
+    await expect.poll(() => seen).toEqual(['p1', 'p2'])
+    expect(t.peerCount).toBe(1)
+    t.track('p3', at('p3'), 'peer')
+    expect(t.knows('p3')).toBe(true)
+    t.track('p4', at('p4'), 'peer')
+    expect(t.knows('p4')).toBe(false)
   })
 
   it('takes a new peer once a followed one leaves', async () => {

@@ -15,6 +15,8 @@ export interface HandlerContext extends RequestContext {
   readonly onServed?: OnServed
   readonly prefetch?: ChunkServerInit['prefetch']
   readonly peer: PeerId
+  /** This node's edge site, told in `have` answers. */
+  readonly ownSite?: string
   /** Set when this node serves the bulk data path. */
   readonly bulk?: BulkIssuer
 }

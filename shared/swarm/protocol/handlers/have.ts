@@ -34,7 +34,8 @@ export async function handleHave(req: Extract<Request, { t: 'have' }>, ctx: Hand
     return
   }
   checkHave(have)
-  await ctx.frames.write([encodeResponse({ t: 'have', ...have })], ctx)
+  const site = ctx.ownSite === undefined ? {} : { site: ctx.ownSite }
+  await ctx.frames.write([encodeResponse({ t: 'have', ...have, ...site })], ctx)
 }
 
 function checkHave(have: SourceHave): void {

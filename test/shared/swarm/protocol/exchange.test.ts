@@ -56,6 +56,19 @@ describe('have', () => {
     expect(full?.bitfield.count).toBe(5)
   })
 
+  it('carries sites both ways (format 1.1): in the answer the answering node, to the source the asker', async () => {
+    const source = new MemorySource()
+    source.add(S.blob, { held: [0] })
+    const { node } = await S.freshServer({ source, site: 'store-17' })
+    const have = await S.client.getHave(node.peerId, S.blob.digest, { site: 'store-9' })
+    expect(have?.site).toBe('store-17')
+    expect(source.contexts.at(-1)?.site).toBe('store-9')
+    // A node without a site (or one that predates sites) says none, and an asker without one is told as before.
+    const plain = await S.client.getHave(S.agentA.peerId, S.blob.digest)
+    expect(plain?.site).toBeUndefined()
+    expect([...plain!.bitfield.indexes()]).toEqual([1, 3])
+  })
+
   it('returns undefined for a blob the peer does not know', async () => {
     expect(await S.client.getHave(S.agentA.peerId, `sha256:${'1'.repeat(64)}` as Digest)).toBeUndefined()
   })

@@ -119,7 +119,8 @@ export class MemorySource implements ChunkSource {
     return e?.withMap === true ? e.blob.signed : this.#maps.get(digest)
   }
 
-  have(digest: Digest): SourceHave | undefined {
+  have(digest: Digest, ctx?: RequestContext): SourceHave | undefined {
+    if (ctx !== undefined) this.contexts.push(ctx)
     const e = this.#entries.get(digest)
     if (e === undefined) return undefined
     return {

@@ -27,6 +27,7 @@ describe('requests', () => {
     ['have', { t: 'have', digest: D }],
     ['have, long poll', { t: 'have', digest: D, known: 3, waitMs: 10_000 }],
     ['have, zero wait', { t: 'have', digest: D, known: 0, waitMs: 0 }],
+    ['have, with a site (format 1.1)', { t: 'have', digest: D, known: 2, waitMs: 5000, site: 'store-17' }],
     ['chunk', { t: 'chunk', digest: D, index: 0 }],
     ['chunk, large index', { t: 'chunk', digest: D, index: 2 ** 32 }],
     ['fetch', { t: 'fetch', digest: D, registry: 'registry-1.docker.io', name: 'library/alpine' }],
@@ -62,6 +63,9 @@ describe('requests', () => {
     ['path traversal digest', json({ t: 'chunk', digest: 'sha256:../../../etc/passwd', index: 0 })],
     ['unknown algorithm', json({ t: 'map', digest: `md5:${'a'.repeat(32)}` })],
     ['numeric digest', json({ t: 'map', digest: 7 })],
+    ['have, site with a slash', json({ t: 'have', digest: D, site: 'a/b' })],
+    ['have, numeric site', json({ t: 'have', digest: D, site: 17 })],
+    ['have, overlong site', json({ t: 'have', digest: D, site: 'a'.repeat(64) })],
     ['negative known', json({ t: 'have', digest: D, known: -1 })],
     ['fractional known', json({ t: 'have', digest: D, known: 1.5 })],
     ['string known', json({ t: 'have', digest: D, known: '3' })],
@@ -118,6 +122,7 @@ describe('responses', () => {
       { t: 'have', size: 200 * KIB, chunkSize: 64 * KIB, bitfield, complete: false },
       { t: 'have', size: 200 * KIB, chunkSize: 64 * KIB, bitfield: Bitfield.full(4), complete: true },
       { t: 'have', size: 0, chunkSize: 64 * KIB, bitfield: new Bitfield(0), complete: true },
+      { t: 'have', size: 200 * KIB, chunkSize: 64 * KIB, bitfield, complete: false, site: 'eu-west-1a' },
       { t: 'chunk', index: 2, length: 64 * KIB },
       { t: 'chunk', index: 3, length: 8 * KIB, attestation: blob.attestations[3]! },
       { t: 'fetching', size: 5 * MIB, chunkSize: 4 * MIB },
@@ -191,6 +196,42 @@ describe('responses', () => {
     expect(decodeResponse(good)).toMatchObject({ t: 'chunk', attestation: { index: 0, digest: blob.digest } })
     bytes[0]! ^= 0xff
     const bad = json({ t: 'chunk', index: 0, length: 64 * KIB, attestation: b64(bytes) })
+    expect(() => decodeResponse(bad)).toThrow(InvalidMessageError)
+  })
+})
+
+describe('edge sites on the wire (format 1.1)', () => {
+  it('a have answer from a node that predates sites decodes with no site, and one with a site keeps it', () => {
+    const old = json({ t: 'have', size: 1, chunkSize: 64 * KIB, bits: b64([0]), count: 0, complete: false })
+    const res = decodeResponse(old)
+    expect(res.t === 'have' && res.site).toBe(undefined)
+    const withSite = json({
+      t: 'have',
+      size: 1,
+      chunkSize: 64 * KIB,
+      bits: b64([0]),
+      count: 0,
+      complete: false,
+      site: 's1',
+    })
+    const back = decodeResponse(withSite)
+    expect(back.t === 'have' && back.site).toBe('s1')
+  })
+
+  it('a have request without a site (an old asker) decodes as before', () => {
+    expect(decodeRequest(json({ t: 'have', digest: D, known: 1 }))).toEqual({ t: 'have', digest: D, known: 1 })
+  })
+
+  it('rejects a have answer whose site is not a site name', () => {
+    const bad = json({
+      t: 'have',
+      size: 1,
+      chunkSize: 64 * KIB,
+      bits: b64([0]),
+      count: 0,
+      complete: false,
+      site: '../x',
+    })
     expect(() => decodeResponse(bad)).toThrow(InvalidMessageError)
   })
 })

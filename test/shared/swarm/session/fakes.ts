@@ -80,6 +80,8 @@ export interface FakePeer {
   readonly latencyMs?: number
   /** Answers carry an attestation of this signer (the fake verifier trusts 'seeder'). */
   readonly signer?: string
+  /** The site the peer says it is in (edge sites). */
+  readonly site?: string
 }
 
 export interface Fetch {
@@ -194,7 +196,7 @@ export function world(opts: WorldOptions): World {
       w.followSignal = signal
       for (const p of opts.peers) {
         clock.after(1, () => {
-          if (!signal.aborted) sink.addPeer(p.id, p.kind, bits(opts.chunkCount, p.have))
+          if (!signal.aborted) sink.addPeer(p.id, p.kind, bits(opts.chunkCount, p.have), p.site)
         })
       }
     },
