@@ -277,6 +277,7 @@ async function startSwarm(
     ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
     bootstrap: [...config.seeders, ...config.bootstrap],
     ...(swarmKey === undefined ? {} : { swarmKey }),
+    ...(config.site === undefined ? {} : { site: config.site }),
     dhtServer: true,
     reprovideIntervalMs: config.reprovideIntervalMs,
   })

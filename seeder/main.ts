@@ -72,6 +72,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     ...(config.p2pAnnounce.length > 0 ? { announce: config.p2pAnnounce } : {}),
     bootstrap: config.bootstrap,
     ...(swarmKey === undefined ? {} : { swarmKey }),
+    ...(config.site === undefined ? {} : { site: config.site }),
     dhtServer: true,
     connections: SEEDER_CONNECTION_LIMITS,
     // The seeder provides nothing (agents always ask it directly), but it holds agents' provider records:

@@ -24,3 +24,4 @@ export {
   SEEDER_CONNECTION_LIMITS,
 } from './node.ts'
 export { generateSwarmKey, parseSwarmKey } from './swarm-key.ts'
+export { siteFromUserAgent, userAgentFor } from './site.ts'

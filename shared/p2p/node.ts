@@ -12,6 +12,7 @@ import { type Bootstrap, bootstrapService, type HostResolver, parseBootstrapEntr
 import { DEFAULT_REPROVIDE_INTERVAL_MS, DHT_INITIAL_SELF_QUERY_DELAY_MS, DHT_PROTOCOL } from './constants.ts'
 import { loadOrCreateIdentity } from './identity.ts'
 import { parseSwarmKey } from './swarm-key.ts'
+import { userAgentFor } from './site.ts'
 
 export type EncrypterName = 'tls' | 'noise'
 
@@ -73,6 +74,8 @@ export interface P2PNodeOptions {
   readonly reprovideIntervalMs?: number
   /** Connection manager limits (default AGENT_CONNECTION_LIMITS; a seeder passes SEEDER_CONNECTION_LIMITS). */
   readonly connections?: ConnectionLimits
+  /** The node's `--site`, announced in its user agent (see site.ts); none: no site. */
+  readonly site?: string
   /** How `dns:` bootstrap names are resolved (default getaddrinfo). */
   readonly resolver?: HostResolver
   readonly signal?: AbortSignal
@@ -116,6 +119,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   const node = await createLibp2p({
     privateKey,
     start: false,
+    nodeInfo: { userAgent: userAgentFor(opts.site) },
     addresses: { listen: [...opts.listen], announce: opts.announce === undefined ? [] : [...opts.announce] },
     transports: [tcp()],
     connectionEncrypters: encrypters,

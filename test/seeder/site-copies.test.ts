@@ -1,7 +1,7 @@
 import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { afterEach, describe, expect, it } from 'vitest'
-import { agentSiteOf, PEER_SITE_METADATA_KEY } from '../../seeder/agent-sites.ts'
+import { agentSiteOf } from '../../seeder/agent-sites.ts'
 import { InvalidPreheatRequestError, siteScope } from '../../seeder/preheat.ts'
 import { agentPrefetcher } from '../../seeder/prefetch.ts'
 import type { Digest } from '../../shared/oci/index.ts'
@@ -111,9 +111,9 @@ describe('copies per site: which agents a preheat asks', () => {
 })
 
 describe('agentSiteOf (where the seeder learns an agent site)', () => {
-  it("reads the peer store's site entry, and knows none without it", async () => {
+  it('reads the site from the user agent identify recorded, and knows none without it', async () => {
     const id = peerIdFromString('12D3KooWRpNUDNNGPPgqau8RunZ64jENKJ8QtMQ5bE7UjHa4Aq3x')
-    const stored = new Map([[PEER_SITE_METADATA_KEY, new TextEncoder().encode('store-17')]])
+    const stored = new Map([['AgentVersion', new TextEncoder().encode('shoal site/store-17')]])
     const siteOf = agentSiteOf({
       peerStore: {
         get: async (p: PeerId) => {
@@ -123,6 +123,8 @@ describe('agentSiteOf (where the seeder learns an agent site)', () => {
       },
     } as never)
     expect(await siteOf(id)).toBe('store-17')
+    stored.set('AgentVersion', new TextEncoder().encode('libp2p/3.3.11 site/store-17'))
+    expect(await siteOf(id)).toBeUndefined()
     stored.clear()
     expect(await siteOf(id)).toBeUndefined()
     expect(await siteOf(peerIdFromString('12D3KooWCCG2QJeM7KmY1K4NvziMcVa6CewMjs3acg5voK8ieQ5h'))).toBeUndefined()
