@@ -1,9 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../agent/config.ts'
 import { type RunningAgent, startAgent } from '../agent/main.ts'
 import { createLogger } from '../shared/log/index.ts'
+import { generateSwarmKey } from '../shared/p2p/index.ts'
+import { withPeerId } from '../shared/swarm/index.ts'
 import { type DemoOrigin, generateSampleImage, type SampleImage, startDemoOrigin } from '../shared/sample/index.ts'
 import { loadSeederConfig } from '../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../seeder/main.ts'
@@ -105,6 +107,95 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
     async close() {
       for (const a of started) await a.close().catch(() => {})
       await seeder.close().catch(() => {})
+      await origin.close().catch(() => {})
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+export interface PeerFleet {
+  readonly dir: string
+  readonly image: SampleImage
+  readonly origin: DemoOrigin
+  readonly agents: RunningAgent[]
+  /** Starts agent `i` bootstrapped from agent 0 (unless it is agent 0), with the fleet's flags plus `extra`. */
+  startAgent(i: number, extra?: string[]): Promise<RunningAgent>
+  close(): Promise<void>
+}
+
+export interface PeerFleetOptions extends Omit<FleetOptions, 'seederArgs'> {
+  /** Writes one swarm key and gives it to every agent (`--swarm-key`). Default true. */
+  readonly swarmKey?: boolean
+}
+
+/**
+ * One demo origin and N agents with no seeder, as a new user would start them: each bootstrapped from the first
+ * one, all on 127.0.0.1, all sharing a swarm key unless told otherwise.
+ */
+export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-peers-'))
+  const image = await generateSampleImage({
+    dir: join(dir, 'image'),
+    layers: opts.layers ?? 3,
+    layerBytes: opts.layerBytes ?? 2 * 1024 * 1024,
+    seed: 'fleet',
+  })
+  const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
+  const chunk = opts.chunkSize ?? '256KiB'
+  const log = createLogger({ level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent' })
+  const keyFile = join(dir, 'swarm.key')
+  if (opts.swarmKey !== false) await writeFile(keyFile, generateSwarmKey())
+  const agents: RunningAgent[] = []
+  const started: RunningAgent[] = []
+  const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
+    const first = agents[0] ?? started[0]
+    const bootstrap =
+      i === 0 || first === undefined
+        ? []
+        : [
+            '--bootstrap',
+            withPeerId(
+              first.multiaddrs.find((m) => m.includes('/tcp/'))!,
+              first.peerId!,
+            ),
+          ]
+    const agent = await startAgent(
+      loadAgentConfig({
+        argv: [
+          '--listen',
+          '127.0.0.1:0',
+          '--origin',
+          origin.url,
+          '--data',
+          join(dir, `agent-${i}`),
+          '--p2p-listen',
+          '/ip4/127.0.0.1/tcp/0',
+          ...bootstrap,
+          ...(opts.swarmKey !== false ? ['--swarm-key', keyFile] : []),
+          '--chunk-size',
+          chunk,
+          ...(opts.agentArgs ?? []),
+          ...extra,
+        ],
+        env: {},
+        readFile: () => '',
+      }),
+      { log },
+    )
+    let closed: Promise<void> | undefined
+    const once: RunningAgent = { ...agent, close: () => (closed ??= agent.close()) }
+    started.push(once)
+    return once
+  }
+  for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
+  return {
+    dir,
+    image,
+    origin,
+    agents,
+    startAgent: start,
+    async close() {
+      for (const a of started) await a.close().catch(() => {})
       await origin.close().catch(() => {})
       await rm(dir, { recursive: true, force: true })
     },

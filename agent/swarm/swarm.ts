@@ -15,8 +15,10 @@ import type { ContentStore } from '../../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
-import { type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
-import { rendezvousScore, type SeederRef, seederFor, seedersInOrder } from '../../shared/swarm/index.ts'
+import { DEFAULT_BAN_MS, type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
+import { rendezvousOrder, rendezvousScore, type SeederRef, seedersInOrder, turn } from '../../shared/swarm/index.ts'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { DigestMismatchError } from '../../shared/oci/index.ts'
 import { DownloadSession, SessionError, systemClock } from '../../shared/swarm/session/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { PartialSink } from '../blobs/fill.ts'
@@ -40,8 +42,21 @@ export interface SwarmOptions {
   readonly announcer: Announcer
   /** DHT provider lookups, de-duplicated and briefly cached. */
   readonly lookups: ProviderLookups
+  /**
+   * Peer proofs (`--swarm-key` or `--trust-peer-maps`): when no seeder answers for a blob, the agents elect one of
+   * themselves to pull it from the origin and accept the chunk proofs it signs. Off: no seeder, no swarm.
+   */
+  readonly peerProofs?: boolean
+  /**
+   * A node this young waits until it is this old before it elects a puller: the peers it dialled at start are
+   * connected by then, so nodes started together count the same candidates (default ELECTION_SETTLE_MS).
+   */
+  readonly electionSettleMs?: number
   readonly now?: () => number
 }
+
+/** See SwarmOptions.electionSettleMs: about two DHT round trips plus the identify exchange on a loaded LAN. */
+export const ELECTION_SETTLE_MS = 2000
 
 /** What the swarm needs to know of a wanted blob (the client's request stays with the blob service). */
 export interface SwarmWant {
@@ -54,7 +69,13 @@ export interface SwarmWant {
 /** The swarm could not take this blob on (no seeder answered): the caller goes to the origin. */
 export class SwarmUnavailableError extends Error {
   override name = 'SwarmUnavailableError'
-  readonly code = 'SWARM_UNAVAILABLE'
+  readonly code: 'SWARM_UNAVAILABLE' | 'SWARM_ELECTED' = 'SWARM_UNAVAILABLE'
+}
+
+/** This agent is the one elected to pull the blob from the origin for its peers (peer proofs). */
+export class SwarmElectedError extends SwarmUnavailableError {
+  override name = 'SwarmElectedError'
+  override readonly code = 'SWARM_ELECTED'
 }
 
 /**
@@ -73,10 +94,22 @@ export class Swarm {
   /** Every download's stall clock; bytes of any blob keep the node's byte clock going (see StallClocks). */
   readonly #stall = new StallClocks()
 
+  readonly #startedAt: number
+
   constructor(opts: SwarmOptions) {
     this.#o = opts
     this.#trusted = new Set(opts.seeders.map((s) => s.id))
     this.#now = opts.now ?? Date.now
+    this.#startedAt = this.#now()
+  }
+
+  /** Whose chunk proofs this node accepts: a trusted seeder's; with peer proofs on, any peer's not banned. */
+  #vouches = (signer: string): boolean =>
+    this.#trusted.has(signer) || (this.#o.peerProofs === true && !this.#banned(signer))
+
+  #banned(peer: string): boolean {
+    const until = this.#bans.get(peer)
+    return until !== undefined && until > this.#now()
   }
 
   get trustedSigners(): ReadonlySet<string> {
@@ -95,35 +128,147 @@ export class Swarm {
   }
 
   async fill(dl: PartialSink, want: SwarmWant, signal: AbortSignal): Promise<void> {
-    const { store, maps, live, log } = this.#o
     const digest = want.digest
-    let signed = await maps.get(digest)
+    let signed = await this.#o.maps.get(digest)
     if (signed === undefined) signed = await this.#findMap(digest, signal)
-    let geometry: ChunkGeometry
-    if (signed !== undefined) {
-      geometry = signed.map
-    } else {
-      const seeder = seederFor(this.#o.seeders, digest)
-      if (seeder === undefined) throw new SwarmUnavailableError('no seeder configured')
+    if (signed !== undefined) return this.#run(dl, digest, signed.map, signed, signal)
+    const fromSeeder = await this.#seederFetch(want, signal)
+    if (fromSeeder !== undefined) return this.#run(dl, digest, fromSeeder, undefined, signal)
+    if (this.#o.peerProofs !== true) {
+      throw new SwarmUnavailableError(
+        this.#o.seeders.length === 0 ? 'no seeder configured' : `no seeder took ${digest}`,
+      )
+    }
+    return this.#fillElected(dl, want, signal)
+  }
+
+  /**
+   * A cold blob: the seeders in rendezvous order are asked to pull it, the owner first; one that is down or refuses
+   * passes the duty to the next (the origin sends the blob once whichever seeder pulls it). Undefined when none took
+   * it.
+   */
+  async #seederFetch(want: SwarmWant, signal: AbortSignal): Promise<ChunkGeometry | undefined> {
+    const { digest } = want
+    for (const seeder of seedersInOrder(this.#o.seeders, digest)) {
       try {
-        geometry = await retry(
+        return await retry(
           () => this.#o.client.fetch(seeder.addr, digest, want.registry, want.name, { signal }),
           signal,
         )
       } catch (err) {
-        throw new SwarmUnavailableError(`seeder ${seeder.id} did not take ${digest}: ${(err as Error).message}`, {
-          cause: err,
-        })
+        signal.throwIfAborted()
+        this.#o.log.warn({ seeder: seeder.id, digest, err: (err as Error).message }, 'seeder did not take blob')
       }
     }
-    const partial = await store.openPartial(digest, { size: geometry.size, chunkSize: geometry.chunkSize, signal })
-    const blob = new LiveBlob(partial, signed)
-    live.add(blob)
-    dl.attach(partial, { verifiedPerChunk: signed !== undefined })
+    return undefined
+  }
+
+  /**
+   * No seeder answers and peer proofs are on: the election among agents. The candidates are this node, the peers
+   * it is connected to, the DHT providers of the blob and the peers that asked it about the blob (seeders and
+   * banned peers excluded); every node ranks them by the one rendezvous rule. The one ranked first pulls the blob
+   * from the origin (SwarmElectedError: the caller's origin pull, which signs each chunk as it lands); the others
+   * ask it to (`fetch`) and download from it and from each other meanwhile. A candidate that refuses, cannot be
+   * reached or shows no progress for a stall timeout is passed over for the next one (`turn`).
+   */
+  async #fillElected(dl: PartialSink, want: SwarmWant, signal: AbortSignal): Promise<void> {
+    const { node, client, log } = this.#o
+    const digest = want.digest
+    const self = node.peerId.toString()
+    const settle = this.#startedAt + (this.#o.electionSettleMs ?? ELECTION_SETTLE_MS) - this.#now()
+    if (settle > 0) await sleep(settle, undefined, { signal })
+    const down = new Set<string>()
+    let blob: LiveBlob | undefined
     try {
+      for (;;) {
+        const order = rendezvousOrder([self, ...(await this.#candidates(digest, signal))], digest)
+        const { acting } = turn(order, { down })
+        if (acting === undefined || acting === self) {
+          log.debug({ digest, candidates: order.length }, 'elected to pull blob from origin')
+          throw new SwarmElectedError(`this agent pulls ${digest} for its peers`)
+        }
+        let geometry: ChunkGeometry
+        try {
+          geometry = await client.fetch(peerIdFromString(acting), digest, want.registry, want.name, {
+            signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.stallTimeoutMs)]),
+          })
+        } catch (err) {
+          signal.throwIfAborted()
+          log.debug({ digest, peer: acting, err: (err as Error).message }, 'elected peer did not take blob')
+          down.add(acting)
+          continue
+        }
+        if (blob !== undefined && (blob.size !== geometry.size || blob.chunkSize !== geometry.chunkSize)) {
+          down.add(acting)
+          continue
+        }
+        // Followed from the start: its DHT record may take longer than its first chunks.
+        this.noteInterest(digest, acting)
+        try {
+          await this.#run(dl, digest, geometry, undefined, signal, blob, (b) => (blob = b))
+          return
+        } catch (err) {
+          if (
+            !(err instanceof SwarmUnavailableError) ||
+            signal.aborted ||
+            (err.cause as Error)?.name === 'DigestMismatchError'
+          )
+            throw err
+          log.info({ digest, peer: acting }, 'elected peer stalled, the next one takes over')
+          down.add(acting)
+        }
+      }
+    } finally {
+      if (blob !== undefined && this.#o.live.get(digest) === blob) this.#o.live.remove(digest)
+    }
+  }
+
+  /** Who else may pull `digest` for the swarm, as this node knows them now. */
+  async #candidates(digest: Digest, signal: AbortSignal): Promise<string[]> {
+    const { node, lookups } = this.#o
+    const self = node.peerId.toString()
+    const ids = new Set<string>()
+    for (const p of node.getPeers()) ids.add(p.toString())
+    for (const p of this.#interested.get(digest) ?? []) ids.add(p)
+    await lookups.lookup(digest, (p) => ids.add(p.id.toString()), { signal }).catch(() => {})
+    return [...ids].filter((id) => id !== self && !this.#trusted.has(id) && !this.#banned(id))
+  }
+
+  /**
+   * Opens (or goes on with) the partial, runs the exchange, and commits once the blob matches its digest. A blob
+   * proven by peers' signatures that fails its digest bans every agent that vouched for its chunks; readers that
+   * took any of its bytes are aborted, and the rest comes from the origin.
+   */
+  async #run(
+    dl: PartialSink,
+    digest: Digest,
+    geometry: ChunkGeometry,
+    signed: SignedChunkMap | undefined,
+    signal: AbortSignal,
+    existing?: LiveBlob,
+    opened?: (blob: LiveBlob) => void,
+  ): Promise<void> {
+    const { store, live, log } = this.#o
+    let blob = existing
+    if (blob === undefined) {
+      const partial = await store.openPartial(digest, { size: geometry.size, chunkSize: geometry.chunkSize, signal })
+      blob = new LiveBlob(partial, signed)
+      live.add(blob)
+      opened?.(blob)
+      // Per-chunk proofs let the last byte go out before the digest check only when a seeder signed them.
+      const seederSigned = signed !== undefined && this.#trusted.has(signed.signer)
+      dl.attach(partial, { verifiedPerChunk: seederSigned })
       await this.#resume(blob, geometry, signal)
+    }
+    const partial = blob.partial
+    try {
       await this.#exchange(blob, geometry, signal)
-      await partial.commit()
+      try {
+        await partial.commit()
+      } catch (err) {
+        if (err instanceof DigestMismatchError) this.#distrust(dl, blob, err)
+        throw new SwarmUnavailableError(`${digest} failed its digest: ${(err as Error).message}`, { cause: err })
+      }
       // The partial file is gone now: serve from the store before anything slower happens.
       this.#o.source.noteComplete(digest, geometry.size, geometry.chunkSize)
       live.remove(digest)
@@ -132,10 +277,29 @@ export class Swarm {
       // committed, and a reader that reaches the partial then fails. A cold blob's map even costs a round trip.
       void this.#keepMap(digest, blob.map, signal)
     } finally {
-      live.remove(digest)
+      if (existing === undefined && opened === undefined) live.remove(digest)
       this.#interested.delete(digest)
     }
     log.debug({ digest }, 'swarm download complete')
+  }
+
+  /**
+   * The blob's bytes were proven chunk by chunk yet fail the blob digest: someone who signed a proof lied. Agents
+   * that signed any are banned (a seeder's word is not overruled by a digest an agent may have mangled itself:
+   * their chunks came from the same peers), the partial goes, and its readers with it.
+   */
+  #distrust(dl: PartialSink, blob: LiveBlob, err: DigestMismatchError): void {
+    const signers = new Set([...blob.attestations.values()].map((a) => a.signer))
+    if (blob.map !== undefined) signers.add(blob.map.signer)
+    for (const s of signers) {
+      if (this.#trusted.has(s)) continue
+      this.#bans.set(s, this.#now() + DEFAULT_BAN_MS)
+      this.#o.log.warn({ digest: blob.digest, signer: s }, 'chunk proofs of a blob that failed its digest, banning')
+    }
+    this.#o.metrics.digestFailures.inc({ source: 'peer' })
+    dl.distrust?.(blob.partial, err)
+    void blob.partial.discard().catch(() => {})
+    void this.#o.maps.delete(blob.digest).catch(() => {})
   }
 
   /** After a restart, chunks already on disk are proven again before they count. */
@@ -176,7 +340,7 @@ export class Swarm {
         clock: systemClock(this.#now),
         fetcher: holders.fetcher(),
         holders,
-        verifier: blobVerifier(blob, geometry, this.#trusted, (s) => this.#findMap(digest, s, 1)),
+        verifier: blobVerifier(blob, geometry, this.#vouches, (s) => this.#findMap(digest, s, 1)),
         sink: blobSink(blob, maps),
         events: sessionEvents(digest, this.#o),
       },
