@@ -72,6 +72,14 @@ export class SwarmUnavailableError extends Error {
   readonly code: 'SWARM_UNAVAILABLE' | 'SWARM_ELECTED' = 'SWARM_UNAVAILABLE'
 }
 
+/** A cold blob's fill across its tries: the partial opened by the first one is followed by the next ones. */
+interface Cold {
+  readonly dl: PartialSink
+  readonly want: SwarmWant
+  readonly signal: AbortSignal
+  blob?: LiveBlob
+}
+
 /** This agent is the one elected to pull the blob from the origin for its peers (peer proofs). */
 export class SwarmElectedError extends SwarmUnavailableError {
   override name = 'SwarmElectedError'
@@ -132,94 +140,103 @@ export class Swarm {
     let signed = await this.#o.maps.get(digest)
     if (signed === undefined) signed = await this.#findMap(digest, signal)
     if (signed !== undefined) return this.#run(dl, digest, signed.map, signed, signal)
-    const fromSeeder = await this.#seederFetch(want, signal)
-    if (fromSeeder !== undefined) return this.#run(dl, digest, fromSeeder, undefined, signal)
-    if (this.#o.peerProofs !== true) {
-      throw new SwarmUnavailableError(
-        this.#o.seeders.length === 0 ? 'no seeder configured' : `no seeder took ${digest}`,
-      )
+    // A cold blob: someone pulls it from the origin for the swarm while we follow. One partial for every try.
+    const cold: Cold = { dl, want, signal }
+    try {
+      if (await this.#fromSeeders(cold)) return
+      if (this.#o.peerProofs !== true) {
+        throw new SwarmUnavailableError(
+          this.#o.seeders.length === 0 ? 'no seeder configured' : `no seeder took ${digest}`,
+        )
+      }
+      await this.#fromElected(cold)
+    } finally {
+      if (cold.blob !== undefined && this.#o.live.get(digest) === cold.blob) this.#o.live.remove(digest)
     }
-    return this.#fillElected(dl, want, signal)
   }
 
   /**
-   * A cold blob: the seeders in rendezvous order are asked to pull it, the owner first; one that is down or refuses
-   * passes the duty to the next (the origin sends the blob once whichever seeder pulls it). Undefined when none took
-   * it.
+   * The seeders in rendezvous order are asked to pull the blob, the owner first. One that is down or refuses, or
+   * that took it and then shows no progress for a stall timeout (it died mid-pull), passes the duty to the next:
+   * the origin sends the blob once more at most, not once per agent. False when none delivered.
    */
-  async #seederFetch(want: SwarmWant, signal: AbortSignal): Promise<ChunkGeometry | undefined> {
-    const { digest } = want
+  async #fromSeeders(cold: Cold): Promise<boolean> {
+    const { digest } = cold.want
     for (const seeder of seedersInOrder(this.#o.seeders, digest)) {
+      let geometry: ChunkGeometry
       try {
-        return await retry(
-          () => this.#o.client.fetch(seeder.addr, digest, want.registry, want.name, { signal }),
-          signal,
+        geometry = await retry(
+          () => this.#o.client.fetch(seeder.addr, digest, cold.want.registry, cold.want.name, { signal: cold.signal }),
+          cold.signal,
         )
       } catch (err) {
-        signal.throwIfAborted()
+        cold.signal.throwIfAborted()
         this.#o.log.warn({ seeder: seeder.id, digest, err: (err as Error).message }, 'seeder did not take blob')
+        continue
       }
+      if (await this.#follow(cold, geometry)) return true
+      this.#o.log.warn({ seeder: seeder.id, digest }, 'seeder stalled, asking the next one')
     }
-    return undefined
+    return false
   }
 
   /**
-   * No seeder answers and peer proofs are on: the election among agents. The candidates are this node, the peers
-   * it is connected to, the DHT providers of the blob and the peers that asked it about the blob (seeders and
-   * banned peers excluded); every node ranks them by the one rendezvous rule. The one ranked first pulls the blob
-   * from the origin (SwarmElectedError: the caller's origin pull, which signs each chunk as it lands); the others
-   * ask it to (`fetch`) and download from it and from each other meanwhile. A candidate that refuses, cannot be
-   * reached or shows no progress for a stall timeout is passed over for the next one (`turn`).
+   * The election among agents (peer proofs on, no seeder delivered). The candidates are this node, the peers it is
+   * connected to, the DHT providers of the blob and the peers that asked it about the blob (seeders and banned
+   * peers excluded); every node ranks them by the one rendezvous rule. The one ranked first pulls the blob from the
+   * origin (SwarmElectedError: the caller's origin pull, which signs each chunk as it lands); the others ask it to
+   * (`fetch`) and download from it and from each other meanwhile. A candidate that refuses, cannot be reached or
+   * shows no progress for a stall timeout is passed over for the next one (`turn`).
    */
-  async #fillElected(dl: PartialSink, want: SwarmWant, signal: AbortSignal): Promise<void> {
+  async #fromElected(cold: Cold): Promise<void> {
     const { node, client, log } = this.#o
+    const { want, signal } = cold
     const digest = want.digest
     const self = node.peerId.toString()
     const settle = this.#startedAt + (this.#o.electionSettleMs ?? ELECTION_SETTLE_MS) - this.#now()
     if (settle > 0) await sleep(settle, undefined, { signal })
     const down = new Set<string>()
-    let blob: LiveBlob | undefined
-    try {
-      for (;;) {
-        const order = rendezvousOrder([self, ...(await this.#candidates(digest, signal))], digest)
-        const { acting } = turn(order, { down })
-        if (acting === undefined || acting === self) {
-          log.debug({ digest, candidates: order.length }, 'elected to pull blob from origin')
-          throw new SwarmElectedError(`this agent pulls ${digest} for its peers`)
-        }
-        let geometry: ChunkGeometry
-        try {
-          geometry = await client.fetch(peerIdFromString(acting), digest, want.registry, want.name, {
-            signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.stallTimeoutMs)]),
-          })
-        } catch (err) {
-          signal.throwIfAborted()
-          log.debug({ digest, peer: acting, err: (err as Error).message }, 'elected peer did not take blob')
-          down.add(acting)
-          continue
-        }
-        if (blob !== undefined && (blob.size !== geometry.size || blob.chunkSize !== geometry.chunkSize)) {
-          down.add(acting)
-          continue
-        }
-        // Followed from the start: its DHT record may take longer than its first chunks.
-        this.noteInterest(digest, acting)
-        try {
-          await this.#run(dl, digest, geometry, undefined, signal, blob, (b) => (blob = b))
-          return
-        } catch (err) {
-          if (
-            !(err instanceof SwarmUnavailableError) ||
-            signal.aborted ||
-            (err.cause as Error)?.name === 'DigestMismatchError'
-          )
-            throw err
-          log.info({ digest, peer: acting }, 'elected peer stalled, the next one takes over')
-          down.add(acting)
-        }
+    for (;;) {
+      const order = rendezvousOrder([self, ...(await this.#candidates(digest, signal))], digest)
+      const { acting } = turn(order, { down })
+      if (acting === undefined || acting === self) {
+        log.debug({ digest, candidates: order.length }, 'elected to pull blob from origin')
+        throw new SwarmElectedError(`this agent pulls ${digest} for its peers`)
       }
-    } finally {
-      if (blob !== undefined && this.#o.live.get(digest) === blob) this.#o.live.remove(digest)
+      let geometry: ChunkGeometry
+      try {
+        geometry = await client.fetch(peerIdFromString(acting), digest, want.registry, want.name, {
+          signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.stallTimeoutMs)]),
+        })
+      } catch (err) {
+        signal.throwIfAborted()
+        log.debug({ digest, peer: acting, err: (err as Error).message }, 'elected peer did not take blob')
+        down.add(acting)
+        continue
+      }
+      // Followed from the start: its DHT record may take longer than its first chunks.
+      this.noteInterest(digest, acting)
+      if (await this.#follow(cold, geometry)) return
+      log.info({ digest, peer: acting }, 'elected peer stalled, the next one takes over')
+      down.add(acting)
+    }
+  }
+
+  /** Downloads the cold blob while someone pulls it: true once committed, false when the session stalled. */
+  async #follow(cold: Cold, geometry: ChunkGeometry): Promise<boolean> {
+    const b = cold.blob
+    // Another size than the first puller said: one of them is wrong, and the digest will say which; not this one.
+    if (b !== undefined && (b.size !== geometry.size || b.chunkSize !== geometry.chunkSize)) return false
+    try {
+      await this.#run(cold.dl, cold.want.digest, geometry, undefined, cold.signal, b, (opened) => (cold.blob = opened))
+      return true
+    } catch (err) {
+      const stalled =
+        err instanceof SwarmUnavailableError &&
+        (err.cause as { code?: string } | undefined)?.code === 'SESSION_STALLED' &&
+        !cold.signal.aborted
+      if (!stalled) throw err
+      return false
     }
   }
 
