@@ -5,7 +5,7 @@ import { parseBytes } from '../../shared/config/index.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS } from '../../shared/swarm/protocol/index.ts'
 import { BenchUsageError } from './errors.ts'
 
-export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated'] as const
+export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated', 'shoal-seederless'] as const
 export type ScenarioName = (typeof SCENARIO_NAMES)[number]
 
 export type BenchMode = 'quick' | 'full'

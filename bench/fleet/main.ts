@@ -23,7 +23,7 @@ import { buildReport, type MachineInfo, type ScenarioMeasurement, summaryMarkdow
 import { runScenario } from './run.ts'
 import type { Scenario } from './scenario.ts'
 import { direct, pullThroughCache } from './scenarios/baselines.ts'
-import { shoal } from './scenarios/shoal.ts'
+import { shoal, shoalSeederless } from './scenarios/shoal.ts'
 import { renderSvg } from './svg.ts'
 
 const LOCK_FILE = '/run/shoal-bench.lock'
@@ -44,6 +44,8 @@ function scenarioFor(name: ScenarioName): Scenario {
       return shoal('cold')
     case 'shoal-preheated':
       return shoal('preheated')
+    case 'shoal-seederless':
+      return shoalSeederless()
   }
 }
 

@@ -12,6 +12,7 @@ const SCENARIO_COLOURS: Readonly<Record<ScenarioName, string>> = {
   cache: '#ff7f0e',
   'shoal-cold': '#1f77b4',
   'shoal-preheated': '#2ca02c',
+  'shoal-seederless': '#9467bd',
 }
 
 const SOURCES = [
@@ -235,6 +236,8 @@ function shortTitle(s: ScenarioReport): string {
       return 'shoal cold'
     case 'shoal-preheated':
       return 'shoal preheated'
+    case 'shoal-seederless':
+      return 'shoal, no seeder'
   }
 }
 

@@ -20,6 +20,7 @@ export const SIM_TITLES: Readonly<Record<ScenarioName, string>> = {
   cache: 'pull-through cache',
   'shoal-cold': 'shoal, cold',
   'shoal-preheated': 'shoal, preheated seeder',
+  'shoal-seederless': 'shoal, no seeder',
 }
 
 export interface SimScenarioExtra {
