@@ -1,10 +1,12 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../agent/config.ts'
 import { type RunningAgent, startAgent } from '../agent/main.ts'
 import { createLogger } from '../shared/log/index.ts'
-import { generateSwarmKey } from '../shared/p2p/index.ts'
+import { generateSwarmKey, writeNewIdentity } from '../shared/p2p/index.ts'
 import { withPeerId } from '../shared/swarm/index.ts'
 import { type DemoOrigin, generateSampleImage, type SampleImage, startDemoOrigin } from '../shared/sample/index.ts'
 import { loadSeederConfig } from '../seeder/config.ts'
@@ -126,6 +128,11 @@ export interface PeerFleet {
 export interface PeerFleetOptions extends Omit<FleetOptions, 'seederArgs'> {
   /** Writes one swarm key and gives it to every agent (`--swarm-key`). Default true. */
   readonly swarmKey?: boolean
+  /**
+   * Starts every agent at the same moment, as a DaemonSet does: agent 0 gets a fixed port and an identity made
+   * beforehand, so the others name it in --bootstrap before it is up (their first dial may find nobody there).
+   */
+  readonly together?: boolean
 }
 
 /**
@@ -147,18 +154,30 @@ export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet>
   if (opts.swarmKey !== false) await writeFile(keyFile, generateSwarmKey())
   const agents: RunningAgent[] = []
   const started: RunningAgent[] = []
-  const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
+  let firstFixed: { port: number; key: string; addr: string } | undefined
+  if (opts.together === true) {
+    const port = await freePort()
+    const key = join(dir, 'first.key')
+    const id = peerIdFromPrivateKey(await writeNewIdentity(key)).toString()
+    firstFixed = { port, key, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${id}` }
+  }
+  const bootstrapFor = (i: number): string[] => {
+    if (i === 0) return firstFixed === undefined ? [] : ['--identity', firstFixed.key]
+    if (firstFixed !== undefined) return ['--bootstrap', firstFixed.addr]
     const first = agents[0] ?? started[0]
-    const bootstrap =
-      i === 0 || first === undefined
-        ? []
-        : [
-            '--bootstrap',
-            withPeerId(
-              first.multiaddrs.find((m) => m.includes('/tcp/'))!,
-              first.peerId!,
-            ),
-          ]
+    if (first === undefined) return []
+    return [
+      '--bootstrap',
+      withPeerId(
+        first.multiaddrs.find((m) => m.includes('/tcp/'))!,
+        first.peerId!,
+      ),
+    ]
+  }
+  const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
+    const bootstrap = bootstrapFor(i)
+    const listen =
+      i === 0 && firstFixed !== undefined ? `/ip4/127.0.0.1/tcp/${firstFixed.port}` : '/ip4/127.0.0.1/tcp/0'
     const agent = await startAgent(
       loadAgentConfig({
         argv: [
@@ -169,7 +188,7 @@ export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet>
           '--data',
           join(dir, `agent-${i}`),
           '--p2p-listen',
-          '/ip4/127.0.0.1/tcp/0',
+          listen,
           ...bootstrap,
           ...(opts.swarmKey !== false ? ['--swarm-key', keyFile] : []),
           '--chunk-size',
@@ -187,7 +206,18 @@ export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet>
     started.push(once)
     return once
   }
-  for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
+  if (opts.together === true) {
+    // Agent 0 a moment after the others, so their first bootstrap dial finds nobody, as it may in a rollout.
+    const all = await Promise.all(
+      Array.from({ length: opts.agents }, async (_, i) => {
+        if (i === 0) await new Promise((r) => setTimeout(r, 200))
+        return start(i)
+      }),
+    )
+    agents.push(...all)
+  } else {
+    for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
+  }
   return {
     dir,
     image,
@@ -200,4 +230,13 @@ export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet>
       await rm(dir, { recursive: true, force: true })
     },
   }
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }

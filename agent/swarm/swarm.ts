@@ -14,11 +14,12 @@ import type { P2PNode } from '../../shared/p2p/index.ts'
 import type { ContentStore } from '../../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
-import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
+import { CHUNK_PROTOCOL, type ChunkClient } from '../../shared/swarm/protocol/index.ts'
 import { DEFAULT_BAN_MS, type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import { rendezvousOrder, rendezvousScore, type SeederRef, seedersInOrder, turn } from '../../shared/swarm/index.ts'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { DigestMismatchError } from '../../shared/oci/index.ts'
+import { blobCid } from '../../shared/p2p/index.ts'
 import { DownloadSession, SessionError, systemClock } from '../../shared/swarm/session/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
 import type { PartialSink } from '../blobs/fill.ts'
@@ -52,11 +53,30 @@ export interface SwarmOptions {
    * connected by then, so nodes started together count the same candidates (default ELECTION_SETTLE_MS).
    */
   readonly electionSettleMs?: number
+  /** See ELECTION_CLAIM_MS. */
+  readonly electionClaimMs?: number
+  /** See ELECTION_ALONE_WAIT_MS. */
+  readonly electionAloneWaitMs?: number
   readonly now?: () => number
 }
 
 /** See SwarmOptions.electionSettleMs: about two DHT round trips plus the identify exchange on a loaded LAN. */
 export const ELECTION_SETTLE_MS = 2000
+/**
+ * How long an elected peer may take to answer `fetch` (it answers once the puller at the end of its chain has the
+ * origin's headers): a candidate known only from the DHT may be long gone, and its dial must not hold up the next.
+ */
+export const ELECTED_FETCH_TIMEOUT_MS = 10_000
+/**
+ * A node that ranks itself first announces the blob and looks again after this long (see #fromElected): a DHT
+ * provide and a lookup on a loaded LAN take about a second.
+ */
+export const ELECTION_CLAIM_MS = 1500
+/** See Swarm #settle: past one bootstrap retry interval (BOOTSTRAP_RETRY_INTERVAL_MS, 15 s). */
+export const ELECTION_ALONE_WAIT_MS = 20_000
+const ELECTION_ALONE_RETRY_MS = 1000
+/** The DHT query for the peers closest to a blob's key: a few round trips on a LAN. */
+const ELECTION_LOOKUP_MS = 2000
 
 /** What the swarm needs to know of a wanted blob (the client's request stays with the blob service). */
 export interface SwarmWant {
@@ -193,21 +213,40 @@ export class Swarm {
     const { want, signal } = cold
     const digest = want.digest
     const self = node.peerId.toString()
-    const settle = this.#startedAt + (this.#o.electionSettleMs ?? ELECTION_SETTLE_MS) - this.#now()
-    if (settle > 0) await sleep(settle, undefined, { signal })
+    await this.#settle(signal)
     const down = new Set<string>()
+    // Only a young node claims first: an older one's DHT has long met the swarm.
+    let claimed = this.#now() - this.#startedAt > (this.#o.electionAloneWaitMs ?? ELECTION_ALONE_WAIT_MS)
     for (;;) {
       const order = rendezvousOrder([self, ...(await this.#candidates(digest, signal))], digest)
       const { acting } = turn(order, { down })
+      if ((acting === undefined || acting === self) && !claimed) {
+        // Ranked first among the peers this node knows, which may be few just after start. The claim: announce the
+        // blob in the DHT, wait for the others' announcements to land, and look again. Every node that ranked
+        // itself first does the same, so they all see each other's records, and all but the highest ranked
+        // follow it instead.
+        claimed = true
+        this.#o.announcer.announce(digest)
+        await sleep(this.#o.electionClaimMs ?? ELECTION_CLAIM_MS, undefined, { signal })
+        continue
+      }
       if (acting === undefined || acting === self) {
         log.debug({ digest, candidates: order.length }, 'elected to pull blob from origin')
         throw new SwarmElectedError(`this agent pulls ${digest} for its peers`)
       }
       let geometry: ChunkGeometry
       try {
-        geometry = await client.fetch(peerIdFromString(acting), digest, want.registry, want.name, {
-          signal: AbortSignal.any([signal, AbortSignal.timeout(this.#o.stallTimeoutMs)]),
-        })
+        // A loaded peer may time out a handshake: tried a few times, unless it refuses.
+        geometry = await retry(
+          () =>
+            client.fetch(peerIdFromString(acting), digest, want.registry, want.name, {
+              signal: AbortSignal.any([
+                signal,
+                AbortSignal.timeout(Math.min(this.#o.stallTimeoutMs, ELECTED_FETCH_TIMEOUT_MS)),
+              ]),
+            }),
+          signal,
+        )
       } catch (err) {
         signal.throwIfAborted()
         log.debug({ digest, peer: acting, err: (err as Error).message }, 'elected peer did not take blob')
@@ -240,14 +279,52 @@ export class Swarm {
     }
   }
 
+  /**
+   * The bounded wait before an election, so nodes started together count the same candidates: until the node is
+   * ELECTION_SETTLE_MS old, and while it has no peer at all (its bootstrap peers were not up yet when it started)
+   * until it finds one, dialling them again every second, for at most ELECTION_ALONE_WAIT_MS of its life. A node
+   * that is alone after that is alone: it pulls for itself.
+   */
+  async #settle(signal: AbortSignal): Promise<void> {
+    const { node } = this.#o
+    const settleMs = this.#o.electionSettleMs ?? ELECTION_SETTLE_MS
+    const settle = this.#startedAt + settleMs - this.#now()
+    if (settle > 0) await sleep(settle, undefined, { signal })
+    const aloneUntil = this.#startedAt + (this.#o.electionAloneWaitMs ?? ELECTION_ALONE_WAIT_MS)
+    let wasAlone = false
+    while (node.getPeers().length === 0 && this.#now() < aloneUntil) {
+      wasAlone = true
+      await node.services.bootstrap.bootstrap({ signal }).catch(() => {})
+      if (node.getPeers().length > 0) break
+      await sleep(ELECTION_ALONE_RETRY_MS, undefined, { signal })
+    }
+    // Just connected: its DHT learns of the others from the first answers, as at start.
+    if (wasAlone && node.getPeers().length > 0) await sleep(settleMs, undefined, { signal })
+  }
+
   /** Who else may pull `digest` for the swarm, as this node knows them now. */
   async #candidates(digest: Digest, signal: AbortSignal): Promise<string[]> {
     const { node, lookups } = this.#o
     const self = node.peerId.toString()
     const ids = new Set<string>()
     for (const p of node.getPeers()) ids.add(p.toString())
+    // Peers the DHT told us about (its lookups fill the peer store), connected or not: nodes started together are
+    // each connected to a few, but every one's self-lookup learns of the rest through the bootstrap node.
+    for (const p of await node.peerStore.all()) {
+      if (p.addresses.length === 0) continue
+      // Identified as something that does not speak the chunk protocol: not a Shoal node.
+      if (p.protocols.length > 0 && !p.protocols.includes(CHUNK_PROTOCOL)) continue
+      ids.add(p.id.toString())
+    }
     for (const p of this.#interested.get(digest) ?? []) ids.add(p)
-    await lookups.lookup(digest, (p) => ids.add(p.id.toString()), { signal }).catch(() => {})
+    // The peers closest to the blob's key in the DHT: every node that asks gets about the same ones, whoever it
+    // knew before (all of them in a swarm of up to K = 20 nodes).
+    const closest = (async () => {
+      const bounded = AbortSignal.any([signal, AbortSignal.timeout(ELECTION_LOOKUP_MS)])
+      for await (const p of node.peerRouting.getClosestPeers(blobCid(digest).multihash.bytes, { signal: bounded }))
+        ids.add(p.id.toString())
+    })().catch(() => {})
+    await Promise.all([lookups.lookup(digest, (p) => ids.add(p.id.toString()), { signal }).catch(() => {}), closest])
     return [...ids].filter((id) => id !== self && !this.#trusted.has(id) && !this.#banned(id))
   }
 

@@ -53,3 +53,22 @@ describe('a swarm of 5 agents with no seeder', () => {
     expect(f.origin.stats.blobBytesServed).toBeLessThanOrEqual(1.05 * imageBytes)
   }, 120_000)
 })
+
+describe('5 agents with no seeder started at the same moment', () => {
+  it('elect the same puller once they find each other: the origin sends each blob about once', async () => {
+    // The first agent comes up last: the others' first bootstrap dial finds nobody there.
+    fleet = await startPeerFleet({
+      agents: 5,
+      layers: 3,
+      layerBytes: 2 * 1024 * 1024,
+      together: true,
+      agentArgs: ['--stall-timeout', '30s'],
+    })
+    const f = fleet
+    const results = await Promise.all(f.agents.map((a) => pullImage(a.url, 'demo/app', 'v1')))
+    const imageBytes = f.image.blobs.reduce((n, b) => n + b.size, 0)
+    for (const r of results) expect(r.blobBytes).toBe(imageBytes)
+    const perBlob = f.image.blobs.map((b) => f.origin.stats.perBlob.get(b.digest))
+    expect(f.origin.stats.blobBytesServed, JSON.stringify(perBlob)).toBeLessThanOrEqual(1.05 * imageBytes)
+  }, 120_000)
+})
