@@ -123,6 +123,8 @@ export class Swarm {
   readonly #stall = new StallClocks()
 
   readonly #startedAt: number
+  /** Blobs being filled by the election among agents: peers' proofs count for them. */
+  readonly #elected = new Set<Digest>()
 
   constructor(opts: SwarmOptions) {
     this.#o = opts
@@ -131,9 +133,14 @@ export class Swarm {
     this.#startedAt = this.#now()
   }
 
-  /** Whose chunk proofs this node accepts: a trusted seeder's; with peer proofs on, any peer's not banned. */
-  #vouches = (signer: string): boolean =>
-    this.#trusted.has(signer) || (this.#o.peerProofs === true && !this.#banned(signer))
+  /**
+   * Whose chunk proofs this node accepts for `digest`: a trusted seeder's; and any agent's not banned, only for a
+   * blob no seeder delivered and the agents elected a puller for (peer proofs on). While a seeder serves a blob,
+   * its proofs are the only ones taken.
+   */
+  #vouches(digest: Digest, signer: string): boolean {
+    return this.#trusted.has(signer) || (this.#elected.has(digest) && !this.#banned(signer))
+  }
 
   #banned(peer: string): boolean {
     const until = this.#bans.get(peer)
@@ -171,6 +178,7 @@ export class Swarm {
       }
       await this.#fromElected(cold)
     } finally {
+      this.#elected.delete(digest)
       if (cold.blob !== undefined && this.#o.live.get(digest) === cold.blob) this.#o.live.remove(digest)
     }
   }
@@ -214,6 +222,7 @@ export class Swarm {
     const digest = want.digest
     const self = node.peerId.toString()
     await this.#settle(signal)
+    this.#elected.add(digest)
     const down = new Set<string>()
     // Only a young node claims first: an older one's DHT has long met the swarm.
     let claimed = this.#now() - this.#startedAt > (this.#o.electionAloneWaitMs ?? ELECTION_ALONE_WAIT_MS)
@@ -255,19 +264,30 @@ export class Swarm {
       }
       // Followed from the start: its DHT record may take longer than its first chunks.
       this.noteInterest(digest, acting)
-      if (await this.#follow(cold, geometry)) return
+      // The k-th candidate to act may itself have been following the k before it until they stalled out: it gets
+      // that long to take over, plus one stall timeout of its own.
+      if (await this.#follow(cold, geometry, (1 + down.size) * this.#o.stallTimeoutMs)) return
       log.info({ digest, peer: acting }, 'elected peer stalled, the next one takes over')
       down.add(acting)
     }
   }
 
   /** Downloads the cold blob while someone pulls it: true once committed, false when the session stalled. */
-  async #follow(cold: Cold, geometry: ChunkGeometry): Promise<boolean> {
+  async #follow(cold: Cold, geometry: ChunkGeometry, stallTimeoutMs = this.#o.stallTimeoutMs): Promise<boolean> {
     const b = cold.blob
     // Another size than the first puller said: one of them is wrong, and the digest will say which; not this one.
     if (b !== undefined && (b.size !== geometry.size || b.chunkSize !== geometry.chunkSize)) return false
     try {
-      await this.#run(cold.dl, cold.want.digest, geometry, undefined, cold.signal, b, (opened) => (cold.blob = opened))
+      await this.#run(
+        cold.dl,
+        cold.want.digest,
+        geometry,
+        undefined,
+        cold.signal,
+        b,
+        (opened) => (cold.blob = opened),
+        stallTimeoutMs,
+      )
       return true
     } catch (err) {
       const stalled =
@@ -341,6 +361,7 @@ export class Swarm {
     signal: AbortSignal,
     existing?: LiveBlob,
     opened?: (blob: LiveBlob) => void,
+    stallTimeoutMs = this.#o.stallTimeoutMs,
   ): Promise<void> {
     const { store, live, log } = this.#o
     let blob = existing
@@ -356,7 +377,7 @@ export class Swarm {
     }
     const partial = blob.partial
     try {
-      await this.#exchange(blob, geometry, signal)
+      await this.#exchange(blob, geometry, signal, stallTimeoutMs)
       try {
         await partial.commit()
       } catch (err) {
@@ -416,7 +437,12 @@ export class Swarm {
   }
 
   /** The swarm part proper: a download session over libp2p, the partial file and the map store. */
-  async #exchange(blob: LiveBlob, geometry: ChunkGeometry, signal: AbortSignal): Promise<void> {
+  async #exchange(
+    blob: LiveBlob,
+    geometry: ChunkGeometry,
+    signal: AbortSignal,
+    stallTimeoutMs = this.#o.stallTimeoutMs,
+  ): Promise<void> {
     const { node, client, maps, seeders, lookups } = this.#o
     const digest = blob.digest
     const holders = new SwarmHolders({
@@ -434,7 +460,12 @@ export class Swarm {
         clock: systemClock(this.#now),
         fetcher: holders.fetcher(),
         holders,
-        verifier: blobVerifier(blob, geometry, this.#vouches, (s) => this.#findMap(digest, s, 1)),
+        verifier: blobVerifier(
+          blob,
+          geometry,
+          (signer) => this.#vouches(digest, signer),
+          (s) => this.#findMap(digest, s, 1),
+        ),
         sink: blobSink(blob, maps),
         events: sessionEvents(digest, this.#o),
       },
@@ -444,7 +475,7 @@ export class Swarm {
           const r = chunkRange(geometry, i)
           return r.end - r.start
         },
-        stallTimeoutMs: this.#o.stallTimeoutMs,
+        stallTimeoutMs,
         // Each agent breaks ties its own way, so agents spread over different chunks.
         random: seededRandom(rendezvousScore(node.peerId.toString(), digest)),
         stall: this.#stall,
