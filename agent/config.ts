@@ -121,6 +121,12 @@ export const AGENT_OPTIONS = {
     flag: 'swarm-key',
     describe: 'pre-shared swarm key file: only nodes holding it can connect',
   },
+  trustPeerMaps: {
+    type: 'bool',
+    flag: 'trust-peer-maps',
+    default: false,
+    describe: 'with no seeder answering, share blobs on chunk proofs signed by peers (on by itself with --swarm-key)',
+  },
   bulkListen: {
     type: 'hostport',
     flag: 'bulk-listen',
@@ -202,6 +208,12 @@ export interface AgentConfig {
   readonly seeders: readonly string[]
   readonly bootstrap: readonly string[]
   readonly swarmKeyFile: string | undefined
+  /**
+   * Peer proofs: when no seeder answers for a blob (none configured, or every one down), the agents elect one of
+   * themselves to pull it from the origin and accept the chunk proofs it signs. On with a swarm key (only members
+   * can join) or `--trust-peer-maps`; off otherwise, and then an agent with no seeder shares nothing.
+   */
+  readonly peerProofs: boolean
   /** `--identity`: the node's key from this file instead of `<data>/p2p/identity.key`. */
   readonly identityFile: string | undefined
   /** Where the bulk (HTTPS) chunk path listens; undefined: off (no swarm, or --no-bulk). */
@@ -246,6 +258,7 @@ export function loadAgentConfig(sources: ConfigSources): AgentConfig {
     seeders: parseSeeders(v.seeders as readonly string[]),
     bootstrap: v.bootstrap as readonly string[],
     swarmKeyFile: v.swarmKey as string | undefined,
+    peerProofs: (v.trustPeerMaps as boolean) || v.swarmKey !== undefined,
     identityFile: v.identity as string | undefined,
     bulkListen: bulkListenOf(v.bulkListen as string | undefined, v.noBulk as boolean, v.p2pListen as readonly string[]),
     uploadRate: v.uploadRate as number,

@@ -15,6 +15,7 @@ import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
 import type { ConfigSources } from '../shared/config/index.ts'
+import type { Digest } from '../shared/oci/index.ts'
 import { buildApp } from './app.ts'
 import { Authorizer } from './authz.ts'
 import { Downloads } from './blobs/download.ts'
@@ -27,6 +28,7 @@ import { agentStatus, type SwarmStatusPart } from './status.ts'
 import { ManifestService } from './registry/manifests.ts'
 import { dhtFindProviders, ProviderLookups } from './swarm/lookups.ts'
 import { Announcer, dhtProviderRouting } from './swarm/provider.ts'
+import { attestingWatch, peerFetch } from './swarm/peer-seed.ts'
 import { Swarm } from './swarm/swarm.ts'
 
 /** How long a shutdown waits for in-flight requests before it aborts their downloads. */
@@ -68,7 +70,12 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
   const metricsUrl = opsApp === undefined ? undefined : await listenUrl(opsApp, config.metricsListen!)
   try {
     // The chunk source exists only after the store it serves from: eviction reaches it through here.
-    const late: { source?: StoreChunkSource; prefetch?: Prefetcher; announcer?: Announcer } = {}
+    const late: {
+      source?: StoreChunkSource
+      prefetch?: Prefetcher
+      announcer?: Announcer
+      peerFetch?: ReturnType<typeof peerFetch>
+    } = {}
     const stores = await openFsStore({
       dir: config.data,
       maxBytes: config.cacheMaxBytes,
@@ -128,6 +135,9 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
           authorization: blob.authorization,
           signal,
           ...(originBucket === undefined ? {} : { throttle: (body) => throttled(body, originBucket) }),
+          // With peer proofs, whatever this agent pulls from the origin it signs and serves chunk by chunk: it is
+          // the elected puller, or the one peers fall back to.
+          ...(p2p?.peerSeed === undefined ? {} : { watch: attestingWatch(p2p.peerSeed, blob.digest) }),
         }),
       onComplete: (digest, info) => {
         p2p?.source.noteComplete(digest, info.size, config.chunkSize)
@@ -150,14 +160,31 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       log: log.child({ component: 'blobs' }),
       fill,
     })
+    const upstreamFor = (r: string | undefined) =>
+      resolveUpstream(r, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries })
+    if (p2p?.peerSeed !== undefined) {
+      // Peers may make this agent pull only from the registries it is configured for.
+      const known = new Set([upstreamFor(undefined).registry, ...config.registries.keys()])
+      late.peerFetch = peerFetch({
+        store: stores.blobs,
+        maps: p2p.maps,
+        downloads,
+        fill,
+        upstreamFor: (r) => {
+          const u = upstreamFor(r)
+          return known.has(u.registry) || config.insecureRegistries.includes(u.registry) ? u : undefined
+        },
+        chunkSize: config.chunkSize,
+        signal: closing.signal,
+      })
+    }
     if (swarm !== undefined)
       late.prefetch = new Prefetcher({
         trusted: swarm.trustedSigners,
         store: stores.blobs,
         downloads,
         fill,
-        upstreamFor: (r) =>
-          resolveUpstream(r, { defaultOrigin: config.origin, insecureRegistries: config.insecureRegistries }),
+        upstreamFor,
         signal: closing.signal,
         log: log.child({ component: 'prefetch' }),
         ...(config.preheatTtlMs > 0 ? { holds } : {}),
@@ -259,7 +286,7 @@ async function startSwarm(
   store: ContentStore,
   metrics: Metrics,
   log: Logger,
-  late: { readonly prefetch?: Prefetcher },
+  late: { readonly prefetch?: Prefetcher; readonly peerFetch?: ReturnType<typeof peerFetch> },
   budget: WanBudget,
 ) {
   const swarmKey = config.swarmKeyFile === undefined ? undefined : await readFile(config.swarmKeyFile)
@@ -294,6 +321,15 @@ async function startSwarm(
       if (ctx !== undefined) tie.swarm?.noteInterest(digest, ctx.peer.toString())
       return have.bitfield
     },
+    // Peer proofs: a peer that elected this agent asks it to pull a blob for the swarm.
+    ...(config.peerProofs
+      ? {
+          fetch: (digest: Digest, registry: string, name: string, signal: AbortSignal) => {
+            if (late.peerFetch === undefined) return Promise.reject(new Error('agent not ready'))
+            return late.peerFetch(digest, registry, name, signal)
+          },
+        }
+      : {}),
   })
   await source.load()
   // The bulk path's certificate is bound to the node's identity key: peers check it against our peer id.
@@ -339,6 +375,7 @@ async function startSwarm(
     log: log.child({ component: 'swarm' }),
     stallTimeoutMs: config.stallTimeoutMs,
     ...(config.site === undefined ? {} : { site: config.site }),
+    peerProofs: config.peerProofs,
     announcer,
     lookups: new ProviderLookups({
       find: dhtFindProviders(node),
@@ -357,6 +394,11 @@ async function startSwarm(
     swarm,
     announcer,
     client,
+    maps,
+    /** What an origin pull needs to sign and serve its chunks (peer proofs on). */
+    peerSeed: config.peerProofs
+      ? { live, maps, source, announcer, key: privateKey, log: log.child({ component: 'peer-seed' }) }
+      : undefined,
     /** The bulk (HTTPS) chunk port, when serving one. */
     bulkPort: server.bulkPort,
     stop: stopList([() => announcer.stop(), () => server.stop(), () => bulkClient?.stop(), () => node.stop()]),

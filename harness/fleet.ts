@@ -1,13 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { type AddressInfo, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../agent/config.ts'
 import { type RunningAgent, startAgent } from '../agent/main.ts'
 import { createLogger } from '../shared/log/index.ts'
+import { generateSwarmKey, writeNewIdentity } from '../shared/p2p/index.ts'
+import { withPeerId } from '../shared/swarm/index.ts'
 import { type DemoOrigin, generateSampleImage, type SampleImage, startDemoOrigin } from '../shared/sample/index.ts'
 import { loadSeederConfig } from '../seeder/config.ts'
 import { type RunningSeeder, startSeeder } from '../seeder/main.ts'
-import { withPeerId } from '../shared/swarm/index.ts'
 
 export interface Fleet {
   readonly dir: string
@@ -108,4 +111,130 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
       await rm(dir, { recursive: true, force: true })
     },
   }
+}
+
+export interface PeerFleet {
+  readonly dir: string
+  readonly image: SampleImage
+  readonly origin: DemoOrigin
+  readonly agents: RunningAgent[]
+  /** Starts agent `i` bootstrapped from agent 0 (unless it is agent 0), with the fleet's flags plus `extra`. */
+  startAgent(i: number, extra?: string[]): Promise<RunningAgent>
+  stop(): Promise<void>
+}
+
+export interface PeerFleetOptions extends Omit<FleetOptions, 'seederArgs'> {
+  /** Writes one swarm key and gives it to every agent (`--swarm-key`). Default true. */
+  readonly swarmKey?: boolean
+  /**
+   * Starts every agent at the same moment, as a DaemonSet does: agent 0 gets a fixed port and an identity made
+   * beforehand, so the others name it in --bootstrap before it is up (their first dial may find nobody there).
+   */
+  readonly together?: boolean
+}
+
+/**
+ * One demo origin and N agents with no seeder, as a new user would start them: each bootstrapped from the first
+ * one, all on 127.0.0.1, all sharing a swarm key unless told otherwise.
+ */
+export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet> {
+  const dir = await mkdtemp(join(tmpdir(), 'shoal-peers-'))
+  const image = await generateSampleImage({
+    dir: join(dir, 'image'),
+    layers: opts.layers ?? 3,
+    layerBytes: opts.layerBytes ?? 2 * 1024 * 1024,
+    seed: 'fleet',
+  })
+  const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
+  const chunk = opts.chunkSize ?? '256KiB'
+  const log = createLogger({ level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent' })
+  const keyFile = join(dir, 'swarm.key')
+  if (opts.swarmKey !== false) await writeFile(keyFile, generateSwarmKey())
+  const agents: RunningAgent[] = []
+  const started: RunningAgent[] = []
+  let firstFixed: { port: number; key: string; addr: string } | undefined
+  if (opts.together === true) {
+    const port = await freePort()
+    const key = join(dir, 'first.key')
+    const id = peerIdFromPrivateKey(await writeNewIdentity(key)).toString()
+    firstFixed = { port, key, addr: `/ip4/127.0.0.1/tcp/${port}/p2p/${id}` }
+  }
+  const bootstrapFor = (i: number): string[] => {
+    if (i === 0) return firstFixed === undefined ? [] : ['--identity', firstFixed.key]
+    if (firstFixed !== undefined) return ['--bootstrap', firstFixed.addr]
+    const first = agents[0] ?? started[0]
+    if (first === undefined) return []
+    return [
+      '--bootstrap',
+      withPeerId(
+        first.multiaddrs.find((m) => m.includes('/tcp/'))!,
+        first.peerId!,
+      ),
+    ]
+  }
+  const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
+    const bootstrap = bootstrapFor(i)
+    const listen =
+      i === 0 && firstFixed !== undefined ? `/ip4/127.0.0.1/tcp/${firstFixed.port}` : '/ip4/127.0.0.1/tcp/0'
+    const agent = await startAgent(
+      loadAgentConfig({
+        argv: [
+          '--listen',
+          '127.0.0.1:0',
+          '--origin',
+          origin.url,
+          '--data',
+          join(dir, `agent-${i}`),
+          '--p2p-listen',
+          listen,
+          ...bootstrap,
+          ...(opts.swarmKey !== false ? ['--swarm-key', keyFile] : []),
+          '--chunk-size',
+          chunk,
+          ...(opts.agentArgs ?? []),
+          ...extra,
+        ],
+        env: {},
+        readFile: () => '',
+      }),
+      { log },
+    )
+    let closed: Promise<void> | undefined
+    const once: RunningAgent = { ...agent, stop: () => (closed ??= agent.stop()) }
+    started.push(once)
+    return once
+  }
+  if (opts.together === true) {
+    // Agent 0 a moment after the others, so their first bootstrap dial finds nobody, as it may in a rollout.
+    const all = await Promise.all(
+      Array.from({ length: opts.agents }, async (_, i) => {
+        if (i === 0) await new Promise((r) => setTimeout(r, 200))
+        return start(i)
+      }),
+    )
+    agents.push(...all)
+  } else {
+    for (let i = 0; i < opts.agents; i++) agents.push(await start(i))
+  }
+  return {
+    dir,
+    image,
+    origin,
+    agents,
+    startAgent: start,
+    async stop() {
+      for (const a of started) await a.stop().catch(() => {})
+      await origin.stop().catch(() => {})
+      await rm(dir, { recursive: true, force: true })
+    },
+  }
+}
+
+/** A TCP port free on 127.0.0.1 right now. */
+async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const port = (server.address() as AddressInfo).port
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }

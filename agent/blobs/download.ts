@@ -18,6 +18,8 @@ export class Download {
   /** Bumped by every attach and by the end of the download: a reader then looks again at what to follow. */
   #generation = 0
   readonly #followers = new Set<AbortController>()
+  /** Partials whose bytes failed the blob digest, and why. */
+  readonly #distrusted = new Map<PartialBlob, unknown>()
   #waiters = new Set<() => void>()
   readonly #sized: PromiseWithResolvers<number>
   readonly finished: Promise<void>
@@ -66,6 +68,11 @@ export class Download {
     this.#changed()
   }
 
+  distrust(partial: PartialBlob, err: unknown): void {
+    this.#distrusted.set(partial, err)
+    this.#changed()
+  }
+
   committed(): void {
     this.#state = 'committed'
     this.#finish.resolve()
@@ -93,8 +100,11 @@ export class Download {
 
   async *#generate(start: number, end: number): AsyncGenerator<Uint8Array> {
     let pos = start
+    /** The partials this reader passed bytes on from. */
+    const readFrom = new Set<PartialBlob>()
     while (pos < end) {
       if (this.#state === 'failed') throw this.#error
+      for (const p of readFrom) if (this.#distrusted.has(p)) throw this.#distrusted.get(p)
       const partial = this.#partial
       // The partial may be committed a moment before the filler returns: read the store then too.
       if (this.#state === 'committed' || partial?.state === 'committed') {
@@ -117,6 +127,7 @@ export class Download {
           { holdLastByte: !this.#verifiedPerChunk, signal: stop.signal },
         )
         for await (const buf of follower) {
+          readFrom.add(partial)
           pos += (buf as Uint8Array).byteLength
           yield buf as Uint8Array
         }
@@ -125,6 +136,7 @@ export class Download {
         // (re-read: the state may have changed while the follower ran)
         const now: string = this.#state
         if (now === 'failed') throw this.#error
+        if (this.#distrusted.has(partial) && readFrom.has(partial)) throw this.#distrusted.get(partial)
         // Re-attached, committed, or the partial was discarded for another: look again from `pos`.
         if (this.#generation !== generation || now === 'committed' || partial.state !== 'open') continue
         throw err

@@ -10,6 +10,11 @@ import type { BlobFiller, BlobRequest } from './service.ts'
 export interface PartialSink {
   /** `verifiedPerChunk`: each chunk was checked against a trusted chunk map before it was written. */
   attach(partial: PartialBlob, opts?: { verifiedPerChunk?: boolean }): void
+  /**
+   * The bytes of `partial` failed the blob digest: readers that took any of them are aborted with `err` (never
+   * ended cleanly on them); readers that took none go on with whatever is attached next.
+   */
+  distrust?(partial: PartialBlob, err: unknown): void
 }
 
 /** A blob and the repository it is read from. */
@@ -101,7 +106,9 @@ function swarmThenOrigin(init: FillPolicyInit) {
         // Peers get a blob's chunks while the swarm fills it or once it is complete, not in between.
         if ((await store.stat(req.digest)) === undefined) init.onAbandoned?.(req.digest)
         if (signal.aborted) throw err
-        log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
+        // Elected by its peers to pull the blob: the origin pull below is the plan, not a fallback.
+        if ((err as { code?: string }).code !== 'SWARM_ELECTED')
+          log.warn({ digest: req.digest, err: (err as Error).message }, 'swarm could not deliver, fetching from origin')
       }
     }
     toOrigin()

@@ -26,6 +26,23 @@ export interface OriginFetchOptions {
   readonly throttle?: (body: Readable) => Readable
   /** Agent shutdown: the origin body is cut and nothing more is written (the partial stays for a restart). */
   readonly signal?: AbortSignal
+  /**
+   * Follows the pull chunk by chunk (an agent elected to pull a blob for its peers signs each chunk as it lands);
+   * the bytes are then flushed at every chunk end.
+   */
+  readonly watch?: OriginPullWatch
+}
+
+/** Hooks into one origin pull, in order: the partial (again if the pull starts over), each append, the end. */
+export interface OriginPullWatch {
+  /** The partial the pull writes, and how many of its first bytes were on disk already. */
+  partial(partial: PartialBlob, from: number): void | Promise<void>
+  /** Bytes just appended, in blob order (awaited before more is written). */
+  bytes(bytes: Uint8Array): void | Promise<void>
+  /** Every byte is on disk and about to be committed. */
+  complete(partial: PartialBlob): void | Promise<void>
+  /** The blob is committed (true) or the pull failed (false). */
+  end(committed: boolean): void | Promise<void>
 }
 
 /**
@@ -60,22 +77,31 @@ export async function fetchFromOrigin(dl: PartialSink, o: OriginFetchOptions): P
       ...(o.resumeAttempts === undefined ? {} : { retry: { attempts: o.resumeAttempts } }),
       ...(o.throttle === undefined ? {} : { throttle: o.throttle }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
-      onPartial: (p) => {
+      ...(o.watch === undefined ? {} : { flushAtChunkEnds: true }),
+      onPartial: async (p, from) => {
         partial = p
         dl.attach(p)
+        await o.watch?.partial(p, from)
       },
-      onProgress: ({ bytes }) => o.metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength),
+      onProgress: async ({ bytes }) => {
+        o.metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength)
+        await o.watch?.bytes(bytes)
+      },
     })
+    await o.watch?.complete(partial)
   } catch (err) {
+    await o.watch?.end(false)
     throw await failed(partial, unavailable(err), o)
   }
   // Every byte was on disk already (a crash came before the commit): no GET spoke for this client, so ask.
-  if (!asked) await o.authorizer.authorize(o.upstream, o.name, 'blobs', o.digest, o.authorization, o.signal)
   try {
+    if (!asked) await o.authorizer.authorize(o.upstream, o.name, 'blobs', o.digest, o.authorization, o.signal)
     await partial.commit(o.mediaType === undefined ? {} : { mediaType: o.mediaType })
   } catch (err) {
+    await o.watch?.end(false)
     throw await failed(isDiskFull(err) ? partial : undefined, err, o)
   }
+  await o.watch?.end(true)
 }
 
 /** What the pull throws, in the agent's words: an origin that answers with no usable blob is unavailable. */

@@ -148,11 +148,14 @@ export class SwarmHolders implements HolderSource {
   }
 }
 
-/** Chunks are proven by the blob's trusted map, or by a trusted seeder's attestation (a cold blob). */
+/**
+ * Chunks are proven by the blob's trusted map, or by an attestation whose signer `vouches` says this node believes
+ * (a trusted seeder's; with peer proofs, an elected agent's too).
+ */
 export function blobVerifier(
   blob: LiveBlob,
   geometry: ChunkGeometry,
-  trusted: ReadonlySet<string>,
+  vouches: (signer: string) => boolean,
   findMap: (signal: AbortSignal) => Promise<SignedChunkMap | undefined>,
 ): ChunkVerifier {
   return {
@@ -167,7 +170,8 @@ export function blobVerifier(
     },
     async attested(attestation, index) {
       try {
-        await verifyChunkAttestation(attestation, trusted, {
+        if (!vouches(attestation.signer)) return false
+        await verifyChunkAttestation(attestation, new Set([attestation.signer]), {
           digest: blob.digest,
           size: geometry.size,
           chunkSize: geometry.chunkSize,

@@ -91,6 +91,12 @@ export function boundSources(scenario: ScenarioName, links: LinkRates): BoundSou
         sourceMbit: links.originUp + links.seederUp,
         description: 'U_first = U_o (nothing cached anywhere); U_src = U_o + U_s',
       }
+    case 'shoal-seederless':
+      return {
+        firstCopyMbit: links.originUp,
+        sourceMbit: links.originUp,
+        description: 'U_first = U_o (no seeder, nothing cached); U_src = U_o (the seeder host runs nothing)',
+      }
     case 'shoal-preheated':
       return {
         firstCopyMbit: links.seederUp,

@@ -15,7 +15,14 @@ import {
   WAN_CUT_USAGE,
 } from './sites.ts'
 
-export const SCENARIO_NAMES = ['direct', 'cache', 'shoal-cold', 'shoal-preheated', 'shoal-sites'] as const
+export const SCENARIO_NAMES = [
+  'direct',
+  'cache',
+  'shoal-cold',
+  'shoal-preheated',
+  'shoal-sites',
+  'shoal-seederless',
+] as const
 export type ScenarioName = (typeof SCENARIO_NAMES)[number]
 
 /** What runs without `--scenarios`: a flat fleet has no sites to tell its agents; an edge-site fleet compares

@@ -25,7 +25,7 @@ import { buildReport, type MachineInfo, type ScenarioMeasurement, summaryMarkdow
 import { runScenario } from './run.ts'
 import type { Scenario } from './scenario.ts'
 import { direct, pullThroughCache } from './scenarios/baselines.ts'
-import { shoal } from './scenarios/shoal.ts'
+import { shoal, shoalSeederless } from './scenarios/shoal.ts'
 import { renderSvg } from './svg.ts'
 
 const LOCK_FILE = '/run/shoal-bench.lock'
@@ -48,6 +48,8 @@ function scenarioFor(name: ScenarioName): Scenario {
       return shoal('preheated')
     case 'shoal-sites':
       return shoal('sites')
+    case 'shoal-seederless':
+      return shoalSeederless()
   }
 }
 

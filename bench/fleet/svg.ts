@@ -13,6 +13,7 @@ const SCENARIO_COLOURS: Readonly<Record<ScenarioName, string>> = {
   'shoal-cold': '#1f77b4',
   'shoal-preheated': '#2ca02c',
   'shoal-sites': '#8c564b',
+  'shoal-seederless': '#9467bd',
 }
 
 const SOURCES = [
@@ -238,6 +239,8 @@ function shortTitle(s: ScenarioReport): string {
       return 'shoal preheated'
     case 'shoal-sites':
       return 'shoal sites'
+    case 'shoal-seederless':
+      return 'shoal, no seeder'
   }
 }
 

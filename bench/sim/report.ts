@@ -21,6 +21,7 @@ export const SIM_TITLES: Readonly<Record<ScenarioName, string>> = {
   'shoal-cold': 'shoal, cold',
   'shoal-preheated': 'shoal, preheated seeder',
   'shoal-sites': 'shoal, site-aware',
+  'shoal-seederless': 'shoal, no seeder',
 }
 
 export interface SimScenarioExtra {

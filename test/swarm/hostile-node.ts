@@ -201,7 +201,7 @@ export function seederAddr(f: Fleet): Multiaddr {
 }
 
 /** Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it. */
-async function untilDhtPeer(node: P2PNode, peer: PeerId): Promise<void> {
+export async function untilDhtPeer(node: P2PNode, peer: PeerId): Promise<void> {
   const identified = new Promise<void>((resolve) => {
     const listener = (evt: CustomEvent<{ peerId: PeerId }>): void => {
       if (!evt.detail.peerId.equals(peer)) return

@@ -1,5 +1,7 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { generateSwarmKey, writeNewIdentity } from '../../../shared/p2p/index.ts'
 import type { HostPlan } from '../netns.ts'
 import type { Daemon } from '../../../harness/daemon.ts'
 import { withPeerId } from '../../../shared/swarm/index.ts'
@@ -162,6 +164,59 @@ export function shoal(mode: ShoalMode): Scenario {
         if (r.code !== 0) throw new Error(`shoal preheat failed (exit ${r.code}): ${firstLine(r.stderr || r.stdout)}`)
         ctx.log(`preheat of ${ref} took ${((performance.now() - t0) / 1000).toFixed(1)} s`)
       }
+    },
+    pull(node, ctx) {
+      return skopeoPull(AGENT_LISTEN, ctx.image, ctx.pullDest(node))
+    },
+    async teardown() {
+      const stopping = daemons
+      daemons = []
+      await Promise.all(stopping.map((d) => d.stop()))
+    },
+  }
+}
+
+/**
+ * No seeder: one agent per node, as a new user starts them — every agent bootstrapped from the first one, all
+ * sharing a swarm key, nothing else. The agents elect one of themselves per blob to pull it from the origin.
+ */
+export function shoalSeederless(): Scenario {
+  let daemons: Daemon[] = []
+  return {
+    name: 'shoal-seederless',
+    title: 'shoal, no seeder (swarm key)',
+    async unavailable(ctx) {
+      const r = await run(
+        { cmd: process.execPath, args: [ctx.config.shoalBin, 'agent', '--help'] },
+        { timeoutMs: 30_000 },
+      )
+      if (r.code !== 0) return `\`shoal agent\` is not there yet (exit ${r.code}: ${firstLine(r.stderr)})`
+      const missing = ['--p2p-listen', '--bootstrap', '--swarm-key', '--trust-peer-maps'].filter(
+        (f) => !r.stdout.includes(f),
+      )
+      return missing.length > 0 ? `\`shoal agent\` has no ${missing.join(', ')} flag yet` : undefined
+    },
+    async setup(ctx: ScenarioContext) {
+      const { fleet } = ctx
+      const keyFile = join(ctx.dir, 'swarm.key')
+      await writeFile(keyFile, generateSwarmKey(), { mode: 0o600 })
+      // The first agent's identity is made here, so the others can name it in --bootstrap before it is up.
+      const first = fleet.nodes[0]!
+      const firstKey = join(ctx.dir, 'first.key')
+      const firstId = peerIdFromPrivateKey(await writeNewIdentity(firstKey)).toString()
+      const firstAddr = `/ip4/${first.addr}/tcp/${AGENT_P2P_PORT}/p2p/${firstId}`
+      for (const node of fleet.nodes) {
+        const data = join(ctx.dir, node.name)
+        await mkdir(data, { recursive: true })
+        const args = [ctx.config.shoalBin, 'agent', '--listen', AGENT_LISTEN, '--origin', ctx.originUrl]
+          .concat(['--data', data, '--p2p-listen', `/ip4/${node.addr}/tcp/${AGENT_P2P_PORT}`])
+          .concat(['--insecure-registry', ctx.originHost, '--swarm-key', keyFile])
+          .concat(node === first ? ['--identity', firstKey] : ['--bootstrap', firstAddr])
+          .concat(ctx.config.agentFlags)
+        daemons.push(ctx.daemon(node, `agent-${node.name}`, process.execPath, args, shoalEnv()))
+      }
+      await Promise.all(fleet.nodes.map((n) => ctx.probe(n, `http://${AGENT_LISTEN}/v2/`, READY_WAIT_MS)))
+      ctx.log(`${fleet.nodes.length} agents up, no seeder`)
     },
     pull(node, ctx) {
       return skopeoPull(AGENT_LISTEN, ctx.image, ctx.pullDest(node))
