@@ -64,7 +64,7 @@ export async function fetchFromOrigin(dl: PartialSink, o: OriginFetchOptions): P
         partial = p
         dl.attach(p)
       },
-      onProgress: ({ bytes }) => o.metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength),
+      onProgress: ({ length }) => o.metrics.bytesReceived.inc({ source: 'origin' }, length),
     })
   } catch (err) {
     throw await failed(partial, unavailable(err), o)

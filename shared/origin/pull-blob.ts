@@ -12,11 +12,30 @@ export interface BlobPullOrigin {
   request(upstream: Upstream, req: OriginRequest): Promise<OriginResponse>
 }
 
-/** Bytes that just landed in the partial: `bytes` starts at `offset`, and every earlier byte is on disk. */
+/** Bytes that just landed in the partial: they start at `offset`, and every earlier byte is on disk. */
 export interface PullProgress {
   readonly partial: PartialBlob
   readonly offset: number
+  /** How many bytes landed. */
+  readonly length: number
+  /** The bytes as they arrived, back to back (views of the origin's pieces: no copy). */
+  readonly pieces: readonly Uint8Array[]
+  /** The same bytes in one buffer: joined (a copy) when first read, so a caller that needs no such buffer pays nothing. */
   readonly bytes: Uint8Array
+}
+
+function progress(partial: PartialBlob, offset: number, pieces: readonly Uint8Array[], length: number): PullProgress {
+  let joined: Uint8Array | undefined
+  return {
+    partial,
+    offset,
+    length,
+    pieces,
+    get bytes(): Uint8Array {
+      joined ??= pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length)
+      return joined
+    },
+  }
 }
 
 export interface PullBlobOptions {
@@ -177,24 +196,41 @@ async function copyBody(
   const limit = o.batchBytes ?? PULL_BATCH_BYTES
   let batch: Uint8Array[] = []
   let batched = 0
-  // The end of the bytes on disk from this body.
+  // The end of the bytes on disk from this body, and of those handed to an append (landed or in flight).
   let written = start + skip
+  let queued = written
   // Set when the failure is ours (store, caller's hook, too many bytes), not the origin connection's.
   let fatal = false
+  // One append in flight while the next batch gathers: the disk write and the origin socket overlap. Its failure
+  // is kept here and thrown by the next flush (or at the end).
+  let landing: Promise<void> = Promise.resolve()
+  let failure: { err: unknown } | undefined
+  const landed = async (): Promise<void> => {
+    await landing
+    if (failure !== undefined) {
+      fatal = true
+      throw failure.err
+    }
+  }
   const flush = async (): Promise<void> => {
+    // Appends and their onProgress run in order, one at a time.
+    await landed()
     if (batched === 0) return
-    const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched)
+    const pieces = batch
+    const length = batched
     batch = []
     batched = 0
-    const offset = written
-    try {
-      await partial.append(bytes, signal === undefined ? { at: offset } : { at: offset, signal })
-      written += bytes.byteLength
-      await o.onProgress?.({ partial, offset, bytes })
-    } catch (err) {
-      fatal = true
-      throw err
-    }
+    const offset = queued
+    queued += length
+    landing = (async () => {
+      try {
+        await partial.append(pieces, signal === undefined ? { at: offset } : { at: offset, signal })
+        written = offset + length
+        await o.onProgress?.(progress(partial, offset, pieces, length))
+      } catch (err) {
+        failure = { err }
+      }
+    })()
   }
   const onAbort = (): void => {
     body.destroy(signal?.reason as Error)
@@ -209,7 +245,7 @@ async function copyBody(
         b = b.subarray(n)
         if (b.byteLength === 0) continue
       }
-      const end = written + batched + b.byteLength
+      const end = queued + batched + b.byteLength
       if (end > partial.size) {
         fatal = true
         throw new DigestMismatchError(o.digest, `more than ${partial.size} bytes`)
@@ -224,14 +260,18 @@ async function copyBody(
       if (batched >= limit || chunkEnded) await flush()
     }
     await flush()
+    await landed()
     return { cut: undefined, end: written }
   } catch (err) {
     body.destroy()
+    // Whatever is in flight settles before the caller decides what to do next (resume, discard).
+    await landing
     if (signal?.aborted === true) throw signal.reason
     if (fatal) throw err
     // The origin broke off: what arrived before is kept (the digest check at commit still covers it), so the
     // resume asks only for the rest.
     await flush()
+    await landed()
     return { cut: err, end: written }
   } finally {
     signal?.removeEventListener('abort', onAbort)
