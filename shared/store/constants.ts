@@ -29,10 +29,3 @@ export const DIR_MODE = 0o700
  * MiB/s without); a crash loses at most about this much progress.
  */
 export const CHECKPOINT_INTERVAL_MS = 1_000
-
-/**
- * Progress recorded without a sync (the kernel's boot is known, see PartialMeta.bootId) is recorded at most this
- * often: once per chunk, the index put (JSON of the bitfield, a level write) cost ~5 % of the cold path's CPU
- * (bench/datapath); a process crash loses at most about this much progress, which a resume fetches again.
- */
-export const UNSYNCED_CHECKPOINT_INTERVAL_MS = 100

@@ -4,7 +4,7 @@ import { Bitfield } from '../chunks/bitfield.ts'
 import { type Digest, Digester } from '../oci/digest.ts'
 import { DigestMismatchError, SizeMismatchError } from '../oci/errors.ts'
 import type { PartialMeta, WritableFile } from './backend.ts'
-import { CHECKPOINT_INTERVAL_MS, HASH_READ_BYTES, UNSYNCED_CHECKPOINT_INTERVAL_MS } from './constants.ts'
+import { CHECKPOINT_INTERVAL_MS, HASH_READ_BYTES } from './constants.ts'
 import {
   IncompleteBlobError,
   InvalidChunkIndexError,
@@ -482,14 +482,13 @@ export class StorePartial implements PartialBlob {
     try {
       while (wanted()) {
         const sync = this.#bootId === undefined || this.#state === 'closed'
-        const interval = sync ? CHECKPOINT_INTERVAL_MS : UNSYNCED_CHECKPOINT_INTERVAL_MS
-        const wait = this.#lastCheckpoint + interval - performance.now()
-        if (wait > 0 && this.#state === 'open') {
+        const wait = this.#lastCheckpoint + CHECKPOINT_INTERVAL_MS - performance.now()
+        if (sync && wait > 0 && this.#state === 'open') {
           await this.#pause(wait)
           if (!wanted()) break
         }
         this.#dirty = false
-        this.#lastCheckpoint = performance.now()
+        if (sync) this.#lastCheckpoint = performance.now()
         // Snapshot first, then sync: the record never claims bytes the sync did not cover.
         const meta = this.meta(sync)
         if (sync) await this.#file.file.datasync()
