@@ -196,41 +196,26 @@ async function copyBody(
   const limit = o.batchBytes ?? PULL_BATCH_BYTES
   let batch: Uint8Array[] = []
   let batched = 0
-  // The end of the bytes on disk from this body, and of those handed to an append (landed or in flight).
+  // The end of the bytes on disk from this body.
   let written = start + skip
-  let queued = written
   // Set when the failure is ours (store, caller's hook, too many bytes), not the origin connection's.
   let fatal = false
-  // One append in flight while the next batch gathers: the disk write and the origin socket overlap. Its failure
-  // is kept here and thrown by the next flush (or at the end).
-  let landing: Promise<void> = Promise.resolve()
-  let failure: { err: unknown } | undefined
-  const landed = async (): Promise<void> => {
-    await landing
-    if (failure !== undefined) {
-      fatal = true
-      throw failure.err
-    }
-  }
   const flush = async (): Promise<void> => {
-    // Appends and their onProgress run in order, one at a time.
-    await landed()
     if (batched === 0) return
+    // The pieces go to disk as they are, in one gathered write: no copy to join them.
     const pieces = batch
     const length = batched
     batch = []
     batched = 0
-    const offset = queued
-    queued += length
-    landing = (async () => {
-      try {
-        await partial.append(pieces, signal === undefined ? { at: offset } : { at: offset, signal })
-        written = offset + length
-        await o.onProgress?.(progress(partial, offset, pieces, length))
-      } catch (err) {
-        failure = { err }
-      }
-    })()
+    const offset = written
+    try {
+      await partial.append(pieces, signal === undefined ? { at: offset } : { at: offset, signal })
+      written += length
+      await o.onProgress?.(progress(partial, offset, pieces, length))
+    } catch (err) {
+      fatal = true
+      throw err
+    }
   }
   const onAbort = (): void => {
     body.destroy(signal?.reason as Error)
@@ -245,7 +230,7 @@ async function copyBody(
         b = b.subarray(n)
         if (b.byteLength === 0) continue
       }
-      const end = queued + batched + b.byteLength
+      const end = written + batched + b.byteLength
       if (end > partial.size) {
         fatal = true
         throw new DigestMismatchError(o.digest, `more than ${partial.size} bytes`)
@@ -260,18 +245,14 @@ async function copyBody(
       if (batched >= limit || chunkEnded) await flush()
     }
     await flush()
-    await landed()
     return { cut: undefined, end: written }
   } catch (err) {
     body.destroy()
-    // Whatever is in flight settles before the caller decides what to do next (resume, discard).
-    await landing
     if (signal?.aborted === true) throw signal.reason
     if (fatal) throw err
     // The origin broke off: what arrived before is kept (the digest check at commit still covers it), so the
     // resume asks only for the rest.
     await flush()
-    await landed()
     return { cut: err, end: written }
   } finally {
     signal?.removeEventListener('abort', onAbort)
