@@ -1,6 +1,8 @@
+import { ServerResponse } from 'node:http'
+import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Digest } from '../../shared/oci/index.ts'
-import type { ContentStore, PartialBlob } from '../../shared/store/index.ts'
+import { type ContentStore, FileStream, type PartialBlob } from '../../shared/store/index.ts'
 
 /**
  * One in-flight download of one blob. Writers (origin, swarm) fill `partial`; any number of readers stream the
@@ -94,23 +96,28 @@ export class Download {
    * the whole-blob digest: a client that has every byte of a Content-Length response takes it as complete, so a
    * failed digest must abort the response before that, never after.
    */
-  reader(start: number, end: number): Readable {
-    return Readable.from(this.#generate(start, end), { objectMode: false, highWaterMark: 1024 * 1024 })
+  reader(start: number, end: number): DownloadReader {
+    return new DownloadReader(start, (cursor) => this.#sources(cursor, end))
   }
 
-  async *#generate(start: number, end: number): AsyncGenerator<Uint8Array> {
-    let pos = start
+  /**
+   * The streams that make up bytes [cursor.pos, end), one after the other: followers of the partial while the
+   * download runs, then a read of the committed blob. The consumer moves `cursor.pos` past every byte it hands on;
+   * when a source fails it throws the error into this generator (`throw()`), which starts the next source from
+   * `cursor.pos` when the download moved on (re-attached, committed, partial swapped), else rethrows.
+   */
+  async *#sources(cursor: { pos: number }, end: number): AsyncGenerator<Readable, void, void> {
     /** The partials this reader passed bytes on from. */
     const readFrom = new Set<PartialBlob>()
-    while (pos < end) {
+    while (cursor.pos < end) {
       if (this.#state === 'failed') throw this.#error
       for (const p of readFrom) if (this.#distrusted.has(p)) throw this.#distrusted.get(p)
       const partial = this.#partial
       // The partial may be committed a moment before the filler returns: read the store then too.
       if (this.#state === 'committed' || partial?.state === 'committed') {
-        const res = await this.#store.read(this.digest, { start: pos, end })
+        const res = await this.#store.read(this.digest, { start: cursor.pos, end })
         if (res === undefined) throw new Error(`blob ${this.digest} vanished after commit`)
-        yield* res.stream
+        yield res.stream
         return
       }
       const generation = this.#generation
@@ -122,14 +129,14 @@ export class Download {
       const stop = new AbortController()
       this.#followers.add(stop)
       try {
-        const follower = partial.follow(
-          { start: pos, end },
-          { holdLastByte: !this.#verifiedPerChunk, signal: stop.signal },
-        )
-        for await (const buf of follower) {
-          readFrom.add(partial)
-          pos += (buf as Uint8Array).byteLength
-          yield buf as Uint8Array
+        const from = cursor.pos
+        try {
+          yield partial.follow(
+            { start: cursor.pos, end },
+            { holdLastByte: !this.#verifiedPerChunk, signal: stop.signal },
+          )
+        } finally {
+          if (cursor.pos > from) readFrom.add(partial)
         }
         return
       } catch (err) {
@@ -163,6 +170,122 @@ export class Download {
   /** Known size, if any (undefined until the source answered). */
   get knownSize(): number | undefined {
     return this.#size
+  }
+}
+
+type Sources = (cursor: { pos: number }) => AsyncGenerator<Readable, void, void>
+
+/**
+ * A reader of a download: bytes [start, end) from the sources the download hands out, in turn. Piped to an HTTP
+ * response or a socket, each source is piped straight to it (a file stream then sends from a few reused buffers,
+ * see FileStream); any other consumer reads a plain Readable of the sources' pieces.
+ */
+export class DownloadReader extends Readable {
+  readonly #start: number
+  readonly #sources: Sources
+  readonly #cursor: { pos: number }
+  #started = false
+  #current: Readable | undefined
+
+  constructor(start: number, sources: Sources) {
+    super({ highWaterMark: 1024 * 1024 })
+    this.#start = start
+    this.#cursor = { pos: start }
+    this.#sources = sources
+  }
+
+  /** Bytes handed on so far (to the socket, on the direct path). */
+  get sent(): number {
+    return this.#cursor.pos - this.#start
+  }
+
+  override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
+    const direct = dest instanceof ServerResponse || dest instanceof Socket
+    if (!direct || this.#started || this.destroyed) return super.pipe(dest, opts)
+    this.#started = true
+    dest.emit('pipe', this)
+    this.#send(dest, opts?.end !== false).then(
+      () => {
+        // Ends the Readable side as well ('end', then 'close'), for whoever waits on it.
+        this.push(null)
+        this.resume()
+      },
+      (err: unknown) => this.destroy(err as Error),
+    )
+    return dest
+  }
+
+  override _read(): void {
+    if (this.#started) {
+      this.#current?.resume()
+      return
+    }
+    this.#started = true
+    this.#pull().then(
+      () => this.push(null),
+      (err: unknown) => this.destroy(err as Error),
+    )
+  }
+
+  override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.#current?.destroy()
+    cb(err)
+  }
+
+  async #send(dest: ServerResponse | Socket, end: boolean): Promise<void> {
+    await this.#each(async (source) => {
+      await new Promise<void>((resolve, reject) => {
+        source.once('end', resolve)
+        source.once('error', reject)
+        source.once('close', () => reject(new Error('source closed before its end')))
+        source.pipe(dest, { end: false })
+      }).finally(() => {
+        if (source instanceof FileStream) this.#cursor.pos = source.position
+      })
+      if (dest.destroyed) throw new Error('the response was closed')
+    })
+    if (end) dest.end()
+  }
+
+  /** The plain Readable path: every piece pushed (and counted), pausing the source while this stream is full. */
+  async #pull(): Promise<void> {
+    await this.#each(
+      (source) =>
+        new Promise<void>((resolve, reject) => {
+          source.on('data', (b: Uint8Array) => {
+            this.#cursor.pos += b.byteLength
+            if (!this.push(b)) source.pause()
+          })
+          source.once('end', resolve)
+          source.once('error', reject)
+          source.once('close', () => reject(new Error('source closed before its end')))
+        }),
+    )
+  }
+
+  async #each(consume: (source: Readable) => Promise<void>): Promise<void> {
+    const it = this.#sources(this.#cursor)
+    try {
+      let next = await it.next()
+      while (next.done !== true) {
+        const source = next.value
+        if (this.destroyed) {
+          source.destroy()
+          throw new Error('reader destroyed')
+        }
+        this.#current = source
+        try {
+          await consume(source)
+          next = await it.next()
+        } catch (err) {
+          source.destroy()
+          next = await it.throw(err)
+        }
+      }
+    } finally {
+      this.#current = undefined
+      await it.return()
+    }
   }
 }
 

@@ -83,9 +83,10 @@ export async function fetchFromOrigin(dl: PartialSink, o: OriginFetchOptions): P
         dl.attach(p)
         await o.watch?.partial(p, from)
       },
-      onProgress: async ({ bytes }) => {
-        o.metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength)
-        await o.watch?.bytes(bytes)
+      onProgress: async (progress) => {
+        o.metrics.bytesReceived.inc({ source: 'origin' }, progress.length)
+        // The pieces are joined only for a watch that signs them (peer proofs), not on every pull.
+        if (o.watch !== undefined) await o.watch.bytes(progress.bytes)
       },
     })
     await o.watch?.complete(partial)

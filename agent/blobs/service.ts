@@ -7,7 +7,7 @@ import { type ContentStore, FileStream } from '../../shared/store/index.ts'
 import type { Authorizer } from '../authz.ts'
 import { OriginStatusError } from '../errors.ts'
 import { type OriginPort, originRequest, statusError } from '../origin-port.ts'
-import type { Download, Downloads } from './download.ts'
+import { type Download, DownloadReader, type Downloads } from './download.ts'
 
 export interface BlobRequest {
   readonly method: 'GET' | 'HEAD'
@@ -112,9 +112,10 @@ export class BlobService {
 
   #count(stream: Readable): void {
     const served = this.#d.metrics.bytesServed
-    // A file stream piped to the response sends without 'data' events (and a 'data' listener would pull it
-    // through the slower Readable path): it counts what it sent, once, when it closes.
-    if (stream instanceof FileStream) stream.once('close', () => served.inc({ to: 'client' }, stream.sent))
+    // A file stream or a download reader piped to the response sends without 'data' events (and a 'data' listener
+    // would pull it through the slower Readable path): it counts what it sent, once, when it closes.
+    if (stream instanceof FileStream || stream instanceof DownloadReader)
+      stream.once('close', () => served.inc({ to: 'client' }, stream.sent))
     else stream.on('data', (b: Uint8Array) => served.inc({ to: 'client' }, b.byteLength))
   }
 }

@@ -10,7 +10,8 @@
  * the seeder only asked for what no peer holds); 16 concurrent clients on the warm blob, against the agent, the
  * floor and the origin. Per row: throughput as a ratio to the origin and to the floor of the same run, CPU seconds
  * per GiB of every process on the path, its peak RSS, time to first byte; idle RSS of the agents.
- * `--compare REF` adds the warm and swarm rows for the tree at REF (an older commit), in the same run: a before/after.
+ * `--compare REF` adds the warm, cold plain mirror and swarm rows for the tree at REF (an older commit), in the same
+ * run: a before/after.
  * Appends a section to bench/datapath/RESULTS.md and writes the JSON under bench/datapath/results/.
  */
 import { execFileSync } from 'node:child_process'
@@ -148,18 +149,25 @@ async function oneRun(s: Setup, run: number): Promise<{ result: RunResult; profi
   const size = s.blobBytes
   const dirs = new Cleanup()
   try {
-    // Cold plain mirror: a fresh agent fills its cache from the origin while it serves the client.
+    // Cold plain mirror: a fresh agent fills its cache from the origin while it serves the client. With
+    // `--compare`, the other tree's agent does the same into a cache of its own, in the same run (order flipped
+    // every run); this tree's cache is the one the warm rows then read.
     const plainData = dirs.add(await tempDir('datapath-plain'), removeDir)
-    const cold = await startAgent(
-      `run ${run} agent cold plain mirror`,
-      { origin: s.origin.url, dataDir: plainData },
-      launch,
-    )
-    try {
-      const me = [{ role: 'agent', shoal: true, pid: cold.pid }]
-      rows.push(await measure('cold-mirror', 'cold plain mirror', 'single', [`${cold.url}${s.blobUrlPath}`], size, me))
-    } finally {
-      profiles.push(...(await cold.stop()))
+    for (const tree of run % 2 === 1 ? s.trees : [...s.trees].reverse()) {
+      const suffix = tree.name === 'this tree' ? '' : ` @ ${tree.name}`
+      const dataDir = suffix === '' ? plainData : dirs.add(await tempDir('datapath-plain'), removeDir)
+      const cold = await startAgent(
+        `run ${run} agent cold plain mirror${suffix}`,
+        { origin: s.origin.url, dataDir },
+        { ...launch, tree: tree.dir },
+      )
+      try {
+        const me = [{ role: 'agent', shoal: true, pid: cold.pid }]
+        const url = `${cold.url}${s.blobUrlPath}`
+        rows.push(await measure(`cold-mirror${suffix}`, `cold plain mirror${suffix}`, 'single', [url], size, me))
+      } finally {
+        profiles.push(...(await cold.stop()))
+      }
     }
 
     // References, single client; the order flips every run so drift on a shared machine hits both alike.

@@ -12,11 +12,30 @@ export interface BlobPullOrigin {
   request(upstream: Upstream, req: OriginRequest): Promise<OriginResponse>
 }
 
-/** Bytes that just landed in the partial: `bytes` starts at `offset`, and every earlier byte is on disk. */
+/** Bytes that just landed in the partial: they start at `offset`, and every earlier byte is on disk. */
 export interface PullProgress {
   readonly partial: PartialBlob
   readonly offset: number
+  /** How many bytes landed. */
+  readonly length: number
+  /** The bytes as they arrived, back to back (views of the origin's pieces: no copy). */
+  readonly pieces: readonly Uint8Array[]
+  /** The same bytes in one buffer: joined (a copy) when first read, so a caller that needs no such buffer pays nothing. */
   readonly bytes: Uint8Array
+}
+
+function progress(partial: PartialBlob, offset: number, pieces: readonly Uint8Array[], length: number): PullProgress {
+  let joined: Uint8Array | undefined
+  return {
+    partial,
+    offset,
+    length,
+    pieces,
+    get bytes(): Uint8Array {
+      joined ??= pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces, length)
+      return joined
+    },
+  }
 }
 
 export interface PullBlobOptions {
@@ -183,14 +202,16 @@ async function copyBody(
   let fatal = false
   const flush = async (): Promise<void> => {
     if (batched === 0) return
-    const bytes = batch.length === 1 ? batch[0]! : Buffer.concat(batch, batched)
+    // The pieces go to disk as they are, in one gathered write: no copy to join them.
+    const pieces = batch
+    const length = batched
     batch = []
     batched = 0
     const offset = written
     try {
-      await partial.append(bytes, signal === undefined ? { at: offset } : { at: offset, signal })
-      written += bytes.byteLength
-      await o.onProgress?.({ partial, offset, bytes })
+      await partial.append(pieces, signal === undefined ? { at: offset } : { at: offset, signal })
+      written += length
+      await o.onProgress?.(progress(partial, offset, pieces, length))
     } catch (err) {
       fatal = true
       throw err

@@ -14,6 +14,8 @@ export interface RandomAccessFile {
 export interface WritableFile extends RandomAccessFile {
   /** Writes all of `bytes` at `position`. */
   write(bytes: Uint8Array, position: number): Promise<void>
+  /** Writes the pieces back to back from `position` (one gathered write where the medium has one). */
+  writev(pieces: readonly Uint8Array[], position: number): Promise<void>
   /** Makes written data durable (checkpoints). */
   datasync(): Promise<void>
 }

@@ -86,7 +86,8 @@ export function fileStream(
 /**
  * A file range as a Readable. Piped to an HTTP response or a socket before anything read it, it sends without
  * the Readable machinery: SEND_PIECES buffers read from the file in turn, each read into again once the socket
- * has taken its bytes (the write callback). A new buffer per piece costs more than the send itself: fresh pages
+ * has taken its bytes (the write callback); a stream following a file still being written does the same, as far
+ * as the bytes are there. A new buffer per piece costs more than the send itself: fresh pages
  * to fault in and zero, and garbage collections driven by external memory (bench/datapath, bench/mirror/README).
  * Any other consumer gets a plain Readable of fresh pieces.
  */
@@ -119,6 +120,11 @@ export class FileStream extends Readable {
     return this.#sent
   }
 
+  /** Where the next read starts: every byte before it was pushed, or handed to the socket on the send path. */
+  get position(): number {
+    return this.#position
+  }
+
   override _read(): void {
     this.#readStarted = true
     if (!this.#sending) this.#pump()
@@ -131,7 +137,7 @@ export class FileStream extends Readable {
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
     const direct = dest instanceof ServerResponse || dest instanceof Socket
-    if (!direct || this.#follow !== undefined || this.#readStarted || this.#sending || this.destroyed) {
+    if (!direct || this.#readStarted || this.#sending || this.destroyed) {
       return super.pipe(dest, opts)
     }
     this.#sending = true
@@ -146,9 +152,15 @@ export class FileStream extends Readable {
     const pieceBytes = Math.max(1, Math.min(READ_PIECE_BYTES, length))
     const pieces = Math.max(1, Math.min(SEND_PIECES, Math.ceil(length / pieceBytes)))
     const free = Array.from({ length: pieces }, () => Buffer.allocUnsafeSlow(pieceBytes))
+    const follow = this.#follow
     let reading = false
+    let waiting = false
     let writing = 0
     let done = false
+    const wake = (): void => {
+      waiting = false
+      pump()
+    }
     const pump = (): void => {
       if (this.destroyed || done) return
       if (this.#position >= this.#end) {
@@ -160,10 +172,21 @@ export class FileStream extends Readable {
         this.resume()
         return
       }
-      if (reading || free.length === 0) return
+      if (reading || waiting || free.length === 0) return
+      // Following a file still being written: only as far as its bytes are there, then wait for more.
+      const limit = follow === undefined ? this.#end : Math.min(this.#end, follow.available(this.#position))
+      if (limit <= this.#position) {
+        waiting = true
+        try {
+          follow!.waitFor(wake)
+        } catch (err) {
+          this.destroy(err as Error)
+        }
+        return
+      }
       reading = true
       const piece = free.pop()!
-      const want = Math.min(piece.byteLength, this.#end - this.#position)
+      const want = Math.min(piece.byteLength, limit - this.#position)
       this.#file.read(piece.subarray(0, want), this.#position).then(
         (n) => {
           reading = false

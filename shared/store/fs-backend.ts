@@ -57,6 +57,9 @@ export class Layout {
   }
 }
 
+/** Pieces per pwritev: well under Linux's IOV_MAX (1024). */
+const WRITEV_MAX_PIECES = 512
+
 export class FileHandleFile implements WritableFile {
   readonly #fh: FileHandle
 
@@ -77,6 +80,18 @@ export class FileHandleFile implements WritableFile {
     }
   }
 
+  async writev(pieces: readonly Uint8Array[], position: number): Promise<void> {
+    let rest = pieces.filter((p) => p.byteLength > 0)
+    let at = position
+    while (rest.length > 0) {
+      // IOV_MAX bounds one call's list; a short write resumes inside the piece it stopped in.
+      const { bytesWritten } = await this.#fh.writev(rest.slice(0, WRITEV_MAX_PIECES), at)
+      if (bytesWritten <= 0) throw new Error(`writev at ${at} wrote nothing`)
+      at += bytesWritten
+      rest = dropBytes(rest, bytesWritten)
+    }
+  }
+
   datasync(): Promise<void> {
     return this.#fh.datasync()
   }
@@ -84,6 +99,16 @@ export class FileHandleFile implements WritableFile {
   close(): Promise<void> {
     return this.#fh.close()
   }
+}
+
+/** The pieces after their first `n` bytes. */
+function dropBytes(pieces: readonly Uint8Array[], n: number): Uint8Array[] {
+  let i = 0
+  let left = n
+  while (i < pieces.length && left >= pieces[i]!.byteLength) left -= pieces[i++]!.byteLength
+  const rest = pieces.slice(i)
+  if (left > 0 && rest.length > 0) rest[0] = rest[0]!.subarray(left)
+  return rest
 }
 
 /** Blob files under `<dir>/blobs/<alg>/<hex>`, partials under `<dir>/partial/<alg>-<hex>`, records in level. */

@@ -108,9 +108,9 @@ export interface PartialBlob {
    * Bytes of chunks already written are not overwritten. SizeMismatchError past the end of the blob.
    * `at`: the offset the bytes start at. It may be past appendOffset when every byte in between is on disk already
    * (chunks another writer put there, e.g. up to prefixBytes): the append then continues from `at`. Anything else
-   * is PartialStateError.
+   * is PartialStateError. A list of pieces is one append of their bytes in order, written without joining them.
    */
-  append(bytes: Uint8Array, opts?: { signal?: AbortSignal; at?: number }): Promise<void>
+  append(bytes: Uint8Array | readonly Uint8Array[], opts?: { signal?: AbortSignal; at?: number }): Promise<void>
   /**
    * Positional write of one whole chunk (swarm path; the caller verified its hash). Its length must be the
    * chunk's (the last one is shorter), else SizeMismatchError. Writing a chunk already written is a no-op.

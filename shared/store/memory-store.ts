@@ -21,6 +21,14 @@ class MemoryFile implements WritableFile {
     this.#bytes.set(bytes, position)
   }
 
+  async writev(pieces: readonly Uint8Array[], position: number): Promise<void> {
+    let at = position
+    for (const piece of pieces) {
+      await this.write(piece, at)
+      at += piece.byteLength
+    }
+  }
+
   async datasync(): Promise<void> {}
 
   async close(): Promise<void> {}

@@ -140,13 +140,14 @@ export class StorePartial implements PartialBlob {
     }
   }
 
-  append(bytes: Uint8Array, opts: { signal?: AbortSignal; at?: number } = {}): Promise<void> {
+  append(bytes: Uint8Array | readonly Uint8Array[], opts: { signal?: AbortSignal; at?: number } = {}): Promise<void> {
+    const pieces = bytes instanceof Uint8Array ? [bytes] : bytes
     const epoch = this.#appendEpoch
     const run = this.#appendTail.then(() => {
       if (epoch !== this.#appendEpoch) {
         throw new PartialStateError(`an earlier append failed; restart at appendOffset ${this.#cursor}`)
       }
-      return this.#track(this.#appendNow(bytes, opts.signal, opts.at))
+      return this.#track(this.#appendNow(pieces, opts.signal, opts.at))
     })
     this.#appendTail = run.then(
       () => {},
@@ -297,7 +298,11 @@ export class StorePartial implements PartialBlob {
     }
   }
 
-  async #appendNow(bytes: Uint8Array, signal: AbortSignal | undefined, at: number | undefined): Promise<void> {
+  async #appendNow(
+    pieces: readonly Uint8Array[],
+    signal: AbortSignal | undefined,
+    at: number | undefined,
+  ): Promise<void> {
     signal?.throwIfAborted()
     this.#assertWritable()
     if (at !== undefined && at !== this.#cursor) {
@@ -311,9 +316,11 @@ export class StorePartial implements PartialBlob {
       this.#cursor = at
     }
     const start = this.#cursor
-    const end = start + bytes.byteLength
+    let length = 0
+    for (const piece of pieces) length += piece.byteLength
+    const end = start + length
     if (end > this.size) throw new SizeMismatchError(this.size, end)
-    if (bytes.byteLength === 0) return
+    if (length === 0) return
     const C = this.chunkSize
     const first = Math.floor(start / C)
     const last = Math.floor((end - 1) / C)
@@ -335,7 +342,7 @@ export class StorePartial implements PartialBlob {
         if (k <= last) skipped = true
         if (runStart >= 0) {
           const runEnd = Math.min(end, segStart)
-          writes.push(this.#file.file.write(bytes.subarray(runStart - start, runEnd - start), runStart))
+          writes.push(this.#file.file.writev(slicePieces(pieces, runStart - start, runEnd - start), runStart))
           runStart = -1
         }
       }
@@ -345,7 +352,7 @@ export class StorePartial implements PartialBlob {
         if (Math.min((k + 1) * C, this.size) <= end && this.#setBit(k)) bitsChanged = true
       }
       if (skipped) this.#kickChase()
-      else this.#feed(bytes, start)
+      else this.#feed(pieces, start)
     } finally {
       for (const release of releases) release()
     }
@@ -371,7 +378,7 @@ export class StorePartial implements PartialBlob {
       await this.#file.file.write(bytes, start)
       this.#setBit(index)
       if (overwritesPrefix) this.#resetHash()
-      else this.#feed(bytes, start)
+      else this.#feed([bytes], start)
     } finally {
       release()
     }
@@ -394,10 +401,12 @@ export class StorePartial implements PartialBlob {
     return Math.max(position, Math.min(this.size, k * this.chunkSize))
   }
 
-  #feed(bytes: Uint8Array, position: number): void {
+  #feed(pieces: readonly Uint8Array[], position: number): void {
     if (!this.#chasing && position === this.#hashed) {
-      this.#digester.update(bytes)
-      this.#hashed += bytes.byteLength
+      for (const piece of pieces) {
+        this.#digester.update(piece)
+        this.#hashed += piece.byteLength
+      }
     }
     if (this.#hashed < this.prefixBytes) this.#kickChase()
   }
@@ -564,6 +573,21 @@ export class StorePartial implements PartialBlob {
     if (this.#state === 'closed') return new StoreClosedError()
     return new PartialStateError(`partial ${this.digest} is ${this.#state}`)
   }
+}
+
+/** Bytes [from, to) of the pieces laid back to back, as views (no copy). */
+export function slicePieces(pieces: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let offset = 0
+  for (const piece of pieces) {
+    const next = offset + piece.byteLength
+    if (next > from && offset < to) {
+      out.push(piece.subarray(Math.max(0, from - offset), Math.min(piece.byteLength, to - offset)))
+    }
+    offset = next
+    if (offset >= to) break
+  }
+  return out
 }
 
 /** Bitfield for a resumed partial: chunks (of `chunkSize`) whose bytes the persisted record says are on disk. */

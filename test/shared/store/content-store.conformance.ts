@@ -303,6 +303,25 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         expect((await p.commit()).digest).toBe(blob.digest)
       })
 
+      it('append of a piece list writes the pieces back to back, around chunks written by writeChunk', async () => {
+        const { blobs } = await make()
+        const blob = blobOf(5000, 17)
+        const p = await blobs.openPartial(blob.digest, { size: 5000, chunkSize: 1000 })
+        await p.writeChunk(2, chunkOf(blob.bytes, 2, 1000))
+        // Pieces of uneven sizes, one empty, one starting inside the chunk already written and one ending in it.
+        const cuts = [0, 1, 700, 700, 1999, 2500, 2999, 3001, 4200]
+        // The chunk already on disk keeps its bytes: what an append brings for it is skipped.
+        const corrupt = blob.bytes.slice()
+        corrupt.fill(0, 2000, 3000)
+        await p.append(cuts.map((c, i) => corrupt.subarray(c, cuts[i + 1] ?? 4200)))
+        expect(p.appendOffset).toBe(4200)
+        expect(p.prefixBytes).toBe(4200)
+        expect([...Array(5).keys()].map((i) => p.written.has(i))).toEqual([true, true, true, true, false])
+        await p.append([blob.bytes.subarray(4200, 4600), blob.bytes.subarray(4600)])
+        expectBytes(await collect(p.read({ start: 0, end: 5000 })), blob.bytes)
+        expect((await p.commit()).digest).toBe(blob.digest)
+      })
+
       it('opening a digest twice gives the same object; another size or chunk size is a conflict', async () => {
         const { blobs } = await make()
         const blob = blobOf(2000, 17)
