@@ -13,6 +13,7 @@ import { DEFAULT_REPROVIDE_INTERVAL_MS, DHT_INITIAL_SELF_QUERY_DELAY_MS, DHT_PRO
 import { loadOrCreateIdentity } from './identity.ts'
 import { parseSwarmKey } from './swarm-key.ts'
 import { userAgentFor } from './site.ts'
+import { installPnetWindow } from './pnet-window.ts'
 
 export type EncrypterName = 'tls' | 'noise'
 
@@ -113,6 +114,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   // Parse everything first so a bad config fails before any socket is opened.
   const entries = (opts.bootstrap ?? []).map(parseBootstrapEntry)
   const psk = opts.swarmKey === undefined ? undefined : parseSwarmKey(opts.swarmKey)
+  if (psk !== undefined) installPnetWindow()
   const privateKey = opts.privateKey ?? (await loadOrCreateIdentity(opts.dataDir, { signal: opts.signal }))
   const encrypters = (opts.encrypters ?? DEFAULT_ENCRYPTERS).map((n) => ENCRYPTERS[n]()) as EncrypterFactory
 
