@@ -15,6 +15,21 @@ describe('the swarm-key cipher fed in windows', () => {
   const nonce = randomBytes(24)
   const key = randomBytes(32)
 
+  // First in the file: it needs ciphers made, and the shared memory grown, before the fix is installed.
+  it('does not grow the memory again for every cipher whose view went stale when it grew', () => {
+    const ciphers = Array.from({ length: 256 }, () => XSalsa20(nonce, key))
+    const twins = Array.from({ length: 256 }, () => XSalsa20(nonce, key))
+    // One large call grows the shared memory: every other cipher's view of it is now detached.
+    XSalsa20(nonce, key).update(new Uint8Array(2 * MIB))
+    installPnetWindow()
+    const piece = randomBytes(PNET_XOR_WINDOW_BYTES)
+    // Unfixed, each of these 512 calls grew the memory by a window: far past its 64 MiB limit.
+    for (let i = 0; i < ciphers.length; i++) {
+      const sealed = ciphers[i]!.update(piece)
+      expect(Buffer.from(twins[i]!.update(sealed)).equals(piece)).toBe(true)
+    }
+  })
+
   it('gives the same bytes as one call, across calls of any size', () => {
     const input = randomBytes(3 * MIB + 17)
     const whole = XSalsa20(nonce, key).update(input)
