@@ -1,5 +1,5 @@
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../shared/chunks/index.ts'
-import { siteOf } from '../shared/config/index.ts'
+import { SITE_CONFIG_OPTIONS, siteOf } from '../shared/config/index.ts'
 import { ConfigError, type ConfigSources, loadConfig, type OptionSpec } from '../shared/config/index.ts'
 import { defaultBulkListen, type HostPort } from '../shared/swarm/bulk/index.ts'
 import { parseSeederAddr } from '../shared/swarm/index.ts'
@@ -73,23 +73,7 @@ export const AGENT_OPTIONS = {
     describe: 'chunk size of blobs this agent cuts',
   },
   originRate: { type: 'rate', flag: 'origin-rate', default: 0, describe: 'cap on origin download bytes/s (0 = none)' },
-  site: {
-    type: 'string',
-    flag: 'site',
-    describe: 'edge site this node is in (e.g. its zone): chunks cross into a site once; none = one flat swarm',
-  },
-  wanUploadRate: {
-    type: 'rate',
-    flag: 'wan-upload-rate',
-    default: 0,
-    describe: 'cap on bytes to peers of other sites, on top of --upload-rate (0 = none)',
-  },
-  wanDownloadRate: {
-    type: 'rate',
-    flag: 'wan-download-rate',
-    default: 0,
-    describe: 'cap on bytes from other sites and an origin outside this site, on top of the other caps (0 = none)',
-  },
+  ...SITE_CONFIG_OPTIONS,
   preheatTtl: {
     type: 'duration',
     flag: 'preheat-ttl',

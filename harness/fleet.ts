@@ -33,9 +33,9 @@ export interface FleetOptions {
   readonly logLevel?: string
 }
 
-/** One demo origin, one seeder and N agents, all real (HTTP, libp2p over TCP) on 127.0.0.1. */
-export async function startFleet(opts: FleetOptions): Promise<Fleet> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-fleet-'))
+/** What every fleet starts from: a temp dir, the sample image served by a demo origin, the chunk size, a logger. */
+async function fleetBase(prefix: string, opts: FleetOptions) {
+  const dir = await mkdtemp(join(tmpdir(), prefix))
   const image = await generateSampleImage({
     dir: join(dir, 'image'),
     layers: opts.layers ?? 3,
@@ -45,6 +45,12 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
   const chunk = opts.chunkSize ?? '256KiB'
   const log = createLogger({ level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent' })
+  return { dir, image, origin, chunk, log }
+}
+
+/** One demo origin, one seeder and N agents, all real (HTTP, libp2p over TCP) on 127.0.0.1. */
+export async function startFleet(opts: FleetOptions): Promise<Fleet> {
+  const { dir, image, origin, chunk, log } = await fleetBase('shoal-fleet-', opts)
   const seeder = await startSeeder(
     loadSeederConfig({
       argv: [
@@ -138,16 +144,7 @@ export interface PeerFleetOptions extends Omit<FleetOptions, 'seederArgs'> {
  * one, all on 127.0.0.1, all sharing a swarm key unless told otherwise.
  */
 export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet> {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-peers-'))
-  const image = await generateSampleImage({
-    dir: join(dir, 'image'),
-    layers: opts.layers ?? 3,
-    layerBytes: opts.layerBytes ?? 2 * 1024 * 1024,
-    seed: 'fleet',
-  })
-  const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
-  const chunk = opts.chunkSize ?? '256KiB'
-  const log = createLogger({ level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent' })
+  const { dir, image, origin, chunk, log } = await fleetBase('shoal-peers-', opts)
   const keyFile = join(dir, 'swarm.key')
   if (opts.swarmKey !== false) await writeFile(keyFile, generateSwarmKey())
   const agents: RunningAgent[] = []

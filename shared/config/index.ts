@@ -11,4 +11,4 @@ export {
   type OptionValue,
 } from './load.ts'
 export { parseBytes, parseDuration, parseHostPort } from './units.ts'
-export { siteOf } from './site.ts'
+export { SITE_CONFIG_OPTIONS, siteOf } from './site.ts'

@@ -1,4 +1,4 @@
-import { ConfigError } from './load.ts'
+import { ConfigError, type OptionSpec } from './load.ts'
 
 /** A site name: what a Kubernetes zone label may hold (letters, digits, `.`, `_`, `-`; at most 63). */
 const SITE_NAME = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/
@@ -15,3 +15,24 @@ export function siteOf(raw: string | undefined): string | undefined {
     throw new ConfigError('site', `expected letters, digits, '.', '_' or '-' (at most 63), got ${JSON.stringify(raw)}`)
   return raw
 }
+
+/** The edge-site options, the same on agent and seeder (spread into both option tables). */
+export const SITE_CONFIG_OPTIONS = {
+  site: {
+    type: 'string',
+    flag: 'site',
+    describe: 'edge site this node is in (e.g. its zone): chunks cross into a site once; none = one flat swarm',
+  },
+  wanUploadRate: {
+    type: 'rate',
+    flag: 'wan-upload-rate',
+    default: 0,
+    describe: 'cap on bytes to peers of other sites, on top of --upload-rate (0 = none)',
+  },
+  wanDownloadRate: {
+    type: 'rate',
+    flag: 'wan-download-rate',
+    default: 0,
+    describe: 'cap on bytes from other sites and an origin outside this site, on top of the other caps (0 = none)',
+  },
+} as const satisfies Record<string, OptionSpec>
