@@ -48,6 +48,29 @@ async function fleetBase(prefix: string, opts: FleetOptions) {
   return { dir, image, origin, chunk, log }
 }
 
+/**
+ * An agent on 127.0.0.1 of `origin`, its data in `<dir>/agent-<i>`, listening on `p2pListen`, as the test fleets
+ * start them: `extra` adds flags (seeders, bootstrap, chunk size, …).
+ */
+export async function startLocalAgent(
+  at: { origin: DemoOrigin; dir: string; index: number; p2pListen?: string },
+  extra: readonly string[],
+  log: ReturnType<typeof createLogger>,
+): Promise<RunningAgent> {
+  return startAgent(
+    loadAgentConfig({
+      argv: [
+        ...['--listen', '127.0.0.1:0', '--origin', at.origin.url, '--data', join(at.dir, `agent-${at.index}`)],
+        ...['--p2p-listen', at.p2pListen ?? '/ip4/127.0.0.1/tcp/0'],
+        ...extra,
+      ],
+      env: {},
+      readFile: () => '',
+    }),
+    { log },
+  )
+}
+
 /** One demo origin, one seeder and N agents, all real (HTTP, libp2p over TCP) on 127.0.0.1. */
 export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   const { dir, image, origin, chunk, log } = await fleetBase('shoal-fleet-', opts)
@@ -76,28 +99,10 @@ export async function startFleet(opts: FleetOptions): Promise<Fleet> {
   // Every agent ever started, so one restarted on the same data dir is stopped too (a second stop() of one is a no-op).
   const started: RunningAgent[] = []
   const start = async (i: number, extra: string[] = []): Promise<RunningAgent> => {
-    const agent = await startAgent(
-      loadAgentConfig({
-        argv: [
-          '--listen',
-          '127.0.0.1:0',
-          '--origin',
-          origin.url,
-          '--data',
-          join(dir, `agent-${i}`),
-          '--p2p-listen',
-          '/ip4/127.0.0.1/tcp/0',
-          '--seeder',
-          withPeerId(seederAddr, seeder.peerId),
-          '--chunk-size',
-          chunk,
-          ...(opts.agentArgs ?? []),
-          ...extra,
-        ],
-        env: {},
-        readFile: () => '',
-      }),
-      { log },
+    const agent = await startLocalAgent(
+      { origin, dir, index: i },
+      ['--seeder', withPeerId(seederAddr, seeder.peerId), '--chunk-size', chunk, ...(opts.agentArgs ?? []), ...extra],
+      log,
     )
     started.push(agent)
     return agent
@@ -173,28 +178,14 @@ export async function startPeerFleet(opts: PeerFleetOptions): Promise<PeerFleet>
     const bootstrap = bootstrapFor(i)
     const listen =
       i === 0 && firstFixed !== undefined ? `/ip4/127.0.0.1/tcp/${firstFixed.port}` : '/ip4/127.0.0.1/tcp/0'
-    const agent = await startAgent(
-      loadAgentConfig({
-        argv: [
-          '--listen',
-          '127.0.0.1:0',
-          '--origin',
-          origin.url,
-          '--data',
-          join(dir, `agent-${i}`),
-          '--p2p-listen',
-          listen,
-          ...bootstrap,
-          ...(opts.swarmKey !== false ? ['--swarm-key', keyFile] : []),
-          '--chunk-size',
-          chunk,
-          ...(opts.agentArgs ?? []),
-          ...extra,
-        ],
-        env: {},
-        readFile: () => '',
-      }),
-      { log },
+    const agent = await startLocalAgent(
+      { origin, dir, index: i, p2pListen: listen },
+      [
+        ...bootstrap,
+        ...(opts.swarmKey !== false ? ['--swarm-key', keyFile] : []),
+        ...['--chunk-size', chunk, ...(opts.agentArgs ?? []), ...extra],
+      ],
+      log,
     )
     let closed: Promise<void> | undefined
     const once: RunningAgent = { ...agent, stop: () => (closed ??= agent.stop()) }

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import { loadAgentConfig } from '../../agent/config.ts'
-import { type RunningAgent, startAgent } from '../../agent/main.ts'
+import type { RunningAgent } from '../../agent/main.ts'
+import { startLocalAgent } from '../../harness/fleet.ts'
 import { createLogger } from '../../shared/log/index.ts'
 import { type DemoOrigin, generateSampleImage, startDemoOrigin } from '../../shared/sample/index.ts'
 import { pullImage } from '../../shared/sample/pull.ts'
@@ -70,27 +70,10 @@ describe('seeder failover', () => {
     const refs = seeders.map((s) => parseSeederAddr(addrOf(s))!)
     const agents: RunningAgent[] = []
     for (let i = 0; i < 3; i++) {
-      const a = await startAgent(
-        loadAgentConfig({
-          argv: [
-            '--listen',
-            '127.0.0.1:0',
-            '--origin',
-            origin.url,
-            '--data',
-            join(dir, `agent-${i}`),
-            '--p2p-listen',
-            '/ip4/127.0.0.1/tcp/0',
-            ...refs.flatMap((r) => ['--seeder', r.addr.toString()]),
-            '--chunk-size',
-            '256KiB',
-            '--stall-timeout',
-            '10s',
-          ],
-          env: {},
-          readFile: () => '',
-        }),
-        { log },
+      const a = await startLocalAgent(
+        { origin, dir, index: i },
+        [...refs.flatMap((r) => ['--seeder', r.addr.toString()]), '--chunk-size', '256KiB', '--stall-timeout', '10s'],
+        log,
       )
       cleanups.push(() => a.stop())
       agents.push(a)
