@@ -3,7 +3,7 @@
  * `node:http` file server over the same blob file), and Shoal agents and a seeder started as a user starts them.
  *
  *   npm run bench:datapath -- [--quick] [--runs N] [--cpu-prof] [--heap-snapshot] [--compare GIT-REF] [--no-swarm]
- *                             [--title TEXT]
+ *                             [--swarm-only] [--title TEXT]
  *
  * Rows (client: `curl -o /dev/null`): origin direct; floor; warm agent (cached blob); cold plain mirror (origin →
  * agent → client, no swarm); cold through the swarm (origin → seeder → agent → client); relay (agent B ← agent A,
@@ -12,6 +12,7 @@
  * per GiB of every process on the path, its peak RSS, time to first byte; idle RSS of the agents.
  * `--compare REF` adds the warm, cold plain mirror and swarm rows for the tree at REF (an older commit), in the same
  * run: a before/after.
+ * `--swarm-only` runs the references and the swarm rows alone (a quicker before/after of a swarm change).
  * Appends a section to bench/datapath/RESULTS.md and writes the JSON under bench/datapath/results/.
  */
 import { execFileSync } from 'node:child_process'
@@ -50,8 +51,10 @@ const { values: args } = parseArgs({
     title: { type: 'string' },
     out: { type: 'string', default: join(REPO_ROOT, 'bench', 'datapath', 'RESULTS.md') },
     'no-swarm': { type: 'boolean', default: false },
+    'swarm-only': { type: 'boolean', default: false },
   },
 })
+if (args['no-swarm'] && args['swarm-only']) throw new Error('--no-swarm and --swarm-only exclude each other')
 const RUNS = Number(args.runs)
 if (!Number.isSafeInteger(RUNS) || RUNS < 1) throw new Error('--runs wants a positive integer')
 const LAYER_BYTES = (args.quick ? 256 : 1024) * MiB
@@ -153,7 +156,8 @@ async function oneRun(s: Setup, run: number): Promise<{ result: RunResult; profi
     // `--compare`, the other tree's agent does the same into a cache of its own, in the same run (order flipped
     // every run); this tree's cache is the one the warm rows then read.
     const plainData = dirs.add(await tempDir('datapath-plain'), removeDir)
-    for (const tree of run % 2 === 1 ? s.trees : [...s.trees].reverse()) {
+    const mirrorTrees = args['swarm-only'] ? [] : s.trees
+    for (const tree of run % 2 === 1 ? mirrorTrees : [...mirrorTrees].reverse()) {
       const suffix = tree.name === 'this tree' ? '' : ` @ ${tree.name}`
       const dataDir = suffix === '' ? plainData : dirs.add(await tempDir('datapath-plain'), removeDir)
       const cold = await startAgent(
@@ -177,15 +181,17 @@ async function oneRun(s: Setup, run: number): Promise<{ result: RunResult; profi
     ]
     for (const r of run % 2 === 1 ? refs : refs.reverse()) rows.push(await r())
     const trees = run % 2 === 1 ? s.trees : [...s.trees].reverse()
-    for (const tree of trees) {
-      const w = await warmRows(s, run, tree, plainData)
-      rows.push(...w.rows)
-      idle.push(...w.idle)
-      profiles.push(...w.profile)
+    if (!args['swarm-only']) {
+      for (const tree of trees) {
+        const w = await warmRows(s, run, tree, plainData)
+        rows.push(...w.rows)
+        idle.push(...w.idle)
+        profiles.push(...w.profile)
+      }
+      const many = (url: string) => Array.from({ length: CONCURRENT_CLIENTS }, () => url)
+      rows.push(await measure('floor-16', 'Node floor, 16 clients', 'concurrent', many(floorUrl), size, [floor]))
+      rows.push(await measure('origin-16', 'origin direct, 16 clients', 'concurrent', many(originUrl), size, [origin]))
     }
-    const many = (url: string) => Array.from({ length: CONCURRENT_CLIENTS }, () => url)
-    rows.push(await measure('floor-16', 'Node floor, 16 clients', 'concurrent', many(floorUrl), size, [floor]))
-    rows.push(await measure('origin-16', 'origin direct, 16 clients', 'concurrent', many(originUrl), size, [origin]))
 
     if (!args['no-swarm']) {
       // Each tree gets its own seeder and agents; the order flips every run, as for the warm rows.
