@@ -10,6 +10,13 @@ export const SEND_PIECES = 4
 /** Size of each read while the whole-blob hasher catches up with bytes that landed out of order. */
 export const HASH_READ_BYTES = 1024 * 1024
 
+/**
+ * Complete blobs whose file handle `readRange` keeps open, and for how long after its last read: a peer fetching a
+ * blob's chunks one after another reads them on one handle instead of opening and closing the file per chunk.
+ */
+export const RANGE_HANDLES = 16
+export const RANGE_HANDLE_IDLE_MS = 2_000
+
 /** lastAccess updates are kept in memory and written to the index at most this often. */
 export const ACCESS_FLUSH_MS = 5_000
 

@@ -60,6 +60,12 @@ export interface ContentStore {
    */
   read(digest: Digest, range?: ByteRange): Promise<{ info: BlobInfo; stream: Readable } | undefined>
   /**
+   * Bytes [start, end) of a complete blob in one buffer (InvalidRangeError when outside the blob), read at their
+   * offset on a file handle the store keeps open a short while: the way to read many small ranges of one blob
+   * (chunks served to peers) without opening the file and streaming each. Updates lastAccess.
+   */
+  readRange(digest: Digest, range: ByteRange): Promise<Uint8Array | undefined>
+  /**
    * Creates, or resumes after a restart, the download of `digest`. Reserves `size` bytes of quota up front,
    * evicting least-recently-used unpinned complete blobs if needed; StoreFullError when it cannot.
    * While one is open in this process, every call returns the same object (PartialConflictError when `size`

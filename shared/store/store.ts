@@ -1,10 +1,10 @@
 import type { Readable } from 'node:stream'
 import { Bitfield } from '../chunks/bitfield.ts'
 import type { Digest } from '../oci/digest.ts'
-import type { BlobMeta, LoadedIndex, PartialMeta, StoreBackend, WritableFile } from './backend.ts'
-import { ACCESS_FLUSH_MS } from './constants.ts'
+import type { BlobMeta, LoadedIndex, PartialMeta, RandomAccessFile, StoreBackend, WritableFile } from './backend.ts'
+import { ACCESS_FLUSH_MS, RANGE_HANDLE_IDLE_MS, RANGE_HANDLES } from './constants.ts'
 import { BlobExistsError, BlobPinnedError, PartialConflictError, StoreClosedError, StoreFullError } from './errors.ts'
-import { assertDigest, checkRange, fileStream, once, SharedFile } from './file.ts'
+import { assertDigest, checkRange, fileStream, once, readFully, SharedFile } from './file.ts'
 import type {
   BlobInfo,
   ByteRange,
@@ -47,6 +47,8 @@ export class BlobStore implements ContentStore {
   /** File operations per digest run one at a time (an eviction's unlink must not hit a newer commit's file). */
   readonly #fileOps = new Map<Digest, Promise<unknown>>()
   readonly #accessDirty = new Set<Digest>()
+  /** Handles `readRange` keeps open, least recently used first; each closes when idle, evicted or removed. */
+  readonly #rangeHandles = new Map<Digest, RangeHandle>()
   #accessTimer: NodeJS.Timeout | undefined
   #completeBytes = 0
   #reservedBytes = 0
@@ -122,6 +124,57 @@ export class BlobStore implements ContentStore {
       unpin()
     })
     return { info: info(digest, rec), stream }
+  }
+
+  async readRange(digest: Digest, range: ByteRange): Promise<Uint8Array | undefined> {
+    assertDigest(digest)
+    this.#assertOpen()
+    const rec = this.#blobs.get(digest)
+    if (rec === undefined) return undefined
+    checkRange(range, rec.size)
+    const unpin = this.pin(digest)
+    try {
+      const held = await this.#rangeFile(digest)
+      if (held === undefined) {
+        if (this.#blobs.get(digest) === rec) await this.#remove(digest, rec, 'evicted')
+        return undefined
+      }
+      try {
+        const bytes = Buffer.allocUnsafe(range.end - range.start)
+        await readFully(held.file, bytes, range.start)
+        this.#touch(digest, rec)
+        return bytes
+      } finally {
+        held.release()
+      }
+    } finally {
+      unpin()
+    }
+  }
+
+  /**
+   * A reference to the kept-open file of a complete blob (opened once however many reads want it); undefined when
+   * the file is gone. A handle dropped while this waited for it is opened again.
+   */
+  async #rangeFile(digest: Digest): Promise<{ file: RandomAccessFile; release: () => void } | undefined> {
+    for (;;) {
+      let h = this.#rangeHandles.get(digest)
+      if (h === undefined) {
+        const opened = new RangeHandle(this.#backend.openBlob(digest), () => {
+          if (this.#rangeHandles.get(digest) === opened) this.#rangeHandles.delete(digest)
+        })
+        h = opened
+        this.#rangeHandles.set(digest, h)
+        if (this.#rangeHandles.size > RANGE_HANDLES) this.#rangeHandles.values().next().value!.drop()
+      } else {
+        this.#rangeHandles.delete(digest)
+        this.#rangeHandles.set(digest, h)
+      }
+      const shared = await h.ready
+      if (shared === undefined) return undefined
+      const release = h.acquire()
+      if (release !== undefined) return { file: shared.file, release }
+    }
   }
 
   async openPartial(
@@ -281,6 +334,7 @@ export class BlobStore implements ContentStore {
 
   async #stopNow(): Promise<void> {
     clearTimeout(this.#accessTimer)
+    for (const h of [...this.#rangeHandles.values()]) h.drop()
     const partials = [...this.#partials.values()].map(async (entry) => {
       const partial = await entry.open?.ready.catch(() => undefined)
       await partial?.close()
@@ -325,6 +379,7 @@ export class BlobStore implements ContentStore {
     this.#blobs.delete(digest)
     this.#completeBytes -= rec.size
     this.#accessDirty.delete(digest)
+    this.#rangeHandles.get(digest)?.drop()
     this.#onEvict?.(digest, reason)
     return this.#exclusive(digest, () => this.#backend.removeBlob(digest))
   }
@@ -412,4 +467,58 @@ function info(digest: Digest, rec: BlobRecord): BlobInfo {
       ? { digest, size: rec.size, storedAt: rec.storedAt, lastAccess: rec.lastAccess }
       : { digest, size: rec.size, mediaType: rec.mediaType, storedAt: rec.storedAt, lastAccess: rec.lastAccess }
   return Object.freeze(out)
+}
+
+/**
+ * A complete blob's file kept open for `readRange`: closed once idle for RANGE_HANDLE_IDLE_MS, or when dropped
+ * (evicted from the handle cache, the blob removed, the store stopped); reads under way hold their own reference.
+ */
+class RangeHandle {
+  readonly ready: Promise<SharedFile<RandomAccessFile> | undefined>
+  #file: SharedFile<RandomAccessFile> | undefined
+  #timer: NodeJS.Timeout | undefined
+  #dropped = false
+  readonly #onDrop: () => void
+
+  constructor(opening: Promise<RandomAccessFile | undefined>, onDrop: () => void) {
+    this.#onDrop = onDrop
+    this.ready = opening.then(
+      (file) => {
+        if (file === undefined) {
+          this.drop()
+          return undefined
+        }
+        this.#file = new SharedFile(file)
+        if (this.#dropped) this.#file.release()
+        else this.#idle()
+        return this.#file
+      },
+      (err: unknown) => {
+        this.drop()
+        throw err
+      },
+    )
+  }
+
+  /** Another reference to the open file (restarting its idle clock); undefined once it is closed or dropped. */
+  acquire(): (() => void) | undefined {
+    if (this.#file === undefined || this.#dropped) return undefined
+    this.#idle()
+    return this.#file.acquire()
+  }
+
+  drop(): void {
+    if (this.#dropped) return
+    this.#dropped = true
+    clearTimeout(this.#timer)
+    this.#onDrop()
+    this.#file?.release()
+  }
+
+  #idle(): void {
+    if (this.#dropped) return
+    clearTimeout(this.#timer)
+    this.#timer = setTimeout(() => this.drop(), RANGE_HANDLE_IDLE_MS)
+    this.#timer.unref()
+  }
 }

@@ -174,14 +174,8 @@ export class StoreChunkSource implements ChunkSource {
     if (c === undefined) return undefined
     const attestation = await this.#attestation(digest, index)
     const { start, end } = chunkRange(c, index)
-    const res = await this.#i.store.read(digest, { start, end })
-    if (res === undefined) return undefined
-    const bytes = new Uint8Array(end - start)
-    let at = 0
-    for await (const part of res.stream) {
-      bytes.set(part as Uint8Array, at)
-      at += (part as Uint8Array).byteLength
-    }
+    const bytes = await this.#i.store.readRange(digest, { start, end })
+    if (bytes === undefined) return undefined
     return attestation === undefined ? { bytes } : { bytes, attestation }
   }
 

@@ -65,6 +65,48 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         expect(blobs.usage()).toEqual({ bytes: 10_000, blobs: 1, maxBytes: Number.POSITIVE_INFINITY })
       })
 
+      it('readRange: any range in one buffer, many at once on one blob, and the blob LRU-touched', async () => {
+        const { blobs } = await make({ maxBytes: 25_000 })
+        const blob = blobOf(10_000, 11)
+        const other = blobOf(10_000, 12)
+        await putBlob(blobs, blob, { chunkSize: 4096 })
+        await putBlob(blobs, other, { chunkSize: 4096 })
+        for (const [start, end] of [
+          [0, 1],
+          [4095, 4097],
+          [9999, 10_000],
+          [5000, 5000],
+          [0, 10_000],
+        ] as const) {
+          expectBytes((await blobs.readRange(blob.digest, { start, end }))!, blob.bytes.subarray(start, end))
+        }
+        const ranges = Array.from({ length: 40 }, (_, i) => ({ start: i * 250, end: i * 250 + 250 }))
+        const got = await Promise.all(ranges.map((r) => blobs.readRange(blob.digest, r)))
+        got.forEach((bytes, i) => expectBytes(bytes!, blob.bytes.subarray(ranges[i]!.start, ranges[i]!.end)))
+        expect(await blobs.readRange(blobOf(10, 13).digest, { start: 0, end: 1 })).toBeUndefined()
+        await expect(blobs.readRange(blob.digest, { start: 0, end: 10_001 })).rejects.toMatchObject({
+          code: 'RANGE_INVALID',
+        })
+        // `blob` was read last: a third blob that needs room evicts `other`.
+        await putBlob(blobs, blobOf(10_000, 14))
+        expect(await blobs.stat(blob.digest)).toBeDefined()
+        expect(await blobs.stat(other.digest)).toBeUndefined()
+      })
+
+      it('readRange of a deleted blob is undefined; one committed again is read afresh', async () => {
+        const { blobs } = await make()
+        const blob = blobOf(5000, 15)
+        await putBlob(blobs, blob)
+        expectBytes((await blobs.readRange(blob.digest, { start: 10, end: 20 }))!, blob.bytes.subarray(10, 20))
+        expect(await blobs.delete(blob.digest)).toBe(true)
+        expect(await blobs.readRange(blob.digest, { start: 10, end: 20 })).toBeUndefined()
+        await putBlob(blobs, blob)
+        expectBytes((await blobs.readRange(blob.digest, { start: 0, end: 5000 }))!, blob.bytes)
+        await expect(blobs.readRange(BAD_DIGEST, { start: 0, end: 1 })).rejects.toMatchObject({
+          code: 'DIGEST_INVALID',
+        })
+      })
+
       it('rejects ranges outside the blob with RANGE_INVALID', async () => {
         const { blobs } = await make()
         const blob = blobOf(100, 2)

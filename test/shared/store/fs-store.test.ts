@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, readdir, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, readlink, rm, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -42,6 +42,33 @@ describe('FsContentStore on disk', () => {
       () => true,
       () => false,
     )
+
+  /** This process's open file descriptors on `path` (Linux). */
+  const openFds = async (path: string): Promise<number> => {
+    let n = 0
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(join('/proc/self/fd', fd)).catch(() => '')
+      if (target === path || target === `${path} (deleted)`) n++
+    }
+    return n
+  }
+
+  it('readRange keeps one handle per blob across reads and closes it when the blob is deleted', async () => {
+    const s = await reopen()
+    const blob = blobOf(8000, 21)
+    await putBlob(s.blobs, blob)
+    const path = blobPath(blob.digest)
+    expect(await openFds(path)).toBe(0)
+    for (let i = 0; i < 8; i++) {
+      expectBytes(
+        (await s.blobs.readRange(blob.digest, { start: i * 1000, end: i * 1000 + 1000 }))!,
+        chunkOf(blob.bytes, i, 1000),
+      )
+    }
+    expect(await openFds(path)).toBe(1)
+    expect(await s.blobs.delete(blob.digest)).toBe(true)
+    expect(await openFds(path)).toBe(0)
+  })
 
   it('keeps partials under partial/<alg>-<hex> and complete blobs under blobs/<alg>/<hex>', async () => {
     const s = await reopen()
