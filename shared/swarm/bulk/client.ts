@@ -104,7 +104,8 @@ export class BulkClient {
               )
             }
             attestation = decodeAttestationHeader(headers[ATTESTATION_HEADER])
-            bytes = new Uint8Array(length)
+            // Not zero-filled: it is returned only once every byte of it was received.
+            bytes = Buffer.allocUnsafe(length)
             const bucket = opts.bucket
             if (bucket !== undefined && !bucket.unlimited) {
               // Taken before the body is read, so the wait overlaps the transfer (as on the libp2p path).

@@ -51,7 +51,8 @@ export class FrameStream {
     const { onProgress, signal } = opts
     if (onProgress === undefined) return (await this.#bytes.read({ bytes: length, signal })).subarray()
     // In slices, so a slow transfer shows it is alive long before its last byte.
-    const out = new Uint8Array(length)
+    // Not zero-filled: it is returned only once every byte of it was read.
+    const out = Buffer.allocUnsafe(length)
     let at = 0
     while (at < length) {
       const list = await this.#bytes.read({ bytes: Math.min(PROGRESS_SLICE_BYTES, length - at), signal })
