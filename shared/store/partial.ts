@@ -207,7 +207,8 @@ export class StorePartial implements PartialBlob {
     opts.signal?.throwIfAborted()
     this.#assertReadable()
     const start = index * this.chunkSize
-    const bytes = new Uint8Array(this.#chunkLength(index))
+    // Not zero-filled: readFully fills every byte or throws.
+    const bytes = Buffer.allocUnsafe(this.#chunkLength(index))
     if (this.#availableFrom(start) < start + bytes.byteLength) {
       throw new RangeNotWrittenError(start, start + bytes.byteLength)
     }
