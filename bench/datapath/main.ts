@@ -64,6 +64,8 @@ function log(message: string): void {
   process.stderr.write(`[datapath ${((performance.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`)
 }
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+/** CLOCK_MONOTONIC in µs: the clock V8 stamps CPU profile samples with, in every process of the machine. */
+const monotonicUs = () => Number(process.hrtime.bigint() / 1000n)
 
 interface Watched {
   readonly role: string
@@ -83,7 +85,9 @@ async function measure(
   const watches = watched.map((w) => ({ w, watch: new ProcessWatch(w.pid) }))
   for (const x of watches) await x.watch.begin()
   const t0 = performance.now()
+  const startUs = monotonicUs()
   const results = await Promise.all(urls.map((u) => curlGet(u, expectBytes)))
+  const endUs = monotonicUs()
   const wall = (performance.now() - t0) / 1000
   const costs = []
   for (const { w, watch } of watches) costs.push({ role: w.role, shoal: w.shoal, ...(await watch.end()) })
@@ -97,6 +101,7 @@ async function measure(
     seconds: results.length === 1 ? results[0]!.totalS : wall,
     ttfbS: ttfb[ttfb.length >> 1]!,
     processes: costs,
+    window: { startUs, endUs },
   }
   log(`  ${label}: ${(row.bytes / 1e6 / row.seconds).toFixed(0)} MB/s`)
   return row
@@ -135,7 +140,7 @@ async function warmRows(s: Setup, run: number, tree: { name: string; dir: string
     const urls = Array.from({ length: CONCURRENT_CLIENTS }, () => url)
     rows.push(await measure(`warm-16${suffix}`, `warm agent, 16 clients${suffix}`, 'concurrent', urls, s.blobBytes, me))
   } finally {
-    profile = await agent.stop()
+    profile = await agent.stop(rows)
   }
   return { rows, idle, profile }
 }
@@ -165,12 +170,14 @@ async function oneRun(s: Setup, run: number): Promise<{ result: RunResult; profi
         { origin: s.origin.url, dataDir },
         { ...launch, tree: tree.dir },
       )
+      const mine: RowRun[] = []
       try {
         const me = [{ role: 'agent', shoal: true, pid: cold.pid }]
         const url = `${cold.url}${s.blobUrlPath}`
-        rows.push(await measure(`cold-mirror${suffix}`, `cold plain mirror${suffix}`, 'single', [url], size, me))
+        mine.push(await measure(`cold-mirror${suffix}`, `cold plain mirror${suffix}`, 'single', [url], size, me))
+        rows.push(...mine)
       } finally {
-        profiles.push(...(await cold.stop()))
+        profiles.push(...(await cold.stop(mine)))
       }
     }
 
@@ -228,6 +235,7 @@ async function swarmRows(
   const profiles: string[] = []
   const size = s.blobBytes
   const procs: ShoalProcess[] = []
+  let relayAgent: ShoalProcess | undefined
   try {
     const seeder = await startSeeder(
       `run ${run} seeder${suffix}`,
@@ -248,6 +256,7 @@ async function swarmRows(
     }
     const a = await agent('agent A')
     const b = await agent('agent B')
+    relayAgent = b
     await sleep(IDLE_SETTLE_MS)
     idle.push({ role: `agent, swarm on (a seeder configured)${suffix}`, rssBytes: await memoryBytes(a.pid, 'VmRSS') })
     idle.push({ role: `seeder${suffix}`, rssBytes: await memoryBytes(seeder.pid, 'VmRSS') })
@@ -277,7 +286,8 @@ async function swarmRows(
       .join(', ')
     rows.push({ ...relay, note: `agent B's bytes by source: ${by}; its chunks by path: ${chunkPaths(status)}` })
   } finally {
-    for (const p of procs.reverse()) profiles.push(...(await p.stop()))
+    // Each process's profile cut to the rows it served in (agent B only exists for the relay).
+    for (const p of procs.reverse()) profiles.push(...(await p.stop(p === relayAgent ? rows.slice(1) : rows)))
   }
   return { rows, idle, profiles }
 }

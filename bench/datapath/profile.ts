@@ -61,8 +61,20 @@ export function frameName(node: CpuProfileNode): string {
   return where === '' ? name : `${name} ${where}:${lineNumber + 1}`
 }
 
-/** Self time per frame, merged across the call tree (the same function reached by two paths is one row). */
-export function summarizeProfile(profile: CpuProfile, topN = 15): ProfileSummary {
+/**
+ * A span of the profiled process's life, on the clock V8 stamps samples with (CLOCK_MONOTONIC, in µs: what
+ * `process.hrtime.bigint() / 1000n` reads in any process of the machine).
+ */
+export interface ProfileWindow {
+  readonly startUs: number
+  readonly endUs: number
+}
+
+/**
+ * Self time per frame, merged across the call tree (the same function reached by two paths is one row). With
+ * `window`, only the samples taken within it: what the process did during one benchmark row.
+ */
+export function summarizeProfile(profile: CpuProfile, topN = 15, window?: ProfileWindow): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const selfUs = new Map<number, number>()
   const samples = profile.samples ?? []
@@ -71,7 +83,10 @@ export function summarizeProfile(profile: CpuProfile, topN = 15): ProfileSummary
     // A sample's time is the gap to the next one (the last sample gets the mean gap).
     const total = profile.endTime - profile.startTime
     const mean = total / samples.length
+    let at = profile.startTime
     for (let i = 0; i < samples.length; i++) {
+      at += deltas[i]!
+      if (window !== undefined && (at < window.startUs || at > window.endUs)) continue
       const us = i + 1 < deltas.length ? Math.max(0, deltas[i + 1]!) : mean
       selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + us)
     }

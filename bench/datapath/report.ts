@@ -34,6 +34,8 @@ export interface RowRun {
   readonly processes: readonly ProcessCost[]
   /** Free-form facts (bytes by source, …). */
   readonly note?: string
+  /** When the row ran, on the clock of CPU profiles (see ProfileWindow): its profiles are cut to it. */
+  readonly window?: { readonly startUs: number; readonly endUs: number }
 }
 
 export interface IdleRss {

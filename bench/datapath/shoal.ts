@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { Daemon, freePort, removeDir, tempDir, waitForHttp } from '../../harness/e2e/index.ts'
 import { type HeapSnapshot, heapLines, summarizeHeap } from './heap.ts'
 import { type CpuProfile, profileLines, summarizeProfile } from './profile.ts'
+import type { RowRun } from './report.ts'
 import { withPeerId } from '../../shared/swarm/index.ts'
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -18,8 +19,11 @@ export interface ShoalProcess {
   readonly url: string
   readonly pid: number
   readonly daemon: Daemon
-  /** Stops the process (SIGTERM, so a profile is written) and returns its profile summary, if profiled. */
-  stop(): Promise<string[]>
+  /**
+   * Stops the process (SIGTERM, so a profile is written) and returns its profile summary, if profiled: one per row
+   * of `rows` that has a window (what the process did during that row), else one for its whole life.
+   */
+  stop(rows?: readonly RowRun[]): Promise<string[]>
   /** With `heapSnapshots`: writes a heap snapshot now (SIGUSR2) and returns its summary. */
   heapSnapshot(): Promise<string[]>
 }
@@ -81,11 +85,11 @@ async function launch(
       await rename(join(heapDir, file), kept)
       return heapLines(`${role}, idle`, summarizeHeap(snap))
     },
-    async stop() {
+    async stop(rows) {
       await daemon.stop('SIGTERM')
       if (profDir === undefined) return []
       try {
-        return await profileSummaries(role, profDir, opts.profileDir!)
+        return await profileSummaries(role, profDir, opts.profileDir!, rows ?? [])
       } finally {
         await removeDir(profDir)
       }
@@ -94,13 +98,17 @@ async function launch(
 }
 
 /** Summarises the profiles in `dir` and keeps them under `keepIn` for a closer look (e.g. Chrome DevTools). */
-async function profileSummaries(role: string, dir: string, keepIn: string): Promise<string[]> {
+async function profileSummaries(role: string, dir: string, keepIn: string, rows: readonly RowRun[]): Promise<string[]> {
   const lines: string[] = []
   for (const name of (await readdir(dir)).filter((n) => n.endsWith('.cpuprofile'))) {
     const text = await readFile(join(dir, name), 'utf8')
     const kept = join(keepIn, `${role.replace(/[^\w.-]+/g, '-')}.cpuprofile`)
     await writeFile(kept, text)
-    lines.push(...profileLines(role, summarizeProfile(JSON.parse(text) as CpuProfile)))
+    const profile = JSON.parse(text) as CpuProfile
+    const windows = rows.filter((r) => r.window !== undefined)
+    if (windows.length === 0) lines.push(...profileLines(`${role}, whole life`, summarizeProfile(profile)))
+    for (const r of windows)
+      lines.push(...profileLines(`${role}, during "${r.label}"`, summarizeProfile(profile, 15, r.window)))
   }
   return lines
 }

@@ -55,6 +55,13 @@ describe('summarizeProfile', () => {
       { frame: 'b', selfMs: 1, share: 0.25 },
     ])
   })
+  it('with a window, counts only the samples taken within it (a row of the benchmark)', () => {
+    // Samples at 4000 … 8000 µs: the garbage collector once, then idle.
+    const w = summarizeProfile(profile, 15, { startUs: 4000, endUs: 8000 })
+    expect(w.totalMs).toBe(5)
+    expect(w.idleShare).toBeCloseTo(0.8)
+    expect(w.top).toEqual([{ frame: '(garbage collector)', selfMs: 1, share: 0.2 }])
+  })
   it('keeps the top N', () => {
     expect(summarizeProfile(profile, 1).top).toHaveLength(1)
   })
