@@ -175,8 +175,13 @@ function agentsLine(job: PreheatJobView): string | undefined {
   const sites = job.scope.sites ?? {}
   if ((job.scope.agents === 0 && Object.keys(sites).length === 0) || a === undefined) return undefined
   const perSite = Object.entries(a.sites ?? {}).map(([s, c]) => `${s} ${c.complete}/${c.wanted} held`)
+  // What was asked: N agents in all, the site copies counting towards N.
+  const wanted = Math.max(
+    job.scope.agents,
+    Object.values(sites).reduce((n, c) => n + c, 0),
+  )
   return (
-    `agents: ${a.accepted}/${job.scope.agents} accepted, ${a.complete} complete` +
+    `agents: ${a.accepted}/${wanted} accepted, ${a.complete} complete` +
     `${a.errors.length > 0 ? `, ${a.errors.length} refused or failed` : ''}` +
     `${perSite.length > 0 ? `; sites: ${perSite.join(', ')}` : ''}`
   )

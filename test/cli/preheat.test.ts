@@ -124,6 +124,6 @@ describe('shoal preheat --site-copies', () => {
     expect(
       await preheatMain(['--seeder', 'http://s:7000', 'r.io/a:v1', '--site-copies', 'store-17=2'], x, { pollMs: 1 }),
     ).toBe(0)
-    expect(x.out()).toContain('agents: 2/0 accepted, 2 complete; sites: store-17 2/2 held')
+    expect(x.out()).toContain('agents: 2/2 accepted, 2 complete; sites: store-17 2/2 held')
   })
 })
