@@ -62,9 +62,10 @@ export interface ContentStore {
   /**
    * Bytes [start, end) of a complete blob in one buffer (InvalidRangeError when outside the blob), read at their
    * offset on a file handle the store keeps open a short while: the way to read many small ranges of one blob
-   * (chunks served to peers) without opening the file and streaming each. Updates lastAccess.
+   * (chunks served to peers) without opening the file and streaming each. Read into `into` when given (exactly the
+   * range's length). Updates lastAccess.
    */
-  readRange(digest: Digest, range: ByteRange): Promise<Uint8Array | undefined>
+  readRange(digest: Digest, range: ByteRange, into?: Uint8Array): Promise<Uint8Array | undefined>
   /**
    * Creates, or resumes after a restart, the download of `digest`. Reserves `size` bytes of quota up front,
    * evicting least-recently-used unpinned complete blobs if needed; StoreFullError when it cannot.
@@ -133,7 +134,7 @@ export interface PartialBlob {
    */
   follow(range?: ByteRange, opts?: { signal?: AbortSignal; holdLastByte?: boolean }): Readable
   /** A written chunk's bytes (RangeNotWrittenError otherwise). */
-  readChunk(index: number, opts?: { signal?: AbortSignal }): Promise<Uint8Array>
+  readChunk(index: number, opts?: { signal?: AbortSignal; into?: Uint8Array }): Promise<Uint8Array>
   /**
    * Called after prefixBytes, written or state change. Returns unsubscribe. A listener that throws is reported
    * with process.emitWarning; it does not fail the write.

@@ -202,13 +202,16 @@ export class StorePartial implements PartialBlob {
     return opts.signal === undefined ? stream : addAbortSignal(opts.signal, stream)
   }
 
-  async readChunk(index: number, opts: { signal?: AbortSignal } = {}): Promise<Uint8Array> {
+  async readChunk(index: number, opts: { signal?: AbortSignal; into?: Uint8Array } = {}): Promise<Uint8Array> {
     this.#checkIndex(index)
     opts.signal?.throwIfAborted()
     this.#assertReadable()
     const start = index * this.chunkSize
+    const length = this.#chunkLength(index)
+    if (opts.into !== undefined && opts.into.byteLength !== length)
+      throw new SizeMismatchError(length, opts.into.byteLength)
     // Not zero-filled: readFully fills every byte or throws.
-    const bytes = Buffer.allocUnsafe(this.#chunkLength(index))
+    const bytes = opts.into ?? Buffer.allocUnsafe(length)
     if (this.#availableFrom(start) < start + bytes.byteLength) {
       throw new RangeNotWrittenError(start, start + bytes.byteLength)
     }

@@ -126,12 +126,14 @@ export class BlobStore implements ContentStore {
     return { info: info(digest, rec), stream }
   }
 
-  async readRange(digest: Digest, range: ByteRange): Promise<Uint8Array | undefined> {
+  async readRange(digest: Digest, range: ByteRange, into?: Uint8Array): Promise<Uint8Array | undefined> {
     assertDigest(digest)
     this.#assertOpen()
     const rec = this.#blobs.get(digest)
     if (rec === undefined) return undefined
     checkRange(range, rec.size)
+    if (into !== undefined && into.byteLength !== range.end - range.start)
+      throw new RangeError(`readRange into ${into.byteLength} bytes for a range of ${range.end - range.start}`)
     const unpin = this.pin(digest)
     try {
       const held = await this.#rangeFile(digest)
@@ -140,7 +142,7 @@ export class BlobStore implements ContentStore {
         return undefined
       }
       try {
-        const bytes = Buffer.allocUnsafe(range.end - range.start)
+        const bytes = into ?? Buffer.allocUnsafe(range.end - range.start)
         await readFully(held.file, bytes, range.start)
         this.#touch(digest, rec)
         return bytes

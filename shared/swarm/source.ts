@@ -162,11 +162,13 @@ export class StoreChunkSource implements ChunkSource {
   async readChunk(
     digest: Digest,
     index: number,
+    _ctx?: RequestContext,
+    into?: Uint8Array,
   ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined> {
     const live = this.#i.live.get(digest)
     if (live !== undefined) {
       if (!live.verified.has(index)) return undefined
-      const bytes = await live.partial.readChunk(index)
+      const bytes = await live.partial.readChunk(index, into === undefined ? {} : { into })
       const attestation = live.attestations.get(index)
       return attestation === undefined ? { bytes } : { bytes, attestation }
     }
@@ -174,7 +176,7 @@ export class StoreChunkSource implements ChunkSource {
     if (c === undefined) return undefined
     const attestation = await this.#attestation(digest, index)
     const { start, end } = chunkRange(c, index)
-    const bytes = await this.#i.store.readRange(digest, { start, end })
+    const bytes = await this.#i.store.readRange(digest, { start, end }, into)
     if (bytes === undefined) return undefined
     return attestation === undefined ? { bytes } : { bytes, attestation }
   }

@@ -25,6 +25,13 @@ export const SERVER_KEEP_ALIVE_MS = 60_000
 /** TLS handshake and request headers must be in by then. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 export const HEADERS_TIMEOUT_MS = 10_000
+/**
+ * Chunk buffers a bulk server keeps for reuse between responses (ChunkBuffers), and how long it keeps them once no
+ * request takes one: eight 1 MiB chunks in flight reuse their buffers, an idle agent holds none.
+ */
+export const SEND_BUFFERS_BYTES = 8 * 1024 * 1024
+export const SEND_BUFFERS_IDLE_MS = 10_000
+
 /** Open TLS connections a bulk server accepts at once. */
 export const MAX_BULK_CONNECTIONS = 512
 

@@ -9,7 +9,7 @@ import { encodeChunkAttestation } from '../../chunks/attestation.ts'
 import type { Logger } from '../../log/index.ts'
 import { type Digest, isDigest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import { type ChunkSource, type OnServed, takeChunk, type UploadSlots } from '../serve/index.ts'
+import { ChunkBuffers, type ChunkSource, type OnServed, takeChunk, type UploadSlots } from '../serve/index.ts'
 import { DATA_SLICE_BYTES } from '../wire/constants.ts'
 import { type Deadline, deadline } from '../wire/deadline.ts'
 import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../wire/errors.ts'
@@ -20,6 +20,8 @@ import {
   HEADERS_TIMEOUT_MS,
   MAX_BULK_CONNECTIONS,
   SERVER_KEEP_ALIVE_MS,
+  SEND_BUFFERS_BYTES,
+  SEND_BUFFERS_IDLE_MS,
   TOKEN_RE,
 } from './constants.ts'
 import { type BulkCredentials, certificatePeer } from './credentials.ts'
@@ -53,6 +55,9 @@ export class BulkServer {
   readonly #peers = new WeakMap<TLSSocket, Promise<PeerId | undefined>>()
   #stopping = new AbortController()
   #port: number | undefined
+
+  /** What chunks are read into for sending: each is back here once its response has gone (or was cut). */
+  readonly #buffers = new ChunkBuffers({ maxBytes: SEND_BUFFERS_BYTES, idleMs: SEND_BUFFERS_IDLE_MS })
 
   constructor(init: BulkServerInit) {
     this.#i = init
@@ -151,7 +156,7 @@ export class BulkServer {
     signal.addEventListener('abort', onAbort, { once: true })
     let release: (() => void) | undefined
     try {
-      const chunk = await takeChunk(this.#i.source, this.#i.uploads, digest, index, { peer, signal })
+      const chunk = await takeChunk(this.#i.source, this.#i.uploads, digest, index, { peer, signal }, this.#buffers)
       if (chunk.t !== 'chunk') return reject(chunk.t === 'busy' ? 503 : 404)
       release = chunk.release
       const { bytes, attestation } = chunk

@@ -29,11 +29,15 @@ export interface ChunkSource {
   have(digest: Digest, ctx?: RequestContext): SourceHave | undefined
   /** Resolves when what `have` returns differs from `knownCount` chunks, or when `signal` aborts. */
   waitHave(digest: Digest, knownCount: number, signal: AbortSignal, ctx?: RequestContext): Promise<void>
-  /** Verified chunks ONLY; undefined when not held. The bytes must be exactly the chunk's length. */
+  /**
+   * Verified chunks ONLY; undefined when not held. The bytes must be exactly the chunk's length. With `into` (exactly
+   * the chunk's length), a source may read the chunk into it and return it as the bytes.
+   */
   readChunk(
     digest: Digest,
     index: number,
     ctx?: RequestContext,
+    into?: Uint8Array,
   ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined>
   /**
    * A seeder: start pulling the blob from the origin for the swarm, resolving once size and chunk size are known.

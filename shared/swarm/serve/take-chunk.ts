@@ -2,6 +2,7 @@ import type { ChunkAttestation } from '../../chunks/attestation.ts'
 import { chunkCount, chunkRange } from '../../chunks/chunk-map.ts'
 import type { Digest } from '../../oci/digest.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
+import type { ChunkBuffers } from './chunk-buffers.ts'
 import type { ChunkSource, RequestContext } from './chunk-source.ts'
 import { SLOT_WAIT_MS, type UploadSlots } from './upload-slots.ts'
 
@@ -11,7 +12,8 @@ export type ServableChunk =
   | { readonly t: 'chunk'; readonly bytes: Uint8Array; readonly attestation?: ChunkAttestation; release(): void }
 
 /**
- * A chunk ready to send, holding an upload slot until `release` (the caller's `finally`). Shared by the libp2p
+ * A chunk ready to send, holding an upload slot until `release` (the caller's `finally`, once the transport no longer
+ * refers to the bytes: with `buffers` they are reused after it). Shared by the libp2p
  * stream and the bulk path so both apply the same checks and draw on the same slots. An index out of range is
  * the requester's fault (InvalidMessageError).
  */
@@ -21,6 +23,7 @@ export async function takeChunk(
   digest: Digest,
   index: number,
   ctx: RequestContext,
+  buffers?: ChunkBuffers,
 ): Promise<ServableChunk> {
   const have = source.have(digest, ctx)
   if (have === undefined) return { t: 'none' }
@@ -30,20 +33,30 @@ export async function takeChunk(
   const peer = ctx.peer.toString()
   const release = uploads.tryAcquire(peer) ?? (await waitForSlot(uploads, peer, ctx.signal))
   if (release === undefined) return { t: 'busy' }
+  const { start, end } = chunkRange(have, index)
+  // With `buffers`, the chunk is read into one of them, given back with the slot (the caller's `finally`).
+  const into = buffers?.take(end - start)
+  let given = false
+  const done = (): void => {
+    release()
+    // Once: a buffer given back twice would be handed to two senders at the same time.
+    if (into === undefined || given) return
+    given = true
+    buffers!.give(into)
+  }
   try {
-    const chunk = await source.readChunk(digest, index, ctx)
+    const chunk = await source.readChunk(digest, index, ctx, into)
     ctx.signal.throwIfAborted()
     if (chunk === undefined) {
-      release()
+      done()
       return { t: 'none' }
     }
-    const { start, end } = chunkRange(have, index)
     if (chunk.bytes.byteLength !== end - start) {
       throw new Error(`chunk source returned ${chunk.bytes.byteLength} bytes for chunk ${index}, want ${end - start}`)
     }
-    return { t: 'chunk', ...chunk, release }
+    return { t: 'chunk', ...chunk, release: done }
   } catch (err) {
-    release()
+    done()
     throw err
   }
 }

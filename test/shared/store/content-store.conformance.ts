@@ -83,6 +83,11 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         const ranges = Array.from({ length: 40 }, (_, i) => ({ start: i * 250, end: i * 250 + 250 }))
         const got = await Promise.all(ranges.map((r) => blobs.readRange(blob.digest, r)))
         got.forEach((bytes, i) => expectBytes(bytes!, blob.bytes.subarray(ranges[i]!.start, ranges[i]!.end)))
+        // Into the caller's buffer, which must be exactly the range's length.
+        const into = new Uint8Array(250)
+        expect(await blobs.readRange(blob.digest, { start: 250, end: 500 }, into)).toBe(into)
+        expectBytes(into, blob.bytes.subarray(250, 500))
+        await expect(blobs.readRange(blob.digest, { start: 0, end: 100 }, into)).rejects.toThrow(RangeError)
         expect(await blobs.readRange(blobOf(10, 13).digest, { start: 0, end: 1 })).toBeUndefined()
         await expect(blobs.readRange(blob.digest, { start: 0, end: 10_001 })).rejects.toMatchObject({
           code: 'RANGE_INVALID',
@@ -246,6 +251,10 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         expect([p.prefixBytes, p.written.has(2), p.written.count]).toEqual([0, true, 1])
         expectBytes(await collect(p.read({ start: 2000, end: 3000 })), chunk(2))
         expectBytes(await p.readChunk(2), chunk(2))
+        const into = new Uint8Array(chunk(2).byteLength)
+        expect(await p.readChunk(2, { into })).toBe(into)
+        expectBytes(into, chunk(2))
+        await expect(p.readChunk(2, { into: new Uint8Array(1) })).rejects.toMatchObject({ name: 'SizeMismatchError' })
         expect(() => p.read({ start: 1500, end: 2500 })).toThrow(expect.objectContaining({ code: 'RANGE_NOT_WRITTEN' }))
         await expect(p.readChunk(0)).rejects.toMatchObject({ code: 'RANGE_NOT_WRITTEN' })
 

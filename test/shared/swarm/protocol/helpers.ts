@@ -151,11 +151,14 @@ export class MemorySource implements ChunkSource {
   async readChunk(
     digest: Digest,
     index: number,
+    _ctx?: RequestContext,
+    into?: Uint8Array,
   ): Promise<{ bytes: Uint8Array; attestation?: ChunkAttestation } | undefined> {
     await this.readChunkGate
     const e = this.#entries.get(digest)
     if (e === undefined || !e.held.has(index)) return undefined
-    const bytes = e.blob.chunk(index)
+    // Into the sender's buffer when it gives one, as the store does: the bulk path's buffer reuse runs in its tests.
+    const bytes = into === undefined ? e.blob.chunk(index) : (into.set(e.blob.chunk(index)), into)
     return e.withAttestations ? { bytes, attestation: e.blob.attestations[index]! } : { bytes }
   }
 
