@@ -8,7 +8,13 @@ import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin
 import { throttled } from '../shared/rate/index.ts'
 import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore, Retention } from '../shared/store/index.ts'
-import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
+import {
+  BulkClient,
+  createBulkCredentials,
+  RECEIVE_BUFFERS_BYTES,
+  RECEIVE_BUFFERS_IDLE_MS,
+} from '../shared/swarm/bulk/index.ts'
+import { ChunkBuffers } from '../shared/swarm/serve/index.ts'
 import { parseSeederAddr, type SeederRef, type WanBudget, wanBudgetFor } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
@@ -337,7 +343,10 @@ async function startSwarm(
     config.bulkListen === undefined
       ? undefined
       : { credentials: await createBulkCredentials(privateKey), listen: config.bulkListen }
-  const bulkClient = bulk === undefined ? undefined : new BulkClient({ credentials: bulk.credentials })
+  // Chunk bodies are received into reused buffers, given back once written to the partial.
+  const received = new ChunkBuffers({ maxBytes: RECEIVE_BUFFERS_BYTES, idleMs: RECEIVE_BUFFERS_IDLE_MS })
+  const bulkClient =
+    bulk === undefined ? undefined : new BulkClient({ credentials: bulk.credentials, buffers: received })
   const server = new ChunkServer(
     { registrar: node },
     {
@@ -375,6 +384,7 @@ async function startSwarm(
     log: log.child({ component: 'swarm' }),
     stallTimeoutMs: config.stallTimeoutMs,
     ...(config.site === undefined ? {} : { site: config.site }),
+    recycle: (bytes) => received.give(bytes),
     peerProofs: config.peerProofs,
     announcer,
     lookups: new ProviderLookups({

@@ -186,13 +186,17 @@ export function blobVerifier(
   }
 }
 
-/** Proven chunks go to the partial file, their attestations to the map store, then they are servable. */
-export function blobSink(blob: LiveBlob, maps: MapStore): PartialSink {
+/**
+ * Proven chunks go to the partial file, their attestations to the map store, then they are servable. Once written,
+ * the chunk's bytes are given to `recycle` (nothing reads them again: the partial was written and hashed from them).
+ */
+export function blobSink(blob: LiveBlob, maps: MapStore, recycle?: (bytes: Uint8Array) => void): PartialSink {
   return {
     has: (index) => blob.verified.has(index),
     verified: () => blob.verified.indexes(),
     async write(index, bytes, attestation) {
       await blob.partial.writeChunk(index, bytes)
+      recycle?.(bytes)
       if (attestation !== undefined) await maps.putAttestation(attestation)
       blob.markVerified(index, attestation)
     },

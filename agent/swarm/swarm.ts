@@ -43,6 +43,8 @@ export interface SwarmOptions extends ColdInit {
   readonly lookups: ProviderLookups
   /** This node's edge site (`--site`): same-site holders first, one member per chunk across the WAN. */
   readonly site?: string
+  /** Takes back a received chunk's bytes once they are on disk (the bulk client's receive buffers). */
+  readonly recycle?: (bytes: Uint8Array) => void
   readonly now?: () => number
 }
 
@@ -263,7 +265,7 @@ export class Swarm {
         fetcher: holders.fetcher(),
         holders,
         verifier,
-        sink: blobSink(blob, maps),
+        sink: blobSink(blob, maps, this.#o.recycle),
         events: sessionEvents(digest, this.#o),
       },
       {

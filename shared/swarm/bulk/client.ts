@@ -4,6 +4,7 @@ import { type buildConnector, type Dispatcher, Pool } from 'undici'
 import { type ChunkAttestation, decodeChunkAttestation } from '../../chunks/attestation.ts'
 import type { Digest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
+import type { ChunkBuffers } from '../serve/chunk-buffers.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 import {
   ATTESTATION_HEADER,
@@ -28,6 +29,8 @@ export interface BulkClientInit {
   readonly credentials: BulkCredentials
   /** Keep-alive connections per serving peer, one request in flight on each (default 8). */
   readonly connectionsPerPeer?: number
+  /** Where chunk bodies are received into; the consumer gives each back once it no longer needs the bytes. */
+  readonly buffers?: ChunkBuffers
 }
 
 /** A refusal (404, 503, 401, 403) has no body; a longer one than this closes the connection. */
@@ -46,10 +49,12 @@ export class BulkClient {
   readonly #credentials: BulkCredentials
   readonly #connections: number
   readonly #pools = new Map<string, Pool>()
+  readonly #buffers: ChunkBuffers | undefined
 
   constructor(init: BulkClientInit) {
     this.#credentials = init.credentials
     this.#connections = init.connectionsPerPeer ?? DEFAULT_CONNECTIONS_PER_PEER
+    this.#buffers = init.buffers
   }
 
   /**
@@ -105,7 +110,7 @@ export class BulkClient {
             }
             attestation = decodeAttestationHeader(headers[ATTESTATION_HEADER])
             // Not zero-filled: it is returned only once every byte of it was received.
-            bytes = Buffer.allocUnsafe(length)
+            bytes = this.#buffers?.take(length) ?? Buffer.allocUnsafe(length)
             const bucket = opts.bucket
             if (bucket !== undefined && !bucket.unlimited) {
               // Taken before the body is read, so the wait overlaps the transfer (as on the libp2p path).

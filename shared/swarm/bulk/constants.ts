@@ -31,6 +31,9 @@ export const HEADERS_TIMEOUT_MS = 10_000
  */
 export const SEND_BUFFERS_BYTES = 8 * 1024 * 1024
 export const SEND_BUFFERS_IDLE_MS = 10_000
+/** The same for the chunk bodies an agent receives (8 requests in flight per serving peer). */
+export const RECEIVE_BUFFERS_BYTES = 16 * 1024 * 1024
+export const RECEIVE_BUFFERS_IDLE_MS = 10_000
 
 /** Open TLS connections a bulk server accepts at once. */
 export const MAX_BULK_CONNECTIONS = 512

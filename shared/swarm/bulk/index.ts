@@ -16,6 +16,8 @@ export {
   DEFAULT_MAX_TICKETS,
   DEFAULT_TICKET_TTL_MS,
   MAX_TICKET_TTL_MS,
+  RECEIVE_BUFFERS_BYTES,
+  RECEIVE_BUFFERS_IDLE_MS,
 } from './constants.ts'
 export { type BulkCredentials, certificatePeer, createBulkCredentials } from './credentials.ts'
 export { BulkIdentityError, BulkTicketRejectedError, BulkUnavailableError } from './errors.ts'

@@ -9,6 +9,8 @@ export class ChunkBuffers {
   readonly #maxBytes: number
   readonly #idleMs: number
   readonly #free = new Map<number, Buffer[]>()
+  /** Buffers handed out and not given back: only these are taken back, each once. */
+  readonly #out = new WeakSet<Uint8Array>()
   #freeBytes = 0
   #timer: NodeJS.Timeout | undefined
   #taken = false
@@ -26,14 +28,22 @@ export class ChunkBuffers {
     if (reused !== undefined) {
       this.#freeBytes -= length
       if (list!.length === 0) this.#free.delete(length)
+      this.#out.add(reused)
       return reused
     }
     // Its own memory, not a slice of Node's shared pool: a buffer given back must not alias anyone else's bytes.
-    return Buffer.allocUnsafeSlow(length)
+    const fresh = Buffer.allocUnsafeSlow(length)
+    this.#out.add(fresh)
+    return fresh
   }
 
-  /** Gives a buffer back once nothing refers to its bytes any more (the transport has sent them). */
-  give(buffer: Buffer): void {
+  /**
+   * Gives a buffer back once nothing refers to its bytes any more (sent, or written to disk). Anything else is
+   * ignored: bytes this pool did not hand out, or one already given back.
+   */
+  give(bytes: Uint8Array): void {
+    if (!this.#out.delete(bytes)) return
+    const buffer = bytes as Buffer
     if (this.#freeBytes + buffer.byteLength > this.#maxBytes) return
     const list = this.#free.get(buffer.byteLength)
     if (list === undefined) this.#free.set(buffer.byteLength, [buffer])

@@ -24,6 +24,19 @@ describe('ChunkBuffers', () => {
     expect(other.buffer.byteLength).toBe(1024)
   })
 
+  it('takes back only what it handed out, each once', () => {
+    const b = new ChunkBuffers({ maxBytes: 4096, idleMs: 1000 })
+    b.give(Buffer.allocUnsafe(1024))
+    b.give(new Uint8Array(1024))
+    expect(b.idleBytes).toBe(0)
+    const mine = b.take(1024)
+    b.give(mine)
+    b.give(mine)
+    expect(b.idleBytes).toBe(1024)
+    expect(b.take(1024)).toBe(mine)
+    expect(b.take(1024)).not.toBe(mine)
+  })
+
   it('keeps at most maxBytes idle, and lets all go once none was taken for idleMs', () => {
     vi.useFakeTimers()
     const b = new ChunkBuffers({ maxBytes: 2048, idleMs: 1000 })
