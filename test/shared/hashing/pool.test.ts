@@ -1,0 +1,134 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type HashPool, inlineHashing, WorkerHashPool } from '../../../shared/hashing/index.ts'
+import { type Digest, digestOf } from '../../../shared/oci/digest.ts'
+
+const pools: WorkerHashPool[] = []
+const pool = (opts: ConstructorParameters<typeof WorkerHashPool>[0] = {}): WorkerHashPool => {
+  const p = new WorkerHashPool(opts)
+  pools.push(p)
+  return p
+}
+afterEach(async () => {
+  await Promise.all(pools.splice(0).map((p) => p.close()))
+})
+
+const sha512Of = (b: Uint8Array): Digest => `sha512:${createHash('sha512').update(b).digest('hex')}` as Digest
+
+/** The bytes cut into pieces of `size`, each a copy in memory of its own (as socket reads arrive). */
+function ownPieces(bytes: Uint8Array, size: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  for (let i = 0; i < bytes.byteLength; i += size) out.push(new Uint8Array(bytes.subarray(i, i + size)))
+  return out
+}
+
+describe.each<[string, () => HashPool]>([
+  ['inline', () => inlineHashing],
+  ['worker threads', () => pool({ threads: 2 })],
+])('hashing %s', (_name, make) => {
+  it('digests the bytes given over many updates, in the algorithm of the expected digest', async () => {
+    const bytes = randomBytes(3 * 65536 + 123)
+    const hashes = make()
+    for (const [expected, algo] of [
+      [digestOf(bytes), 'sha256'],
+      [sha512Of(bytes), 'sha512'],
+    ] as const) {
+      const h = hashes.hasher(expected)
+      const pieces = ownPieces(bytes, 65536)
+      h.update(pieces.slice(0, 2))
+      h.update(pieces.slice(2), { transfer: true })
+      expect(await h.digest()).toBe(expected)
+      expect(expected.startsWith(`${algo}:`)).toBe(true)
+    }
+  })
+
+  it('keeps many blobs apart, fed interleaved', async () => {
+    const hashes = make()
+    const blobs = Array.from({ length: 5 }, (_, i) => randomBytes(100_000 + i))
+    const hashers = blobs.map((b) => hashes.hasher(digestOf(b)))
+    const pieces = blobs.map((b) => ownPieces(b, 7_000))
+    for (let k = 0; k < Math.max(...pieces.map((p) => p.length)); k++) {
+      for (let i = 0; i < blobs.length; i++) if (k < pieces[i]!.length) hashers[i]!.update([pieces[i]![k]!])
+    }
+    expect(await Promise.all(hashers.map((h) => h.digest()))).toEqual(blobs.map((b) => digestOf(b)))
+  })
+
+  it('is spent after its digest', async () => {
+    const h = make().hasher(digestOf(Buffer.alloc(0)))
+    expect(await h.digest()).toBe(digestOf(Buffer.alloc(0)))
+    await expect(h.digest()).rejects.toThrow(/spent/)
+  })
+})
+
+describe('WorkerHashPool', () => {
+  it('moves a given-up piece that ends its buffer, leaving it empty here', async () => {
+    const bytes = randomBytes(65536)
+    const piece = new Uint8Array(bytes)
+    const h = pool().hasher(digestOf(bytes))
+    h.update([piece], { transfer: true })
+    expect(piece.byteLength).toBe(0)
+    expect(await h.digest()).toBe(digestOf(bytes))
+  })
+
+  it('copies, without emptying them, pieces not given up or sharing a buffer past their end', async () => {
+    const whole = randomBytes(4096 * 4)
+    const backing = new Uint8Array(whole)
+    const first = backing.subarray(0, 4096)
+    const rest = backing.subarray(4096)
+    const kept = new Uint8Array(randomBytes(1000))
+    const h = pool().hasher(digestOf(Buffer.concat([first, kept, rest])))
+    // `first` ends before its buffer does: moving the buffer would empty `rest`, still to come.
+    h.update([first], { transfer: true })
+    expect(first.byteLength).toBe(4096)
+    // Not given up: copied.
+    const keptCopy = Buffer.from(kept)
+    h.update([kept])
+    expect(Buffer.from(kept)).toEqual(keptCopy)
+    h.update([rest], { transfer: true })
+    expect(rest.byteLength).toBe(0)
+    expect(await h.digest()).toBe(digestOf(Buffer.concat([whole.subarray(0, 4096), keptCopy, whole.subarray(4096)])))
+  })
+
+  it("copies a piece of Node's shared buffer pool, which may not move", async () => {
+    const small = Buffer.from('a few bytes from the pool')
+    const h = pool().hasher(digestOf(small))
+    h.update([small], { transfer: true })
+    expect(small.toString()).toBe('a few bytes from the pool')
+    expect(await h.digest()).toBe(digestOf(Buffer.from('a few bytes from the pool')))
+  })
+
+  it('forgets a dropped hash, and starts no more threads than allowed', async () => {
+    const p = pool({ threads: 2 })
+    const a = p.hasher(digestOf(Buffer.from('a')))
+    const b = p.hasher(digestOf(Buffer.from('b')))
+    const c = p.hasher(digestOf(Buffer.from('c')))
+    expect(p.threads).toBe(2)
+    a.drop()
+    await expect(a.digest()).rejects.toThrow(/spent/)
+    c.update([Buffer.from('c')])
+    b.update([Buffer.from('b')])
+    expect(await c.digest()).toBe(digestOf(Buffer.from('c')))
+    expect(await b.digest()).toBe(digestOf(Buffer.from('b')))
+  })
+
+  it('stops a thread with no hash open once it has been idle, and starts one again when needed', async () => {
+    const p = pool({ threads: 1, idleMs: 20 })
+    const h = p.hasher(digestOf(Buffer.from('x')))
+    h.update([Buffer.from('x')])
+    await h.digest()
+    expect(p.threads).toBe(1)
+    await expect.poll(() => p.threads, { timeout: 2_000, interval: 10 }).toBe(0)
+    const again = p.hasher(digestOf(Buffer.from('y')))
+    again.update([Buffer.from('y')])
+    expect(await again.digest()).toBe(digestOf(Buffer.from('y')))
+  })
+
+  it('fails the digest of a hash whose thread stopped', async () => {
+    const p = pool()
+    const h = p.hasher(digestOf(Buffer.from('z')))
+    h.update([Buffer.from('z')])
+    await p.close()
+    await expect(h.digest()).rejects.toThrow(/hashing thread/)
+    expect(() => p.hasher(digestOf(Buffer.from('z')))).toThrow(/closed/)
+  })
+})
