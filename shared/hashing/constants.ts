@@ -18,3 +18,9 @@ export const HASH_WORKERS_MAX = 4
  */
 export const HASH_WORKER_YOUNG_MB = 4
 export const HASH_WORKER_OLD_MB = 64
+
+/**
+ * Bytes a hashing thread may be behind its callers before they wait: bounds the memory of pieces queued for it when
+ * the machine starves it of CPU (it hashes ~1.3 GB/s, faster than a pull brings bytes, when it gets a core).
+ */
+export const HASH_BACKLOG_BYTES = 32 * 1024 * 1024

@@ -1,15 +1,22 @@
 import { availableParallelism } from 'node:os'
 import { isMarkedAsUntransferable, Worker } from 'node:worker_threads'
 import { type Digest, type DigestAlgorithm, Digester, digestAlgorithm } from '../oci/digest.ts'
-import { HASH_WORKER_IDLE_MS, HASH_WORKER_OLD_MB, HASH_WORKER_YOUNG_MB, HASH_WORKERS_MAX } from './constants.ts'
+import {
+  HASH_BACKLOG_BYTES,
+  HASH_WORKER_IDLE_MS,
+  HASH_WORKER_OLD_MB,
+  HASH_WORKER_YOUNG_MB,
+  HASH_WORKERS_MAX,
+} from './constants.ts'
 
 /** The whole-blob hash of one blob, fed in blob order. */
 export interface BlobHasher {
   /**
    * The next bytes of the blob. `transfer`: the caller gives these pieces up (nothing reads them again, and no other
    * view shares their memory past their ends): their memory may move to a hashing thread, leaving them empty here.
+   * Returns a promise when the hashing thread is behind (HASH_BACKLOG_BYTES): wait for it before giving more.
    */
-  update(pieces: readonly Uint8Array[], opts?: { transfer?: boolean }): void
+  update(pieces: readonly Uint8Array[], opts?: { transfer?: boolean }): Promise<void> | undefined
   /** The digest of every byte given, in the algorithm of the expected digest; the hasher is spent after it. */
   digest(): Promise<Digest>
   /** Forgets the bytes given (the blob is discarded, or its hash starts over). */
@@ -31,6 +38,7 @@ export const inlineHashing: HashPool = {
       update(pieces, opts = {}) {
         for (const piece of pieces) digester?.update(piece)
         if (opts.transfer === true) for (const piece of pieces) free(piece)
+        return undefined
       },
       digest() {
         if (digester === undefined) return Promise.reject(new Error('hasher already spent'))
@@ -59,15 +67,20 @@ type FromWorker = { readonly id: number; readonly hex?: string; readonly error?:
  */
 const WORKER_SOURCE = `
 const { createHash } = require('node:crypto')
-const { parentPort } = require('node:worker_threads')
+const { parentPort, workerData } = require('node:worker_threads')
+const hashed = new BigInt64Array(workerData)
 const hashes = new Map()
 parentPort.on('message', (m) => {
   if (m.op === 'open') hashes.set(m.id, createHash(m.algorithm))
   else if (m.op === 'update') {
     const hash = hashes.get(m.id)
     if (hash !== undefined) for (const piece of m.pieces) hash.update(piece)
+    let bytes = 0
+    for (const piece of m.pieces) bytes += piece.byteLength
     // Every buffer here is this thread's own (moved or copied to it): freed now rather than by a collection.
     for (const piece of m.pieces) if (!piece.buffer.detached) piece.buffer.transfer(0)
+    Atomics.add(hashed, 0, BigInt(bytes))
+    Atomics.notify(hashed, 0)
   } else if (m.op === 'digest') {
     const hash = hashes.get(m.id)
     hashes.delete(m.id)
@@ -82,6 +95,11 @@ interface Thread {
   sessions: number
   /** digest() calls waiting for its answer, by hasher id. */
   readonly waiting: Map<number, PromiseWithResolvers<Digest>>
+  /** Bytes posted to it, and (written by the thread) bytes it has hashed. */
+  posted: number
+  readonly hashed: BigInt64Array
+  /** Callers waiting for its backlog to shrink. */
+  draining: number
   idle: NodeJS.Timeout | undefined
   failed: Error | undefined
 }
@@ -91,6 +109,8 @@ export interface WorkerHashPoolOptions {
   readonly threads?: number
   /** A thread with no hasher open stops after this long (default HASH_WORKER_IDLE_MS). */
   readonly idleMs?: number
+  /** Bytes a thread may be behind before update() asks its caller to wait (default HASH_BACKLOG_BYTES). */
+  readonly backlogBytes?: number
 }
 
 /**
@@ -103,6 +123,7 @@ export interface WorkerHashPoolOptions {
 export class WorkerHashPool implements HashPool {
   readonly #max: number
   readonly #idleMs: number
+  readonly #backlogBytes: number
   readonly #threads = new Set<Thread>()
   #nextId = 1
   #closed = false
@@ -110,6 +131,7 @@ export class WorkerHashPool implements HashPool {
   constructor(opts: WorkerHashPoolOptions = {}) {
     this.#max = Math.max(1, opts.threads ?? Math.min(HASH_WORKERS_MAX, availableParallelism() - 1))
     this.#idleMs = opts.idleMs ?? HASH_WORKER_IDLE_MS
+    this.#backlogBytes = opts.backlogBytes ?? HASH_BACKLOG_BYTES
   }
 
   /** Threads running now (for tests and status). */
@@ -136,8 +158,10 @@ export class WorkerHashPool implements HashPool {
     }
     return {
       update: (pieces, opts = {}) => {
-        if (!open || thread.failed !== undefined || pieces.length === 0) return
+        if (!open || thread.failed !== undefined || pieces.length === 0) return undefined
+        for (const piece of pieces) thread.posted += piece.byteLength
         sendPieces(thread.worker, id, pieces, opts.transfer === true)
+        return backlog(thread) > this.#backlogBytes ? this.#drained(thread) : undefined
       },
       digest: () => {
         if (!open) return Promise.reject(new Error('hasher already spent'))
@@ -148,8 +172,7 @@ export class WorkerHashPool implements HashPool {
         const answer = Promise.withResolvers<Digest>()
         const algorithm = digestAlgorithm(expected)
         thread.waiting.set(id, answer)
-        // Only an answer awaited keeps the process alive; an idle thread never does.
-        thread.worker.ref()
+        this.#hold(thread)
         this.#post(thread, { op: 'digest', id })
         return answer.promise.then((hex) => `${algorithm}:${hex}` as Digest).finally(release)
       },
@@ -175,19 +198,30 @@ export class WorkerHashPool implements HashPool {
   }
 
   #start(): Thread {
+    const hashed = new BigInt64Array(new SharedArrayBuffer(8))
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
+      workerData: hashed.buffer,
       name: 'shoal-hash',
       resourceLimits: { maxYoungGenerationSizeMb: HASH_WORKER_YOUNG_MB, maxOldGenerationSizeMb: HASH_WORKER_OLD_MB },
     })
     worker.unref()
-    const thread: Thread = { worker, sessions: 0, waiting: new Map(), idle: undefined, failed: undefined }
+    const thread: Thread = {
+      worker,
+      sessions: 0,
+      waiting: new Map(),
+      posted: 0,
+      hashed,
+      draining: 0,
+      idle: undefined,
+      failed: undefined,
+    }
     this.#threads.add(thread)
     worker.on('message', (m: FromWorker) => {
       const answer = thread.waiting.get(m.id)
       if (answer === undefined) return
       thread.waiting.delete(m.id)
-      if (thread.waiting.size === 0) worker.unref()
+      this.#hold(thread)
       if (m.hex !== undefined) answer.resolve(m.hex as Digest)
       else answer.reject(new Error(`hashing thread: ${m.error}`))
     })
@@ -212,6 +246,30 @@ export class WorkerHashPool implements HashPool {
     if (thread.idle !== undefined) clearTimeout(thread.idle)
     for (const answer of thread.waiting.values()) answer.reject(err)
     thread.waiting.clear()
+  }
+
+  /** Resolves once the thread's backlog is back under the limit, or the thread is gone. */
+  async #drained(thread: Thread): Promise<void> {
+    thread.draining++
+    this.#hold(thread)
+    try {
+      while (thread.failed === undefined) {
+        const done = Atomics.load(thread.hashed, 0)
+        if (thread.posted - Number(done) <= this.#backlogBytes) return
+        // Bounded, so a thread that died between the check and the wait cannot hold this forever.
+        const wait = Atomics.waitAsync(thread.hashed, 0, done, 1_000)
+        if (wait.async) await wait.value
+      }
+    } finally {
+      thread.draining--
+      this.#hold(thread)
+    }
+  }
+
+  /** Only a caller waiting on the thread keeps the process alive; an idle thread never does. */
+  #hold(thread: Thread): void {
+    if (thread.waiting.size > 0 || thread.draining > 0) thread.worker.ref()
+    else thread.worker.unref()
   }
 
   #post(thread: Thread, m: ToWorker): void {
@@ -268,6 +326,10 @@ function movable(piece: Uint8Array): boolean {
     piece.byteOffset + piece.byteLength === buffer.byteLength &&
     !isMarkedAsUntransferable(buffer)
   )
+}
+
+function backlog(thread: Thread): number {
+  return thread.posted - Number(Atomics.load(thread.hashed, 0))
 }
 
 function copyOf(piece: Uint8Array): Uint8Array {

@@ -345,6 +345,7 @@ export class StorePartial implements PartialBlob {
     const last = Math.floor((end - 1) / C)
     const releases: (() => void)[] = []
     let bitsChanged = false
+    let hashing: Promise<void> | undefined
     try {
       for (let k = first; k <= last; k++) releases.push(await this.#lock(k))
       this.#assertWritable()
@@ -371,13 +372,15 @@ export class StorePartial implements PartialBlob {
         if (Math.min((k + 1) * C, this.size) <= end && this.#setBit(k)) bitsChanged = true
       }
       if (skipped) this.#kickChase()
-      else this.#feed(pieces, start, transfer)
+      else hashing = this.#feed(pieces, start, transfer)
     } finally {
       for (const release of releases) release()
     }
     // Sequential progress is persisted at chunk ends; a restart resumes from the last one.
     if (bitsChanged) this.#scheduleCheckpoint()
     this.#notify()
+    // The hashing thread is behind: the next append waits (and with it the origin).
+    await hashing
   }
 
   async #writeChunk(index: number, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
@@ -388,6 +391,7 @@ export class StorePartial implements PartialBlob {
     if (this.#written.has(index)) return
     signal?.throwIfAborted()
     const release = await this.#lock(index)
+    let hashing: Promise<void> | undefined
     try {
       this.#assertWritable()
       if (this.#written.has(index)) return
@@ -397,12 +401,13 @@ export class StorePartial implements PartialBlob {
       await this.#file.file.write(bytes, start)
       this.#setBit(index)
       if (overwritesPrefix) this.#resetHash()
-      else this.#feed([bytes], start, false)
+      else hashing = this.#feed([bytes], start, false)
     } finally {
       release()
     }
     this.#scheduleCheckpoint()
     this.#notify()
+    await hashing
   }
 
   #setBit(index: number): boolean {
@@ -420,13 +425,16 @@ export class StorePartial implements PartialBlob {
     return Math.max(position, Math.min(this.size, k * this.chunkSize))
   }
 
-  #feed(pieces: readonly Uint8Array[], position: number, transfer: boolean): void {
+  /** Hashes bytes that just landed at the hashed offset; a promise when the hash is behind (wait before more). */
+  #feed(pieces: readonly Uint8Array[], position: number, transfer: boolean): Promise<void> | undefined {
+    let behind: Promise<void> | undefined
     if (!this.#chasing && position === this.#hashed) {
       // Counted first: a transferred piece is empty once given.
       for (const piece of pieces) this.#hashed += piece.byteLength
-      this.#hasher.update(pieces, { transfer })
+      behind = this.#hasher.update(pieces, { transfer })
     }
     if (this.#hashed < this.prefixBytes) this.#kickChase()
+    return behind
   }
 
   #resetHash(): void {
@@ -457,8 +465,9 @@ export class StorePartial implements PartialBlob {
         const piece = buffer.subarray(0, to - from)
         await readFully(this.#file.file, piece, from)
         if (generation !== this.#hashGeneration) continue
-        this.#hasher.update([piece])
+        const behind = this.#hasher.update([piece])
         this.#hashed = to
+        await behind
       }
     } catch (err) {
       this.#hashError = err

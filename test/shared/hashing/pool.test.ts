@@ -134,6 +134,20 @@ describe('WorkerHashPool', () => {
     expect(await again.digest()).toBe(digestOf(Buffer.from('y')))
   })
 
+  it('asks its caller to wait while the thread is further behind than allowed, until it caught up', async () => {
+    const bytes = randomBytes(4 * 65536)
+    const tight = pool({ threads: 1, backlogBytes: 0 }).hasher(digestOf(bytes))
+    const pieces = ownPieces(bytes, 65536)
+    const behind = tight.update(pieces.slice(0, 2), { transfer: true })
+    expect(behind).toBeInstanceOf(Promise)
+    await behind
+    await tight.update(pieces.slice(2), { transfer: true })
+    expect(await tight.digest()).toBe(digestOf(bytes))
+    const roomy = pool({ threads: 1 }).hasher(digestOf(bytes))
+    expect(roomy.update(ownPieces(bytes, 65536))).toBeUndefined()
+    expect(await roomy.digest()).toBe(digestOf(bytes))
+  })
+
   it('fails the digest of a hash whose thread stopped', async () => {
     const p = pool()
     const h = p.hasher(digestOf(Buffer.from('z')))

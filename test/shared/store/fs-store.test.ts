@@ -21,8 +21,9 @@ afterEach(async () => {
 
 contentStoreConformance('FsContentStore', async (opts) => openFsStore({ ...opts, dir: await tempDir() }))
 
-// The same contract with the whole-blob hash on a worker thread (as the agent runs it).
-const hashing = new WorkerHashPool({ threads: 2 })
+// The same contract with the whole-blob hash on worker threads (as the agent runs it), every write waiting for the
+// hash to catch up (no backlog allowed).
+const hashing = new WorkerHashPool({ threads: 2, backlogBytes: 0 })
 afterAll(() => hashing.close())
 contentStoreConformance('FsContentStore, hashing on worker threads', async (opts) =>
   openFsStore({ ...opts, dir: await tempDir(), hashing }),
