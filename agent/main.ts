@@ -260,7 +260,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
         () => origin.stop(),
         () => holds.stop(),
         () => stores.stop(),
-        () => hashing.close(),
+        () => hashing.stop(),
       ]),
     }
   } catch (err) {

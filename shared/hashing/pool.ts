@@ -27,7 +27,7 @@ export interface BlobHasher {
 export interface HashPool {
   hasher(expected: Digest): BlobHasher
   /** Stops the pool's threads; hashers still open fail their digest(). */
-  close(): Promise<void>
+  stop(): Promise<void>
 }
 
 /** Hashes on the calling thread, as each piece is given: what a store does without a pool. */
@@ -51,7 +51,7 @@ export const inlineHashing: HashPool = {
       },
     }
   },
-  close: () => Promise.resolve(),
+  stop: () => Promise.resolve(),
 }
 
 type ToWorker =
@@ -126,7 +126,7 @@ export class WorkerHashPool implements HashPool {
   readonly #backlogBytes: number
   readonly #threads = new Set<Thread>()
   #nextId = 1
-  #closed = false
+  #stopped = false
 
   constructor(opts: WorkerHashPoolOptions = {}) {
     this.#max = Math.max(1, opts.threads ?? Math.min(HASH_WORKERS_MAX, availableParallelism() - 1))
@@ -140,7 +140,7 @@ export class WorkerHashPool implements HashPool {
   }
 
   hasher(expected: Digest): BlobHasher {
-    if (this.#closed) throw new Error('hash pool closed')
+    if (this.#stopped) throw new Error('hash pool stopped')
     const thread = this.#pick()
     const id = this.#nextId++
     thread.sessions++
@@ -184,8 +184,8 @@ export class WorkerHashPool implements HashPool {
     }
   }
 
-  async close(): Promise<void> {
-    this.#closed = true
+  async stop(): Promise<void> {
+    this.#stopped = true
     await Promise.all([...this.#threads].map((t) => this.#stop(t)))
   }
 

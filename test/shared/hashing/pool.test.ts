@@ -10,7 +10,7 @@ const pool = (opts: ConstructorParameters<typeof WorkerHashPool>[0] = {}): Worke
   return p
 }
 afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.close()))
+  await Promise.all(pools.splice(0).map((p) => p.stop()))
 })
 
 const sha512Of = (b: Uint8Array): Digest => `sha512:${createHash('sha512').update(b).digest('hex')}` as Digest
@@ -152,8 +152,8 @@ describe('WorkerHashPool', () => {
     const p = pool()
     const h = p.hasher(digestOf(Buffer.from('z')))
     h.update([Buffer.from('z')])
-    await p.close()
+    await p.stop()
     await expect(h.digest()).rejects.toThrow(/hashing thread/)
-    expect(() => p.hasher(digestOf(Buffer.from('z')))).toThrow(/closed/)
+    expect(() => p.hasher(digestOf(Buffer.from('z')))).toThrow(/stopped/)
   })
 })

@@ -136,7 +136,7 @@ describe('pullBlob', () => {
       n === 0 ? cutAt(250 * KiB, req, res, bytes) : honest(req, res, bytes),
     )
     const hashing = new WorkerHashPool({ threads: 1 })
-    open.push(() => hashing.close())
+    open.push(() => hashing.stop())
     const store = new MemoryContentStore({ hashing })
     let moved = 0
     let landed = 0
@@ -162,7 +162,7 @@ describe('pullBlob', () => {
     wrong[150 * KiB] = wrong[150 * KiB]! ^ 1
     const o = await origin({ ...blob, bytes: wrong }, (_n, req, res, bytes) => honest(req, res, bytes))
     const hashing = new WorkerHashPool({ threads: 1 })
-    open.push(() => hashing.close())
+    open.push(() => hashing.stop())
     const store = new MemoryContentStore({ hashing })
     const partial = await pullBlob(options(o, blob.digest, store, { moveBytes: true }))
     await expect(partial.commit()).rejects.toMatchObject({ name: 'DigestMismatchError' })
@@ -172,7 +172,7 @@ describe('pullBlob', () => {
   it('with moveBytes, a body the origin does not own keeps its pieces', async () => {
     const blob = blobOf(100 * KiB, 13)
     const hashing = new WorkerHashPool({ threads: 1 })
-    open.push(() => hashing.close())
+    open.push(() => hashing.stop())
     const store = new MemoryContentStore({ hashing })
     // Views of one buffer, as a caller that keeps it would hand them out.
     const pieces = [blob.bytes.subarray(0, 40 * KiB), blob.bytes.subarray(40 * KiB)]

@@ -24,7 +24,7 @@ contentStoreConformance('FsContentStore', async (opts) => openFsStore({ ...opts,
 // The same contract with the whole-blob hash on worker threads (as the agent runs it), every write waiting for the
 // hash to catch up (no backlog allowed).
 const hashing = new WorkerHashPool({ threads: 2, backlogBytes: 0 })
-afterAll(() => hashing.close())
+afterAll(() => hashing.stop())
 contentStoreConformance('FsContentStore, hashing on worker threads', async (opts) =>
   openFsStore({ ...opts, dir: await tempDir(), hashing }),
 )
