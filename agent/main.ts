@@ -7,6 +7,7 @@ import { buildOpsApp, Readiness, RecentPulls } from '../shared/ops/index.ts'
 import { credentialsFrom, OriginClient, resolveUpstream } from '../shared/origin/index.ts'
 import { throttled } from '../shared/rate/index.ts'
 import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
+import { WorkerHashPool } from '../shared/hashing/index.ts'
 import { type ContentStore, openFsStore, Retention } from '../shared/store/index.ts'
 import {
   BulkClient,
@@ -82,9 +83,13 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       announcer?: Announcer
       peerFetch?: ReturnType<typeof peerFetch>
     } = {}
+    // Whole-blob SHA-256 on worker threads: the main thread only moves bytes, and a node with more cores hashes on
+    // more of them.
+    const hashing = new WorkerHashPool()
     const stores = await openFsStore({
       dir: config.data,
       maxBytes: config.cacheMaxBytes,
+      hashing,
       onEvict: (digest) => {
         late.source?.noteRemoved(digest)
         late.announcer?.withdraw(digest)
@@ -261,6 +266,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
         () => origin.stop(),
         () => holds.stop(),
         () => stores.stop(),
+        () => hashing.stop(),
       ]),
     }
   } catch (err) {

@@ -77,7 +77,8 @@ export async function fetchFromOrigin(dl: PartialSink, o: OriginFetchOptions): P
       ...(o.resumeAttempts === undefined ? {} : { retry: { attempts: o.resumeAttempts } }),
       ...(o.throttle === undefined ? {} : { throttle: o.throttle }),
       ...(o.signal === undefined ? {} : { signal: o.signal }),
-      ...(o.watch === undefined ? {} : { flushAtChunkEnds: true }),
+      // Only a watch reads the bytes after they land; otherwise they move to the store's hashing thread.
+      ...(o.watch === undefined ? { moveBytes: true } : { flushAtChunkEnds: true }),
       onPartial: async (p, from) => {
         partial = p
         dl.attach(p)

@@ -79,6 +79,11 @@ export interface OriginResponse {
   readonly headers: Readonly<HeaderMap>
   /** Always consume or destroy it. */
   readonly body: Readable
+  /**
+   * The body's pieces are memory no one else holds (each came off the socket on its own, views into it end where it
+   * ends): a consumer done with a piece may move its memory elsewhere (to a hashing thread) instead of copying it.
+   */
+  readonly bodyOwned?: boolean
 }
 
 /** Who a request speaks for, decided once per request. */
@@ -347,7 +352,7 @@ export class OriginClient {
 
   #finish(ex: Exchange): OriginResponse {
     const headers = withAbsoluteRealm(responseHeaders(ex.res.headers), ex.url)
-    return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes) }
+    return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes), bodyOwned: true }
   }
 }
 

@@ -18,9 +18,12 @@ export interface PullProgress {
   readonly offset: number
   /** How many bytes landed. */
   readonly length: number
-  /** The bytes as they arrived, back to back (views of the origin's pieces: no copy). */
+  /** The bytes as they arrived, back to back (views of the origin's pieces: no copy); empty when `moveBytes`. */
   readonly pieces: readonly Uint8Array[]
-  /** The same bytes in one buffer: joined (a copy) when first read, so a caller that needs no such buffer pays nothing. */
+  /**
+   * The same bytes in one buffer: joined (a copy) when first read, so a caller that needs no such buffer pays nothing.
+   * Empty when `moveBytes`.
+   */
   readonly bytes: Uint8Array
 }
 
@@ -64,6 +67,11 @@ export interface PullBlobOptions {
   readonly flushAtChunkEnds?: boolean
   /** Wraps each origin body (rate limiting). */
   readonly throttle?: (body: Readable) => Readable
+  /**
+   * The origin's pieces are given up to the partial at each append when the origin owns them (`bodyOwned`): their
+   * memory moves to the partial's hashing thread, and `onProgress` hears offsets and lengths, not bytes.
+   */
+  readonly moveBytes?: boolean
   /**
    * The partial being filled from now on, and the offset the origin's bytes start at: called once the origin
    * answered with the blob, before its first byte is written, and again with a fresh partial when the pull had to
@@ -167,7 +175,8 @@ export async function pullBlob(o: PullBlobOptions): Promise<PartialBlob> {
       announced = true
     }
     const body = o.throttle === undefined ? res.body : o.throttle(res.body)
-    const { cut, end } = await copyBody(body, partial, res.status === 206 ? from : 0, skip, o)
+    const move = o.moveBytes === true && res.bodyOwned === true
+    const { cut, end } = await copyBody(body, partial, res.status === 206 ? from : 0, skip, move, o)
     if (cut === undefined && end >= partial.size) return partial
     if (attempt + 1 >= policy.attempts) {
       const why =
@@ -190,6 +199,7 @@ async function copyBody(
   partial: PartialBlob,
   start: number,
   skip: number,
+  move: boolean,
   o: PullBlobOptions,
 ): Promise<{ cut: unknown; end: number }> {
   const { signal } = o
@@ -209,7 +219,10 @@ async function copyBody(
     batched = 0
     const offset = written
     try {
-      await partial.append(pieces, signal === undefined ? { at: offset } : { at: offset, signal })
+      await partial.append(
+        pieces,
+        signal === undefined ? { at: offset, transfer: move } : { at: offset, signal, transfer: move },
+      )
       written += length
       await o.onProgress?.(progress(partial, offset, pieces, length))
     } catch (err) {

@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream'
 import type { Bitfield } from '../chunks/bitfield.ts'
+import type { HashPool } from '../hashing/index.ts'
 import type { Digest } from '../oci/digest.ts'
 
 export interface BlobInfo {
@@ -39,6 +40,8 @@ export interface StoreOptions {
   readonly onEvict?: (digest: Digest, reason: RemovalReason) => void
   /** Clock for storedAt/lastAccess; tests inject one. */
   readonly now?: () => number
+  /** Where partials hash their whole blob (default: inline, on the thread that writes). */
+  readonly hashing?: HashPool
 }
 
 export interface PartialSummary {
@@ -116,8 +119,13 @@ export interface PartialBlob {
    * `at`: the offset the bytes start at. It may be past appendOffset when every byte in between is on disk already
    * (chunks another writer put there, e.g. up to prefixBytes): the append then continues from `at`. Anything else
    * is PartialStateError. A list of pieces is one append of their bytes in order, written without joining them.
+   * `transfer`: the caller gives the pieces up (nothing reads them once the append resolves, and no other view shares
+   * their memory past their ends): the whole-blob hash may take their memory to its thread, leaving them empty.
    */
-  append(bytes: Uint8Array | readonly Uint8Array[], opts?: { signal?: AbortSignal; at?: number }): Promise<void>
+  append(
+    bytes: Uint8Array | readonly Uint8Array[],
+    opts?: { signal?: AbortSignal; at?: number; transfer?: boolean },
+  ): Promise<void>
   /**
    * Positional write of one whole chunk (swarm path; the caller verified its hash). Its length must be the
    * chunk's (the last one is shorter), else SizeMismatchError. Writing a chunk already written is a no-op.

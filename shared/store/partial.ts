@@ -1,7 +1,8 @@
 import type { Readable } from 'node:stream'
 import { addAbortSignal } from 'node:stream'
 import { Bitfield } from '../chunks/bitfield.ts'
-import { type Digest, Digester } from '../oci/digest.ts'
+import { type BlobHasher, type HashPool, inlineHashing } from '../hashing/index.ts'
+import type { Digest } from '../oci/digest.ts'
 import { DigestMismatchError, SizeMismatchError } from '../oci/errors.ts'
 import type { PartialMeta, WritableFile } from './backend.ts'
 import { CHECKPOINT_INTERVAL_MS, HASH_READ_BYTES } from './constants.ts'
@@ -34,6 +35,8 @@ export interface PartialInit {
   /** When known, checkpoints skip the sync (see PartialMeta.synced); the final one at close always syncs. */
   readonly bootId: string | undefined
   readonly host: PartialHost
+  /** Where the whole-blob hash runs (default: inline). */
+  readonly hashing?: HashPool | undefined
 }
 
 export function chunkCountOf(size: number, chunkSize: number): number {
@@ -61,7 +64,8 @@ export class StorePartial implements PartialBlob {
   readonly #listeners = new Set<() => void>()
 
   // Whole-blob hashing follows the prefix.
-  #digester: Digester
+  readonly #hashing: HashPool
+  #hasher: BlobHasher
   #hashed = 0
   #hashGeneration = 0
   #chasing = false
@@ -99,7 +103,8 @@ export class StorePartial implements PartialBlob {
     this.#firstMissing = init.written.firstMissing(0)
     this.#cursor = 0
     this.#cursor = Math.max(Math.min(init.prefix, init.size), this.prefixBytes)
-    this.#digester = Digester.for(init.digest)
+    this.#hashing = init.hashing ?? inlineHashing
+    this.#hasher = this.#hashing.hasher(init.digest)
     this.#kickChase()
   }
 
@@ -140,14 +145,17 @@ export class StorePartial implements PartialBlob {
     }
   }
 
-  append(bytes: Uint8Array | readonly Uint8Array[], opts: { signal?: AbortSignal; at?: number } = {}): Promise<void> {
+  append(
+    bytes: Uint8Array | readonly Uint8Array[],
+    opts: { signal?: AbortSignal; at?: number; transfer?: boolean } = {},
+  ): Promise<void> {
     const pieces = bytes instanceof Uint8Array ? [bytes] : bytes
     const epoch = this.#appendEpoch
     const run = this.#appendTail.then(() => {
       if (epoch !== this.#appendEpoch) {
         throw new PartialStateError(`an earlier append failed; restart at appendOffset ${this.#cursor}`)
       }
-      return this.#track(this.#appendNow(pieces, opts.signal, opts.at))
+      return this.#track(this.#appendNow(pieces, opts.signal, opts.at, opts.transfer === true))
     })
     this.#appendTail = run.then(
       () => {},
@@ -266,6 +274,7 @@ export class StorePartial implements PartialBlob {
     this.#setState('closed')
     this.#notify()
     await Promise.allSettled(this.#pending)
+    this.#hasher.drop()
     // Always a final, synced record: it stays trusted after a reboot.
     this.#scheduleCheckpoint()
     await this.#checkpoint
@@ -274,7 +283,15 @@ export class StorePartial implements PartialBlob {
 
   async #commitNow(mediaType: string | undefined, signal: AbortSignal | undefined): Promise<BlobInfo> {
     await this.#whenHashed(signal)
-    this.#actual ??= this.#digester.digest()
+    if (this.#actual === undefined) {
+      try {
+        this.#actual = await this.#hasher.digest()
+      } catch (err) {
+        // The hash is lost (its thread failed): a later commit hashes the bytes on disk again.
+        this.#resetHash()
+        throw err
+      }
+    }
     if (this.#actual !== this.digest) {
       const err = new DigestMismatchError(this.digest, this.#actual)
       this.#discarded = this.#discardNow()
@@ -292,6 +309,7 @@ export class StorePartial implements PartialBlob {
 
   async #discardNow(): Promise<void> {
     this.#setState('discarded')
+    this.#hasher.drop()
     this.#notify()
     await Promise.allSettled(this.#pending)
     await this.#checkpoint
@@ -306,6 +324,7 @@ export class StorePartial implements PartialBlob {
     pieces: readonly Uint8Array[],
     signal: AbortSignal | undefined,
     at: number | undefined,
+    transfer: boolean,
   ): Promise<void> {
     signal?.throwIfAborted()
     this.#assertWritable()
@@ -330,6 +349,7 @@ export class StorePartial implements PartialBlob {
     const last = Math.floor((end - 1) / C)
     const releases: (() => void)[] = []
     let bitsChanged = false
+    let hashing: Promise<void> | undefined
     try {
       for (let k = first; k <= last; k++) releases.push(await this.#lock(k))
       this.#assertWritable()
@@ -356,13 +376,15 @@ export class StorePartial implements PartialBlob {
         if (Math.min((k + 1) * C, this.size) <= end && this.#setBit(k)) bitsChanged = true
       }
       if (skipped) this.#kickChase()
-      else this.#feed(pieces, start)
+      else hashing = this.#feed(pieces, start, transfer)
     } finally {
       for (const release of releases) release()
     }
     // Sequential progress is persisted at chunk ends; a restart resumes from the last one.
     if (bitsChanged) this.#scheduleCheckpoint()
     this.#notify()
+    // The hashing thread is behind: the next append waits (and with it the origin).
+    await hashing
   }
 
   async #writeChunk(index: number, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
@@ -373,6 +395,7 @@ export class StorePartial implements PartialBlob {
     if (this.#written.has(index)) return
     signal?.throwIfAborted()
     const release = await this.#lock(index)
+    let hashing: Promise<void> | undefined
     try {
       this.#assertWritable()
       if (this.#written.has(index)) return
@@ -382,12 +405,13 @@ export class StorePartial implements PartialBlob {
       await this.#file.file.write(bytes, start)
       this.#setBit(index)
       if (overwritesPrefix) this.#resetHash()
-      else this.#feed([bytes], start)
+      else hashing = this.#feed([bytes], start, false)
     } finally {
       release()
     }
     this.#scheduleCheckpoint()
     this.#notify()
+    await hashing
   }
 
   #setBit(index: number): boolean {
@@ -405,18 +429,21 @@ export class StorePartial implements PartialBlob {
     return Math.max(position, Math.min(this.size, k * this.chunkSize))
   }
 
-  #feed(pieces: readonly Uint8Array[], position: number): void {
+  /** Hashes bytes that just landed at the hashed offset; a promise when the hash is behind (wait before more). */
+  #feed(pieces: readonly Uint8Array[], position: number, transfer: boolean): Promise<void> | undefined {
+    let behind: Promise<void> | undefined
     if (!this.#chasing && position === this.#hashed) {
-      for (const piece of pieces) {
-        this.#digester.update(piece)
-        this.#hashed += piece.byteLength
-      }
+      // Counted first: a transferred piece is empty once given.
+      for (const piece of pieces) this.#hashed += piece.byteLength
+      behind = this.#hasher.update(pieces, { transfer })
     }
     if (this.#hashed < this.prefixBytes) this.#kickChase()
+    return behind
   }
 
   #resetHash(): void {
-    this.#digester = Digester.for(this.digest)
+    this.#hasher.drop()
+    this.#hasher = this.#hashing.hasher(this.digest)
     this.#hashed = 0
     this.#hashGeneration++
     this.#kickChase()
@@ -442,8 +469,9 @@ export class StorePartial implements PartialBlob {
         const piece = buffer.subarray(0, to - from)
         await readFully(this.#file.file, piece, from)
         if (generation !== this.#hashGeneration) continue
-        this.#digester.update(piece)
+        const behind = this.#hasher.update([piece])
         this.#hashed = to
+        await behind
       }
     } catch (err) {
       this.#hashError = err

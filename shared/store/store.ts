@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream'
 import { Bitfield } from '../chunks/bitfield.ts'
+import type { HashPool } from '../hashing/index.ts'
 import type { Digest } from '../oci/digest.ts'
 import type { BlobMeta, LoadedIndex, PartialMeta, RandomAccessFile, StoreBackend, WritableFile } from './backend.ts'
 import { ACCESS_FLUSH_MS, RANGE_HANDLE_IDLE_MS, RANGE_HANDLES } from './constants.ts'
@@ -40,6 +41,7 @@ export class BlobStore implements ContentStore {
   readonly #maxBytes: number
   readonly #onEvict: ((digest: Digest, reason: RemovalReason) => void) | undefined
   readonly #now: () => number
+  readonly #hashing: HashPool | undefined
   /** Complete blobs in least-recently-used-first order (a touch re-inserts at the end). */
   readonly #blobs = new Map<Digest, BlobRecord>()
   readonly #partials = new Map<Digest, PartialEntry>()
@@ -63,6 +65,7 @@ export class BlobStore implements ContentStore {
     this.#maxBytes = max === 0 ? Number.POSITIVE_INFINITY : max
     this.#onEvict = opts.onEvict
     this.#now = opts.now ?? Date.now
+    this.#hashing = opts.hashing
     if (loaded !== undefined) {
       for (const [digest, meta] of [...loaded.blobs].sort((a, b) => a[1].lastAccess - b[1].lastAccess)) {
         this.#blobs.set(digest, { ...meta })
@@ -244,6 +247,7 @@ export class BlobStore implements ContentStore {
           createdAt: meta?.createdAt ?? this.#now(),
           bootId: this.#bootId,
           host: this.#host,
+          hashing: this.#hashing,
         })
         // Recorded at once, so a restart knows the reservation and the file even before the first chunk.
         if (meta === undefined || meta.chunkSize !== chunkSize) await this.#checkpoint(digest, partial.meta(false))

@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { Readable } from 'node:stream'
 import { setTimeout as delay } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
+import { WorkerHashPool } from '../../../shared/hashing/index.ts'
 import type { Digest } from '../../../shared/oci/index.ts'
 import {
   OriginClient,
@@ -125,6 +127,67 @@ describe('pullBlob', () => {
       at += p.bytes.byteLength
     }
     expect(at).toBe(300 * KiB)
+    expectBytes(await committed(store, partial, blob.digest), blob.bytes)
+  })
+
+  it('with moveBytes, the pieces of a body the origin owns move to the hashing thread, and the blob commits', async () => {
+    const blob = blobOf(600 * KiB, 11)
+    const o = await origin(blob, (n, req, res, bytes) =>
+      n === 0 ? cutAt(250 * KiB, req, res, bytes) : honest(req, res, bytes),
+    )
+    const hashing = new WorkerHashPool({ threads: 1 })
+    open.push(() => hashing.stop())
+    const store = new MemoryContentStore({ hashing })
+    let moved = 0
+    let landed = 0
+    const partial = await pullBlob(
+      options(o, blob.digest, store, {
+        batchBytes: 128 * KiB,
+        moveBytes: true,
+        onProgress: (p) => {
+          landed += p.length
+          moved += p.length - p.pieces.reduce((n, b) => n + b.byteLength, 0)
+        },
+      }),
+    )
+    expect(landed).toBe(600 * KiB)
+    // Socket pieces end their own buffers: all of them moved, left empty here (the first may carry the HTTP head).
+    expect(moved).toBeGreaterThan(500 * KiB)
+    expectBytes(await committed(store, partial, blob.digest), blob.bytes)
+  })
+
+  it('with moveBytes, bytes that fail the digest still fail the commit', async () => {
+    const blob = blobOf(200 * KiB, 12)
+    const wrong = new Uint8Array(blob.bytes)
+    wrong[150 * KiB] = wrong[150 * KiB]! ^ 1
+    const o = await origin({ ...blob, bytes: wrong }, (_n, req, res, bytes) => honest(req, res, bytes))
+    const hashing = new WorkerHashPool({ threads: 1 })
+    open.push(() => hashing.stop())
+    const store = new MemoryContentStore({ hashing })
+    const partial = await pullBlob(options(o, blob.digest, store, { moveBytes: true }))
+    await expect(partial.commit()).rejects.toMatchObject({ name: 'DigestMismatchError' })
+    expect(await store.stat(blob.digest)).toBeUndefined()
+  })
+
+  it('with moveBytes, a body the origin does not own keeps its pieces', async () => {
+    const blob = blobOf(100 * KiB, 13)
+    const hashing = new WorkerHashPool({ threads: 1 })
+    open.push(() => hashing.stop())
+    const store = new MemoryContentStore({ hashing })
+    // Views of one buffer, as a caller that keeps it would hand them out.
+    const pieces = [blob.bytes.subarray(0, 40 * KiB), blob.bytes.subarray(40 * KiB)]
+    const partial = await pullBlob({
+      ...options(await origin(blob, () => {}), blob.digest, store, { moveBytes: true }),
+      origin: {
+        request: () =>
+          Promise.resolve({
+            status: 200,
+            headers: { 'content-length': String(100 * KiB) },
+            body: Readable.from(pieces),
+          }),
+      },
+    })
+    expect(pieces.map((p) => p.byteLength)).toEqual([40 * KiB, 60 * KiB])
     expectBytes(await committed(store, partial, blob.digest), blob.bytes)
   })
 

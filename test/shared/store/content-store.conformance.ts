@@ -373,6 +373,22 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         expect((await p.commit()).digest).toBe(blob.digest)
       })
 
+      it('append of pieces given up (transfer) stores the same bytes and checks the same digest', async () => {
+        const { blobs } = await make()
+        const blob = blobOf(5000, 18)
+        // Each piece in memory of its own, as socket reads are: the store may take it.
+        const own = (from: number, to: number) => new Uint8Array(blob.bytes.subarray(from, to))
+        const p = await blobs.openPartial(blob.digest, { size: 5000, chunkSize: 1000 })
+        await p.append([own(0, 1500), own(1500, 1600)], { transfer: true })
+        await p.append([own(1600, 5000)], { transfer: true })
+        expectBytes(await collect(p.read({ start: 0, end: 5000 })), blob.bytes)
+        expect((await p.commit()).digest).toBe(blob.digest)
+        const wrong = blobOf(3000, 19)
+        const q = await blobs.openPartial(wrong.digest, { size: 3000, chunkSize: 1000 })
+        await q.append([new Uint8Array(bytesOf(3000, 20))], { transfer: true })
+        await expect(q.commit()).rejects.toMatchObject({ name: 'DigestMismatchError', expected: wrong.digest })
+      })
+
       it('opening a digest twice gives the same object; another size or chunk size is a conflict', async () => {
         const { blobs } = await make()
         const blob = blobOf(2000, 17)

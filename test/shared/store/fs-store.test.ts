@@ -2,7 +2,8 @@ import { mkdtemp, readFile, readdir, readlink, rm, stat, truncate, writeFile } f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { WorkerHashPool } from '../../../shared/hashing/index.ts'
 import { type Digest, digestHex } from '../../../shared/oci/digest.ts'
 import { type FsStore, type FsStoreOptions, openFsStore } from '../../../shared/store/index.ts'
 import { contentStoreConformance } from './content-store.conformance.ts'
@@ -19,6 +20,14 @@ afterEach(async () => {
 })
 
 contentStoreConformance('FsContentStore', async (opts) => openFsStore({ ...opts, dir: await tempDir() }))
+
+// The same contract with the whole-blob hash on worker threads (as the agent runs it), every write waiting for the
+// hash to catch up (no backlog allowed).
+const hashing = new WorkerHashPool({ threads: 2, backlogBytes: 0 })
+afterAll(() => hashing.stop())
+contentStoreConformance('FsContentStore, hashing on worker threads', async (opts) =>
+  openFsStore({ ...opts, dir: await tempDir(), hashing }),
+)
 
 describe('FsContentStore on disk', () => {
   let dir: string
