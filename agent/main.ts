@@ -9,7 +9,13 @@ import { throttled } from '../shared/rate/index.ts'
 import { createP2PNode, resolveIdentity } from '../shared/p2p/index.ts'
 import { type ContentStore, openFsStore, Retention } from '../shared/store/index.ts'
 import { BulkClient, createBulkCredentials } from '../shared/swarm/bulk/index.ts'
-import { parseSeederAddr, type SeederRef, type WanBudget, wanBudgetFor } from '../shared/swarm/index.ts'
+import {
+  agentUploadSlots,
+  parseSeederAddr,
+  type SeederRef,
+  type WanBudget,
+  wanBudgetFor,
+} from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -344,7 +350,8 @@ async function startSwarm(
       source,
       ...(config.site === undefined ? {} : { site: config.site }),
       ...(bulk === undefined ? {} : { bulk }),
-      maxConcurrentUploads: config.uploadSlots,
+      // In a site, peers outside it share one slot of their own (agentUploadSlots): the site's WAN uplink is one.
+      uploads: agentUploadSlots(config.uploadSlots, config.site, budget),
       ...(budget.upload === undefined ? {} : { uploadBucket: budget.upload }),
       uploadBudget: budget,
       onServed: (_peer, bytes) => metrics.bytesServed.inc({ to: 'peer' }, bytes),

@@ -4,3 +4,13 @@
 export type { ChunkSource, OnServed, RequestContext, SourceHave } from './chunk-source.ts'
 export { type ServableChunk, takeChunk } from './take-chunk.ts'
 export { SLOT_WAIT_MS, UPLOAD_CONTENTION_MS, UploadSlots } from './upload-slots.ts'
+export {
+  AGENT_WAN_UPLOADS,
+  MAX_SEEDER_SITE_UPLOADS,
+  SEEDER_UPLOADS_PER_SITE,
+  agentUploadSlots,
+  type PeerSites,
+  seederUploadSlots,
+  SiteUploadSlots,
+  type SiteUploadSlotsInit,
+} from './site-slots.ts'
