@@ -64,6 +64,8 @@ ${SITE_USAGE}
   --seeder-upload-slots K chunk uploads the seeder serves at once (default ${DEFAULT_MAX_CONCURRENT_UPLOADS}, as the seeder)
   --seeder-uploads-per-site K  with sites known: the seeder's uploads at once into each site (default
                           ${SEEDER_UPLOADS_PER_SITE}, as the seeder; --seeder-upload-slots is then for agents in no site)
+  --seeder-once-per-site B  with sites known: the seeder answers a site's other members busy for a chunk on its
+                          way into the site (default true, as the seeder; false = every asker served)
   --wan-upload-slots K    with sites known: an agent's uploads at once to peers outside its site (default
                           ${AGENT_WAN_UPLOADS}, as the agent; --upload-slots is then for its own site's peers)
   --slot-wait-ms MS       how long a request refused an upload slot waits for one before \`busy\` (default
@@ -174,6 +176,9 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
         : {
             seederUploadsPerSite: num('seeder-uploads-per-site', v['seeder-uploads-per-site'], 2, { integer: true }),
           }),
+      ...(v['seeder-once-per-site'] === undefined
+        ? {}
+        : { seederOncePerSite: v['seeder-once-per-site'] !== 'false' && v['seeder-once-per-site'] !== '0' }),
       ...(v['wan-upload-slots'] === undefined
         ? {}
         : { wanUploadSlots: num('wan-upload-slots', v['wan-upload-slots'], 1, { integer: true }) }),
@@ -245,6 +250,7 @@ function parse(argv: readonly string[]) {
     'seeder-upload-slots': text,
     'seeder-uploads-per-site': text,
     'wan-upload-slots': text,
+    'seeder-once-per-site': text,
     'send-buffer-kib': text,
     'slot-wait-ms': text,
     'max-busy-backoff-ms': text,

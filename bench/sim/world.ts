@@ -28,6 +28,8 @@ export interface SimParams {
   readonly seederUploadSlots: number
   /** The seeder's upload slots per edge site (SEEDER_UPLOADS_PER_SITE); undefined = its default. */
   readonly seederUploadsPerSite?: number
+  /** The seeder answers a site's other members `busy` for a chunk on its way into the site; undefined = true. */
+  readonly seederOncePerSite?: boolean
   /** An agent's upload slots for peers outside its site (AGENT_WAN_UPLOADS); undefined = its default. */
   readonly wanUploadSlots?: number
   /** How long a chunk request refused an upload slot waits for one before `busy` (SLOT_WAIT_MS); 0 = no wait. */
@@ -202,6 +204,8 @@ export class World {
       max: p.seederUploadSlots,
       poolOf: (peer) => siteOf.get(peer),
       perPool: p.seederUploadsPerSite ?? SEEDER_UPLOADS_PER_SITE,
+      // Each chunk once into each site, as seederUploadSlots.
+      oncePerPool: p.seederOncePerSite ?? true,
       now,
       queue,
     })

@@ -11,6 +11,7 @@ export {
   agentUploadSlots,
   type PeerSites,
   seederUploadSlots,
+  SITE_SEND_GRACE_MS,
   SiteUploadSlots,
   type SiteUploadSlotsInit,
 } from './site-slots.ts'

@@ -27,6 +27,19 @@ export const MAX_SEEDER_SITE_UPLOADS = 64
  */
 export const AGENT_WAN_UPLOADS = 1
 
+/**
+ * How long after a seeder sent a chunk to one member of a site it answers the site's other members `busy` for it
+ * (`oncePerSite`): time for the chunk to be verified and announced over the site's LAN (a round trip or two), after
+ * which the others take it from that member. While the send is under way they are answered `busy` too.
+ */
+export const SITE_SEND_GRACE_MS = 2000
+
+/**
+ * Longest a send into a site holds back the site's other members: a send that died without its slot being
+ * released (it always is, in `finally`) must not block a chunk for longer than one slow transfer.
+ */
+export const SITE_SEND_HOLD_MS = 30_000
+
 /** Pools at most: a peer naming ever new sites cannot grow the map (the receivers of others share the flat pool). */
 export const MAX_SITE_POOLS = 1024
 
@@ -42,6 +55,11 @@ export interface SiteUploadSlotsInit {
   readonly perPool?: number
   /** Slots over all pools together (default MAX_SEEDER_SITE_UPLOADS). */
   readonly maxPooled?: number
+  /**
+   * Each chunk once into each pool: while a chunk is being sent to one receiver of a pool, and SITE_SEND_GRACE_MS
+   * after, other receivers of that pool asking for it are answered `busy` (a seeder's pools are sites).
+   */
+  readonly oncePerPool?: boolean
   readonly now?: () => number
   /** Waiting places per pool (default: one per slot of that pool), as UploadSlots. */
   readonly queue?: (slots: number) => number
@@ -61,6 +79,9 @@ export class SiteUploadSlots extends UploadSlots {
   readonly #now: () => number
   readonly #queue: ((slots: number) => number) | undefined
   readonly #pools = new Map<string, UploadSlots>()
+  readonly #once: boolean
+  /** Per pool, chunks sent or being sent: to whom, and until when others are held back. */
+  readonly #sent = new Map<string, Map<string, { readonly peer: string; until: number }>>()
   /** Slots held over every pool, against maxPooled. */
   #pooledUsed = 0
 
@@ -74,6 +95,7 @@ export class SiteUploadSlots extends UploadSlots {
     if (!Number.isSafeInteger(this.#maxPooled) || this.#maxPooled < 1) throw new RangeError('maxPooled must be >= 1')
     this.#now = now
     this.#queue = init.queue
+    this.#once = init.oncePerPool === true
   }
 
   override get used(): number {
@@ -86,35 +108,73 @@ export class SiteUploadSlots extends UploadSlots {
     return n
   }
 
-  override tryAcquire(peer: string): (() => void) | undefined {
-    const pool = this.#pool(peer)
-    if (pool === undefined) return super.tryAcquire(peer)
-    if (this.#pooledUsed >= this.#maxPooled) return undefined
-    return this.#counted(pool.tryAcquire(peer))
+  override tryAcquire(peer: string, chunk?: string): (() => void) | undefined {
+    const name = this.#poolOf(peer)
+    const pool = this.#pool(name)
+    if (pool === undefined) return super.tryAcquire(peer, chunk)
+    if (this.#pooledUsed >= this.#maxPooled || this.#heldBack(name!, peer, chunk)) return undefined
+    return this.#counted(pool.tryAcquire(peer), name!, peer, chunk)
   }
 
-  override wait(peer: string, granted: (release: () => void) => void): (() => boolean) | undefined {
-    const pool = this.#pool(peer)
-    if (pool === undefined) return super.wait(peer, granted)
+  override wait(peer: string, granted: (release: () => void) => void, chunk?: string): (() => boolean) | undefined {
+    const name = this.#poolOf(peer)
+    const pool = this.#pool(name)
+    if (pool === undefined) return super.wait(peer, granted, chunk)
+    // Held back for another member's copy: no wait, `busy` at once (a freed slot would not change that).
+    if (this.#heldBack(name!, peer, chunk)) return undefined
     // A slot freed in the pool while every pooled slot is taken is still granted: the cap over pools is exceeded by
-    // at most the few waiters of one pool, and a waiter is never left without its answer.
-    return pool.wait(peer, (release) => granted(this.#counted(release)!))
+    // at most the few waiters of one pool, and a waiter is never left without its answer. A waiter granted after
+    // another member of its site took the same chunk meanwhile still sends it: the wait is short (SLOT_WAIT_MS).
+    return pool.wait(peer, (release) => granted(this.#counted(release, name!, peer, chunk)!))
   }
 
-  #counted(release: (() => void) | undefined): (() => void) | undefined {
+  /** Whether `chunk` is on its way to (or just reached) another receiver of pool `name`. */
+  #heldBack(name: string, peer: string, chunk: string | undefined): boolean {
+    if (!this.#once || chunk === undefined) return false
+    const sent = this.#sent.get(name)
+    const s = sent?.get(chunk)
+    if (s === undefined) return false
+    if (s.until <= this.#now()) {
+      sent!.delete(chunk)
+      return false
+    }
+    return s.peer !== peer
+  }
+
+  #counted(
+    release: (() => void) | undefined,
+    name: string,
+    peer: string,
+    chunk: string | undefined,
+  ): (() => void) | undefined {
     if (release === undefined) return undefined
     this.#pooledUsed++
+    const sending = this.#once && chunk !== undefined ? this.#sending(name, peer, chunk) : undefined
     let done = false
     return () => {
       if (done) return
       done = true
       this.#pooledUsed--
+      if (sending !== undefined) sending.until = this.#now() + SITE_SEND_GRACE_MS
       release()
     }
   }
 
-  #pool(peer: string): UploadSlots | undefined {
-    const name = this.#poolOf(peer)
+  #sending(name: string, peer: string, chunk: string): { readonly peer: string; until: number } {
+    let sent = this.#sent.get(name)
+    if (sent === undefined) {
+      sent = new Map()
+      this.#sent.set(name, sent)
+    }
+    const now = this.#now()
+    // Forget what no longer holds anyone back; the map stays as small as the sends of the last few seconds.
+    for (const [k, v] of sent) if (v.until <= now) sent.delete(k)
+    const s = { peer, until: now + SITE_SEND_HOLD_MS }
+    sent.set(chunk, s)
+    return s
+  }
+
+  #pool(name: string | undefined): UploadSlots | undefined {
     if (name === undefined) return undefined
     let pool = this.#pools.get(name)
     if (pool === undefined) {
@@ -136,9 +196,13 @@ export interface PeerSites {
   outside(peer: string): boolean
 }
 
-/** A seeder's upload slots: `max` for agents in no site, SEEDER_UPLOADS_PER_SITE for each site's agents. */
+/**
+ * A seeder's upload slots: `max` for agents in no site, SEEDER_UPLOADS_PER_SITE for each site's agents, and each
+ * chunk once into each site: members that do not know each other yet (the first second of a rollout) each elect
+ * themselves for the first chunks, and the seeder is the one place that sees both ask.
+ */
 export function seederUploadSlots(max: number, sites: PeerSites): UploadSlots {
-  return new SiteUploadSlots({ max, poolOf: (peer) => sites.siteOf(peer) })
+  return new SiteUploadSlots({ max, poolOf: (peer) => sites.siteOf(peer), oncePerPool: true })
 }
 
 /**

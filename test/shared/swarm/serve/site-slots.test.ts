@@ -4,6 +4,7 @@ import {
   agentUploadSlots,
   SEEDER_UPLOADS_PER_SITE,
   seederUploadSlots,
+  SITE_SEND_GRACE_MS,
   SiteUploadSlots,
 } from '../../../../shared/swarm/serve/index.ts'
 
@@ -60,6 +61,36 @@ describe('SiteUploadSlots', () => {
     expect(s.used).toBe(0)
   })
 
+  it('sends each chunk once into a site: other members are turned away while it is sent and shortly after', () => {
+    const clock = { t: 0 }
+    const s = new SiteUploadSlots({ max: 2, poolOf: siteOf, perPool: 3, oncePerPool: true, now: () => clock.t })
+    const first = s.tryAcquire('a/1', 'd#0')!
+    expect(first).toBeDefined()
+    // Another member of site a, for the same chunk: busy at once, and no waiting for a slot either.
+    expect(s.tryAcquire('a/2', 'd#0')).toBeUndefined()
+    expect(s.wait('a/2', () => {}, 'd#0')).toBeUndefined()
+    // The same member again (its own retry), another chunk, another site, a receiver in no site: served.
+    const retry = s.tryAcquire('a/1', 'd#0')!
+    expect(retry).toBeDefined()
+    expect(s.tryAcquire('a/2', 'd#1')).toBeDefined()
+    expect(s.tryAcquire('b/1', 'd#0')).toBeDefined()
+    expect(s.tryAcquire('x', 'd#0')).toBeDefined()
+    clock.t = 10_000
+    first()
+    retry()
+    // Sent: the member announces it over the LAN within the grace, then the others take it from there.
+    clock.t += SITE_SEND_GRACE_MS - 1
+    expect(s.tryAcquire('a/3', 'd#0')).toBeUndefined()
+    clock.t += 1
+    expect(s.tryAcquire('a/3', 'd#0')).toBeDefined()
+  })
+
+  it('serves every asker when not asked to send once per site', () => {
+    const s = new SiteUploadSlots({ max: 2, poolOf: siteOf, perPool: 3, now: () => 0 })
+    expect(s.tryAcquire('a/1', 'd#0')).toBeDefined()
+    expect(s.tryAcquire('a/2', 'd#0')).toBeDefined()
+  })
+
   it('a seeder gives agents in no site its flat count, and each site SEEDER_UPLOADS_PER_SITE more', () => {
     const s = seederUploadSlots(2, sites(undefined))
     expect(fill(s, ['x', 'y', 'z']).filter((r) => r !== undefined)).toHaveLength(2)
@@ -69,6 +100,9 @@ describe('SiteUploadSlots', () => {
     )
     expect(a.filter((r) => r !== undefined)).toHaveLength(SEEDER_UPLOADS_PER_SITE)
     expect(s.tryAcquire('b/1')).toBeDefined()
+    // And sends a chunk once into a site.
+    expect(s.tryAcquire('b/2', 'd#5')).toBeDefined()
+    expect(s.tryAcquire('b/3', 'd#5')).toBeUndefined()
   })
 
   it('an agent in a site serves peers outside it AGENT_WAN_UPLOADS at once, its own site its full count', () => {
