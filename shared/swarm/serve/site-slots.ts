@@ -14,7 +14,7 @@ export const SEEDER_UPLOADS_PER_SITE = 3
 /**
  * All uploads a seeder serves into sites at once, over every site: each holds a chunk in memory while it is sent,
  * so this bounds the memory uploads take (64 × the chunk size, 64 MiB at the default 1 MiB chunks) however many sites
- * there are. Beyond 32 sites at two each, sites share it first come first served.
+ * there are. Beyond 21 sites at three each, sites share it first come first served.
  */
 export const MAX_SEEDER_SITE_UPLOADS = 64
 
@@ -28,11 +28,15 @@ export const MAX_SEEDER_SITE_UPLOADS = 64
 export const AGENT_WAN_UPLOADS = 1
 
 /**
- * How long after a seeder sent a chunk to one member of a site it answers the site's other members `busy` for it
- * (`oncePerSite`): time for the chunk to be verified and announced over the site's LAN (a round trip or two), after
- * which the others take it from that member. While the send is under way they are answered `busy` too.
+ * How long after a seeder's upload of a chunk to one member of a site ends it answers the site's other members `busy`
+ * for it (`oncePerPool`; while the upload runs they are answered `busy` too). The upload's slot is free once its
+ * last write returns, while the tail of the chunk may still sit in socket buffers on its way across the WAN; then
+ * the member verifies it and announces it over the LAN, after which the others take it from there. 2 s was too
+ * short for that in the simulator with a 1 MiB send buffer (2 × 3: 1.06 × S into a site, 1.00 with 5 s; slowest
+ * 1.16 → 1.11 × T*_site; unchanged without a send buffer), and on the real fleet under load the seeder sent 2.08 × S
+ * into 2 sites with 2 s. The site's WAN-quiet window (SITE_QUIET_MS) is as long.
  */
-export const SITE_SEND_GRACE_MS = 2000
+export const SITE_SEND_GRACE_MS = 5000
 
 /**
  * Longest a send into a site holds back the site's other members: a send that died without its slot being
