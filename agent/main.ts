@@ -16,7 +16,13 @@ import {
   RECEIVE_BUFFERS_IDLE_MS,
 } from '../shared/swarm/bulk/index.ts'
 import { ChunkBuffers } from '../shared/swarm/serve/index.ts'
-import { parseSeederAddr, type SeederRef, type WanBudget, wanBudgetFor } from '../shared/swarm/index.ts'
+import {
+  agentUploadSlots,
+  parseSeederAddr,
+  type SeederRef,
+  type WanBudget,
+  wanBudgetFor,
+} from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -359,7 +365,8 @@ async function startSwarm(
       source,
       ...(config.site === undefined ? {} : { site: config.site }),
       ...(bulk === undefined ? {} : { bulk }),
-      maxConcurrentUploads: config.uploadSlots,
+      // In a site, peers outside it share one slot of their own (agentUploadSlots): the site's WAN uplink is one.
+      uploads: agentUploadSlots(config.uploadSlots, config.site, budget),
       ...(budget.upload === undefined ? {} : { uploadBucket: budget.upload }),
       uploadBudget: budget,
       onServed: (_peer, bytes) => metrics.bytesServed.inc({ to: 'peer' }, bytes),

@@ -10,7 +10,7 @@ import { createP2PNode, type P2PNode, resolveIdentity, SEEDER_CONNECTION_LIMITS 
 import type { Digest } from '../shared/oci/index.ts'
 import { openFsStore, Retention } from '../shared/store/index.ts'
 import { createBulkCredentials } from '../shared/swarm/bulk/index.ts'
-import { seedersFromBootstrap, wanBudgetFor } from '../shared/swarm/index.ts'
+import { seedersFromBootstrap, seederUploadSlots, wanBudgetFor } from '../shared/swarm/index.ts'
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
@@ -140,7 +140,9 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
       // 3, each slot's flow ran at a receiver's shared downlink rate and the seeder used a fraction of its uplink
       // (bench/sim: preheated N = 8 at 16/64 mbit, max 2.24 → 1.99 × T* with 8). The slots go to distinct
       // receivers while several wait (UploadSlots), so a new chunk still reaches several agents at once.
-      maxConcurrentUploads: 8,
+      // With edge sites, each site's agents draw on slots of their own besides these (seederUploadSlots): an upload
+      // into a site runs at most at its WAN rate, so eight in all left most of a wide uplink idle.
+      uploads: seederUploadSlots(8, budget),
       ...(budget.upload === undefined ? {} : { uploadBucket: budget.upload }),
       // A seeder in another site than the agent (or in no site: the core) is across the WAN from it.
       uploadBudget: budget,

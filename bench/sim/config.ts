@@ -3,7 +3,7 @@ import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
 import { DEFAULT_INFLIGHT_TOTAL_MS } from '../../shared/swarm/scheduler/index.ts'
-import { SLOT_WAIT_MS } from '../../shared/swarm/serve/index.ts'
+import { AGENT_WAN_UPLOADS, SEEDER_UPLOADS_PER_SITE, SLOT_WAIT_MS } from '../../shared/swarm/serve/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
 import { parseSiteShape, SITE_USAGE, siteNodeCount, type SiteShape } from '../fleet/sites.ts'
@@ -62,6 +62,12 @@ ${SITE_USAGE}
   --upload-slots K        chunk uploads an agent serves at once (default ${DEFAULT_AGENT_UPLOAD_SLOTS}, as the agent; with --compare:
                           the real run's)
   --seeder-upload-slots K chunk uploads the seeder serves at once (default ${DEFAULT_MAX_CONCURRENT_UPLOADS}, as the seeder)
+  --seeder-uploads-per-site K  with sites known: the seeder's uploads at once into each site (default
+                          ${SEEDER_UPLOADS_PER_SITE}, as the seeder; --seeder-upload-slots is then for agents in no site)
+  --seeder-once-per-site B  with sites known: the seeder answers a site's other members busy for a chunk on its
+                          way into the site (default true, as the seeder; false = every asker served)
+  --wan-upload-slots K    with sites known: an agent's uploads at once to peers outside its site (default
+                          ${AGENT_WAN_UPLOADS}, as the agent; --upload-slots is then for its own site's peers)
   --slot-wait-ms MS       how long a request refused an upload slot waits for one before \`busy\` (default
                           ${SLOT_WAIT_MS}, as agent and seeder; 0 = \`busy\` at once, as before)
   --max-busy-backoff-ms MS  each busy in a row from a peer doubles its pause up to this (default: the
@@ -165,6 +171,17 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       seederUploadSlots: num('seeder-upload-slots', v['seeder-upload-slots'], DEFAULT_MAX_CONCURRENT_UPLOADS, {
         integer: true,
       }),
+      ...(v['seeder-uploads-per-site'] === undefined
+        ? {}
+        : {
+            seederUploadsPerSite: num('seeder-uploads-per-site', v['seeder-uploads-per-site'], 2, { integer: true }),
+          }),
+      ...(v['seeder-once-per-site'] === undefined
+        ? {}
+        : { seederOncePerSite: v['seeder-once-per-site'] !== 'false' && v['seeder-once-per-site'] !== '0' }),
+      ...(v['wan-upload-slots'] === undefined
+        ? {}
+        : { wanUploadSlots: num('wan-upload-slots', v['wan-upload-slots'], 1, { integer: true }) }),
       ...(v['max-busy-backoff-ms'] === undefined
         ? {}
         : { maxBusyBackoffMs: num('max-busy-backoff-ms', v['max-busy-backoff-ms'], 250) }),
@@ -231,6 +248,9 @@ function parse(argv: readonly string[]) {
     'wire-efficiency': text,
     'upload-slots': text,
     'seeder-upload-slots': text,
+    'seeder-uploads-per-site': text,
+    'wan-upload-slots': text,
+    'seeder-once-per-site': text,
     'send-buffer-kib': text,
     'slot-wait-ms': text,
     'max-busy-backoff-ms': text,

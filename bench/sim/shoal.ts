@@ -540,10 +540,11 @@ export class ShoalModel {
       if (!holds) return reply(NONE)
       const serve = (release: () => void) => this.#serve(req, host, release)
       const slots = host.slots
-      const release = slots?.tryAcquire(d.node.id)
+      const chunk = `blob-${d.blob.index}#${index}`
+      const release = slots?.tryAcquire(d.node.id, chunk)
       if (release !== undefined) return serve(release)
       // The sender's handler waits a little for a freed slot (takeChunk), then answers busy.
-      const cancel = p.slotWaitMs > 0 ? slots?.wait(d.node.id, serve) : undefined
+      const cancel = p.slotWaitMs > 0 ? slots?.wait(d.node.id, serve, chunk) : undefined
       if (cancel === undefined) return reply(BUSY)
       req.cancelWait = cancel
       q.after(p.slotWaitMs, () => {

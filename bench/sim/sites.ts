@@ -30,6 +30,11 @@ export interface SiteScenarioResult {
   readonly wanIn: readonly number[]
   readonly wanOut: readonly number[]
   readonly fallbacks: number
+  /**
+   * Each site's WAN downlink use from the start until its last node finished: bytes in over what the link could
+   * carry in that time (1 = full all along). What binds when completion misses T*_site.
+   */
+  readonly wanBusy: readonly number[]
   readonly run: SimRun
 }
 
@@ -72,6 +77,12 @@ export function runSites(input: SiteRunInput, log: (msg: string) => void = () =>
     const run = simulate(sim, { ...params, sites, limitMs })
     const secs = run.nodes.map((n) => n.seconds / bound.seconds)
     const wan = run.wan ?? { inBytes: [], outBytes: [] }
+    const perSite = run.nodes.length / shape.sites
+    const wanBytesPerS = mbitToBps(shape.wanMbit) * params.wireEfficiency
+    const wanBusy = wan.inBytes.map((bytes, k) => {
+      const lastS = Math.max(...run.nodes.slice(k * perSite, (k + 1) * perSite).map((n) => n.seconds))
+      return bytes / (wanBytesPerS * lastS)
+    })
     out.push({
       scenario,
       seeder: input.preheated ? 'preheated' : 'cold',
@@ -84,6 +95,7 @@ export function runSites(input: SiteRunInput, log: (msg: string) => void = () =>
       wanIn: wan.inBytes.map((b) => b / S),
       wanOut: wan.outBytes.map((b) => b / S),
       fallbacks: run.shoal?.fallbacks ?? 0,
+      wanBusy,
       run,
     })
     log(
@@ -99,17 +111,23 @@ function spread(v: readonly number[]): string {
   return `${sorted.at(-1)!.toFixed(2)} (min ${sorted[0]!.toFixed(2)}, median ${percentile(sorted, 50).toFixed(2)})`
 }
 
+function busy(v: readonly number[]): string {
+  if (v.length === 0) return '–'
+  const sorted = [...v].sort((a, b) => a - b)
+  return `${(100 * sorted[0]!).toFixed(0)}% (${(100 * percentile(sorted, 50)).toFixed(0)}%)`
+}
+
 /** One row per scenario: WAN bytes per site / S (worst, then spread), completion / T*_site. */
 export function sitesMarkdown(results: readonly SiteScenarioResult[], shape: SiteShape, S: number): string {
   const lines = [
     `${shape.sites} sites × ${shape.siteNodes} nodes, WAN ${shape.wanMbit} Mbit/s each way, S = ${(S / 2 ** 20).toFixed(1)} MiB`,
     '',
-    '| scenario | seeder | nodes done | T*_site (binds) | WAN in per site / S: worst (min, median) | WAN out per site / S: worst | p50 / T* | p99 / T* | slowest / T* | origin fallbacks |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    '| scenario | seeder | nodes done | T*_site (binds) | WAN in per site / S: worst (min, median) | WAN out per site / S: worst | WAN in busy until the site is done: least (median) | p50 / T* | p99 / T* | slowest / T* | origin fallbacks |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
   ]
   for (const r of results) {
     lines.push(
-      `| ${r.scenario} | ${r.seeder} | ${r.nodesOk}/${r.nodes} | ${r.bound.seconds.toFixed(1)} s (${r.bound.limitedBy}) | ${spread(r.wanIn)} | ${r.wanOut.length === 0 ? '–' : Math.max(...r.wanOut).toFixed(2)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(2)} | ${r.fallbacks} |`,
+      `| ${r.scenario} | ${r.seeder} | ${r.nodesOk}/${r.nodes} | ${r.bound.seconds.toFixed(1)} s (${r.bound.limitedBy}) | ${spread(r.wanIn)} | ${r.wanOut.length === 0 ? '–' : Math.max(...r.wanOut).toFixed(2)} | ${busy(r.wanBusy)} | ${r.p50.toFixed(2)} | ${r.p99.toFixed(2)} | ${r.max.toFixed(2)} | ${r.fallbacks} |`,
     )
   }
   return `${lines.join('\n')}\n`

@@ -2,7 +2,12 @@ import { mbitToBps } from '../fleet/bound.ts'
 import type { LinkRates, ScenarioName } from '../fleet/config.ts'
 import type { HostRole } from '../fleet/netns.ts'
 import { type Flow, FlowNet, Link } from './flows.ts'
-import { UploadSlots } from '../../shared/swarm/serve/index.ts'
+import {
+  AGENT_WAN_UPLOADS,
+  SEEDER_UPLOADS_PER_SITE,
+  SiteUploadSlots,
+  UploadSlots,
+} from '../../shared/swarm/serve/index.ts'
 import { EventQueue } from './queue.ts'
 
 /** Everything one simulated rollout is built from. Rates in megabits per second, as the fleet's. */
@@ -19,8 +24,14 @@ export interface SimParams {
   readonly wireEfficiency: number
   /** Chunk uploads an agent serves at once; more are answered `busy` (agent: 3). */
   readonly uploadSlots: number
-  /** The same for the seeder (seeder: 8). */
+  /** The same for the seeder (seeder: 8), for agents in no site. */
   readonly seederUploadSlots: number
+  /** The seeder's upload slots per edge site (SEEDER_UPLOADS_PER_SITE); undefined = its default. */
+  readonly seederUploadsPerSite?: number
+  /** The seeder answers a site's other members `busy` for a chunk on its way into the site; undefined = true. */
+  readonly seederOncePerSite?: boolean
+  /** An agent's upload slots for peers outside its site (AGENT_WAN_UPLOADS); undefined = its default. */
+  readonly wanUploadSlots?: number
   /** How long a chunk request refused an upload slot waits for one before `busy` (SLOT_WAIT_MS); 0 = no wait. */
   readonly slotWaitMs: number
   /** Bytes of a chunk a sender can queue (socket and muxer buffers) before its upload slot is free again. */
@@ -186,8 +197,31 @@ export class World {
     this.wan = wan
     const now = () => this.q.now
     const queue = (slots: number) => (p.slotWaitMs > 0 ? slots : 0)
-    this.seeder.slots = new UploadSlots(p.seederUploadSlots, { now, queue: queue(p.seederUploadSlots) })
-    for (const n of nodes) n.slots = new UploadSlots(p.uploadSlots, { now, queue: queue(p.uploadSlots) })
+    // The seeder knows an agent's site from its `have` requests: with sites known, each site draws on its own slots.
+    const siteOf = new Map<string, string>()
+    if (sites?.aware === true) for (const n of nodes) siteOf.set(n.id, `site-${n.site}`)
+    this.seeder.slots = new SiteUploadSlots({
+      max: p.seederUploadSlots,
+      poolOf: (peer) => siteOf.get(peer),
+      perPool: p.seederUploadsPerSite ?? SEEDER_UPLOADS_PER_SITE,
+      // Each chunk once into each site, as seederUploadSlots.
+      oncePerPool: p.seederOncePerSite ?? true,
+      now,
+      queue,
+    })
+    // An agent in a site serves peers outside it from a pool of its own (AGENT_WAN_UPLOADS).
+    for (const n of nodes) {
+      n.slots =
+        sites?.aware === true
+          ? new SiteUploadSlots({
+              max: p.uploadSlots,
+              poolOf: (peer) => (siteOf.get(peer) === `site-${n.site}` ? undefined : 'wan'),
+              perPool: p.wanUploadSlots ?? AGENT_WAN_UPLOADS,
+              now,
+              queue,
+            })
+          : new UploadSlots(p.uploadSlots, { now, queue: queue(p.uploadSlots) })
+    }
     this.blobs = p.blobBytes.map((b, i) => makeBlob(i, b, p.chunkBytes))
   }
 

@@ -21,5 +21,6 @@ export {
   withoutPeerId,
   withPeerId,
 } from './seeders.ts'
+export { agentUploadSlots, seederUploadSlots } from './serve/index.ts'
 export { chunkKey, sameSite, SiteElection, type SiteElectionInit } from './sites.ts'
 export { WanBudget, type WanBudgetInit, wanBudgetFor } from './wan-budget.ts'

@@ -47,6 +47,11 @@ export class WanBudget {
     if (this.#sites.size > MAX_KNOWN_PEER_SITES) this.#sites.delete(this.#sites.keys().next().value!)
   }
 
+  /** The site `peer` said it is in; undefined when it named none or is not known. */
+  siteOf(peer: string): string | undefined {
+    return this.#sites.get(peer)
+  }
+
   /** Whether `peer` is across the WAN from this node (not known to be in its site). */
   outside(peer: string): boolean {
     return !sameSite(this.#i.site, this.#sites.get(peer))

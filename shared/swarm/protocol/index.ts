@@ -9,7 +9,7 @@ import type { BulkClient } from '../bulk/client.ts'
 import type { BulkCredentials } from '../bulk/credentials.ts'
 import type { HostPort } from '../bulk/listen.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
-import type { ChunkSource, OnServed, RequestContext } from '../serve/index.ts'
+import type { ChunkSource, OnServed, RequestContext, UploadSlots } from '../serve/index.ts'
 
 // What a node serves lives below both the libp2p stream and the bulk path (shared/swarm/serve).
 export type { ChunkSource, OnServed, RequestContext, SourceHave } from '../serve/index.ts'
@@ -40,6 +40,11 @@ export interface ChunkServerInit {
   readonly maxInboundStreamsPerPeer?: number
   /** Chunk responses sent at once over all peers; more are answered `busy` (default 8). */
   readonly maxConcurrentUploads?: number
+  /**
+   * The upload slots to draw on, in place of a flat `maxConcurrentUploads` (edge sites: pools by the receiver's
+   * site, shared/swarm/serve/site-slots.ts). The bulk path draws on the same.
+   */
+  readonly uploads?: UploadSlots
   /** Each request must be answered in full within this time or its stream is reset (default 30 s). */
   readonly requestTimeoutMs?: number
   /** Shared upload limit; chunk bytes take from it as they are written. */

@@ -57,7 +57,7 @@ export class ChunkServer implements Startable {
     this.#onServed = init.onServed
     this.#prefetch = init.prefetch
     this.#log = init.log ?? silent
-    this.#uploads = new UploadSlots(init.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS)
+    this.#uploads = init.uploads ?? new UploadSlots(init.maxConcurrentUploads ?? DEFAULT_MAX_CONCURRENT_UPLOADS)
     if (init.bulk !== undefined) {
       const tickets = new BulkTickets(init.bulk.ticketTtlMs === undefined ? {} : { ttlMs: init.bulk.ticketTtlMs })
       const server = new BulkServer({

@@ -5,3 +5,14 @@ export { ChunkBuffers } from './chunk-buffers.ts'
 export type { ChunkSource, OnServed, RequestContext, SourceHave } from './chunk-source.ts'
 export { type ServableChunk, takeChunk } from './take-chunk.ts'
 export { SLOT_WAIT_MS, UPLOAD_CONTENTION_MS, UploadSlots } from './upload-slots.ts'
+export {
+  AGENT_WAN_UPLOADS,
+  MAX_SEEDER_SITE_UPLOADS,
+  SEEDER_UPLOADS_PER_SITE,
+  agentUploadSlots,
+  type PeerSites,
+  seederUploadSlots,
+  SITE_SEND_GRACE_MS,
+  SiteUploadSlots,
+  type SiteUploadSlotsInit,
+} from './site-slots.ts'

@@ -31,7 +31,8 @@ export async function takeChunk(
   if (index >= count) throw new InvalidMessageError(`chunk index ${index} out of range 0..${count - 1}`)
   // No bitfield check: a super-seeding seeder advertises a subset but still serves any chunk it holds.
   const peer = ctx.peer.toString()
-  const release = uploads.tryAcquire(peer) ?? (await waitForSlot(uploads, peer, ctx.signal))
+  const key = `${digest}#${index}`
+  const release = uploads.tryAcquire(peer, key) ?? (await waitForSlot(uploads, peer, key, ctx.signal))
   if (release === undefined) return { t: 'busy' }
   const { start, end } = chunkRange(have, index)
   // With `buffers`, the chunk is read into one of them, given back with the slot (the caller's `finally`).
@@ -66,10 +67,15 @@ export async function takeChunk(
  * wait ends without a slot, or the request is aborted. An answer that comes a little later is still an answer to a
  * client of any version; only `busy` sends the receiver elsewhere.
  */
-function waitForSlot(uploads: UploadSlots, peer: string, signal: AbortSignal): Promise<(() => void) | undefined> {
+function waitForSlot(
+  uploads: UploadSlots,
+  peer: string,
+  chunk: string,
+  signal: AbortSignal,
+): Promise<(() => void) | undefined> {
   if (signal.aborted) return Promise.resolve(undefined)
   return new Promise((resolve) => {
-    const cancel = uploads.wait(peer, (release) => done(release))
+    const cancel = uploads.wait(peer, (release) => done(release), chunk)
     if (cancel === undefined) return resolve(undefined)
     const giveUp = (): void => {
       if (cancel()) done(undefined)

@@ -49,8 +49,11 @@ export class UploadSlots {
     return this.#used
   }
 
-  /** A release function (idempotent), or undefined when `peer` should be answered `busy`. */
-  tryAcquire(peer: string): (() => void) | undefined {
+  /**
+   * A release function (idempotent), or undefined when `peer` should be answered `busy`. `chunk` names what the
+   * slot is for (`digest#index`): this class does not look at it; pools by site do (SiteUploadSlots).
+   */
+  tryAcquire(peer: string, _chunk?: string): (() => void) | undefined {
     const now = this.#now()
     const held = this.#held.get(peer) ?? 0
     if (this.#used >= this.max || (held > 0 && this.#othersWaiting(peer, now))) {
@@ -66,7 +69,7 @@ export class UploadSlots {
    * release that freed it). Returns a cancel function, true when the request was still waiting (it is dropped:
    * answer `busy`), false once granted; undefined, and no wait, when the queue is full.
    */
-  wait(peer: string, granted: (release: () => void) => void): (() => boolean) | undefined {
+  wait(peer: string, granted: (release: () => void) => void, _chunk?: string): (() => boolean) | undefined {
     if (this.#queue.length >= this.#queueMax) return undefined
     const w: Waiter = { peer, granted }
     this.#queue.push(w)
