@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../../../shared/chunks/bitfield.ts'
-import { StallClocks } from '../../../../shared/swarm/scheduler/index.ts'
+import { ReceiveBudget, StallClocks } from '../../../../shared/swarm/scheduler/index.ts'
 import {
   CHUNK_IDLE_MS,
   DownloadSession,
@@ -32,6 +32,53 @@ describe('DownloadSession', () => {
     // The seeder is the last resort: peers held every chunk.
     expect(w.fetches.filter((f) => f.peer === 's')).toEqual([])
     expect(w.bans.size).toBe(0)
+  })
+
+  it('keeps within the node budget it shares with other downloads, and gives every request back', () => {
+    class Watched extends ReceiveBudget {
+      peak = 0
+      override take(): void {
+        super.take()
+        this.peak = Math.max(this.peak, this.used)
+      }
+    }
+    const n = 24
+    const budget = new Watched(1)
+    const w = world({
+      chunkCount: n,
+      peers: [
+        { id: 'a', kind: 'peer', have: all(n), behaviour: { kind: 'honest' } },
+        { id: 'b', kind: 'peer', have: all(n), behaviour: { kind: 'honest' } },
+      ],
+      init: { budget },
+    })
+    w.clock.run(60_000, () => w.end !== undefined)
+    expect(w.end).toBe('done')
+    // Alone, the session keeps several requests in flight (two peers' pipelines); the budget allows one.
+    expect(budget.peak).toBe(1)
+    expect(budget.used).toBe(0)
+  })
+
+  it('asks nothing while other downloads hold the node budget, and asks as soon as one gives some back', () => {
+    const n = 4
+    const budget = new ReceiveBudget(2)
+    budget.take()
+    budget.take()
+    const w = world({
+      chunkCount: n,
+      peers: [{ id: 'a', kind: 'peer', have: all(n), behaviour: { kind: 'honest' } }],
+      init: { budget },
+    })
+    w.clock.run(1_050)
+    expect(w.fetches).toEqual([])
+    budget.give()
+    w.clock.run(1_051)
+    // Woken by the budget, not by its next tick (every TICK_MS).
+    expect(w.fetches.map((f) => f.at)).toEqual([1_050])
+    budget.give()
+    w.clock.run(60_000, () => w.end !== undefined)
+    expect(w.end).toBe('done')
+    expect(budget.used).toBe(0)
   })
 
   it('bans a peer whose chunk fails its hash, and never writes that chunk', () => {
