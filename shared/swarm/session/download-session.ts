@@ -2,6 +2,7 @@ import type { Bitfield, ChunkAttestation } from '../../chunks/index.ts'
 import { DEFAULT_BUSY_BACKOFF_MS, DownloadScheduler, type DownloadStallClock } from '../scheduler/index.ts'
 import type { ChunkOutcome, PeerKind } from '../scheduler/index.ts'
 import {
+  BUDGET_QUIET_MS,
   CHUNK_IDLE_MS,
   HARD_TIMEOUT_STALL_DIVISOR,
   MAP_RECHECK_MS,
@@ -224,6 +225,7 @@ export class DownloadSession implements HaveSink {
     // The idle window is checked per tick, not per pass: a tick is frequent enough for a 10 s window, and a pass
     // (on every answer) stays cheap.
     for (const r of this.#inflight.values()) {
+      if (!r.released && now - r.lastByteAt > BUDGET_QUIET_MS) this.#release(r)
       if (r.answered || now - r.lastByteAt <= this.#idleMs) continue
       this.counts.idle++
       // Told to the scheduler as a failure first: a dropped request's answer no longer counts.

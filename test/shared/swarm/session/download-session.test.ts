@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../../../shared/chunks/bitfield.ts'
 import { ReceiveBudget, StallClocks } from '../../../../shared/swarm/scheduler/index.ts'
 import {
+  BUDGET_QUIET_MS,
   CHUNK_IDLE_MS,
   DownloadSession,
   MAP_RECHECK_MS,
@@ -79,6 +80,26 @@ describe('DownloadSession', () => {
     w.clock.run(60_000, () => w.end !== undefined)
     expect(w.end).toBe('done')
     expect(budget.used).toBe(0)
+  })
+
+  it('stops counting a request that brings no byte against the node budget, so the node asks someone else', () => {
+    const budget = new ReceiveBudget(1)
+    const w = world({
+      chunkCount: 2,
+      peers: [
+        { id: 'mute', kind: 'peer', have: [0], behaviour: { kind: 'silent' } },
+        { id: 'good', kind: 'peer', have: [1], behaviour: { kind: 'honest' } },
+      ],
+      init: { budget },
+    })
+    w.clock.run(BUDGET_QUIET_MS + 500)
+    expect(w.fetches.map((f) => f.peer)).toEqual(['mute', 'good'])
+    const second = w.fetches[1]!.at - w.fetches[0]!.at
+    // Not before the quiet time, and well before the idle window would have dropped the silent request.
+    expect(second).toBeGreaterThan(BUDGET_QUIET_MS)
+    expect(second).toBeLessThanOrEqual(BUDGET_QUIET_MS + TICK_MS)
+    expect(w.fetches[0]!.abortedAt).toBeUndefined()
+    expect(w.written.has(1)).toBe(true)
   })
 
   it('bans a peer whose chunk fails its hash, and never writes that chunk', () => {
