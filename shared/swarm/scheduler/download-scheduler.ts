@@ -269,14 +269,9 @@ export class DownloadScheduler {
     // The first time a peer with room in its pipeline comes back from a `busy` pause.
     let idleUntil = Number.POSITIVE_INFINITY
     for (const p of this.#peerList) {
-      if (!p.attached) continue
-      // Most peers of a crowded swarm are in a `busy` pause: those that cannot move idleUntil are skipped before
-      // their pipeline depth is worked out (the profile's hottest line at 1,000 nodes).
-      const paused = now < p.busyUntil
-      if (paused && p.busyUntil >= idleUntil) continue
-      if (p.inflight.size > 0 && p.inflight.size >= this.#depth(p)) continue
-      if (!paused) free.push(p)
-      else idleUntil = p.busyUntil
+      if (!p.attached || p.inflight.size >= this.#depth(p)) continue
+      if (now >= p.busyUntil) free.push(p)
+      else if (p.busyUntil < idleUntil) idleUntil = p.busyUntil
     }
     if (free.length === 0) {
       this.#idle(idleUntil)
