@@ -8,7 +8,7 @@ import type { ContentStore } from '../../shared/store/index.ts'
 import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
-import { type PeerKind, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
+import { type PeerKind, ReceiveBudget, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
 import { rendezvousScore, type SeederRef } from '../../shared/swarm/index.ts'
 import {
   type ChunkVerifier,
@@ -71,6 +71,8 @@ export class Swarm {
   readonly #bans = new Map<string, number>()
   /** Every download's stall clock; bytes of any blob keep the node's byte clock going (see StallClocks). */
   readonly #stall = new StallClocks()
+  /** Chunk requests in flight over every download, so one node does not hold a dozen senders' slots at once. */
+  readonly #budget = new ReceiveBudget()
   /** Who pulls a cold blob from the origin for the swarm: seeders, then the agents' election. */
   readonly #cold: ColdDuty
 
@@ -278,6 +280,7 @@ export class Swarm {
         // Each agent breaks ties its own way, so agents spread over different chunks.
         random: seededRandom(rendezvousScore(node.peerId.toString(), digest)),
         stall: this.#stall,
+        budget: this.#budget,
         bans: this.#bans,
         signal,
         ...(this.#o.site === undefined

@@ -2,7 +2,7 @@ import { parseFlags } from '../args.ts'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
-import { DEFAULT_INFLIGHT_TOTAL_MS } from '../../shared/swarm/scheduler/index.ts'
+import { DEFAULT_INFLIGHT_TOTAL_MS, DEFAULT_NODE_INFLIGHT } from '../../shared/swarm/scheduler/index.ts'
 import { AGENT_WAN_UPLOADS, SEEDER_UPLOADS_PER_SITE, SLOT_WAIT_MS } from '../../shared/swarm/serve/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
@@ -76,6 +76,8 @@ ${SITE_USAGE}
   --inflight-per-peer K   the scheduler's pipeline per peer (default: its own, 4 growing to 16)
   --inflight-total-ms MS  transfer time a download's requests may queue at its receive rate (default: the
                           scheduler's, ${DEFAULT_INFLIGHT_TOTAL_MS}; 0 = no such cap)
+  --node-inflight K       chunk requests an agent keeps in flight over all its blobs (default ${DEFAULT_NODE_INFLIGHT},
+                          as the agent's ReceiveBudget; 0 = none, each blob bounded only by its own cap, as before)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
   --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
   --lookup-latency-ms MS  DHT lookup latency (default 50)
@@ -198,6 +200,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       lookupResults: 20,
       dhtReplication: 20,
       provideLatencyMs: 100,
+      nodeInflight: num('node-inflight', v['node-inflight'], DEFAULT_NODE_INFLIGHT, { integer: true, zero: true }),
       maxPeers: num('max-peers', v['max-peers'], MAX_TRACKED_PEERS, { integer: true, zero: true }),
       hints: 16,
       stallTimeoutMs: num('stall-timeout-s', v['stall-timeout-s'], 60) * 1000,
@@ -256,6 +259,7 @@ function parse(argv: readonly string[]) {
     'max-busy-backoff-ms': text,
     'inflight-per-peer': text,
     'inflight-total-ms': text,
+    'node-inflight': text,
     'max-peers': text,
     'stall-timeout-s': text,
     'lookup-latency-ms': text,

@@ -218,7 +218,7 @@ export function simSummaryMarkdown(r: SimReport): string {
     `Model: chunk ${fmtBytes(p.chunkBytes)}, RTT ${p.rttMs} ms, wire efficiency ${p.wireEfficiency.toFixed(3)}, ` +
       `${p.uploadSlots} upload slots per agent, ${p.seederUploadSlots} on the seeder (send buffer ${fmtBytes(p.sendBufferBytes)}, slot wait ${p.slotWaitMs} ms), ` +
       `pipeline per peer ${p.inflightPerPeer ?? 'scheduler default'}, ` +
-      `requests queued per blob ${p.inflightTotalMs === undefined ? 'scheduler default' : p.inflightTotalMs === 0 ? 'uncapped' : `${p.inflightTotalMs} ms`}, max ${p.maxPeers === 0 ? 'unlimited' : p.maxPeers} peers per blob, ` +
+      `requests queued per blob ${p.inflightTotalMs === undefined ? 'scheduler default' : p.inflightTotalMs === 0 ? 'uncapped' : `${p.inflightTotalMs} ms`}, ${p.nodeInflight === 0 ? 'no node-wide request budget' : `${p.nodeInflight ?? 'default'} requests in flight per node`}, max ${p.maxPeers === 0 ? 'unlimited' : p.maxPeers} peers per blob, ` +
       `stall timeout ${p.stallTimeoutMs / 1000} s, DHT lookup every ${p.lookupPeriodMs} ms (${p.lookupLatencyMs} ms), ` +
       `seed ${p.seed}.`,
     '',

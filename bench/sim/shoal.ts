@@ -1,6 +1,12 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
 import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
-import { seededRandom, SiteSeedPlanner, StallClocks } from '../../shared/swarm/scheduler/index.ts'
+import {
+  DEFAULT_NODE_INFLIGHT,
+  ReceiveBudget,
+  seededRandom,
+  SiteSeedPlanner,
+  StallClocks,
+} from '../../shared/swarm/scheduler/index.ts'
 import {
   type ChunkAnswer,
   type ChunkCall,
@@ -84,10 +90,13 @@ class AgentNode {
   fromOrigin = 0
   /** The stall clocks of this node's downloads, as the agent keeps them. */
   readonly stall = new StallClocks()
+  /** The agent's requests in flight over all its blobs; undefined with `--node-inflight 0`. */
+  readonly budget: ReceiveBudget | undefined
 
-  constructor(index: number, host: Host) {
+  constructor(index: number, host: Host, nodeInflight = DEFAULT_NODE_INFLIGHT) {
     this.index = index
     this.host = host
+    this.budget = nodeInflight > 0 ? new ReceiveBudget(nodeInflight) : undefined
   }
 
   get id(): string {
@@ -158,7 +167,7 @@ export class ShoalModel {
       results: p.lookupResults,
     })
     this.#clock = { now: () => w.q.now, after: (ms, fn) => w.q.after(ms, fn), soon: (fn) => w.q.after(0, fn) }
-    this.agents = w.nodes.map((h, i) => new AgentNode(i, h))
+    this.agents = w.nodes.map((h, i) => new AgentNode(i, h, p.nodeInflight))
     for (const a of this.agents) this.#byId.set(a.id, a)
     this.#seed = w.blobs.map((blob) => ({
       blob,
@@ -434,6 +443,7 @@ export class ShoalModel {
         stallTimeoutMs: p.stallTimeoutMs,
         random: seededRandom(hash32(p.seed, a.id, d.blob.index)),
         stall: a.stall,
+        ...(a.budget === undefined ? {} : { budget: a.budget }),
         signal: new AbortController().signal,
         ...(this.#siteName(a) === undefined
           ? {}

@@ -51,6 +51,11 @@ export interface SimParams {
   readonly busyBackoffMs?: number
   /** The scheduler's longest pause after `busy` answers in a row; undefined = its default. */
   readonly maxBusyBackoffMs?: number
+  /**
+   * Chunk requests an agent keeps in flight over all its blobs (ReceiveBudget); 0 = no node-wide budget (the tree
+   * before it); undefined = the agent's default.
+   */
+  readonly nodeInflight?: number
   /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */
   readonly maxPeers: number
   /** Peer hints in one seeder `have` answer (MAX_HAVE_PEERS). */

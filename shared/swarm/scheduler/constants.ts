@@ -13,6 +13,14 @@ export const DEFAULT_INFLIGHT_TOTAL = 32
 export const DEFAULT_INFLIGHT_TOTAL_MS = 2_000
 /** Requests a download keeps in flight however slowly its bytes arrive, and while its rate is unknown. */
 export const DEFAULT_MIN_INFLIGHT_TOTAL = 2
+/**
+ * Chunk requests a node keeps in flight over all its downloads (ReceiveBudget). Enough to keep the downlink full
+ * while senders each split their uplink over a few receivers (3 slots on an agent), and a round trip's worth of
+ * `busy` answers on top; few enough that one node does not hold a dozen senders' slots at a fraction of its
+ * downlink each. The fleet simulator (bench/sim/README.md, 2026-12-03): 4, 6, 8 and 12 at N = 16 gave slowest
+ * nodes at 1.37, 1.29, 1.36 and 1.47 × T* (1.48 without).
+ */
+export const DEFAULT_NODE_INFLIGHT = 6
 /** Shortest span a download's receive rate is measured over, so its first chunk does not read as a burst. */
 export const MIN_RATE_SPAN_MS = 1_000
 /** How much transfer time a known peer's pipeline should keep queued beyond the chunk it is sending. */

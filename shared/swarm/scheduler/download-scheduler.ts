@@ -254,11 +254,14 @@ export class DownloadScheduler {
     return Math.max(Math.min(min, max), Math.min(max, cap))
   }
 
-  /** New requests to issue now. */
-  next(now: number): ChunkRequest[] {
+  /**
+   * New requests to issue now; `room`: at most this many more (the node's ReceiveBudget, shared with its other
+   * downloads).
+   */
+  next(now: number, room = Number.POSITIVE_INFINITY): ChunkRequest[] {
     this.#advance(now)
     this.#startedAt ??= now
-    const cap = this.inflightCap(now)
+    const cap = Math.min(this.inflightCap(now), this.#total + room)
     if (this.done || this.#total >= cap) return []
     if (this.#idleVersion === this.#version && now < this.#idleUntil) return []
     this.#idleVersion = -1

@@ -16,6 +16,14 @@ export const MAP_RECHECK_TIMEOUT_MS = 2000
  */
 export const CHUNK_IDLE_MS = 10_000
 /**
+ * A request that has brought no byte for this long stops counting against the node's ReceiveBudget (it stays in
+ * flight and may still deliver): the budget is there to share the downlink among transfers that move, and a sender
+ * that answers late (a starved CPU, a long slot queue) must not keep the node from asking anyone else. Several
+ * progress reports long on a fast link; on a link so thin that a transfer reports less often, the downloads' own
+ * caps bound the requests, as before the budget.
+ */
+export const BUDGET_QUIET_MS = 2000
+/**
  * The scheduler's no-progress window is this fraction of the stall timeout, and its hard timeout this one: late
  * requests must move well before the stall timeout sends the blob to the origin.
  */

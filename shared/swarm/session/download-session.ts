@@ -2,6 +2,7 @@ import type { Bitfield, ChunkAttestation } from '../../chunks/index.ts'
 import { DEFAULT_BUSY_BACKOFF_MS, DownloadScheduler, type DownloadStallClock } from '../scheduler/index.ts'
 import type { ChunkOutcome, PeerKind } from '../scheduler/index.ts'
 import {
+  BUDGET_QUIET_MS,
   CHUNK_IDLE_MS,
   HARD_TIMEOUT_STALL_DIVISOR,
   MAP_RECHECK_MS,
@@ -40,6 +41,8 @@ interface Request {
   answered: boolean
   /** Dropped by the session: whatever happens next, the scheduler has already been told. */
   aborted: boolean
+  /** Given back to the node's ReceiveBudget. */
+  released: boolean
 }
 
 /**
@@ -222,6 +225,7 @@ export class DownloadSession implements HaveSink {
     // The idle window is checked per tick, not per pass: a tick is frequent enough for a 10 s window, and a pass
     // (on every answer) stays cheap.
     for (const r of this.#inflight.values()) {
+      if (!r.released && now - r.lastByteAt > BUDGET_QUIET_MS) this.#release(r)
       if (r.answered || now - r.lastByteAt <= this.#idleMs) continue
       this.counts.idle++
       // Told to the scheduler as a failure first: a dropped request's answer no longer counts.
@@ -250,11 +254,17 @@ export class DownloadSession implements HaveSink {
       this.counts.timedOut++
       this.#abort(t.peer, t.index)
     }
-    for (const r of sched.next(now)) this.#request(r.peer, r.index)
+    const budget = this.#i.budget
+    const room = budget === undefined ? undefined : budget.room(this.#wake)
+    for (const r of sched.next(now, room)) this.#request(r.peer, r.index)
   }
+
+  /** The node's ReceiveBudget has room again. */
+  readonly #wake = (): void => this.#poke()
 
   #request(peer: string, index: number): void {
     this.counts.requests++
+    this.#i.budget?.take()
     const key = `${peer}/${index}`
     const r: Request = {
       peer,
@@ -265,6 +275,7 @@ export class DownloadSession implements HaveSink {
       fetch: undefined,
       answered: false,
       aborted: false,
+      released: false,
     }
     this.#inflight.set(key, r)
     const call: ChunkCall = {
@@ -292,6 +303,7 @@ export class DownloadSession implements HaveSink {
   }
 
   #drop(r: Request): void {
+    this.#release(r)
     r.aborted = true
     r.fetch?.abort()
   }
@@ -410,6 +422,7 @@ export class DownloadSession implements HaveSink {
 
   /** Tells the scheduler how a request ended, unless the session dropped it already. */
   #settle(r: Request, outcome: ChunkOutcome): void {
+    this.#release(r)
     if (this.#inflight.get(r.key) === r) this.#inflight.delete(r.key)
     if (r.aborted || this.#ended) return this.#poke()
     if (outcome === 'busy') this.counts.busy++
@@ -425,6 +438,13 @@ export class DownloadSession implements HaveSink {
     if (outcome === 'busy') this.#c.clock.after(this.#busyBackoffMs, () => this.#poke())
     if (sched.done) this.#end(undefined)
     else this.#poke()
+  }
+
+  /** The request no longer counts against the node's budget (once, however it ended). */
+  #release(r: Request): void {
+    if (r.released) return
+    r.released = true
+    this.#i.budget?.give()
   }
 
   #end(failure: Error | undefined): void {

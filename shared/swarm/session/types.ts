@@ -1,5 +1,5 @@
 import type { Bitfield, ChunkAttestation } from '../../chunks/index.ts'
-import type { PeerKind, SchedulerOptions, StallClocks } from '../scheduler/index.ts'
+import type { PeerKind, ReceiveBudget, SchedulerOptions, StallClocks } from '../scheduler/index.ts'
 
 /**
  * A value now, or later. The agent's collaborators do I/O and answer with promises; the simulator's answer at once,
@@ -124,6 +124,11 @@ export interface DownloadSessionInit {
   readonly random: () => number
   /** The node's stall clocks: bytes of any of its blobs keep every download's byte clock going. */
   readonly stall: StallClocks
+  /**
+   * Chunk requests the node keeps in flight over all its downloads, shared by them (ReceiveBudget); none: each
+   * download is bounded only by its own scheduler's cap.
+   */
+  readonly budget?: ReceiveBudget
   /** Peers caught lying, shared by the node's downloads: banned until the time given. */
   readonly bans?: Map<string, number>
   /** Ends the session (its requests are dropped, the result is the signal's reason). */

@@ -106,6 +106,17 @@ describe('DownloadScheduler', () => {
     expect(t.next(0)).toEqual([])
   })
 
+  it('asks for no more than the room it is given (the node budget shared with other downloads)', () => {
+    const s = make(20)
+    for (const id of ['a', 'b', 'c']) s.addPeer(id, 'peer', Bitfield.full(20))
+    expect(s.next(0, 0)).toEqual([])
+    expect(s.next(0, 2)).toHaveLength(2)
+    expect(s.inflight).toBe(2)
+    // Room is counted beyond what is already in flight; with no limit the pipelines bound it (3 peers × 4).
+    expect(s.next(0, 3)).toHaveLength(3)
+    expect(s.next(0)).toHaveLength(7)
+  })
+
   it('deepens the pipeline of a fast peer and thins that of a slow one', () => {
     const mb = 1_000_000
     const s = new DownloadScheduler({

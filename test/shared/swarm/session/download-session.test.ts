@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../../../shared/chunks/bitfield.ts'
-import { StallClocks } from '../../../../shared/swarm/scheduler/index.ts'
+import { ReceiveBudget, StallClocks } from '../../../../shared/swarm/scheduler/index.ts'
 import {
+  BUDGET_QUIET_MS,
   CHUNK_IDLE_MS,
   DownloadSession,
   MAP_RECHECK_MS,
@@ -32,6 +33,73 @@ describe('DownloadSession', () => {
     // The seeder is the last resort: peers held every chunk.
     expect(w.fetches.filter((f) => f.peer === 's')).toEqual([])
     expect(w.bans.size).toBe(0)
+  })
+
+  it('keeps within the node budget it shares with other downloads, and gives every request back', () => {
+    class Watched extends ReceiveBudget {
+      peak = 0
+      override take(): void {
+        super.take()
+        this.peak = Math.max(this.peak, this.used)
+      }
+    }
+    const n = 24
+    const budget = new Watched(1)
+    const w = world({
+      chunkCount: n,
+      peers: [
+        { id: 'a', kind: 'peer', have: all(n), behaviour: { kind: 'honest' } },
+        { id: 'b', kind: 'peer', have: all(n), behaviour: { kind: 'honest' } },
+      ],
+      init: { budget },
+    })
+    w.clock.run(60_000, () => w.end !== undefined)
+    expect(w.end).toBe('done')
+    // Alone, the session keeps several requests in flight (two peers' pipelines); the budget allows one.
+    expect(budget.peak).toBe(1)
+    expect(budget.used).toBe(0)
+  })
+
+  it('asks nothing while other downloads hold the node budget, and asks as soon as one gives some back', () => {
+    const n = 4
+    const budget = new ReceiveBudget(2)
+    budget.take()
+    budget.take()
+    const w = world({
+      chunkCount: n,
+      peers: [{ id: 'a', kind: 'peer', have: all(n), behaviour: { kind: 'honest' } }],
+      init: { budget },
+    })
+    w.clock.run(1_050)
+    expect(w.fetches).toEqual([])
+    budget.give()
+    w.clock.run(1_051)
+    // Woken by the budget, not by its next tick (every TICK_MS).
+    expect(w.fetches.map((f) => f.at)).toEqual([1_050])
+    budget.give()
+    w.clock.run(60_000, () => w.end !== undefined)
+    expect(w.end).toBe('done')
+    expect(budget.used).toBe(0)
+  })
+
+  it('stops counting a request that brings no byte against the node budget, so the node asks someone else', () => {
+    const budget = new ReceiveBudget(1)
+    const w = world({
+      chunkCount: 2,
+      peers: [
+        { id: 'mute', kind: 'peer', have: [0], behaviour: { kind: 'silent' } },
+        { id: 'good', kind: 'peer', have: [1], behaviour: { kind: 'honest' } },
+      ],
+      init: { budget },
+    })
+    w.clock.run(BUDGET_QUIET_MS + 500)
+    expect(w.fetches.map((f) => f.peer)).toEqual(['mute', 'good'])
+    const second = w.fetches[1]!.at - w.fetches[0]!.at
+    // Not before the quiet time, and well before the idle window would have dropped the silent request.
+    expect(second).toBeGreaterThan(BUDGET_QUIET_MS)
+    expect(second).toBeLessThanOrEqual(BUDGET_QUIET_MS + TICK_MS)
+    expect(w.fetches[0]!.abortedAt).toBeUndefined()
+    expect(w.written.has(1)).toBe(true)
   })
 
   it('bans a peer whose chunk fails its hash, and never writes that chunk', () => {
