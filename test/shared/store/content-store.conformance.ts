@@ -21,6 +21,14 @@ export interface StoreHarness {
 export type StoreFactory = (opts: StoreOptions) => Promise<StoreHarness>
 
 const BAD_DIGEST = 'sha256:../../../../etc/passwd' as Digest
+/** [start, end) ranges of a 10,000-byte blob cut in 4096-byte chunks: first and last bytes, across a chunk end, empty, whole. */
+const EDGE_RANGES = [
+  [0, 1],
+  [4095, 4097],
+  [9999, 10_000],
+  [5000, 5000],
+  [0, 10_000],
+] as const
 
 export function contentStoreConformance(name: string, factory: StoreFactory): void {
   describe(`${name}: ContentStore conformance`, () => {
@@ -49,13 +57,7 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         const whole = await blobs.read(blob.digest)
         expect(whole?.info.digest).toBe(blob.digest)
         expectBytes(await collect(whole!.stream), blob.bytes)
-        for (const [start, end] of [
-          [0, 1],
-          [4095, 4097],
-          [9999, 10_000],
-          [5000, 5000],
-          [0, 10_000],
-        ] as const) {
+        for (const [start, end] of EDGE_RANGES) {
           const r = await blobs.read(blob.digest, { start, end })
           expectBytes(await collect(r!.stream), blob.bytes.subarray(start, end))
         }
@@ -71,13 +73,7 @@ export function contentStoreConformance(name: string, factory: StoreFactory): vo
         const other = blobOf(10_000, 12)
         await putBlob(blobs, blob, { chunkSize: 4096 })
         await putBlob(blobs, other, { chunkSize: 4096 })
-        for (const [start, end] of [
-          [0, 1],
-          [4095, 4097],
-          [9999, 10_000],
-          [5000, 5000],
-          [0, 10_000],
-        ] as const) {
+        for (const [start, end] of EDGE_RANGES) {
           expectBytes((await blobs.readRange(blob.digest, { start, end }))!, blob.bytes.subarray(start, end))
         }
         const ranges = Array.from({ length: 40 }, (_, i) => ({ start: i * 250, end: i * 250 + 250 }))
