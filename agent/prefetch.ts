@@ -111,17 +111,7 @@ export class Prefetcher {
     try {
       if ((await store.stat(digest)) !== undefined) return
       const upstream = this.#i.upstreamFor(registry)
-      const { download } = downloads.join(digest, store, (dl) =>
-        this.#i.fill(dl, {
-          method: 'GET',
-          upstream,
-          name,
-          digest,
-          range: undefined,
-          authorization: undefined,
-          signal: this.#i.signal,
-        }),
-      )
+      const { download } = downloads.joinUnasked(store, this.#i.fill, { upstream, name, digest }, this.#i.signal)
       await download.finished
       log.info({ digest }, 'prefetched blob')
       this.#keep(digest)

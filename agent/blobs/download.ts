@@ -2,7 +2,9 @@ import { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Digest } from '../../shared/oci/index.ts'
+import type { Upstream } from '../../shared/origin/index.ts'
 import { type ContentStore, FileStream, type PartialBlob } from '../../shared/store/index.ts'
+import type { BlobFiller } from './service.ts'
 
 /**
  * One in-flight download of one blob. Writers (origin, swarm) fill `partial`; any number of readers stream the
@@ -321,6 +323,21 @@ export class Downloads {
       },
     )
     return { download: dl, started: true }
+  }
+
+  /**
+   * Joins or starts a download no client asked for (a preheat's prefetch, an elected agent seeding its peers): the
+   * whole blob through the fill policy, with no client's credentials.
+   */
+  joinUnasked(
+    store: ContentStore,
+    fill: BlobFiller,
+    blob: { readonly upstream: Upstream; readonly name: string; readonly digest: Digest },
+    signal: AbortSignal,
+  ): { download: Download; started: boolean } {
+    return this.join(blob.digest, store, (dl) =>
+      fill(dl, { method: 'GET', ...blob, range: undefined, authorization: undefined, signal }),
+    )
   }
 
   list(): readonly Download[] {

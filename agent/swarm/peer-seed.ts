@@ -141,16 +141,11 @@ export function peerFetch(
       const map = await init.maps.get(digest)
       return { size: info.size, chunkSize: map?.map.chunkSize ?? init.chunkSize }
     }
-    const { download } = init.downloads.join(digest, init.store as ContentStore, (dl) =>
-      init.fill(dl, {
-        method: 'GET',
-        upstream,
-        name,
-        digest,
-        range: undefined,
-        authorization: undefined,
-        signal: init.signal,
-      }),
+    const { download } = init.downloads.joinUnasked(
+      init.store as ContentStore,
+      init.fill,
+      { upstream, name, digest },
+      init.signal,
     )
     const size = await abortable(download.size, signal)
     return { size, chunkSize: download.partial?.chunkSize ?? init.chunkSize }
