@@ -1,3 +1,4 @@
+import { CLOCK_TICKS_PER_S } from '../datapath/proc.ts'
 import { readFile } from 'node:fs/promises'
 
 /** Jiffies since boot of one CPU line of /proc/stat. */
@@ -37,6 +38,12 @@ export function busyFraction(a: CpuTimes, b: CpuTimes): number {
   const total = b.total - a.total
   if (total <= 0) return 0
   return Math.min(1, Math.max(0, (total - (b.idle - a.idle)) / total))
+}
+
+/** CPU seconds the whole machine spent busy (all cores) between two snapshots; /proc/stat counts clock ticks. */
+export function busySeconds(a: CpuSnapshot, b: CpuSnapshot): number {
+  const ticks = b.all.total - a.all.total - (b.all.idle - a.all.idle)
+  return Math.max(0, ticks) / CLOCK_TICKS_PER_S
 }
 
 export async function readCpu(): Promise<CpuSnapshot> {

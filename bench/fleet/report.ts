@@ -2,6 +2,7 @@ import { type BoundSources, type LowerBound, mbitToBps, scenarioBound } from './
 import type { BenchConfig, ScenarioName } from './config.ts'
 import { type LinkCounters, payloadBytes, type SentBytes, sent, sumCounters, ZERO_COUNTERS } from './counters.ts'
 import type { CpuUse } from './cpu.ts'
+import type { KindCpu } from './process-cpu.ts'
 import type { BenchImage } from './image.ts'
 import type { HostPlan } from './netns.ts'
 import type { NodeResult, Sample } from './rollout.ts'
@@ -34,6 +35,10 @@ export interface ScenarioCpu {
   /** The kernel's 1, 5 and 15 minute load averages right before the rollout. */
   readonly loadAverage?: readonly number[]
   readonly rollout: CpuUse
+  /** CPU seconds the machine was busy during the rollout (all cores together). */
+  readonly busySeconds?: number
+  /** Of those, per kind of process (agents, seeder, registry, pull clients, …), largest first. */
+  readonly byProcess?: readonly KindCpu[]
 }
 
 export interface MachineInfo {
@@ -417,6 +422,21 @@ export function siteTable(r: Report): string[] {
   ]
 }
 
+/** Per scenario, who used the CPU during the rollout: CPU seconds per kind of process, of the machine's busy time. */
+export function cpuLines(r: Report): string[] {
+  const lines = r.scenarios.flatMap((s) => {
+    const by = s.cpu?.byProcess
+    const busy = s.cpu?.busySeconds
+    if (by === undefined || busy === undefined || busy <= 0) return []
+    const listed = by.reduce((sum, k) => sum + k.seconds, 0)
+    const parts = by.map((k) => `${k.kind}${k.processes > 1 ? ` (${k.processes})` : ''} ${k.seconds.toFixed(1)} s`)
+    const rest = busy - listed
+    if (rest > 0.05) parts.push(`outside the fleet's processes (interrupts, other work) ${rest.toFixed(1)} s`)
+    return [`- ${s.title}: ${busy.toFixed(1)} CPU s busy: ${parts.join(', ')}`]
+  })
+  return lines.length === 0 ? [] : ['CPU during the rollout, by process (utime + stime from /proc):', '', ...lines]
+}
+
 /** The Markdown table of a run. */
 export function summaryMarkdown(r: Report): string {
   const head =
@@ -446,6 +466,7 @@ export function summaryMarkdown(r: Report): string {
   )
   const setup = r.setup
   const sites = siteTable(r)
+  const cpu = cpuLines(r)
   return [
     `# Fleet benchmark, ${r.startedAt}`,
     '',
@@ -457,6 +478,7 @@ export function summaryMarkdown(r: Report): string {
     rule,
     ...rows,
     ...(sites.length > 0 ? ['', ...sites] : []),
+    ...(cpu.length > 0 ? ['', ...cpu] : []),
     ...(reasons.length > 0 ? ['', ...reasons] : []),
     ...(failures.length > 0 ? ['', 'Failed pulls:', ...failures] : []),
     '',

@@ -4,7 +4,8 @@ import { join } from 'node:path'
 import type { BenchConfig } from './config.ts'
 import type { LinkCounters } from './counters.ts'
 import { diffCounters, ZERO_COUNTERS } from './counters.ts'
-import { type CpuSnapshot, cpuUse, readCpu } from './cpu.ts'
+import { busySeconds, type CpuSnapshot, cpuUse, readCpu } from './cpu.ts'
+import { cpuByKind, type ProcessTimes, sampleProcesses } from './process-cpu.ts'
 import { BenchCommandError } from './errors.ts'
 import type { Fleet } from './fleet.ts'
 import type { BenchImage } from './image.ts'
@@ -161,7 +162,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     const bg1 = await readCpu()
     const loadBefore = loadavg()
     const c1 = await fleet.counters({ signal })
-    const cpu1 = await readCpu()
+    const [cpu1, procs1] = await Promise.all([readCpu(), sampleProcesses()])
     const jobs = fleet.nodes.map((node) => ({
       node: node.name,
       command: fleet.exec(node, ...commandParts(scenario.pull(node, ctx))),
@@ -173,6 +174,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     const cut = env.config.wanCut === undefined ? undefined : startWanCut(fleet, env.config.wanCut, tRollout, ctx.log)
     let nodes: readonly NodeResult[]
     let cpu2: CpuSnapshot
+    let procs2: Map<number, ProcessTimes>
     let c2: ReadonlyMap<string, LinkCounters>
     let timeline: readonly Sample[]
     let wanCut: WanCutDone | undefined
@@ -182,7 +184,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
         signal,
         env: { ...process.env, ...PULL_ENV },
       })
-      cpu2 = await readCpu()
+      ;[cpu2, procs2] = await Promise.all([readCpu(), sampleProcesses()])
       c2 = await fleet.counters({ signal })
     } finally {
       // Also on abort: a sampler left running would keep the process alive after teardown.
@@ -204,6 +206,8 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
         backgroundBusy: cpuUse(bg0, bg1).busy,
         loadAverage: loadBefore,
         rollout: cpuUse(cpu1, cpu2),
+        busySeconds: busySeconds(cpu1, cpu2),
+        byProcess: cpuByKind(procs1, procs2),
       },
       timeline,
       ...(wanCut === undefined ? {} : { wanCut }),

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { busyFraction, cpuUse, parseProcStat } from '../../../bench/fleet/cpu.ts'
+import { CLOCK_TICKS_PER_S } from '../../../bench/datapath/proc.ts'
+import { busyFraction, busySeconds, cpuUse, parseProcStat } from '../../../bench/fleet/cpu.ts'
 
 const A = `cpu  100 0 50 800 50 0 0 0 0 0
 cpu0 50 0 25 400 25 0 0 0 0 0
@@ -42,5 +43,12 @@ describe('busyFraction and cpuUse', () => {
   it('is 0 over an empty interval', () => {
     const a = parseProcStat(A)
     expect(busyFraction(a.all, a.all)).toBe(0)
+  })
+})
+
+describe('busySeconds', () => {
+  it('is the busy clock ticks of every core together, in seconds', () => {
+    // 200 ticks passed on the machine line, 100 of them idle (cpu1's)
+    expect(busySeconds(parseProcStat(A), parseProcStat(B))).toBeCloseTo(100 / CLOCK_TICKS_PER_S)
   })
 })
