@@ -68,6 +68,8 @@ export interface BenchConfig {
   readonly pullTimeoutS: number
   /** Interval of the CPU and link-counter samples taken during a rollout. */
   readonly sampleMs: number
+  /** `--cpu-prof`: Shoal's daemons run under `node --cpu-prof`. */
+  readonly cpuProf: boolean
   /** The `shoal` command the Shoal scenarios run (this checkout's by default). */
   readonly shoalBin: string
   /** Extra flags for every `shoal agent` (e.g. `--stall-timeout=60000`), to try a setting; none by default. */
@@ -152,6 +154,8 @@ ${WAN_CUT_USAGE}
   --shoal-bin FILE        the shoal command to run (default: this checkout's bin/shoal.js)
   --agent-flag=FLAG       extra flag for every shoal agent, repeatable (e.g. --agent-flag=--stall-timeout=60000)
   --seeder-flag=FLAG      extra flag for the shoal seeder, repeatable (e.g. --seeder-flag=--chunk-size=1MiB)
+  --cpu-prof              run Shoal's agents and seeder under node --cpu-prof; each one's top frames over the
+                          rollout go to profiles.md beside summary.md (slower: compare with runs that had it)
   --help                  this text`
 
 function positiveNumber(flag: string, raw: string | undefined, fallback: number, integer = false): number {
@@ -247,6 +251,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchConfig | 'help' {
     seederFlags: Object.freeze([...(v['seeder-flag'] ?? [])]),
     swarmChunkBytes: chunkSizeOf(v['seeder-flag'] ?? []),
     agentUploadSlots: uploadSlotsOf(v['agent-flag'] ?? []),
+    cpuProf: v['cpu-prof'] === true,
   })
 }
 
@@ -311,5 +316,6 @@ function parse(argv: readonly string[]) {
     'shoal-bin': TEXT,
     'agent-flag': { type: 'string', multiple: true },
     'seeder-flag': { type: 'string', multiple: true },
+    'cpu-prof': { type: 'boolean' },
   } as const)
 }

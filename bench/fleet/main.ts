@@ -21,7 +21,7 @@ import { planRun } from './netns.ts'
 import { preflight } from './preflight.ts'
 import { liveDaemons } from '../../harness/daemon.ts'
 import { startRegistry } from './registry.ts'
-import { buildReport, type MachineInfo, type ScenarioMeasurement, summaryMarkdown } from './report.ts'
+import { buildReport, type MachineInfo, profilesMarkdown, type ScenarioMeasurement, summaryMarkdown } from './report.ts'
 import { runScenario } from './run.ts'
 import type { Scenario } from './scenario.ts'
 import { direct, pullThroughCache } from './scenarios/baselines.ts'
@@ -202,7 +202,10 @@ async function bench(config: BenchConfig, argv: readonly string[], signal: Abort
     await writeFile(join(outDir, 'report.json'), `${JSON.stringify(report, null, 2)}\n`)
     await writeFile(join(outDir, 'report.svg'), renderSvg(report))
     await writeFile(join(outDir, 'summary.md'), summary)
-    process.stdout.write(`${summary}\nWritten to ${outDir}/ (report.json, report.svg, summary.md)\n`)
+    const profiles = profilesMarkdown(report, measurements)
+    if (profiles !== undefined) await writeFile(join(outDir, 'profiles.md'), profiles)
+    const files = ['report.json', 'report.svg', 'summary.md', ...(profiles === undefined ? [] : ['profiles.md'])]
+    process.stdout.write(`${summary}\nWritten to ${outDir}/ (${files.join(', ')})\n`)
     return outDir
   } finally {
     await rm(workDir, { recursive: true, force: true })

@@ -3,6 +3,7 @@ import type { BenchConfig, ScenarioName } from './config.ts'
 import { type LinkCounters, payloadBytes, type SentBytes, sent, sumCounters, ZERO_COUNTERS } from './counters.ts'
 import type { CpuUse } from './cpu.ts'
 import type { KindCpu } from './process-cpu.ts'
+import { profileLines, type ProfileSummary } from '../datapath/profile.ts'
 import type { BenchImage } from './image.ts'
 import type { HostPlan } from './netns.ts'
 import type { NodeResult, Sample } from './rollout.ts'
@@ -28,6 +29,14 @@ export interface ScenarioMeasurement {
   readonly timeline?: readonly Sample[]
   /** `--wan-cut`: what was cut, and when it really went down and came back. */
   readonly wanCut?: WanCutDone
+  /** `--cpu-prof`: each Shoal daemon's profile over the rollout. */
+  readonly profiles?: readonly DaemonProfile[]
+}
+
+export interface DaemonProfile {
+  /** The daemon's name in the scenario (`seeder`, `agent-node-3`, …). */
+  readonly daemon: string
+  readonly summary: ProfileSummary
 }
 
 export interface ScenarioCpu {
@@ -420,6 +429,15 @@ export function siteTable(r: Report): string[] {
     ...rows,
     ...(cuts.length > 0 ? ['', ...cuts] : []),
   ]
+}
+
+/** `--cpu-prof`: each Shoal daemon's top frames over the rollout, per scenario (profiles.md). */
+export function profilesMarkdown(r: Report, measurements: readonly ScenarioMeasurement[]): string | undefined {
+  const parts = measurements.flatMap((m) =>
+    (m.profiles ?? []).flatMap((p) => ['', ...profileLines(`${m.title}, ${p.daemon}, over the rollout`, p.summary)]),
+  )
+  if (parts.length === 0) return undefined
+  return [`# Profiles of the fleet run of ${r.startedAt}`, '', `\`${r.command}\``, ...parts, ''].join('\n')
 }
 
 /** Per scenario, who used the CPU during the rollout: CPU seconds per kind of process, of the machine's busy time. */

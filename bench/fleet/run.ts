@@ -1,4 +1,4 @@
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises'
 import { loadavg } from 'node:os'
 import { join } from 'node:path'
 import type { BenchConfig } from './config.ts'
@@ -12,7 +12,8 @@ import type { BenchImage } from './image.ts'
 import type { HostPlan } from './netns.ts'
 import { Daemon } from '../../harness/daemon.ts'
 import { FLEET_DAEMON, run } from './proc.ts'
-import type { ScenarioMeasurement } from './report.ts'
+import { type CpuProfile, type ProfileWindow, summarizeProfile } from '../datapath/profile.ts'
+import type { DaemonProfile, ScenarioMeasurement } from './report.ts'
 import { type NodeResult, rollout, type Sample, Sampler } from './rollout.ts'
 import { PULL_ENV, type Scenario, type ScenarioContext } from './scenario.ts'
 import type { WanCut, WanCutDone } from './sites.ts'
@@ -111,7 +112,13 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     signal,
     pullDest: (node: HostPlan) => join(pulls, node.name),
     daemon(host, name, cmd, args, daemonEnv) {
-      const exec = fleet.exec(host, cmd, args)
+      // `--cpu-prof`: every Node daemon (Shoal's agents and seeder) writes a profile into its own folder on exit.
+      const prof = env.config.cpuProf && cmd === process.execPath
+      const exec = fleet.exec(
+        host,
+        cmd,
+        prof ? ['--cpu-prof', `--cpu-prof-dir=${join(logs, 'profiles', name)}`, ...args] : args,
+      )
       const d = new Daemon(`${scenario.name}/${name}`, exec.cmd, exec.args, {
         ...FLEET_DAEMON,
         logFile: join(logs, `${name}.log`),
@@ -132,6 +139,8 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     log: (m) => env.log(`${scenario.name}: ${m}`),
   }
   const base = { name: scenario.name, title: scenario.title }
+  let result: ScenarioMeasurement
+  let window: ProfileWindow | undefined
   try {
     let reason: string | undefined
     try {
@@ -169,12 +178,14 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
       dest: ctx.pullDest(node),
     }))
     const sampler = new Sampler(fleet, env.config.sampleMs)
+    const windowStartUs = monotonicUs()
     const tRollout = performance.now()
     sampler.start(tRollout)
     const cut = env.config.wanCut === undefined ? undefined : startWanCut(fleet, env.config.wanCut, tRollout, ctx.log)
     let nodes: readonly NodeResult[]
     let cpu2: CpuSnapshot
     let procs2: Map<number, ProcessTimes>
+    let profileWindow: ProfileWindow | undefined
     let c2: ReadonlyMap<string, LinkCounters>
     let timeline: readonly Sample[]
     let wanCut: WanCutDone | undefined
@@ -185,6 +196,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
         env: { ...process.env, ...PULL_ENV },
       })
       ;[cpu2, procs2] = await Promise.all([readCpu(), sampleProcesses()])
+      profileWindow = { startUs: windowStartUs, endUs: monotonicUs() }
       c2 = await fleet.counters({ signal })
     } finally {
       // Also on abort: a sampler left running would keep the process alive after teardown.
@@ -195,7 +207,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
     const failed = nodes.filter((n) => !n.ok).length
     const slowest = Math.max(...nodes.map((n) => n.seconds))
     env.log(`${scenario.name}: rollout done in ${slowest.toFixed(1)} s${failed > 0 ? `, ${failed} nodes failed` : ''}`)
-    return {
+    result = {
       ...base,
       status: 'ok',
       setupS,
@@ -212,6 +224,7 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
       timeline,
       ...(wanCut === undefined ? {} : { wanCut }),
     }
+    window = profileWindow
   } finally {
     try {
       await scenario.teardown(ctx)
@@ -221,6 +234,28 @@ export async function runScenario(scenario: Scenario, env: RunEnv): Promise<Scen
       await Promise.all([dir, pulls].map((d) => rm(d, { recursive: true, force: true })))
     }
   }
+  // The daemons have stopped, so their profiles are written.
+  if (!env.config.cpuProf || window === undefined) return result
+  return { ...result, profiles: await rolloutProfiles(join(logs, 'profiles'), window) }
+}
+
+/** The microseconds V8 stamps profile samples with (CLOCK_MONOTONIC), read in this process. */
+function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n)
+}
+
+/** Each daemon's `.cpuprofile` under `dir/<daemon name>/`, cut to the rollout, largest busy time first. */
+async function rolloutProfiles(dir: string, window: ProfileWindow): Promise<DaemonProfile[]> {
+  const names = await readdir(dir).catch(() => [] as string[])
+  const out: DaemonProfile[] = []
+  for (const name of names) {
+    for (const file of await readdir(join(dir, name)).catch(() => [] as string[])) {
+      if (!file.endsWith('.cpuprofile')) continue
+      const profile = JSON.parse(await readFile(join(dir, name, file), 'utf8')) as CpuProfile
+      out.push({ daemon: name, summary: summarizeProfile(profile, 15, window) })
+    }
+  }
+  return out.sort((a, b) => b.summary.busyMs - a.summary.busyMs)
 }
 
 function commandParts(c: { cmd: string; args: readonly string[] }): [string, readonly string[]] {

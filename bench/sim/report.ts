@@ -93,6 +93,7 @@ export function buildSimReport(input: SimReportInput): SimReport {
     seederFlags: [],
     swarmChunkBytes: params.chunkBytes,
     agentUploadSlots: params.uploadSlots,
+    cpuProf: false,
   }
   const blobs = params.blobBytes.map((size, i) => ({
     digest: `sim:blob-${i}`,
