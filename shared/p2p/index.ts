@@ -21,6 +21,7 @@ export {
   type P2PNodeOptions,
   type P2PServices,
   reprovideSchedule,
+  routingTableMapper,
   SEEDER_CONNECTION_LIMITS,
 } from './node.ts'
 export { generateSwarmKey, parseSwarmKey } from './swarm-key.ts'

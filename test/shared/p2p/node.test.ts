@@ -14,6 +14,7 @@ import {
   InvalidSwarmKeyError,
   type P2PNode,
   type P2PNodeOptions,
+  routingTableMapper,
   SEEDER_CONNECTION_LIMITS,
 } from '../../../shared/p2p/index.ts'
 
@@ -107,6 +108,38 @@ describe('createP2PNode', () => {
     } finally {
       process.off('unhandledRejection', onRejection)
     }
+  })
+
+  it('never queues itself for its routing table: no ping to itself however often answers name it', async () => {
+    const seed = await start()
+    const others = await Promise.all(Array.from({ length: 3 }, () => start({ bootstrap: [addrOf(seed)] })))
+    await Promise.all(others.map((n) => dhtPeerKnown(seed, n.peerId)))
+    await Promise.all(others.map((n) => dhtPeerKnown(n, seed.peerId)))
+    const asker = others[0]!
+    const pinged: string[] = []
+    const ping = asker.services.ping.ping.bind(asker.services.ping)
+    asker.services.ping.ping = (async (peer: PeerId, options?: object) => {
+      pinged.push(peer.toString())
+      return ping(peer, options)
+    }) as typeof asker.services.ping.ping
+    // Every answer to these queries names the asker among the peers closest to its own key.
+    for (let i = 0; i < 3; i++) {
+      for await (const _ of asker.services.dht.getClosestPeers(asker.peerId.toMultihash().bytes, {
+        signal: AbortSignal.timeout(10_000),
+      })) {
+        // draining the query runs it
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(pinged.filter((p) => p === asker.peerId.toString())).toEqual([])
+  })
+
+  it('routingTableMapper keeps every address of other peers and none of its own', async () => {
+    const [a, b] = await Promise.all([start(), start()])
+    const map = routingTableMapper(a.peerId)
+    const addrs = b.getMultiaddrs()
+    expect(map({ id: b.peerId, multiaddrs: addrs }).multiaddrs).toEqual(addrs)
+    expect(map({ id: a.peerId, multiaddrs: a.getMultiaddrs() }).multiaddrs).toEqual([])
   })
 
   it('is a DHT server by default and a client with dhtServer: false', async () => {
