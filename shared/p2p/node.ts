@@ -1,7 +1,14 @@
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
-import type { ConnectionEncrypter, Libp2p, PeerId, PeerInfo, PrivateKey } from '@libp2p/interface'
+import {
+  type ConnectionEncrypter,
+  type Libp2p,
+  type PeerId,
+  type PeerInfo,
+  peerDiscoverySymbol,
+  type PrivateKey,
+} from '@libp2p/interface'
 import { type KadDHT, kadDHT } from '@libp2p/kad-dht'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type Ping, ping } from '@libp2p/ping'
@@ -120,6 +127,52 @@ export function routingTableMapper(self: PeerId): (info: PeerInfo) => PeerInfo {
   return (info) => (info.id.equals(self) ? { ...info, multiaddrs: [] } : info)
 }
 
+/** A peer the DHT names again with the same addresses is passed on to the peer store at most this often. */
+export const DHT_DISCOVERY_REPEAT_MS = 30_000
+
+/**
+ * The DHT as libp2p's peer discovery, quieter: kad-dht announces every peer each DHT answer names (its closer
+ * peers and providers, the same few again and again in a swarm), and libp2p merges each announcement into the
+ * peer store, a locked load, decode, compare, encode and save per peer per answer (the peer store was ~11 % of a
+ * fleet agent's CPU during a rollout, bench/RESULTS.md). This passes a peer on when its addresses changed or
+ * `repeatMs` has passed since it last was, so the peer store still learns every new peer and address at once.
+ * Everything else of the service is the service itself.
+ */
+export function quietDiscovery<C, T extends object>(
+  factory: (components: C) => T,
+  repeatMs = DHT_DISCOVERY_REPEAT_MS,
+  now: () => number = Date.now,
+): (components: C) => T {
+  return (components) => {
+    const service = factory(components)
+    const source = (service as Partial<Record<typeof peerDiscoverySymbol, EventTarget>>)[peerDiscoverySymbol]
+    if (source === undefined) return service
+    const quiet = new EventTarget()
+    const last = new Map<string, { addrs: string; at: number }>()
+    source.addEventListener('peer', (evt) => {
+      const info = (evt as CustomEvent<PeerInfo>).detail
+      const key = info.id.toString()
+      const addrs = info.multiaddrs
+        .map((a) => a.toString())
+        .sort()
+        .join(' ')
+      const t = now()
+      const seen = last.get(key)
+      if (seen !== undefined && seen.addrs === addrs && t - seen.at < repeatMs) return
+      if (last.size >= 4096) last.clear() // a bound, not a cache policy: the next answers fill it again
+      last.set(key, { addrs, at: t })
+      quiet.dispatchEvent(new CustomEvent('peer', { detail: info }))
+    })
+    return new Proxy(service, {
+      get(target, prop) {
+        if (prop === peerDiscoverySymbol) return quiet
+        const v: unknown = Reflect.get(target, prop, target)
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v
+      },
+    })
+  }
+}
+
 /** Creates and starts the swarm node shared by agent and seeder. Stop it with `node.stop()`. */
 export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   opts.signal?.throwIfAborted()
@@ -144,15 +197,17 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       identify: identify(),
       // kad-dht 16 requires the ping service (it pings contacts before evicting them).
       ping: ping(),
-      dht: kadDHT({
-        protocol: DHT_PROTOCOL,
-        clientMode: opts.dhtServer === false,
-        peerInfoMapper: routingTableMapper(peerIdFromPrivateKey(privateKey)),
-        // Queries wait for the first self-query, which kad-dht delays by 1 s by default; an agent that starts
-        // because a pod needs an image should not pay that. The self-query still waits for a first peer.
-        initialQuerySelfInterval: DHT_INITIAL_SELF_QUERY_DELAY_MS,
-        reprovide: reprovideSchedule(opts.reprovideIntervalMs ?? DEFAULT_REPROVIDE_INTERVAL_MS),
-      }),
+      dht: quietDiscovery(
+        kadDHT({
+          protocol: DHT_PROTOCOL,
+          clientMode: opts.dhtServer === false,
+          peerInfoMapper: routingTableMapper(peerIdFromPrivateKey(privateKey)),
+          // Queries wait for the first self-query, which kad-dht delays by 1 s by default; an agent that starts
+          // because a pod needs an image should not pay that. The self-query still waits for a first peer.
+          initialQuerySelfInterval: DHT_INITIAL_SELF_QUERY_DELAY_MS,
+          reprovide: reprovideSchedule(opts.reprovideIntervalMs ?? DEFAULT_REPROVIDE_INTERVAL_MS),
+        }),
+      ),
       bootstrap: bootstrapService({ entries, resolver: opts.resolver }),
     },
   })

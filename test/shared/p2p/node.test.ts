@@ -1,7 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import type { PeerId } from '@libp2p/interface'
+import { type PeerId, peerDiscoverySymbol } from '@libp2p/interface'
 import { afterEach, describe, expect, it } from 'vitest'
 import { digestOf } from '../../../shared/oci/digest.ts'
 import {
@@ -14,6 +14,7 @@ import {
   InvalidSwarmKeyError,
   type P2PNode,
   type P2PNodeOptions,
+  quietDiscovery,
   routingTableMapper,
   SEEDER_CONNECTION_LIMITS,
 } from '../../../shared/p2p/index.ts'
@@ -140,6 +141,43 @@ describe('createP2PNode', () => {
     const addrs = b.getMultiaddrs()
     expect(map({ id: b.peerId, multiaddrs: addrs }).multiaddrs).toEqual(addrs)
     expect(map({ id: a.peerId, multiaddrs: a.getMultiaddrs() }).multiaddrs).toEqual([])
+  })
+
+  it('quietDiscovery passes a peer on when it is new, its addresses changed, or the repeat time passed', async () => {
+    const [a, b] = await Promise.all([start(), start()])
+    let now = 0
+    class Service {
+      readonly events = new EventTarget();
+      [peerDiscoverySymbol] = this.events
+      readonly #secret = 42
+      answer(): number {
+        return this.#secret
+      }
+    }
+    const service = quietDiscovery(
+      () => new Service(),
+      1000,
+      () => now,
+    )(undefined)
+    const passed: string[] = []
+    const quiet = (service as unknown as Record<symbol, EventTarget>)[peerDiscoverySymbol]!
+    quiet.addEventListener('peer', (e) => passed.push((e as CustomEvent<{ id: PeerId }>).detail.id.toString()))
+    const announce = (id: PeerId, addrs: P2PNode['getMultiaddrs']) =>
+      service.events.dispatchEvent(new CustomEvent('peer', { detail: { id, multiaddrs: addrs() } }))
+    announce(a.peerId, () => a.getMultiaddrs()) // new: passed
+    announce(a.peerId, () => a.getMultiaddrs()) // the same again: not
+    announce(b.peerId, () => b.getMultiaddrs()) // another peer: passed
+    announce(a.peerId, () => []) // other addresses: passed
+    now = 999
+    announce(b.peerId, () => b.getMultiaddrs()) // within the repeat time: not
+    now = 1000
+    announce(b.peerId, () => b.getMultiaddrs()) // repeat time passed: passed
+    expect(passed).toEqual([a.peerId, b.peerId, a.peerId, b.peerId].map(String))
+    // The rest of the service is the service, private fields and all.
+    expect(service.answer()).toBe(42)
+    // A service that is no peer discovery is returned as it is.
+    const plain = { x: 1 }
+    expect(quietDiscovery(() => plain)(undefined)).toBe(plain)
   })
 
   it('is a DHT server by default and a client with dhtServer: false', async () => {
