@@ -21,7 +21,11 @@ const restartEnv = mallocRestartEnv(
   typeof process.execve === 'function',
 )
 if (restartEnv !== undefined) {
-  process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], restartEnv)
+  try {
+    process.execve(process.execPath, [process.execPath, ...process.execArgv, ...process.argv.slice(1)], restartEnv)
+  } catch {
+    // The restart is only a saving: without it the service runs with glibc's default arenas.
+  }
 }
 // Stripping the types of every source file loads a WebAssembly compiler whose memory is never given back
 // (about 45 MiB of every process's RSS, measured by bench/datapath). With the stripped sources cached on disk,
