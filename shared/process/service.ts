@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import type { ConfigSources } from '../config/index.ts'
+import { releaseStartupMemory } from './memory.ts'
 import { waitForSignal } from './signals.ts'
 
 export interface RunningService {
@@ -23,6 +24,8 @@ export async function runService<C>(
   const config = load({ argv, env, readFile: (p) => readFileSync(p, 'utf8') })
   const signalled = waitForSignal()
   const service = await start(config)
+  // Idle from here until the first request: hand back the memory start-up used (see memory.ts).
+  releaseStartupMemory()
   if (service.peerId !== undefined) {
     process.stdout.write(`peer id: ${service.peerId}\n${service.multiaddrs.map((m) => `listening: ${m}`).join('\n')}\n`)
   }
