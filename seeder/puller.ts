@@ -150,6 +150,8 @@ export class Puller {
         signal,
         // Each chunk is attested as soon as its last byte is on disk: agents fetch it from here at once.
         flushAtChunkEnds: true,
+        // onProgress hashes the pieces and keeps none: their memory is given back at once.
+        freeBytes: true,
         ...(this.#i.originBucket === undefined
           ? {}
           : { throttle: (body: Readable) => throttled(body, this.#i.originBucket!) }),

@@ -309,8 +309,9 @@ function sendPieces(worker: Worker, id: number, pieces: readonly Uint8Array[], t
 /**
  * Frees a given-up piece's memory now when nothing of it lies past the piece's end: a fresh buffer per socket read
  * would otherwise wait for a collection, and V8 answers a lot of such memory with full collections of the heap.
+ * The caller guarantees nothing reads the piece, or anything before it in its buffer, again.
  */
-function free(piece: Uint8Array): void {
+export function free(piece: Uint8Array): void {
   if (movable(piece)) (piece.buffer as ArrayBuffer).transfer(0)
 }
 
