@@ -355,8 +355,9 @@ async function startSwarm(
     config.bulkListen === undefined
       ? undefined
       : { credentials: await createBulkCredentials(privateKey), listen: config.bulkListen }
-  // Chunk bodies are received into reused buffers, given back once written to the partial.
-  const received = new ChunkBuffers({ maxBytes: RECEIVE_BUFFERS_BYTES, idleMs: RECEIVE_BUFFERS_IDLE_MS })
+  // Chunk bodies are received into reused buffers, given back once written to the partial. Shared memory: the
+  // hashing thread reads a chunk in place for the whole-blob digest (no copy).
+  const received = new ChunkBuffers({ maxBytes: RECEIVE_BUFFERS_BYTES, idleMs: RECEIVE_BUFFERS_IDLE_MS, shared: true })
   const bulkClient =
     bulk === undefined ? undefined : new BulkClient({ credentials: bulk.credentials, buffers: received })
   const server = new ChunkServer(

@@ -122,7 +122,9 @@ export class Puller {
     const resumed = await this.#stalePartial(digest)
     // The blob as the swarm sees it while it arrives; replaced when the pull has to start over.
     let blob: LiveBlob | undefined
-    let builder = new ChunkMapBuilder(digest, chunkSize)
+    // Chunk hashes only: the blob's digest is checked by the partial's commit, before the map is signed.
+    const chunkHasher = () => new ChunkMapBuilder(digest, chunkSize, { checkDigest: false })
+    let builder = chunkHasher()
     const attest = async (c: CompletedChunk) => {
       const b = blob!
       const a = await signChunkAttestation({ digest, size: b.size, chunkSize, index: c.index, chunk: c.chunk }, key)
@@ -148,6 +150,8 @@ export class Puller {
         signal,
         // Each chunk is attested as soon as its last byte is on disk: agents fetch it from here at once.
         flushAtChunkEnds: true,
+        // onProgress hashes the pieces and keeps none: their memory is given back at once.
+        freeBytes: true,
         ...(this.#i.originBucket === undefined
           ? {}
           : { throttle: (body: Readable) => throttled(body, this.#i.originBucket!) }),
@@ -157,7 +161,7 @@ export class Puller {
           if (blob !== undefined) live.remove(digest)
           blob = new LiveBlob(p)
           live.add(blob)
-          builder = new ChunkMapBuilder(digest, chunkSize)
+          builder = chunkHasher()
           onGeometry({ size: p.size, chunkSize })
           if (from === 0) return
           // The prefix's chunks are hashed again from disk and attested as if they had just arrived.
@@ -167,9 +171,10 @@ export class Puller {
           this.#i.onProgress?.(digest, builder.bytes, p.size)
           log.info({ digest, from, size: p.size }, 'resuming seeder pull')
         },
-        onProgress: async ({ bytes }) => {
-          metrics.bytesReceived.inc({ source: 'origin' }, bytes.byteLength)
-          for (const c of builder.update(bytes)) await attest(c)
+        onProgress: async ({ pieces, length }) => {
+          metrics.bytesReceived.inc({ source: 'origin' }, length)
+          // Piece by piece: joining them into one buffer first would copy every byte once more.
+          for (const piece of pieces) for (const c of builder.update(piece)) await attest(c)
           this.#i.onProgress?.(digest, builder.bytes, blob!.size)
         },
       })

@@ -100,9 +100,12 @@ async function launch(
 /** Summarises the profiles in `dir` and keeps them under `keepIn` for a closer look (e.g. Chrome DevTools). */
 async function profileSummaries(role: string, dir: string, keepIn: string, rows: readonly RowRun[]): Promise<string[]> {
   const lines: string[] = []
-  for (const name of (await readdir(dir)).filter((n) => n.endsWith('.cpuprofile'))) {
+  const names = (await readdir(dir)).filter((n) => n.endsWith('.cpuprofile'))
+  for (const [i, name] of names.entries()) {
     const text = await readFile(join(dir, name), 'utf8')
-    const kept = join(keepIn, `${role.replace(/[^\w.-]+/g, '-')}.cpuprofile`)
+    // One file per thread (worker threads write their own): numbered so none overwrites another.
+    const thread = names.length === 1 ? '' : `-${i + 1}`
+    const kept = join(keepIn, `${role.replace(/[^\w.-]+/g, '-')}${thread}.cpuprofile`)
     await writeFile(kept, text)
     const profile = JSON.parse(text) as CpuProfile
     const windows = rows.filter((r) => r.window !== undefined)

@@ -19,26 +19,33 @@ export interface CompletedChunk {
 export class ChunkMapBuilder {
   readonly digest: Digest
   readonly chunkSize: number
-  readonly #whole: Digester
+  readonly #whole: Digester | undefined
   readonly #chunks: string[] = []
   #current: Hash = createHash('sha256')
   #inChunk = 0
+  #bytes = 0
 
-  constructor(digest: Digest, chunkSize: number) {
+  /**
+   * `checkDigest: false`: the whole-blob digest is not computed here, because the caller checks the same bytes
+   * against it before it trusts the map (a store's commit does): `finish` then checks only the size, and the map
+   * it returns must not be used before that check has passed. Saves one SHA-256 pass over every byte.
+   */
+  constructor(digest: Digest, chunkSize: number, opts: { checkDigest?: boolean } = {}) {
     if (!isValidChunkSize(chunkSize)) throw new InvalidChunkMapError(`invalid chunk size ${chunkSize}`)
     this.digest = digest
     this.chunkSize = chunkSize
-    this.#whole = Digester.for(digest)
+    this.#whole = opts.checkDigest === false ? undefined : Digester.for(digest)
   }
 
   /** Bytes consumed so far. */
   get bytes(): number {
-    return this.#whole.bytes
+    return this.#bytes
   }
 
   update(data: Uint8Array): CompletedChunk[] {
     const done: CompletedChunk[] = []
-    this.#whole.update(data)
+    this.#whole?.update(data)
+    this.#bytes += data.byteLength
     let at = 0
     while (at < data.byteLength) {
       const take = Math.min(this.chunkSize - this.#inChunk, data.byteLength - at)
@@ -56,10 +63,12 @@ export class ChunkMapBuilder {
    */
   finish(expectedSize?: number): { last: CompletedChunk | undefined; map: ChunkMap } {
     const last = this.#inChunk > 0 ? this.#closeChunk() : undefined
-    const size = this.#whole.bytes
+    const size = this.#bytes
     if (expectedSize !== undefined && size !== expectedSize) throw new SizeMismatchError(expectedSize, size)
-    const actual = this.#whole.digest()
-    if (actual !== this.digest) throw new DigestMismatchError(this.digest, actual)
+    if (this.#whole !== undefined) {
+      const actual = this.#whole.digest()
+      if (actual !== this.digest) throw new DigestMismatchError(this.digest, actual)
+    }
     return {
       last,
       map: { digest: this.digest, size, chunkSize: this.chunkSize, chunks: Object.freeze([...this.#chunks]) },

@@ -14,6 +14,8 @@ export interface BlobHasher {
   /**
    * The next bytes of the blob. `transfer`: the caller gives these pieces up (nothing reads them again, and no other
    * view shares their memory past their ends): their memory may move to a hashing thread, leaving them empty here.
+   * Pieces over shared memory (SharedArrayBuffer, see HashPool.sharedBuffer) are read in place by the hashing
+   * thread: the promise returned then resolves once it has hashed them, and the caller changes them only after.
    * Returns a promise when the hashing thread is behind (HASH_BACKLOG_BYTES): wait for it before giving more.
    */
   update(pieces: readonly Uint8Array[], opts?: { transfer?: boolean }): Promise<void> | undefined
@@ -26,6 +28,11 @@ export interface BlobHasher {
 /** Where blob hashes run: on the calling thread, or on worker threads. */
 export interface HashPool {
   hasher(expected: Digest): BlobHasher
+  /**
+   * A buffer of `length` bytes its hashing threads read in place (no copy per update), when the pool has threads;
+   * its owner waits for update()'s promise before it reuses it.
+   */
+  sharedBuffer?(length: number): Uint8Array
   /** Stops the pool's threads; hashers still open fail their digest(). */
   stop(): Promise<void>
 }
@@ -77,8 +84,9 @@ parentPort.on('message', (m) => {
     if (hash !== undefined) for (const piece of m.pieces) hash.update(piece)
     let bytes = 0
     for (const piece of m.pieces) bytes += piece.byteLength
-    // Every buffer here is this thread's own (moved or copied to it): freed now rather than by a collection.
-    for (const piece of m.pieces) if (!piece.buffer.detached) piece.buffer.transfer(0)
+    // Every other buffer here is this thread's own (moved or copied to it): freed now rather than by a collection.
+    // Shared memory is read in place and stays its owner's.
+    for (const piece of m.pieces) if (piece.buffer instanceof ArrayBuffer && !piece.buffer.detached) piece.buffer.transfer(0)
     Atomics.add(hashed, 0, BigInt(bytes))
     Atomics.notify(hashed, 0)
   } else if (m.op === 'digest') {
@@ -134,6 +142,10 @@ export class WorkerHashPool implements HashPool {
     this.#backlogBytes = opts.backlogBytes ?? HASH_BACKLOG_BYTES
   }
 
+  sharedBuffer(length: number): Uint8Array {
+    return Buffer.from(new SharedArrayBuffer(length))
+  }
+
   /** Threads running now (for tests and status). */
   get threads(): number {
     return this.#threads.size
@@ -160,7 +172,8 @@ export class WorkerHashPool implements HashPool {
       update: (pieces, opts = {}) => {
         if (!open || thread.failed !== undefined || pieces.length === 0) return undefined
         for (const piece of pieces) thread.posted += piece.byteLength
-        sendPieces(thread.worker, id, pieces, opts.transfer === true)
+        const shared = sendPieces(thread.worker, id, pieces, opts.transfer === true)
+        if (shared) return this.#drained(thread, thread.posted)
         return backlog(thread) > this.#backlogBytes ? this.#drained(thread) : undefined
       },
       digest: () => {
@@ -248,14 +261,17 @@ export class WorkerHashPool implements HashPool {
     thread.waiting.clear()
   }
 
-  /** Resolves once the thread's backlog is back under the limit, or the thread is gone. */
-  async #drained(thread: Thread): Promise<void> {
+  /**
+   * Resolves once the thread's backlog is back under the limit (with `through`: once it has hashed that many bytes
+   * of all posted to it), or the thread is gone.
+   */
+  async #drained(thread: Thread, through?: number): Promise<void> {
     thread.draining++
     this.#hold(thread)
     try {
       while (thread.failed === undefined) {
         const done = Atomics.load(thread.hashed, 0)
-        if (thread.posted - Number(done) <= this.#backlogBytes) return
+        if (through === undefined ? thread.posted - Number(done) <= this.#backlogBytes : Number(done) >= through) return
         // Bounded, so a thread that died between the check and the wait cannot hold this forever.
         const wait = Atomics.waitAsync(thread.hashed, 0, done, 1_000)
         if (wait.async) await wait.value
@@ -281,12 +297,17 @@ export class WorkerHashPool implements HashPool {
  * Posts the pieces to the thread. Given up (`transfer`), a piece's memory moves when nothing of it lies past the
  * piece's end (whatever lies before it was given earlier, or is not blob bytes: an HTTP head); any other piece, and
  * everything when a buffer refuses to move (Node's shared pool), is copied into memory of its own that moves.
+ * Pieces over shared memory go as they are (the thread reads them in place): returns whether there were any.
  */
-function sendPieces(worker: Worker, id: number, pieces: readonly Uint8Array[], transfer: boolean): void {
+function sendPieces(worker: Worker, id: number, pieces: readonly Uint8Array[], transfer: boolean): boolean {
   const moved = new Set<ArrayBuffer>()
   const out: Uint8Array[] = []
+  let shared = false
   for (const piece of pieces) {
-    if (transfer && movable(piece)) {
+    if (piece.buffer instanceof SharedArrayBuffer) {
+      shared = true
+      out.push(piece)
+    } else if (transfer && movable(piece)) {
       moved.add(piece.buffer as ArrayBuffer)
       out.push(piece)
     } else out.push(copyOf(piece))
@@ -297,20 +318,22 @@ function sendPieces(worker: Worker, id: number, pieces: readonly Uint8Array[], t
   try {
     worker.postMessage(m, list)
   } catch {
-    // A buffer that may not move (Node's pool): nothing moved; copy all.
-    const copies = pieces.map(copyOf)
+    // A buffer that may not move (Node's pool): nothing moved; copy all but shared memory.
+    const copies = pieces.map((p) => (p.buffer instanceof SharedArrayBuffer ? p : copyOf(p)))
     worker.postMessage(
       { op: 'update', id, pieces: copies } satisfies ToWorker,
-      copies.map((c) => c.buffer as ArrayBuffer),
+      copies.filter((c) => c.buffer instanceof ArrayBuffer).map((c) => c.buffer as ArrayBuffer),
     )
   }
+  return shared
 }
 
 /**
  * Frees a given-up piece's memory now when nothing of it lies past the piece's end: a fresh buffer per socket read
  * would otherwise wait for a collection, and V8 answers a lot of such memory with full collections of the heap.
+ * The caller guarantees nothing reads the piece, or anything before it in its buffer, again.
  */
-function free(piece: Uint8Array): void {
+export function free(piece: Uint8Array): void {
   if (movable(piece)) (piece.buffer as ArrayBuffer).transfer(0)
 }
 

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream'
+import { freePiece } from '../hashing/index.ts'
 import { type Digest, DigestMismatchError } from '../oci/index.ts'
 import type { ContentStore, PartialBlob } from '../store/index.ts'
 import type { OriginRequest, OriginResponse } from './client.ts'
@@ -72,6 +73,12 @@ export interface PullBlobOptions {
    * memory moves to the partial's hashing thread, and `onProgress` hears offsets and lengths, not bytes.
    */
   readonly moveBytes?: boolean
+  /**
+   * Without `moveBytes`: the origin's own pieces (`bodyOwned`) are freed once appended and `onProgress` returned
+   * (which must not keep them), rather than left to the collector: a fresh buffer per socket read piles up as
+   * external memory, which V8 answers with full collections.
+   */
+  readonly freeBytes?: boolean
   /**
    * The partial being filled from now on, and the offset the origin's bytes start at: called once the origin
    * answered with the blob, before its first byte is written, and again with a fresh partial when the pull had to
@@ -176,7 +183,8 @@ export async function pullBlob(o: PullBlobOptions): Promise<PartialBlob> {
     }
     const body = o.throttle === undefined ? res.body : o.throttle(res.body)
     const move = o.moveBytes === true && res.bodyOwned === true
-    const { cut, end } = await copyBody(body, partial, res.status === 206 ? from : 0, skip, move, o)
+    const free = !move && o.freeBytes === true && res.bodyOwned === true
+    const { cut, end } = await copyBody(body, partial, res.status === 206 ? from : 0, skip, { move, free }, o)
     if (cut === undefined && end >= partial.size) return partial
     if (attempt + 1 >= policy.attempts) {
       const why =
@@ -199,7 +207,7 @@ async function copyBody(
   partial: PartialBlob,
   start: number,
   skip: number,
-  move: boolean,
+  { move, free }: { move: boolean; free: boolean },
   o: PullBlobOptions,
 ): Promise<{ cut: unknown; end: number }> {
   const { signal } = o
@@ -225,6 +233,7 @@ async function copyBody(
       )
       written += length
       await o.onProgress?.(progress(partial, offset, pieces, length))
+      if (free) for (const piece of pieces) freePiece(piece)
     } catch (err) {
       fatal = true
       throw err

@@ -72,6 +72,8 @@ export class StorePartial implements PartialBlob {
   #chase: Promise<void> = Promise.resolve()
   #hashError: unknown
   #actual: Digest | undefined
+  /** What the chase reads into: kept, and shared with the hashing threads when the pool has them (no copy). */
+  #chaseBuffer: Uint8Array | undefined
 
   // Writes: a lock per chunk orders overlapping writers; appends queue behind each other.
   readonly #locks = new Map<number, Promise<void>>()
@@ -460,7 +462,9 @@ export class StorePartial implements PartialBlob {
     let release: (() => void) | undefined
     try {
       release = this.#file.acquire()
-      const buffer = Buffer.allocUnsafe(HASH_READ_BYTES)
+      // Reused: each update is hashed (awaited below) before the next read overwrites it.
+      const buffer = (this.#chaseBuffer ??=
+        this.#hashing.sharedBuffer?.(HASH_READ_BYTES) ?? Buffer.allocUnsafe(HASH_READ_BYTES))
       for (;;) {
         const from = this.#hashed
         const to = Math.min(this.prefixBytes, from + buffer.byteLength)

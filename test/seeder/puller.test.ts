@@ -109,6 +109,18 @@ describe('Puller', () => {
     expect(f.progress.at(-1)).toBe(400 * KiB)
   })
 
+  it('signs no map and keeps no blob when the origin sends other bytes than the digest names', async () => {
+    const blob = blobOf(400 * KiB, 4)
+    const forged = blobOf(400 * KiB, 5).bytes
+    const f = await setup(blob, (_n, range, res) => send(res, range, forged))
+    await expect(f.puller.start(blob.digest, f.registry, 'demo/app').done).rejects.toMatchObject({
+      code: 'DIGEST_MISMATCH',
+    })
+    expect(await f.maps.get(blob.digest)).toBeUndefined()
+    expect(await f.maps.attestations(blob.digest)).toEqual([])
+    expect(await f.store.stat(blob.digest)).toBeUndefined()
+  })
+
   it('resumes after a cut from the bytes on disk, and seeds the blob', async () => {
     const blob = blobOf(400 * KiB, 2)
     const f = await setup(blob, (n, range, res) => send(res, range, blob.bytes, n === 0 ? { cutAt: 160 * KiB } : {}))

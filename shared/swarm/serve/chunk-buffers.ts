@@ -8,6 +8,7 @@
 export class ChunkBuffers {
   readonly #maxBytes: number
   readonly #idleMs: number
+  readonly #shared: boolean
   readonly #free = new Map<number, Buffer[]>()
   /** Buffers handed out and not given back: only these are taken back, each once. */
   readonly #out = new WeakSet<Uint8Array>()
@@ -15,9 +16,14 @@ export class ChunkBuffers {
   #timer: NodeJS.Timeout | undefined
   #taken = false
 
-  constructor(opts: { maxBytes: number; idleMs: number }) {
+  /**
+   * `shared`: buffers over shared memory (SharedArrayBuffer), which a hashing thread reads in place instead of
+   * being sent a copy (see HashPool).
+   */
+  constructor(opts: { maxBytes: number; idleMs: number; shared?: boolean }) {
     this.#maxBytes = opts.maxBytes
     this.#idleMs = opts.idleMs
+    this.#shared = opts.shared === true
   }
 
   /** A buffer of exactly `length` bytes, not zeroed: the caller fills all of it before anyone reads it. */
@@ -32,7 +38,7 @@ export class ChunkBuffers {
       return reused
     }
     // Its own memory, not a slice of Node's shared pool: a buffer given back must not alias anyone else's bytes.
-    const fresh = Buffer.allocUnsafeSlow(length)
+    const fresh = this.#shared ? Buffer.from(new SharedArrayBuffer(length)) : Buffer.allocUnsafeSlow(length)
     this.#out.add(fresh)
     return fresh
   }

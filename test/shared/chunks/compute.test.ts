@@ -118,6 +118,23 @@ describe('ChunkMapBuilder', () => {
     expect(b.update(bytes).map((c) => c.index)).toEqual([0, 1, 2])
     expect(b.finish().last).toBeUndefined()
   })
+
+  it('checks the whole-blob digest unless its caller checks the same bytes elsewhere (checkDigest: false)', () => {
+    const bytes = blob(2 * CS + 10)
+    const wrong = digestOf(blob(7))
+    const checking = new ChunkMapBuilder(wrong, CS)
+    checking.update(bytes)
+    expect(() => checking.finish(bytes.byteLength)).toThrow(DigestMismatchError)
+    const chunksOnly = new ChunkMapBuilder(wrong, CS, { checkDigest: false })
+    chunksOnly.update(bytes)
+    expect(chunksOnly.bytes).toBe(bytes.byteLength)
+    expect(() => chunksOnly.finish(bytes.byteLength + 1)).toThrow(SizeMismatchError)
+    const right = new ChunkMapBuilder(digestOf(bytes), CS, { checkDigest: false })
+    right.update(bytes)
+    const full = new ChunkMapBuilder(digestOf(bytes), CS)
+    full.update(bytes)
+    expect(right.finish(bytes.byteLength).map).toEqual(full.finish(bytes.byteLength).map)
+  })
 })
 
 describe('verifyChunk', () => {

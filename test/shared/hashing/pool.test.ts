@@ -148,6 +148,23 @@ describe('WorkerHashPool', () => {
     expect(await roomy.digest()).toBe(digestOf(bytes))
   })
 
+  it('reads shared memory in place, and says when it is done with it so its owner can reuse it', async () => {
+    const bytes = randomBytes(3 * 65536)
+    const p = pool({ threads: 1 })
+    const h = p.hasher(digestOf(bytes))
+    // One buffer, refilled with the next bytes as soon as the thread is done with the last.
+    const buffer = p.sharedBuffer(65536)
+    expect(buffer.buffer).toBeInstanceOf(SharedArrayBuffer)
+    for (let at = 0; at < bytes.byteLength; at += 65536) {
+      buffer.set(bytes.subarray(at, at + 65536))
+      const done = h.update([buffer], { transfer: true })
+      expect(done).toBeInstanceOf(Promise)
+      await done
+      expect(buffer.byteLength).toBe(65536)
+    }
+    expect(await h.digest()).toBe(digestOf(bytes))
+  })
+
   it('fails the digest of a hash whose thread stopped', async () => {
     const p = pool()
     const h = p.hasher(digestOf(Buffer.from('z')))

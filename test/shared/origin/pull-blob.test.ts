@@ -191,6 +191,47 @@ describe('pullBlob', () => {
     expectBytes(await committed(store, partial, blob.digest), blob.bytes)
   })
 
+  it('with freeBytes, the pieces of a body the origin owns are freed once onProgress has had them', async () => {
+    const blob = blobOf(600 * KiB, 14)
+    const o = await origin(blob, (_n, req, res, bytes) => honest(req, res, bytes))
+    const store = new MemoryContentStore()
+    const seen: Uint8Array[] = []
+    let heard = 0
+    const partial = await pullBlob(
+      options(o, blob.digest, store, {
+        batchBytes: 128 * KiB,
+        freeBytes: true,
+        onProgress: (p) => {
+          heard += p.pieces.reduce((n, b) => n + b.byteLength, 0)
+          seen.push(...p.pieces)
+        },
+      }),
+    )
+    // onProgress had every byte; afterwards the socket reads are empty (the first may carry the HTTP head).
+    expect(heard).toBe(600 * KiB)
+    expect(seen.reduce((n, b) => n + b.byteLength, 0)).toBeLessThan(100 * KiB)
+    expectBytes(await committed(store, partial, blob.digest), blob.bytes)
+  })
+
+  it('with freeBytes, a body the origin does not own keeps its pieces', async () => {
+    const blob = blobOf(100 * KiB, 15)
+    const store = new MemoryContentStore()
+    const pieces = [blob.bytes.subarray(0, 40 * KiB), blob.bytes.subarray(40 * KiB)]
+    const partial = await pullBlob({
+      ...options(await origin(blob, () => {}), blob.digest, store, { freeBytes: true }),
+      origin: {
+        request: () =>
+          Promise.resolve({
+            status: 200,
+            headers: { 'content-length': String(100 * KiB) },
+            body: Readable.from(pieces),
+          }),
+      },
+    })
+    expect(pieces.map((p) => p.byteLength)).toEqual([40 * KiB, 60 * KiB])
+    expectBytes(await committed(store, partial, blob.digest), blob.bytes)
+  })
+
   it('with flushAtChunkEnds, a chunk is reported as soon as its last byte is on disk', async () => {
     const blob = blobOf(100 * KiB, 2)
     const o = await origin(blob, async (_n, req, res, bytes) => {

@@ -24,6 +24,16 @@ describe('ChunkBuffers', () => {
     expect(other.buffer.byteLength).toBe(1024)
   })
 
+  it('hands out shared memory when asked to (a hashing thread reads it in place)', () => {
+    const b = new ChunkBuffers({ maxBytes: 4096, idleMs: 1000, shared: true })
+    const first = b.take(1024)
+    expect(first.buffer).toBeInstanceOf(SharedArrayBuffer)
+    expect(first.byteLength).toBe(1024)
+    b.give(first)
+    expect(b.take(1024)).toBe(first)
+    expect(new ChunkBuffers({ maxBytes: 4096, idleMs: 1000 }).take(1024).buffer).toBeInstanceOf(ArrayBuffer)
+  })
+
   it('takes back only what it handed out, each once', () => {
     const b = new ChunkBuffers({ maxBytes: 4096, idleMs: 1000 })
     b.give(Buffer.allocUnsafe(1024))
