@@ -53,6 +53,16 @@ export class SiteSeedPlanner {
     return advertised
   }
 
+  /** The seeder starts sending chunk `index` to `peer` (SeedPlanner.begin, in the peer's site's planner). */
+  begin(peer: string, index: number, now: number): void {
+    this.#planner(this.#siteOf.get(peer) ?? NO_SITE).begin(peer, index, now)
+  }
+
+  /** The send begun at `startedAt` is over (SeedPlanner.end). */
+  end(peer: string, index: number, startedAt: number, bytes: number, now: number): void {
+    this.#planner(this.#siteOf.get(peer) ?? NO_SITE).end(index, startedAt, bytes, now)
+  }
+
   onServed(peer: string, index: number, now: number): void {
     this.#planner(this.#siteOf.get(peer) ?? NO_SITE).onServed(peer, index, now)
   }
