@@ -27,23 +27,29 @@ describe('SendMeter', () => {
     expect(m.room(200)).toBe(false) // 4 × 10 + 10 > 40
   })
 
-  it('takes slow uploads for slow receivers: the limit the simulator measured on a seeder no faster than a node', () => {
-    const m = new SendMeter(4)
+  it('forgets a fast upload after a while: uploads sharing a full uplink leave no room beside them', () => {
+    const m = new SendMeter(4, 2000, 5000)
     upload(m, 0, 100)
-    // Uploads at a quarter of the best rate each, four at a time: on a shared uplink that is a full link, but the
-    // meter cannot tell it from four slow receivers, so it counts a slot at the best rate free beside them.
-    for (let t = 1000; t < 5000; t += 400) {
+    // Four uploads at a time, each at a quarter of the first one's rate, for longer than the fastest span.
+    for (let t = 1000; t < 7000; t += 400) {
       for (let i = 0; i < 4; i++) m.begin(t)
       for (let i = 0; i < 4; i++) m.end(t, MIB, t + 400)
     }
-    expect(m.uploadRate).toBeCloseTo(2.5 * MIB, -4)
-    for (let i = 0; i < 4; i++) m.begin(5000)
-    expect(m.room(5000)).toBe(true) // 4 × 2.5 + 10 ≤ 4 × 10
-    for (let i = 0; i < 7; i++) m.begin(5000)
-    expect(m.room(5000)).toBe(true) // 11 × 2.5 + 10 ≤ 40
-    m.begin(5000)
-    m.begin(5000)
-    expect(m.room(5000)).toBe(false) // 13 × 2.5 + 10 > 40
+    expect(m.fastestRate).toBeCloseTo(2.5 * MIB, -3)
+    for (let i = 0; i < 2; i++) m.begin(7000)
+    expect(m.room(7000)).toBe(true) // 2 × 2.5 + 2.5 ≤ 4 × 2.5
+    m.begin(7000)
+    m.begin(7000)
+    expect(m.room(7000)).toBe(false) // 4 × 2.5 + 2.5 > 4 × 2.5
+  })
+
+  it('still remembers a recent fast upload: slow receivers leave room', () => {
+    const m = new SendMeter(4, 2000, 5000)
+    upload(m, 0, 100)
+    for (let i = 0; i < 4; i++) m.begin(1000)
+    for (let i = 0; i < 4; i++) m.end(1000, MIB, 1400)
+    for (let i = 0; i < 4; i++) m.begin(1400)
+    expect(m.room(1400)).toBe(true) // 4 × ~5.6 + 10 ≤ 4 × 10
   })
 
   it('has no room while a fresh chunk waits for the uplink', () => {
