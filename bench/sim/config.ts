@@ -2,7 +2,11 @@ import { parseFlags } from '../args.ts'
 import { DEFAULT_CHUNK_SIZE_BYTES } from '../../shared/chunks/index.ts'
 import { MAX_TRACKED_PEERS } from '../../shared/swarm/have-tracker.ts'
 import { DEFAULT_AGENT_UPLOAD_SLOTS, DEFAULT_MAX_CONCURRENT_UPLOADS } from '../../shared/swarm/protocol/index.ts'
-import { DEFAULT_INFLIGHT_TOTAL_MS, DEFAULT_NODE_INFLIGHT } from '../../shared/swarm/scheduler/index.ts'
+import {
+  DEFAULT_INFLIGHT_TOTAL_MS,
+  DEFAULT_NODE_INFLIGHT,
+  DEFAULT_SEED_COPIES,
+} from '../../shared/swarm/scheduler/index.ts'
 import { AGENT_WAN_UPLOADS, SEEDER_UPLOADS_PER_SITE, SLOT_WAIT_MS } from '../../shared/swarm/serve/index.ts'
 import { DEFAULTS, FLEET_SHAPE_OPTIONS, type LinkRates } from '../fleet/config.ts'
 import { BenchUsageError } from '../fleet/errors.ts'
@@ -78,6 +82,8 @@ ${SITE_USAGE}
                           scheduler's, ${DEFAULT_INFLIGHT_TOTAL_MS}; 0 = no such cap)
   --node-inflight K       chunk requests an agent keeps in flight over all its blobs (default ${DEFAULT_NODE_INFLIGHT},
                           as the agent's ReceiveBudget; 0 = none, each blob bounded only by its own cap, as before)
+  --seed-copies K         copies of a chunk the seeder hands out while its own measure of its uplink has room
+                          (SendMeter), the first included (default ${DEFAULT_SEED_COPIES}, as the seeder: each chunk once)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
   --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
   --lookup-latency-ms MS  DHT lookup latency (default 50)
@@ -201,6 +207,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       dhtReplication: 20,
       provideLatencyMs: 100,
       nodeInflight: num('node-inflight', v['node-inflight'], DEFAULT_NODE_INFLIGHT, { integer: true, zero: true }),
+      seedCopies: num('seed-copies', v['seed-copies'], DEFAULT_SEED_COPIES, { integer: true }),
       maxPeers: num('max-peers', v['max-peers'], MAX_TRACKED_PEERS, { integer: true, zero: true }),
       hints: 16,
       stallTimeoutMs: num('stall-timeout-s', v['stall-timeout-s'], 60) * 1000,
@@ -260,6 +267,7 @@ function parse(argv: readonly string[]) {
     'inflight-per-peer': text,
     'inflight-total-ms': text,
     'node-inflight': text,
+    'seed-copies': text,
     'max-peers': text,
     'stall-timeout-s': text,
     'lookup-latency-ms': text,

@@ -4,6 +4,7 @@ import {
   DEFAULT_NODE_INFLIGHT,
   ReceiveBudget,
   seededRandom,
+  SendMeter,
   SiteSeedPlanner,
   StallClocks,
 } from '../../shared/swarm/scheduler/index.ts'
@@ -48,6 +49,8 @@ interface Req extends ChunkFetch {
   /** Leaves the sender's slot queue while the request waits in it. */
   cancelWait: (() => boolean) | undefined
   aborted: boolean
+  /** When the seeder began sending it (its SendMeter's upload in flight). */
+  meterStart: number | undefined
 }
 
 /** One agent's download of one blob: the agent's DownloadSession, and what travels to and from it. */
@@ -151,6 +154,8 @@ export class ShoalModel {
   readonly #byId = new Map<string, AgentNode>()
   readonly #seed: SeedBlob[]
   readonly #clock: SessionClock
+  /** The seeder's uplink as it measures it (its upload slots), shared by its blobs' planners. */
+  readonly meter: SendMeter
   #fallbacks = 0
   #seederServed = 0
   #nodesDone = 0
@@ -168,6 +173,7 @@ export class ShoalModel {
     })
     this.#clock = { now: () => w.q.now, after: (ms, fn) => w.q.after(ms, fn), soon: (fn) => w.q.after(0, fn) }
     this.agents = w.nodes.map((h, i) => new AgentNode(i, h, p.nodeInflight))
+    this.meter = new SendMeter(p.seederUploadSlots)
     for (const a of this.agents) this.#byId.set(a.id, a)
     this.#seed = w.blobs.map((blob) => ({
       blob,
@@ -296,7 +302,14 @@ export class ShoalModel {
   }
 
   #planner(s: SeedBlob): SiteSeedPlanner {
-    if (s.planner === undefined) s.planner = new SiteSeedPlanner({ chunkCount: s.blob.chunkCount, have: s.have })
+    if (s.planner === undefined) {
+      s.planner = new SiteSeedPlanner({
+        chunkCount: s.blob.chunkCount,
+        have: s.have,
+        meter: this.meter,
+        ...(this.w.p.seedCopies === undefined ? {} : { copies: this.w.p.seedCopies }),
+      })
+    }
     return s.planner
   }
 
@@ -530,6 +543,7 @@ export class ShoalModel {
       release: undefined,
       cancelWait: undefined,
       aborted: false,
+      meterStart: undefined,
       abort: () => {
         if (d.reqs.get(key) === req) d.reqs.delete(key)
         this.#cut(req)
@@ -581,6 +595,11 @@ export class ShoalModel {
     // The handler holds its upload slot until its last write returns: with a send buffer of B bytes, that is
     // when all but B bytes have left the link; the rest drains after the slot is free.
     const held = Math.max(0, bytes - p.sendBufferBytes)
+    const startedAt = q.now
+    if (seederSide) {
+      this.#seed[d.blob.index]!.planner?.begin(d.node.id, index, startedAt)
+      req.meterStart = startedAt
+    }
     req.release = release
     // The agent's per-request deadline counts from the request; only an accepted one can run into it (a `busy`
     // or `failed` answer is back one round trip later), so it is scheduled here, keeping the queue small.
@@ -589,6 +608,8 @@ export class ShoalModel {
       req.flow = undefined
       if (seederSide) {
         this.#seederServed++
+        req.meterStart = undefined
+        this.#seed[d.blob.index]!.planner?.end(d.node.id, index, startedAt, bytes, q.now)
         this.#seed[d.blob.index]!.planner?.onServed(d.node.id, index, q.now)
       }
       reply(CHUNK)
@@ -641,6 +662,10 @@ export class ShoalModel {
   /** Stops a request on the wire: its flow, if any, frees the sender's upload slot. */
   #cut(req: Req): void {
     req.aborted = true
+    if (req.meterStart !== undefined) {
+      this.#seed[req.d.blob.index]!.planner?.end(req.d.node.id, req.call.index, req.meterStart, 0, this.w.q.now)
+    }
+    req.meterStart = undefined
     req.cancelWait?.()
     req.cancelWait = undefined
     if (req.flow !== undefined && !req.flow.done) this.w.net.cancel(req.flow)

@@ -56,6 +56,8 @@ export interface SimParams {
    * before it); undefined = the agent's default.
    */
   readonly nodeInflight?: number
+  /** Copies of a chunk the seeder may hand out while its SendMeter has room (1 = once); undefined = its default. */
+  readonly seedCopies?: number
   /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */
   readonly maxPeers: number
   /** Peer hints in one seeder `have` answer (MAX_HAVE_PEERS). */

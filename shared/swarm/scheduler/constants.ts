@@ -66,3 +66,17 @@ export const DEFAULT_RESERVE_PER_PEER = 4
 export const DEFAULT_RESERVE_TOTAL = 8
 /** Seed planner: a reservation not taken up within this time may be handed to another agent too. */
 export const DEFAULT_RESERVE_MS = 10_000
+/**
+ * Seed planner: copies of a chunk the seeder may hand out while its SendMeter says it has room (the first copy
+ * included). 1: each chunk once. With 4 the fleet simulator gained on a seeder 4 × a node's link and lost on one no
+ * faster than a node (bench/sim/README.md, 2026-12-03, third pass), so it is not on by default.
+ */
+export const DEFAULT_SEED_COPIES = 1
+/**
+ * How far back a SendMeter looks for its fastest upload: long enough to catch an upload to an idle receiver, short
+ * enough to forget the start of a rollout (the fleet simulator: 3, 5 and 7 s gave the same gains; with no limit a
+ * seeder no faster than a node lost 20%).
+ */
+export const DEFAULT_FASTEST_UPLOAD_SPAN_MS = 5_000
+/** How long a SendMeter counts a promised upload that has not begun. */
+export const DEFAULT_SEND_METER_WINDOW_MS = 2_000

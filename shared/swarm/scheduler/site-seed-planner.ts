@@ -53,6 +53,16 @@ export class SiteSeedPlanner {
     return advertised
   }
 
+  /** The seeder starts sending chunk `index` to `peer` (SeedPlanner.begin, in the peer's site's planner). */
+  begin(peer: string, index: number, now: number): void {
+    this.#planner(this.#siteOf.get(peer) ?? NO_SITE).begin(peer, index, now)
+  }
+
+  /** The send begun at `startedAt` is over (SeedPlanner.end). */
+  end(peer: string, index: number, startedAt: number, bytes: number, now: number): void {
+    this.#planner(this.#siteOf.get(peer) ?? NO_SITE).end(index, startedAt, bytes, now)
+  }
+
   onServed(peer: string, index: number, now: number): void {
     this.#planner(this.#siteOf.get(peer) ?? NO_SITE).onServed(peer, index, now)
   }
@@ -71,7 +81,14 @@ export class SiteSeedPlanner {
   #planner(site: string): SeedPlanner {
     let p = this.#sites.get(site)
     if (p === undefined) {
-      p = new SeedPlanner({ ...this.#opts, ...(this.#have === undefined ? {} : { have: this.#have }) })
+      // Copies from spare uplink are for the flat swarm: an agent in a site is told everything already, and a site's
+      // planner would count every chunk its members lack as fresh work waiting on the seeder's meter.
+      const { meter, ...opts } = this.#opts
+      p = new SeedPlanner({
+        ...opts,
+        ...(site === NO_SITE && meter !== undefined ? { meter } : {}),
+        ...(this.#have === undefined ? {} : { have: this.#have }),
+      })
       this.#sites.set(site, p)
     }
     return p

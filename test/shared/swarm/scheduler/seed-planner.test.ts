@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../../../shared/chunks/bitfield.ts'
-import { SeedPlanner } from '../../../../shared/swarm/scheduler/index.ts'
+import { SeedPlanner, SendMeter } from '../../../../shared/swarm/scheduler/index.ts'
 
 function newlyAdvertised(planner: SeedPlanner, peer: string, told: Map<string, Bitfield>, now: number): number[] {
   const seen = told.get(peer) ?? new Bitfield(planner.chunkCount)
@@ -118,5 +118,58 @@ describe('SeedPlanner with a lone agent', () => {
     expect([...p.advertiseFor('a', 0).indexes()]).toEqual([0])
     p.onServed('a', 0, 10)
     expect([...p.advertiseFor('a', 20).indexes()]).toEqual([0, 1])
+  })
+})
+
+describe('SeedPlanner copies from spare uplink (SendMeter)', () => {
+  /** A meter that has seen one fast upload and has all its slots free. */
+  function idleMeter(): SendMeter {
+    const m = new SendMeter(8)
+    m.begin(0)
+    m.end(0, 1 << 20, 100)
+    return m
+  }
+
+  it('tells a second agent of a chunk on its way to the first while the meter has room', () => {
+    const meter = idleMeter()
+    const p = new SeedPlanner({ chunkCount: 4, have: new Bitfield(4), reservePerPeer: 1, meter, copies: 2 })
+    p.addPeer('a')
+    p.addPeer('b')
+    p.markHave(0)
+    expect([...p.advertiseFor('a', 0).indexes()]).toEqual([0])
+    // Chunk 0 is a's; nothing else is held: b is told of 0 as a copy only once a's send has begun.
+    expect(meter.freshWaiting).toBe(1)
+    expect(p.advertiseFor('b', 0).count).toBe(0)
+    p.begin('a', 0, 10)
+    expect(meter.freshWaiting).toBe(0)
+    expect([...p.advertiseFor('b', 10).indexes()]).toEqual([0])
+    // Two copies at most: c is not told of it.
+    p.addPeer('c')
+    expect(p.advertiseFor('c', 10).count).toBe(0)
+  })
+
+  it('hands out no copy while a fresh chunk waits, nor without a meter or with copies 1', () => {
+    const meter = idleMeter()
+    const p = new SeedPlanner({ chunkCount: 4, have: new Bitfield(4), reservePerPeer: 1, meter, copies: 2 })
+    p.addPeer('a')
+    p.addPeer('b')
+    p.addPeer('c')
+    p.markHave(0)
+    p.markHave(1)
+    expect([...p.advertiseFor('a', 0).indexes()]).toEqual([0])
+    p.begin('a', 0, 0)
+    // Chunk 1 waits for its first send: b is promised it, and nobody gets a copy of 0.
+    expect([...p.advertiseFor('b', 0).indexes()]).toEqual([1])
+    expect(p.advertiseFor('c', 0).count).toBe(0)
+
+    for (const opts of [{}, { meter: idleMeter(), copies: 1 }]) {
+      const q = new SeedPlanner({ chunkCount: 4, have: new Bitfield(4), reservePerPeer: 1, ...opts })
+      q.addPeer('a')
+      q.addPeer('b')
+      q.markHave(0)
+      expect([...q.advertiseFor('a', 0).indexes()]).toEqual([0])
+      q.begin('a', 0, 0)
+      expect(q.advertiseFor('b', 0).count).toBe(0)
+    }
   })
 })

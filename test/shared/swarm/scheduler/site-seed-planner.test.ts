@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../../../shared/chunks/bitfield.ts'
-import { SeedPlanner, SiteSeedPlanner } from '../../../../shared/swarm/scheduler/index.ts'
+import { SeedPlanner, SendMeter, SiteSeedPlanner } from '../../../../shared/swarm/scheduler/index.ts'
 
 const N = 32
 
@@ -31,5 +31,15 @@ describe('SiteSeedPlanner', () => {
     expect(p.advertiseFor('a', 1, 'store-1').has(25)).toBe(true)
     // The same seeder still super-seeds agents without a site.
     expect(p.advertiseFor('c', 1).count).toBeLessThan(20)
+  })
+
+  it('leaves the seeder meter to the agents in no site: members lacking chunks are not fresh work waiting', () => {
+    const meter = new SendMeter(8)
+    const p = new SiteSeedPlanner({ chunkCount: N, have: new Bitfield(N), meter, copies: 2 })
+    p.markHave(0)
+    expect(p.advertiseFor('a', 0, 'store-1').count).toBe(1)
+    expect(meter.freshWaiting).toBe(0)
+    expect(p.advertiseFor('b', 0).count).toBe(1)
+    expect(meter.freshWaiting).toBe(1)
   })
 })
