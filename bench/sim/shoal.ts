@@ -154,9 +154,14 @@ export class ShoalModel {
   #fallbacks = 0
   #seederServed = 0
   #nodesDone = 0
+  /** A preheat left the manifest in the seeder's cache. */
+  readonly #manifestAtSeeder: boolean
+  /** The last node that received the manifest body (any holder answers; the model asks the latest). */
+  #manifestHolder: AgentNode | undefined
 
   constructor(w: World, preheated: boolean) {
     this.w = w
+    this.#manifestAtSeeder = preheated
     const p = w.p
     this.dht = new Dht(w.q, w.random, {
       nodes: p.nodes,
@@ -238,20 +243,32 @@ export class ShoalModel {
 
   #startNode(a: AgentNode): void {
     const { q, p, origin, latMs } = this.w
-    origin.extraTx += p.originControlBytesPerNode
-    // The client's manifest GET goes through the agent to the origin; then a HEAD per blob authorizes it.
-    q.after(2 * p.rttMs, () => {
-      this.w.sendSmall(origin, a.host, p.manifestBytes, () => {
-        a.fromOrigin += p.manifestBytes
-        q.after(latMs + p.rttMs, () => {
-          a.pending = this.w.blobs.length
-          for (const blob of this.w.blobs) {
-            const d = new Download(a, blob)
-            a.downloads.push(d)
-            this.#fill(d)
-          }
-        })
-      })
+    const resolve = p.originResolveBytesPerNode ?? 0
+    origin.extraTx += p.originControlBytesPerNode + resolve
+    // The client's manifest GET reaches the agent; the agent resolves the tag with a HEAD at the origin (a HEAD per
+    // blob authorizes it later), then asks the seeder and a few peers for the body by digest (shared/swarm/manifests):
+    // the seeder holds it after a preheat, a node once it has it; nobody holding it → the origin GET by digest.
+    q.after(2 * p.rttMs + p.rttMs, () => {
+      const holder = this.#manifestAtSeeder ? this.w.seeder : this.#manifestHolder?.host
+      const fromOrigin = holder === undefined
+      if (fromOrigin) origin.extraTx += resolve
+      const ask = fromOrigin ? p.rttMs : 0
+      q.after(ask, () =>
+        this.w.sendSmall(holder ?? origin, a.host, p.manifestBytes, () => {
+          if (fromOrigin) a.fromOrigin += p.manifestBytes
+          else if (holder === this.w.seeder) a.fromSeeder += p.manifestBytes
+          else a.fromPeers += p.manifestBytes
+          this.#manifestHolder = a
+          q.after(latMs + p.rttMs, () => {
+            a.pending = this.w.blobs.length
+            for (const blob of this.w.blobs) {
+              const d = new Download(a, blob)
+              a.downloads.push(d)
+              this.#fill(d)
+            }
+          })
+        }),
+      )
     })
   }
 
