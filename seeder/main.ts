@@ -15,6 +15,7 @@ import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { ManifestServer } from '../shared/swarm/manifests/index.ts'
+import { manifestPull } from './manifest-pull.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
 import type { ConfigSources } from '../shared/config/index.ts'
 import { bearerGuard } from './api-auth.ts'
@@ -163,10 +164,15 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     },
   )
   await server.start()
-  // Manifest sharing: the manifests a preheat resolved, verified, to agents asking by the digest the origin gave.
+  // Manifest sharing: the manifests a preheat resolved, or pulled by digest once when agents first ask, verified, to
+  // agents asking by the digest their origin gave.
   const manifestServer = new ManifestServer(
     { registrar: node },
-    { cache: stores.manifests, log: log.child({ component: 'manifests' }) },
+    {
+      cache: stores.manifests,
+      fetch: manifestPull({ origin, upstreamFor, cache: stores.manifests }),
+      log: log.child({ component: 'manifests' }),
+    },
   )
   await manifestServer.start()
   const peerId = node.peerId.toString()

@@ -50,7 +50,10 @@ export interface ManifestServiceDeps {
    * authorization check stay with the origin) and its body asked of peers; absent: every miss is an origin GET.
    */
   readonly peers?: {
-    get(digest: Digest, opts: { signal?: AbortSignal }): Promise<{ mediaType: string; bytes: Uint8Array } | undefined>
+    get(
+      digest: Digest,
+      opts: { signal?: AbortSignal; where?: { registry: string; name: string } },
+    ): Promise<{ mediaType: string; bytes: Uint8Array } | undefined>
   }
 }
 
@@ -165,7 +168,10 @@ export class ManifestService {
     let found = await this.#d.cache.getManifest(r.digest)
     if (found === undefined) {
       try {
-        found = await this.#d.peers!.get(r.digest, { signal: req.signal })
+        found = await this.#d.peers!.get(r.digest, {
+          signal: req.signal,
+          where: { registry: req.upstream.registry, name: req.name },
+        })
       } catch (err) {
         req.signal.throwIfAborted()
         this.#d.log.debug({ digest: r.digest, err }, 'manifest from peers failed')

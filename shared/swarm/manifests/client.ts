@@ -31,7 +31,7 @@ export class ManifestClient {
   async get(
     peer: PeerId | Multiaddr,
     digest: Digest,
-    opts: { signal?: AbortSignal; timeoutMs?: number } = {},
+    opts: { signal?: AbortSignal; timeoutMs?: number; where?: { registry: string; name: string } } = {},
   ): Promise<PeerManifest | undefined> {
     opts.signal?.throwIfAborted()
     const timeoutMs = opts.timeoutMs ?? this.#timeoutMs
@@ -45,7 +45,7 @@ export class ManifestClient {
     try {
       stream = await this.#open(peer, signal)
       const frames = new FrameStream(stream, { maxBufferBytes: REPLY_BUFFER_BYTES })
-      await frames.write([encodeManifestRequest({ t: 'manifest', digest })], { signal })
+      await frames.write([encodeManifestRequest({ t: 'manifest', digest, ...opts.where })], { signal })
       await stream.close({ signal })
       const res = decodeManifestResponse(await frames.read(MAX_MANIFEST_CONTROL_FRAME_BYTES, { signal }))
       if (res.t === 'none') return undefined

@@ -20,8 +20,11 @@ export const DEFAULT_SERVER_REQUEST_TIMEOUT_MS = 5_000
  */
 export const DEFAULT_PEER_TIMEOUT_MS = 1_000
 
+/** Asker: a seeder's answer, which may first take its own GET of the manifest at the origin. */
+export const DEFAULT_SEEDER_TIMEOUT_MS = 2_000
+
 /** Asker: every peer asked for one manifest, together, within this time; then the origin. */
-export const DEFAULT_OVERALL_DEADLINE_MS = 2_500
+export const DEFAULT_OVERALL_DEADLINE_MS = 3_000
 
 /** Asker: connected peers (not seeders) asked for one manifest after the seeders, at most. */
 export const DEFAULT_MAX_PEERS_ASKED = 3

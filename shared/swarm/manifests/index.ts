@@ -5,6 +5,7 @@
  */
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import type { Logger } from '../../log/index.ts'
+import type { Digest } from '../../oci/index.ts'
 import type { ManifestCache } from '../../store/index.ts'
 import type { ManifestClient } from './client.ts'
 
@@ -17,6 +18,11 @@ export interface ManifestServerInit {
   readonly cache: Pick<ManifestCache, 'getManifest'>
   /** Each request must be answered in full within this time or its stream is reset (default 5 s). */
   readonly requestTimeoutMs?: number
+  /**
+   * A seeder: on a miss for a request that names where the digest was resolved, pull the manifest by digest from
+   * that origin into `cache` (verified there, once however many ask), then answer from the cache. Absent: none.
+   */
+  readonly fetch?: (digest: Digest, registry: string, name: string, signal: AbortSignal) => Promise<void>
   readonly log?: Pick<Logger, 'debug'>
 }
 
@@ -34,7 +40,7 @@ export interface PeerManifest {
 
 export interface ManifestFromPeersInit {
   readonly client: Pick<ManifestClient, 'get'>
-  /** Connected seeders, asked first, in this order. */
+  /** Seeders, asked first, in this order (they may pull a manifest they lack from the origin, once). */
   readonly seeders: () => readonly PeerId[]
   /** Connected peers; a few of them are asked after the seeders. */
   readonly peers: () => readonly PeerId[]
@@ -42,6 +48,8 @@ export interface ManifestFromPeersInit {
   readonly maxPeers?: number
   /** Per peer (default 1 s). */
   readonly peerTimeoutMs?: number
+  /** Per seeder, which may first pull the manifest from the origin (default 2 s). */
+  readonly seederTimeoutMs?: number
   /** For the whole search (default 2.5 s). */
   readonly deadlineMs?: number
   readonly log?: Pick<Logger, 'debug'>

@@ -2,19 +2,27 @@
  * Messages of `/shoal/manifests/1.0.0`: JSON objects, one per length-prefixed frame, at most
  * MAX_MANIFEST_CONTROL_FRAME_BYTES; the manifest bytes follow the answer's header in a data frame.
  *
- *   request                         response
- *   { t: 'manifest', digest }       { t: 'manifest', mediaType, length } + data frame of `length` bytes
- *                                   | { t: 'none' }
+ *   request                                      response
+ *   { t: 'manifest', digest, registry?, name? }  { t: 'manifest', mediaType, length } + data frame of `length` bytes
+ *                                                | { t: 'none' }
+ *
+ * `registry` and `name` say where the asker's origin resolved the digest: a seeder that does not hold the manifest
+ * pulls it by digest from there once (its own credentials, as it pulls blobs), verifies and keeps it, then answers.
+ * An agent ignores them.
  *
  * Decoding validates every field; unknown fields are ignored so a later minor version can add some.
  */
-import { type Digest, isDigest, MAX_MANIFEST_BYTES } from '../../oci/index.ts'
+import { type Digest, isDigest, isRepositoryName, MAX_MANIFEST_BYTES } from '../../oci/index.ts'
+import { isRegistryHost } from '../protocol/messages.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 import { MAX_MANIFEST_CONTROL_FRAME_BYTES, MAX_MEDIA_TYPE_CHARS } from './constants.ts'
 
 export interface ManifestRequest {
   readonly t: 'manifest'
   readonly digest: Digest
+  /** Where the asker's origin resolved the digest (both or neither). */
+  readonly registry?: string
+  readonly name?: string
 }
 
 export type ManifestResponse =
@@ -47,7 +55,8 @@ export function isMediaType(value: unknown): value is string {
 }
 
 export function encodeManifestRequest(req: ManifestRequest): Uint8Array {
-  return utf8Encoder.encode(JSON.stringify({ t: req.t, digest: req.digest }))
+  const where = req.registry === undefined || req.name === undefined ? {} : { registry: req.registry, name: req.name }
+  return utf8Encoder.encode(JSON.stringify({ t: req.t, digest: req.digest, ...where }))
 }
 
 export function decodeManifestRequest(bytes: Uint8Array): ManifestRequest {
@@ -55,7 +64,11 @@ export function decodeManifestRequest(bytes: Uint8Array): ManifestRequest {
   if (o['t'] !== 'manifest') throw new InvalidMessageError(`unknown request type ${JSON.stringify(o['t'])}`)
   const digest = o['digest']
   if (typeof digest !== 'string' || !isDigest(digest)) throw new InvalidMessageError('request without a valid digest')
-  return { t: 'manifest', digest }
+  const { registry, name } = o
+  if (registry === undefined && name === undefined) return { t: 'manifest', digest }
+  if (typeof registry !== 'string' || !isRegistryHost(registry)) throw new InvalidMessageError('invalid registry')
+  if (typeof name !== 'string' || !isRepositoryName(name)) throw new InvalidMessageError('invalid repository name')
+  return { t: 'manifest', digest, registry, name }
 }
 
 export function encodeManifestResponse(res: ManifestResponse): Uint8Array {

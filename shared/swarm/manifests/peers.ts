@@ -2,7 +2,12 @@ import type { PeerId } from '@libp2p/interface'
 import type { Digest } from '../../oci/index.ts'
 import { deadline } from '../wire/deadline.ts'
 import { InvalidMessageError, PeerTimeoutError } from '../wire/errors.ts'
-import { DEFAULT_MAX_PEERS_ASKED, DEFAULT_OVERALL_DEADLINE_MS, DEFAULT_PEER_TIMEOUT_MS } from './constants.ts'
+import {
+  DEFAULT_MAX_PEERS_ASKED,
+  DEFAULT_OVERALL_DEADLINE_MS,
+  DEFAULT_PEER_TIMEOUT_MS,
+  DEFAULT_SEEDER_TIMEOUT_MS,
+} from './constants.ts'
 import type { ManifestFromPeersInit, PeerManifest } from './index.ts'
 
 export interface PeerManifestResult extends PeerManifest {
@@ -52,9 +57,18 @@ export class ManifestFromPeers {
     return [...seeders, ...others]
   }
 
-  async get(digest: Digest, opts: { signal?: AbortSignal } = {}): Promise<PeerManifestResult | undefined> {
+  /**
+   * `where` (the registry and repository the origin resolved the digest in) goes to seeders only: one that lacks
+   * the manifest pulls it from there, once for the whole fleet.
+   */
+  async get(
+    digest: Digest,
+    opts: { signal?: AbortSignal; where?: { registry: string; name: string } } = {},
+  ): Promise<PeerManifestResult | undefined> {
     const overallMs = this.#init.deadlineMs ?? DEFAULT_OVERALL_DEADLINE_MS
     const peerMs = this.#init.peerTimeoutMs ?? DEFAULT_PEER_TIMEOUT_MS
+    const seederMs = this.#init.seederTimeoutMs ?? DEFAULT_SEEDER_TIMEOUT_MS
+    const seeders = new Set(this.#init.seeders().map((p) => p.toString()))
     const all = deadline(overallMs, () => new PeerTimeoutError(`no peer gave ${digest} within ${overallMs} ms`), [
       opts.signal,
     ])
@@ -63,7 +77,12 @@ export class ManifestFromPeers {
       for (const peer of this.candidates()) {
         if (all.signal.aborted) break
         try {
-          const got = await this.#init.client.get(peer, digest, { signal: all.signal, timeoutMs: peerMs })
+          const seeder = seeders.has(peer.toString())
+          const got = await this.#init.client.get(peer, digest, {
+            signal: all.signal,
+            timeoutMs: seeder ? seederMs : peerMs,
+            ...(seeder && opts.where !== undefined ? { where: opts.where } : {}),
+          })
           if (got === undefined) continue
           this.#found++
           return { ...got, from: peer.toString() }

@@ -24,6 +24,7 @@ const silent: Log = { debug: () => {} }
 export class ManifestServer implements Startable {
   readonly #registrar: ManifestServerComponents['registrar']
   readonly #cache: ManifestServerInit['cache']
+  readonly #fetch: ManifestServerInit['fetch']
   readonly #timeoutMs: number
   readonly #log: Log
   readonly #streams = new Set<Stream>()
@@ -34,6 +35,7 @@ export class ManifestServer implements Startable {
   constructor(components: ManifestServerComponents, init: ManifestServerInit) {
     this.#registrar = components.registrar
     this.#cache = init.cache
+    this.#fetch = init.fetch
     this.#timeoutMs = init.requestTimeoutMs ?? DEFAULT_SERVER_REQUEST_TIMEOUT_MS
     this.#log = init.log ?? silent
   }
@@ -87,14 +89,22 @@ export class ManifestServer implements Startable {
         maxBufferBytes: MAX_MANIFEST_CONTROL_FRAME_BYTES + MAX_LENGTH_PREFIX_BYTES,
       })
       const req = decodeManifestRequest(await frames.read(MAX_MANIFEST_CONTROL_FRAME_BYTES, { signal }))
-      const hit = await this.#cache.getManifest(req.digest)
+      let hit = await this.#cache.getManifest(req.digest)
+      if (hit === undefined && this.#fetch !== undefined && req.registry !== undefined && req.name !== undefined) {
+        // A seeder: the asker's origin resolved this digest; pull it once, verified into the cache, then answer.
+        await this.#fetch(req.digest, req.registry, req.name, signal).catch((err: unknown) => {
+          this.#log.debug({ peer, digest: req.digest, err }, 'manifest pull for a peer failed')
+        })
+        signal.throwIfAborted()
+        hit = await this.#cache.getManifest(req.digest)
+      }
       signal.throwIfAborted()
       const usable =
         hit !== undefined &&
         hit.bytes.byteLength <= MAX_MANIFEST_BYTES &&
         isMediaType(hit.mediaType) &&
         digestOf(hit.bytes, digestAlgorithm(req.digest)) === req.digest
-      if (!usable) {
+      if (!usable || hit === undefined) {
         await frames.write([encodeManifestResponse({ t: 'none' })], { signal })
       } else {
         const header = encodeManifestResponse({ t: 'manifest', mediaType: hit.mediaType, length: hit.bytes.byteLength })

@@ -76,6 +76,32 @@ describe('the real server', () => {
   })
 })
 
+describe('a seeder that pulls what it lacks', () => {
+  it('pulls on a miss only when the request says where the digest was resolved, then answers from its cache', async () => {
+    const seeder = await nodes.start()
+    const cache = new MemoryManifestCache()
+    const pulls: string[] = []
+    const s = new ManifestServer(
+      { registrar: seeder },
+      {
+        cache,
+        fetch: async (d, registry, name) => {
+          pulls.push(`${registry}/${name}@${d}`)
+          await cache.putManifest(d, OCI_MANIFEST, manifest)
+        },
+      },
+    )
+    await s.start()
+    nodes.defer(() => s.stop())
+    const at = seeder.getMultiaddrs()[0]!
+    expect(await client.get(at, digest)).toBeUndefined()
+    expect(pulls).toEqual([])
+    const got = await client.get(at, digest, { where: { registry: 'origin.test', name: 'demo/app' } })
+    expect(Buffer.from(got!.bytes).equals(Buffer.from(manifest))).toBe(true)
+    expect(pulls).toEqual([`origin.test/demo/app@${digest}`])
+  })
+})
+
 describe('the asking side never trusts the bytes', () => {
   it('refuses bytes that do not hash to the digest', async () => {
     answer = async (frames, stream) => {
