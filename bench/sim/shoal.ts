@@ -154,10 +154,9 @@ export class ShoalModel {
   #fallbacks = 0
   #seederServed = 0
   #nodesDone = 0
-  /** A preheat left the manifest in the seeder's cache. */
-  readonly #manifestAtSeeder: boolean
-  /** The last node that received the manifest body (any holder answers; the model asks the latest). */
-  #manifestHolder: AgentNode | undefined
+  /** The seeder holds the manifest: a preheat left it there, or it pulled it when the first node asked. */
+  #manifestAtSeeder: boolean
+  readonly #manifestWaiters: (() => void)[] = []
 
   constructor(w: World, preheated: boolean) {
     this.w = w
@@ -243,22 +242,14 @@ export class ShoalModel {
 
   #startNode(a: AgentNode): void {
     const { q, p, origin, latMs } = this.w
-    const resolve = p.originResolveBytesPerNode ?? 0
-    origin.extraTx += p.originControlBytesPerNode + resolve
+    origin.extraTx += p.originControlBytesPerNode + (p.originResolveBytesPerNode ?? 0)
     // The client's manifest GET reaches the agent; the agent resolves the tag with a HEAD at the origin (a HEAD per
-    // blob authorizes it later), then asks the seeder and a few peers for the body by digest (shared/swarm/manifests):
-    // the seeder holds it after a preheat, a node once it has it; nobody holding it → the origin GET by digest.
-    q.after(2 * p.rttMs + p.rttMs, () => {
-      const holder = this.#manifestAtSeeder ? this.w.seeder : this.#manifestHolder?.host
-      const fromOrigin = holder === undefined
-      if (fromOrigin) origin.extraTx += resolve
-      const ask = fromOrigin ? p.rttMs : 0
-      q.after(ask, () =>
-        this.w.sendSmall(holder ?? origin, a.host, p.manifestBytes, () => {
-          if (fromOrigin) a.fromOrigin += p.manifestBytes
-          else if (holder === this.w.seeder) a.fromSeeder += p.manifestBytes
-          else a.fromPeers += p.manifestBytes
-          this.#manifestHolder = a
+    // blob authorizes it later), then asks the seeder for the body by digest (shared/swarm/manifests): a preheat left
+    // it there, or the seeder pulls it from the origin once, for every node asking meanwhile.
+    q.after(3 * p.rttMs, () =>
+      this.#manifestFromSeeder(() =>
+        this.w.sendSmall(this.w.seeder, a.host, p.manifestBytes, () => {
+          a.fromSeeder += p.manifestBytes
           q.after(latMs + p.rttMs, () => {
             a.pending = this.w.blobs.length
             for (const blob of this.w.blobs) {
@@ -268,8 +259,24 @@ export class ShoalModel {
             }
           })
         }),
-      )
-    })
+      ),
+    )
+  }
+
+  /** Calls `ready` once the seeder holds the manifest; the first call of a cold rollout starts its one origin GET. */
+  #manifestFromSeeder(ready: () => void): void {
+    if (this.#manifestAtSeeder) return ready()
+    this.#manifestWaiters.push(ready)
+    if (this.#manifestWaiters.length > 1) return
+    const { q, p, origin, latMs } = this.w
+    // The GET's status line and headers, about as large as the HEAD's (bench/manifests).
+    origin.extraTx += p.originResolveBytesPerNode ?? 0
+    q.after(latMs + p.rttMs, () =>
+      this.w.sendSmall(origin, this.w.seeder, p.manifestBytes, () => {
+        this.#manifestAtSeeder = true
+        for (const w of this.#manifestWaiters.splice(0)) w()
+      }),
+    )
   }
 
   #fill(d: Download): void {
