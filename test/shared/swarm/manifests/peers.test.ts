@@ -72,6 +72,25 @@ describe('ManifestFromPeers', () => {
     expect(search.counts).toEqual({ found: 0, wrong: 3 })
   })
 
+  it('tells seeders only where the digest was resolved (a seeder may pull it; a peer has no business knowing)', async () => {
+    const [s1, p1] = await ids(2)
+    const told: (string | undefined)[] = []
+    const search = new ManifestFromPeers({
+      client: {
+        get: (peer: PeerId, _d: Digest, opts: { where?: { registry: string; name: string } }) => {
+          told.push(
+            opts.where === undefined ? undefined : `${peer.toString()} ${opts.where.registry}/${opts.where.name}`,
+          )
+          return Promise.resolve(undefined)
+        },
+      },
+      seeders: () => [s1!],
+      peers: () => [p1!],
+    })
+    await search.get(digest, { where: { registry: 'origin.test', name: 'demo/app' } })
+    expect(told).toEqual([`${s1!.toString()} origin.test/demo/app`, undefined])
+  })
+
   it('asks at most maxPeers peers besides the seeders', async () => {
     const peers = await ids(10)
     const asked: string[] = []
