@@ -27,6 +27,7 @@ import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
+import { startManifestSharing } from '../shared/swarm/manifests/index.ts'
 import type { ConfigSources } from '../shared/config/index.ts'
 import type { Digest } from '../shared/oci/index.ts'
 import { buildApp } from './app.ts'
@@ -206,6 +207,16 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
         log: log.child({ component: 'prefetch' }),
         ...(config.preheatTtlMs > 0 ? { holds } : {}),
       })
+    // Manifest sharing: bodies by digest from seeders and peers; the origin still resolves and authorizes.
+    const sharing =
+      p2p === undefined
+        ? undefined
+        : await startManifestSharing({
+            node: p2p.node,
+            cache: stores.manifests,
+            seeders: config.seeders.map((s) => parseSeederAddr(s)!.id),
+            log: log.child({ component: 'manifests' }),
+          })
     const manifests = new ManifestService({
       origin,
       cache: stores.manifests,
@@ -213,6 +224,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
       metrics,
       log: log.child({ component: 'manifests' }),
       tagTtlMs: config.tagTtlMs,
+      ...(sharing === undefined ? {} : { peers: sharing.peers }),
     })
     const swarmPart: SwarmStatusPart | undefined =
       p2p === undefined
@@ -268,6 +280,7 @@ export async function startAgent(config: AgentConfig, opts: { log?: Logger } = {
         },
         () => opsApp?.close(),
         () => closing.abort(),
+        () => sharing?.stop(),
         () => p2p?.stop(),
         () => origin.stop(),
         () => holds.stop(),

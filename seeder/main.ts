@@ -14,6 +14,8 @@ import { seedersFromBootstrap, seederUploadSlots, wanBudgetFor } from '../shared
 import { LiveBlobs } from '../shared/swarm/live.ts'
 import { FsMapStore } from '../shared/swarm/maps/index.ts'
 import { ChunkClient, ChunkServer } from '../shared/swarm/protocol/index.ts'
+import { ManifestServer } from '../shared/swarm/manifests/index.ts'
+import { manifestPull } from './manifest-pull.ts'
 import { StoreChunkSource } from '../shared/swarm/source.ts'
 import type { ConfigSources } from '../shared/config/index.ts'
 import { bearerGuard } from './api-auth.ts'
@@ -162,6 +164,17 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     },
   )
   await server.start()
+  // Manifest sharing: the manifests a preheat resolved, or pulled by digest once when agents first ask, verified, to
+  // agents asking by the digest their origin gave.
+  const manifestServer = new ManifestServer(
+    { registrar: node },
+    {
+      cache: stores.manifests,
+      fetch: manifestPull({ origin, upstreamFor, cache: stores.manifests }),
+      log: log.child({ component: 'manifests' }),
+    },
+  )
+  await manifestServer.start()
   const peerId = node.peerId.toString()
   const multiaddrs = node.getMultiaddrs().map((m) => m.toString())
   // GET /status and the status page. Anyone who reaches the API reads it without a token: digests, sizes and
@@ -201,6 +214,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
     puller,
     upstreamFor,
     defaultRegistry: defaultUpstream.registry,
+    manifests: stores.manifests,
     log: log.child({ component: 'preheat' }),
     ...preheatWiring(node, client, config.bootstrap, retention, log),
   })
@@ -241,6 +255,7 @@ export async function startSeeder(config: SeederConfig, opts: { log?: Logger } =
       () => puller.stop(),
       () => api.close(),
       () => server.stop(),
+      () => manifestServer.stop(),
       () => node.stop(),
       () => origin.stop(),
       () => retention.stop(),

@@ -10,6 +10,7 @@ import {
   parseDigest,
 } from '../shared/oci/index.ts'
 import type { OriginClient, Upstream } from '../shared/origin/index.ts'
+import type { ManifestCache } from '../shared/store/index.ts'
 import { InvalidPreheatRequestError, PreheatFailedError } from './errors.ts'
 import type { PreheatCredentials } from './schemas.ts'
 
@@ -98,6 +99,11 @@ export interface ResolveOptions {
   /** The job's own Authorization (its credentials); the seeder's configured ones otherwise. */
   readonly authorization?: string | undefined
   readonly signal?: AbortSignal
+  /**
+   * Where each manifest the job resolves is kept once verified, so agents can fetch its body by digest from this
+   * seeder (shared/swarm/manifests) instead of the origin.
+   */
+  readonly manifests?: Pick<ManifestCache, 'putManifest'>
 }
 
 async function fetchManifest(o: ResolveOptions, reference: string): Promise<{ mediaType: string; doc: unknown }> {
@@ -126,10 +132,16 @@ async function fetchManifest(o: ResolveOptions, reference: string): Promise<{ me
     parts.push(b)
   }
   const bytes = Buffer.concat(parts)
-  if (isDigest(reference) && digestOf(bytes) !== reference)
+  const digest = digestOf(bytes)
+  if (isDigest(reference) && digest !== reference)
     throw new PreheatFailedError(`manifest ${name}@${reference} does not match its digest`)
+  const claimed = res.headers['docker-content-digest']
+  if (typeof claimed === 'string' && claimed.startsWith('sha256:') && claimed !== digest)
+    throw new PreheatFailedError(`manifest ${name}:${reference} does not match the digest the origin gave`)
   const ct = res.headers['content-type']
   const mediaType = manifestMediaType(bytes, typeof ct === 'string' ? ct : undefined)
+  // Named by the digest of its own bytes: only verified bytes are cached (putManifest checks them again).
+  await o.manifests?.putManifest(digest, mediaType, bytes)
   try {
     return { mediaType, doc: JSON.parse(bytes.toString('utf8')) as unknown }
   } catch {

@@ -10,6 +10,7 @@ import {
   InvalidPreheatRequestError,
   normalizePlatforms,
   parseImageReference,
+  type ResolveOptions,
   resolveImageBlobs,
 } from './preheat-image.ts'
 import {
@@ -124,6 +125,8 @@ export interface PreheaterInit {
   readonly concurrency?: number
   /** Finished jobs remembered for GET. */
   readonly keepFinished?: number
+  /** Keeps the manifests a job resolves, verified, for agents to fetch by digest from this seeder. */
+  readonly manifests?: ResolveOptions['manifests']
 }
 
 export { MAX_PREFETCH_AGENTS, type PreheatCredentials, type PreheatRequest, type PreheatScope } from './schemas.ts'
@@ -289,6 +292,7 @@ export class Preheater {
         platforms: job.platforms,
         signal,
         ...auth,
+        ...(this.#i.manifests === undefined ? {} : { manifests: this.#i.manifests }),
       })
       job.layers = blobs.map((b) => ({ digest: b.digest, size: b.size, bytes: 0 }))
       const queue = [...job.layers]

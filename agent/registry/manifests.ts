@@ -4,7 +4,9 @@ import {
   accepts,
   DEFAULT_MANIFEST_ACCEPT,
   type Digest,
+  digestAlgorithm,
   Digester,
+  digestOf,
   DigestMismatchError,
   isDigest,
   MAX_MANIFEST_BYTES,
@@ -42,12 +44,31 @@ export interface ManifestServiceDeps {
   readonly log: Logger
   readonly tagTtlMs: number
   readonly now?: () => number
+  /**
+   * Manifest bodies by digest from peers (shared/swarm/manifests), verified against the digest before they are
+   * returned. With it, a manifest the cache lacks is resolved at the origin with a HEAD (tag freshness and the
+   * authorization check stay with the origin) and its body asked of peers; absent: every miss is an origin GET.
+   */
+  readonly peers?: {
+    get(
+      digest: Digest,
+      opts: { signal?: AbortSignal; where?: { registry: string; name: string } },
+    ): Promise<{ mediaType: string; bytes: Uint8Array } | undefined>
+  }
+}
+
+/** What a HEAD at the origin said about a manifest reference, when it said enough to fetch the body by digest. */
+interface Resolved {
+  readonly digest: Digest
+  readonly contentType: string
 }
 
 /**
  * Manifests come from the origin (tags stay fresh, the origin decides who reads what) and are
  * cached by digest after verification. A tag is re-resolved at the origin once its short TTL is
  * over; while the origin is unreachable a cached tag is served stale, with a Warning header.
+ * With `peers`, the origin answers a HEAD (digest, media type, authorization) and the body comes
+ * from the cache or a peer, verified against that digest; any failure there is the origin GET by digest.
  */
 export class ManifestService {
   readonly #d: ManifestServiceDeps
@@ -69,7 +90,7 @@ export class ManifestService {
         return reply(req, digest, hit.mediaType, Buffer.from(hit.bytes))
       }
       metrics.cacheLookups.inc({ kind: 'manifest', result: 'miss' })
-      return this.#fetch(req)
+      return this.#fromOrigin(req)
     }
     const key = tagKey(req.upstream, req.name, req.reference.tag)
     const tag = await cache.getTag(key)
@@ -87,7 +108,7 @@ export class ManifestService {
     }
     metrics.cacheLookups.inc({ kind: 'tag', result: 'miss' })
     try {
-      return await this.#fetch(req)
+      return await this.#fromOrigin(req)
     } catch (err) {
       // A rate-limited origin (429 past the waits the origin client allows) is as unavailable as a down one.
       const unavailable =
@@ -105,8 +126,79 @@ export class ManifestService {
     }
   }
 
-  async #fetch(req: ManifestRequest): Promise<ManifestReply> {
+  /** The body from the origin, or with `peers` a HEAD at the origin and the body from the cache or a peer. */
+  async #fromOrigin(req: ManifestRequest): Promise<ManifestReply> {
+    if (this.#d.peers === undefined) return this.#fetch(req)
+    const resolved = await this.#resolve(req)
+    // The HEAD did not name a digest and a media type this client takes: as before, a GET of what it asked for.
+    if (resolved === undefined) return this.#fetch(req)
+    const reply = await this.#byDigest(req, resolved)
+    return reply ?? this.#fetch(req, resolved.digest)
+  }
+
+  /**
+   * A HEAD of the client's reference with its Accept and credentials: the tag resolution and the authorization
+   * check in one. A refusal or an answer without a digest is undefined (the GET then gets the origin's own error).
+   */
+  async #resolve(req: ManifestRequest): Promise<Resolved | undefined> {
     const ref = req.reference.kind === 'digest' ? req.reference.digest : req.reference.tag
+    this.#d.metrics.originFetches.inc({ kind: 'manifest-head' })
+    const res = await originRequest(this.#d.origin, req.upstream, {
+      method: 'HEAD',
+      path: `${req.name}/manifests/${ref}`,
+      headers: { accept: req.accept ?? DEFAULT_MANIFEST_ACCEPT },
+      ...(req.authorization === undefined ? {} : { clientAuthorization: req.authorization }),
+      scope: `repository:${req.name}:pull`,
+      signal: req.signal,
+    })
+    res.body.destroy()
+    if (res.status !== 200) return undefined
+    const digest = header(res.headers, 'docker-content-digest')
+    const contentType = header(res.headers, 'content-type')?.split(';')[0]?.trim()
+    if (digest === undefined || !isDigest(digest) || contentType === undefined || contentType === '') return undefined
+    if (req.reference.kind === 'digest' && digest !== req.reference.digest) return undefined
+    if (!accepts(req.accept, contentType)) return undefined
+    // The origin let this credential read this digest in this repository.
+    this.#d.authorizer.granted(req.upstream, req.name, digest, req.authorization)
+    return { digest, contentType }
+  }
+
+  /** The body of a resolved digest from the cache, else from a peer (verified), else undefined. */
+  async #byDigest(req: ManifestRequest, r: Resolved): Promise<ManifestReply | undefined> {
+    let found = await this.#d.cache.getManifest(r.digest)
+    if (found === undefined) {
+      try {
+        found = await this.#d.peers!.get(r.digest, {
+          signal: req.signal,
+          where: { registry: req.upstream.registry, name: req.name },
+        })
+      } catch (err) {
+        req.signal.throwIfAborted()
+        this.#d.log.debug({ digest: r.digest, err }, 'manifest from peers failed')
+        found = undefined
+      }
+      if (found === undefined) return undefined
+      // The client verified it; the digest is the one the origin gave for this reference.
+      if (digestOf(found.bytes, digestAlgorithm(r.digest)) !== r.digest) return undefined
+      const mediaType = manifestMediaType(found.bytes, r.contentType)
+      await this.#d.cache.putManifest(r.digest, mediaType, found.bytes)
+      this.#d.metrics.cacheLookups.inc({ kind: 'manifest-peer', result: 'hit' })
+      found = { mediaType, bytes: found.bytes }
+    }
+    if (!accepts(req.accept, found.mediaType)) return undefined
+    if (req.reference.kind === 'tag') {
+      await this.#d.cache.putTag(tagKey(req.upstream, req.name, req.reference.tag), {
+        digest: r.digest,
+        mediaType: found.mediaType,
+        resolvedAt: this.#now(),
+      })
+    }
+    return reply(req, r.digest, found.mediaType, Buffer.from(found.bytes))
+  }
+
+  /** A GET at the origin of the client's reference, or of `byDigest` (the digest a HEAD resolved it to). */
+  async #fetch(req: ManifestRequest, byDigest?: Digest): Promise<ManifestReply> {
+    const ref = byDigest ?? (req.reference.kind === 'digest' ? req.reference.digest : req.reference.tag)
     this.#d.metrics.originFetches.inc({ kind: 'manifest' })
     const res = await originRequest(this.#d.origin, req.upstream, {
       method: 'GET',
@@ -120,7 +212,7 @@ export class ManifestService {
     const { bytes, truncated } = await readBody(res.body, MAX_MANIFEST_BYTES)
     if (truncated) throw new RegistryError('MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
     const claimed = header(res.headers, 'docker-content-digest')
-    const expected = req.reference.kind === 'digest' ? (req.reference.digest as Digest) : claimed
+    const expected = byDigest ?? (req.reference.kind === 'digest' ? (req.reference.digest as Digest) : claimed)
     const hasher = expected !== undefined && isDigest(expected) ? Digester.for(expected) : new Digester('sha256')
     hasher.update(bytes)
     const digest = hasher.digest()

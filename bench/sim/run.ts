@@ -117,8 +117,8 @@ export function simulate(scenario: SimScenario, p: SimParams, onProgress?: SimPr
       : { node: h.id, ok: true, seconds: at / 1000 }
   })
   const rolloutCounters = hostCounters(hosts)
-  // A preheated seeder pulled every blob from the origin before the rollout.
-  const preheat = scenario === 'shoal-preheated' ? new Map([['origin', w.imageBytes - p.manifestBytes]]) : undefined
+  // The preheat pulled every blob and resolved the manifest (the seeder keeps it for agents) at the origin once.
+  const preheat = scenario === 'shoal-preheated' ? new Map([['origin', w.imageBytes]]) : undefined
   const scenarioCounters = preheat === undefined ? rolloutCounters : hostCounters(hosts, preheat)
   const dht =
     model === undefined

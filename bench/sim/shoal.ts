@@ -159,9 +159,13 @@ export class ShoalModel {
   #fallbacks = 0
   #seederServed = 0
   #nodesDone = 0
+  /** The seeder holds the manifest: a preheat left it there, or it pulled it when the first node asked. */
+  #manifestAtSeeder: boolean
+  readonly #manifestWaiters: (() => void)[] = []
 
   constructor(w: World, preheated: boolean) {
     this.w = w
+    this.#manifestAtSeeder = preheated
     const p = w.p
     this.dht = new Dht(w.q, w.random, {
       nodes: p.nodes,
@@ -244,21 +248,41 @@ export class ShoalModel {
 
   #startNode(a: AgentNode): void {
     const { q, p, origin, latMs } = this.w
-    origin.extraTx += p.originControlBytesPerNode
-    // The client's manifest GET goes through the agent to the origin; then a HEAD per blob authorizes it.
-    q.after(2 * p.rttMs, () => {
-      this.w.sendSmall(origin, a.host, p.manifestBytes, () => {
-        a.fromOrigin += p.manifestBytes
-        q.after(latMs + p.rttMs, () => {
-          a.pending = this.w.blobs.length
-          for (const blob of this.w.blobs) {
-            const d = new Download(a, blob)
-            a.downloads.push(d)
-            this.#fill(d)
-          }
-        })
-      })
-    })
+    origin.extraTx += p.originControlBytesPerNode + (p.originResolveBytesPerNode ?? 0)
+    // The client's manifest GET reaches the agent; the agent resolves the tag with a HEAD at the origin (a HEAD per
+    // blob authorizes it later), then asks the seeder for the body by digest (shared/swarm/manifests): a preheat left
+    // it there, or the seeder pulls it from the origin once, for every node asking meanwhile.
+    q.after(3 * p.rttMs, () =>
+      this.#manifestFromSeeder(() =>
+        this.w.sendSmall(this.w.seeder, a.host, p.manifestBytes, () => {
+          a.fromSeeder += p.manifestBytes
+          q.after(latMs + p.rttMs, () => {
+            a.pending = this.w.blobs.length
+            for (const blob of this.w.blobs) {
+              const d = new Download(a, blob)
+              a.downloads.push(d)
+              this.#fill(d)
+            }
+          })
+        }),
+      ),
+    )
+  }
+
+  /** Calls `ready` once the seeder holds the manifest; the first call of a cold rollout starts its one origin GET. */
+  #manifestFromSeeder(ready: () => void): void {
+    if (this.#manifestAtSeeder) return ready()
+    this.#manifestWaiters.push(ready)
+    if (this.#manifestWaiters.length > 1) return
+    const { q, p, origin, latMs } = this.w
+    // The GET's status line and headers, about as large as the HEAD's (bench/manifests).
+    origin.extraTx += p.originResolveBytesPerNode ?? 0
+    q.after(latMs + p.rttMs, () =>
+      this.w.sendSmall(origin, this.w.seeder, p.manifestBytes, () => {
+        this.#manifestAtSeeder = true
+        for (const w of this.#manifestWaiters.splice(0)) w()
+      }),
+    )
   }
 
   #fill(d: Download): void {

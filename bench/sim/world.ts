@@ -67,6 +67,12 @@ export interface SimParams {
   readonly chunkDeadlineMs: number
   /** Bytes each node's own requests take from the origin besides the manifest (HEADs, tokens, headers). */
   readonly originControlBytesPerNode: number
+  /**
+   * Shoal agents: the origin's answer to the HEAD that resolves the tag (its status line and headers, no body), and
+   * as much again for the headers of a manifest GET when no seeder or node holds the body (bench/manifests).
+   * Absent: 0.
+   */
+  readonly originResolveBytesPerNode?: number
   readonly seed: number
   /** Simulated time after which a run is cut off and unfinished nodes count as failed. */
   readonly limitMs: number

@@ -9,6 +9,8 @@ export interface DemoOriginStats {
   blobBytesServed: number
   blobRequests: number
   readonly perBlob: Map<string, { requests: number; bytes: number }>
+  /** Every manifest request answered 200, in order: HEADs (no body) and GETs (bytes = body bytes sent). */
+  readonly manifestRequests: { readonly method: 'GET' | 'HEAD'; readonly reference: string; readonly bytes: number }[]
 }
 
 export interface DemoOrigin {
@@ -49,7 +51,7 @@ function indexRepos(images: DemoOriginOptions['images']): Map<string, Repo> {
 /** A read-only `/v2/` registry serving sample images, for the offline demo. Not the product. */
 export async function startDemoOrigin(opts: DemoOriginOptions): Promise<DemoOrigin> {
   const repos = indexRepos(opts.images)
-  const stats: DemoOriginStats = { blobBytesServed: 0, blobRequests: 0, perBlob: new Map() }
+  const stats: DemoOriginStats = { blobBytesServed: 0, blobRequests: 0, perBlob: new Map(), manifestRequests: [] }
 
   function repoOf(name: string): Repo {
     const repo = repos.get(name)
@@ -57,7 +59,8 @@ export async function startDemoOrigin(opts: DemoOriginOptions): Promise<DemoOrig
     return repo
   }
 
-  function sendManifest(reply: FastifyReply, m: SampleManifest, head: boolean): FastifyReply {
+  function sendManifest(reply: FastifyReply, m: SampleManifest, head: boolean, reference: string): FastifyReply {
+    stats.manifestRequests.push({ method: head ? 'HEAD' : 'GET', reference, bytes: head ? 0 : m.bytes.byteLength })
     reply.headers({
       'content-type': m.mediaType,
       'content-length': String(m.bytes.byteLength),
@@ -114,7 +117,7 @@ export async function startDemoOrigin(opts: DemoOriginOptions): Promise<DemoOrig
         const ref = route.reference
         const m = ref.kind === 'tag' ? repo.tags.get(ref.tag) : repo.manifests.get(ref.digest)
         if (m === undefined) throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown')
-        return sendManifest(reply, m, head)
+        return sendManifest(reply, m, head, ref.kind === 'tag' ? ref.tag : ref.digest)
       }
       case 'blob': {
         const blob = repoOf(route.name).blobs.get(route.digest satisfies Digest)
