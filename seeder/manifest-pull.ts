@@ -6,7 +6,7 @@ import {
   MAX_MANIFEST_BYTES,
   manifestMediaType,
 } from '../shared/oci/index.ts'
-import type { OriginClient, Upstream } from '../shared/origin/index.ts'
+import { type OriginClient, readBounded, type Upstream } from '../shared/origin/index.ts'
 import type { ManifestCache } from '../shared/store/index.ts'
 
 /** A seeder's pull of one manifest for the swarm is given up after this long (the askers have gone to the origin). */
@@ -42,18 +42,8 @@ export function manifestPull(init: ManifestPullInit) {
       res.body.destroy()
       throw new Error(`origin answered ${res.status} for a manifest by digest`)
     }
-    const parts: Buffer[] = []
-    let total = 0
-    for await (const data of res.body) {
-      const b = data as Buffer
-      total += b.byteLength
-      if (total > MAX_MANIFEST_BYTES) {
-        res.body.destroy()
-        throw new Error(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
-      }
-      parts.push(b)
-    }
-    const bytes = Buffer.concat(parts)
+    const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES)
+    if (bytes === undefined) throw new Error(`manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
     if (digestOf(bytes, digestAlgorithm(digest)) !== digest) throw new Error('manifest does not match its digest')
     const ct = res.headers['content-type']
     await init.cache.putManifest(digest, manifestMediaType(bytes, typeof ct === 'string' ? ct : undefined), bytes)

@@ -9,7 +9,7 @@ import {
   manifestMediaType,
   parseDigest,
 } from '../shared/oci/index.ts'
-import type { OriginClient, Upstream } from '../shared/origin/index.ts'
+import { type OriginClient, readBounded, type Upstream } from '../shared/origin/index.ts'
 import type { ManifestCache } from '../shared/store/index.ts'
 import { InvalidPreheatRequestError, PreheatFailedError } from './errors.ts'
 import type { PreheatCredentials } from './schemas.ts'
@@ -120,18 +120,10 @@ async function fetchManifest(o: ResolveOptions, reference: string): Promise<{ me
     res.body.destroy()
     throw new PreheatFailedError(`origin answered ${res.status} for ${name}:${reference}`, res.status)
   }
-  const parts: Buffer[] = []
-  let total = 0
-  for await (const data of res.body) {
-    const b = data as Buffer
-    total += b.byteLength
-    if (total > MAX_MANIFEST_BYTES) {
-      res.body.destroy()
-      throw new PreheatFailedError(`manifest ${name}:${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`)
-    }
-    parts.push(b)
+  const bytes = await readBounded(res.body, MAX_MANIFEST_BYTES)
+  if (bytes === undefined) {
+    throw new PreheatFailedError(`manifest ${name}:${reference} is larger than ${MAX_MANIFEST_BYTES} bytes`)
   }
-  const bytes = Buffer.concat(parts)
   const digest = digestOf(bytes)
   if (isDigest(reference) && digest !== reference)
     throw new PreheatFailedError(`manifest ${name}@${reference} does not match its digest`)

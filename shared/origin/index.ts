@@ -9,7 +9,7 @@ export {
   OriginStatusError,
   originStatusError,
 } from './errors.ts'
-export type { Method } from './http.ts'
+export { type Method, readBounded } from './http.ts'
 export {
   type BlobPullOrigin,
   parseContentRange,
