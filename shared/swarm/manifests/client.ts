@@ -4,7 +4,8 @@ import { type Digest, digestAlgorithm, digestOf, MAX_MANIFEST_BYTES } from '../.
 import { MAX_LENGTH_PREFIX_BYTES } from '../protocol/constants.ts'
 import { FrameStream } from '../protocol/framing.ts'
 import { deadline } from '../wire/deadline.ts'
-import { InvalidMessageError, PeerTimeoutError, ProtocolError } from '../wire/errors.ts'
+import { exchangeFailure } from '../wire/exchange.ts'
+import { InvalidMessageError, PeerTimeoutError } from '../wire/errors.ts'
 import { DEFAULT_PEER_TIMEOUT_MS, MANIFEST_PROTOCOL, MAX_MANIFEST_CONTROL_FRAME_BYTES } from './constants.ts'
 import type { ManifestClientInit, PeerManifest } from './index.ts'
 import { decodeManifestResponse, encodeManifestRequest } from './messages.ts'
@@ -57,13 +58,12 @@ export class ManifestClient {
       if (actual !== digest) throw new InvalidMessageError(`manifest from ${peer.toString()} hashes to ${actual}`)
       return { mediaType: res.mediaType, bytes }
     } catch (err) {
-      const reason = signal.aborted ? signal.reason : err
-      stream?.abort(reason instanceof Error ? reason : new ProtocolError(String(reason)))
-      if (opts.signal?.aborted) throw opts.signal.reason
-      if (reason instanceof InvalidMessageError || reason instanceof PeerTimeoutError) throw reason
-      if (reason instanceof ProtocolError) throw reason
-      const message = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason)
-      throw new ProtocolError(`manifest request to ${peer.toString()} failed: ${message}`, { cause: reason })
+      exchangeFailure(err, {
+        signal,
+        callerSignal: opts.signal,
+        stream,
+        what: `manifest request to ${peer.toString()}`,
+      })
     } finally {
       request.dispose()
     }

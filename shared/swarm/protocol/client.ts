@@ -20,7 +20,8 @@ import {
 } from './constants.ts'
 import { peerIdOf } from '../seeders.ts'
 import { deadline } from '../wire/deadline.ts'
-import { InvalidMessageError, PeerTimeoutError, ProtocolError, RemoteError } from '../wire/errors.ts'
+import { exchangeFailure } from '../wire/exchange.ts'
+import { InvalidMessageError, PeerTimeoutError, RemoteError } from '../wire/errors.ts'
 import { FrameStream } from './framing.ts'
 import type { ChunkClientInit } from './index.ts'
 import { decodeResponse, encodeRequest, type Request, type Response, type ResponseType } from './messages.ts'
@@ -332,13 +333,12 @@ export class ChunkClient {
       await stream.close({ signal })
       return await body({ frames, signal })
     } catch (err) {
-      const reason = signal.aborted ? signal.reason : err
-      stream?.abort(reason instanceof Error ? reason : new ProtocolError(String(reason)))
-      if (opts.signal?.aborted) throw opts.signal.reason
-      if (reason instanceof InvalidMessageError || reason instanceof ProtocolError) throw reason
-      if (reason instanceof PeerTimeoutError) throw reason
-      const message = reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason)
-      throw new ProtocolError(`${req.t} request to ${peer.toString()} failed: ${message}`, { cause: reason })
+      exchangeFailure(err, {
+        signal,
+        callerSignal: opts.signal,
+        stream,
+        what: `${req.t} request to ${peer.toString()}`,
+      })
     } finally {
       request.dispose()
     }
