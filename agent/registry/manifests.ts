@@ -19,6 +19,7 @@ import type { ManifestCache } from '../../shared/store/index.ts'
 import type { Authorizer } from '../authz.ts'
 import { OriginStatusError, OriginUnavailableError } from '../errors.ts'
 import { type OriginPort, originRequest, readBody, statusError } from '../origin-port.ts'
+import type { OriginResponse } from '../../shared/origin/index.ts'
 
 export interface ManifestRequest {
   readonly method: 'GET' | 'HEAD'
@@ -141,16 +142,8 @@ export class ManifestService {
    * check in one. A refusal or an answer without a digest is undefined (the GET then gets the origin's own error).
    */
   async #resolve(req: ManifestRequest): Promise<Resolved | undefined> {
-    const ref = req.reference.kind === 'digest' ? req.reference.digest : req.reference.tag
     this.#d.metrics.originFetches.inc({ kind: 'manifest-head' })
-    const res = await originRequest(this.#d.origin, req.upstream, {
-      method: 'HEAD',
-      path: `${req.name}/manifests/${ref}`,
-      headers: { accept: req.accept ?? DEFAULT_MANIFEST_ACCEPT },
-      ...(req.authorization === undefined ? {} : { clientAuthorization: req.authorization }),
-      scope: `repository:${req.name}:pull`,
-      signal: req.signal,
-    })
+    const res = await this.#originManifest(req, 'HEAD')
     res.body.destroy()
     if (res.status !== 200) return undefined
     const digest = header(res.headers, 'docker-content-digest')
@@ -196,18 +189,23 @@ export class ManifestService {
     return reply(req, r.digest, found.mediaType, Buffer.from(found.bytes))
   }
 
-  /** A GET at the origin of the client's reference, or of `byDigest` (the digest a HEAD resolved it to). */
-  async #fetch(req: ManifestRequest, byDigest?: Digest): Promise<ManifestReply> {
+  /** The client's manifest request at the origin (or of `byDigest`), with its Accept and credentials. */
+  async #originManifest(req: ManifestRequest, method: 'GET' | 'HEAD', byDigest?: Digest): Promise<OriginResponse> {
     const ref = byDigest ?? (req.reference.kind === 'digest' ? req.reference.digest : req.reference.tag)
-    this.#d.metrics.originFetches.inc({ kind: 'manifest' })
-    const res = await originRequest(this.#d.origin, req.upstream, {
-      method: 'GET',
+    return await originRequest(this.#d.origin, req.upstream, {
+      method,
       path: `${req.name}/manifests/${ref}`,
       headers: { accept: req.accept ?? DEFAULT_MANIFEST_ACCEPT },
       ...(req.authorization === undefined ? {} : { clientAuthorization: req.authorization }),
       scope: `repository:${req.name}:pull`,
       signal: req.signal,
     })
+  }
+
+  /** A GET at the origin of the client's reference, or of `byDigest` (the digest a HEAD resolved it to). */
+  async #fetch(req: ManifestRequest, byDigest?: Digest): Promise<ManifestReply> {
+    this.#d.metrics.originFetches.inc({ kind: 'manifest' })
+    const res = await this.#originManifest(req, 'GET', byDigest)
     if (res.status !== 200) throw await statusError(res)
     const { bytes, truncated } = await readBody(res.body, MAX_MANIFEST_BYTES)
     if (truncated) throw new RegistryError('MANIFEST_INVALID', `manifest larger than ${MAX_MANIFEST_BYTES} bytes`)
