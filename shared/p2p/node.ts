@@ -14,7 +14,6 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type Ping, ping } from '@libp2p/ping'
 import { preSharedKey } from '@libp2p/pnet'
 import { tcp } from '@libp2p/tcp'
-import { tls } from '@libp2p/tls'
 import { createLibp2p } from 'libp2p'
 import { type Bootstrap, bootstrapService, type HostResolver, parseBootstrapEntry } from './bootstrap.ts'
 import { DEFAULT_REPROVIDE_INTERVAL_MS, DHT_INITIAL_SELF_QUERY_DELAY_MS, DHT_PROTOCOL } from './constants.ts'
@@ -22,6 +21,7 @@ import { loadOrCreateIdentity } from './identity.ts'
 import { parseSwarmKey } from './swarm-key.ts'
 import { userAgentFor } from './site.ts'
 import { installPnetWindow } from './pnet-window.ts'
+import { reusedCertificateTls } from './tls.ts'
 
 export type EncrypterName = 'tls' | 'noise'
 
@@ -102,7 +102,7 @@ export type P2PNode = Libp2p<P2PServices>
 type EncrypterFactory = NonNullable<Parameters<typeof createLibp2p>[0]>['connectionEncrypters']
 
 const ENCRYPTERS: Readonly<Record<EncrypterName, () => (components: never) => ConnectionEncrypter>> = {
-  tls: () => tls(),
+  tls: () => reusedCertificateTls(),
   noise: () => noise(),
 }
 
