@@ -100,7 +100,7 @@ describe('FsMapStore on disk', () => {
     await appendFile(`${mapFile(dir)}.att`, Uint8Array.of(0x00, 0x05, 1, 2, 3, 4, 5))
     expect(await store.attestations(digest)).toEqual([a0])
   })
-  it("appends a blob's attestations through one open file, closed when the blob is deleted", async () => {
+  it("appends a blob's attestations through one open file, closed when idle and when the blob is deleted", async () => {
     const dir = await dataDir()
     const digest = f.mapA.map.digest
     const log = `${mapFile(dir)}.att`
@@ -120,6 +120,11 @@ describe('FsMapStore on disk', () => {
     }
     expect(await store.attestations(digest)).toEqual(all)
     expect(await (await FsMapStore.open({ dataDir: dir })).attestations(digest)).toEqual(all)
+    // Closed once appends stop coming (2 s), opened again by the next one.
+    await new Promise((r) => setTimeout(r, 2_500))
+    expect(await openOnLog()).toBe(0)
+    await store.putAttestation(all[0]!)
+    expect(await openOnLog()).toBe(1)
     expect(await store.delete(digest)).toBe(true)
     expect(await openOnLog()).toBe(0)
     await expect(stat(log)).rejects.toThrow()
