@@ -1,4 +1,4 @@
-import { appendFile, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { appendFile, mkdtemp, readdir, readFile, readlink, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -99,5 +99,36 @@ describe('FsMapStore on disk', () => {
     await store.putAttestation(a0)
     await appendFile(`${mapFile(dir)}.att`, Uint8Array.of(0x00, 0x05, 1, 2, 3, 4, 5))
     expect(await store.attestations(digest)).toEqual([a0])
+  })
+  it("appends a blob's attestations through one open file, closed when idle and when the blob is deleted", async () => {
+    const dir = await dataDir()
+    const digest = f.mapA.map.digest
+    const log = `${mapFile(dir)}.att`
+    /** This process's descriptors open on the log. */
+    const openOnLog = async (): Promise<number> => {
+      let n = 0
+      for (const fd of await readdir('/proc/self/fd')) {
+        if ((await readlink(`/proc/self/fd/${fd}`).catch(() => '')) === log) n++
+      }
+      return n
+    }
+    const store = await FsMapStore.open({ dataDir: dir })
+    const all = [await f.attest(digest, 0), await f.attest(digest, 1), await f.attest(digest, 2)]
+    for (const a of all) {
+      await store.putAttestation(a)
+      expect(await openOnLog()).toBe(1)
+    }
+    expect(await store.attestations(digest)).toEqual(all)
+    expect(await (await FsMapStore.open({ dataDir: dir })).attestations(digest)).toEqual(all)
+    // Closed once appends stop coming (2 s), opened again by the next one.
+    await new Promise((r) => setTimeout(r, 2_500))
+    expect(await openOnLog()).toBe(0)
+    await store.putAttestation(all[0]!)
+    expect(await openOnLog()).toBe(1)
+    expect(await store.delete(digest)).toBe(true)
+    expect(await openOnLog()).toBe(0)
+    await expect(stat(log)).rejects.toThrow()
+    await store.putAttestation(all[1]!)
+    expect(await store.attestations(digest)).toEqual([all[1]])
   })
 })
