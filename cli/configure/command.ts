@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { RegisterCommand } from '../program.ts'
-import { DEFAULT_MIRROR, type Tool } from './run.ts'
+import { DEFAULT_MIRROR, type Tool } from './tools.ts'
 
 interface Flags {
   root: string

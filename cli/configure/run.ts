@@ -15,10 +15,8 @@ import {
 } from './files.ts'
 import { podmanPlan, REGISTRIES_CONF } from './podman.ts'
 import { parseMirror, parseRegistries } from './registry-host.ts'
+import type { Tool } from './tools.ts'
 
-export type Tool = 'containerd' | 'docker' | 'podman'
-
-export const DEFAULT_MIRROR = 'http://127.0.0.1:5000'
 export const DEFAULT_REGISTRIES = ['docker.io']
 
 export interface ConfigureOptions {

@@ -1,6 +1,16 @@
 import { Command, CommanderError, Option } from 'commander'
-import { parse as parseYaml } from 'yaml'
+import { createRequire } from 'node:module'
+import type * as Yaml from 'yaml'
 import { parseBytes, parseDuration, parseHostPort } from './units.ts'
+
+/**
+ * The YAML parser, loaded only when a config file is given (`require` of a package that has a Node CommonJS
+ * build keeps loading synchronous): a service started from flags and environment alone never holds its ~70 modules.
+ */
+function parseYaml(text: string): unknown {
+  const yaml = createRequire(import.meta.url)('yaml') as typeof Yaml
+  return yaml.parse(text)
+}
 
 /** One bad key, named, so the CLI can print a single line and exit 2. */
 export class ConfigError extends Error {

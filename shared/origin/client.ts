@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
-import { Agent, type Dispatcher } from 'undici'
+import type { Agent, Dispatcher } from 'undici'
 import {
   DEFAULT_BODY_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -31,6 +31,7 @@ import type { RetryPolicy } from './retry.ts'
 import { defaultScope, splitScopes } from './scope.ts'
 import { fetchToken, type KnownAuth, resolveRealm, type TokenResult } from './token.ts'
 import { TokenCache } from './token-cache.ts'
+import { loadUndici } from '../process/undici.ts'
 import { originUrl, type Upstream } from './upstream.ts'
 import { type Challenge, formatChallenge, parseWwwAuthenticate } from './www-authenticate.ts'
 
@@ -118,7 +119,8 @@ const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 export class OriginClient {
   readonly #credentials: ReadonlyMap<string, Credential>
   readonly #transport: Transport
-  readonly #ownAgent: Agent | undefined
+  /** The client's own connection pool, made at its first request (undici is loaded then: see undici.ts). */
+  #ownAgent: Promise<Agent> | undefined
   readonly #tokens: TokenCache
   /** Each registry's auth scheme, learnt once; clients name registries (`?ns=`), so the least recently used go first. */
   readonly #known = new LRUCache<string, KnownAuth>({ max: MAX_KNOWN_REGISTRIES })
@@ -128,16 +130,19 @@ export class OriginClient {
     this.#credentials = opts.credentials ?? new Map()
     const headersTimeoutMs = opts.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS
     const bodyTimeoutMs = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
-    this.#ownAgent =
-      opts.dispatcher === undefined
-        ? new Agent({
-            connect: { timeout: opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS },
-            headersTimeout: headersTimeoutMs,
-            bodyTimeout: bodyTimeoutMs,
-          })
-        : undefined
+    const injected = opts.dispatcher
+    const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
     this.#transport = new Transport({
-      dispatcher: opts.dispatcher ?? this.#ownAgent!,
+      dispatcher: () =>
+        injected ??
+        (this.#ownAgent ??= loadUndici().then(
+          ({ Agent }) =>
+            new Agent({
+              connect: { timeout: connectTimeoutMs },
+              headersTimeout: headersTimeoutMs,
+              bodyTimeout: bodyTimeoutMs,
+            }),
+        )),
       userAgent: opts.userAgent ?? DEFAULT_USER_AGENT,
       headersTimeoutMs,
       bodyTimeoutMs,
@@ -215,7 +220,8 @@ export class OriginClient {
 
   /** Stops: closes the client's own connection pool (an injected dispatcher is left to its owner). */
   async stop(): Promise<void> {
-    await this.#ownAgent?.close()
+    const own = this.#ownAgent
+    if (own !== undefined) await (await own).close()
   }
 
   #plan(upstream: Upstream, req: OriginRequest): AuthPlan {

@@ -1,13 +1,15 @@
 import { pipeline, type Readable, Transform } from 'node:stream'
-import { type Dispatcher, request } from 'undici'
+import type { Dispatcher } from 'undici'
 import { OriginError } from './errors.ts'
+import { loadUndici } from '../process/undici.ts'
 import { backoffDelayMs, isRetryableNetworkError, parseRetryAfterMs, type RetryPolicy, sleep } from './retry.ts'
 
 export type Method = 'GET' | 'HEAD' | 'PUT' | 'POST' | 'PATCH' | 'DELETE'
 export type HeaderMap = Record<string, string | string[]>
 
 export interface TransportOptions {
-  readonly dispatcher: Dispatcher
+  /** Called at each request: a client may make its dispatcher only when first needed. */
+  readonly dispatcher: () => Dispatcher | Promise<Dispatcher>
   readonly userAgent: string
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
@@ -43,8 +45,9 @@ export class Transport {
       const mayRetry = init.retry && attempt < retry.attempts
       let res: Dispatcher.ResponseData
       try {
+        const { request } = await loadUndici()
         res = await request(url, {
-          dispatcher: this.#o.dispatcher,
+          dispatcher: await this.#o.dispatcher(),
           method: init.method,
           headers: { 'user-agent': this.#o.userAgent, ...init.headers },
           body: init.body ?? null,

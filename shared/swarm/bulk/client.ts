@@ -1,11 +1,12 @@
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { isMarkedAsUntransferable } from 'node:worker_threads'
 import type { PeerId } from '@libp2p/interface'
-import { type buildConnector, type Dispatcher, Pool } from 'undici'
+import type { buildConnector, Dispatcher, Pool } from 'undici'
 import { type ChunkAttestation, decodeChunkAttestation } from '../../chunks/attestation.ts'
 import type { Digest } from '../../oci/digest.ts'
 import type { TokenBucket } from '../../rate/token-bucket.ts'
 import type { ChunkBuffers } from '../serve/chunk-buffers.ts'
+import { loadUndici, undiciIfLoaded } from '../../process/undici.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 import {
   ATTESTATION_HEADER,
@@ -71,6 +72,9 @@ export class BulkClient {
   ): Promise<BulkChunk> {
     const { signal } = opts
     if (signal.aborted) return Promise.reject(signal.reason as Error)
+    // undici is loaded at the first chunk fetched (shared/process/undici.ts), then every call goes straight on.
+    const undici = undiciIfLoaded()
+    if (undici === undefined) return loadUndici().then(() => this.getChunk(target, digest, index, opts))
     // undici's handler callbacks straight into the chunk's buffer: no body stream, no promise per TLS record.
     return new Promise<BulkChunk>((resolve, reject) => {
       let controller: Dispatcher.DispatchController | undefined
@@ -199,7 +203,7 @@ export class BulkClient {
       return pool
     }
     const host = target.host.includes(':') ? `[${target.host}]` : target.host
-    pool = new Pool(`https://${host}:${target.port}`, {
+    pool = new (undiciIfLoaded()!.Pool)(`https://${host}:${target.port}`, {
       connections: this.#connections,
       keepAliveTimeout: CLIENT_KEEP_ALIVE_MS,
       connect: this.#connector(target),
