@@ -41,6 +41,12 @@ export interface ConnectionLimits {
   readonly maxConnections: number
   /** Inbound connections still in their upgrade (pnet, TLS, muxer) at once; more are refused. */
   readonly maxIncomingPendingConnections: number
+  /**
+   * Inbound connections accepted from one IP address per second; more are refused. libp2p's default, 5, counts an
+   * edge site's whole NAT as one host: the nodes of a site starting a rollout together would be turned away by a
+   * seeder or agent outside it, and retry only after their dial backoff.
+   */
+  readonly inboundConnectionThreshold: number
 }
 
 /**
@@ -50,7 +56,11 @@ export interface ConnectionLimits {
  * connections of a 10,000-node fleet cost an agent what those of a 100-node one do. At a rollout's start the
  * first holders of a chunk are dialled by many agents at once: 64 upgrades in parallel instead of 10.
  */
-export const AGENT_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 600, maxIncomingPendingConnections: 64 }
+export const AGENT_CONNECTION_LIMITS: ConnectionLimits = {
+  maxConnections: 600,
+  maxIncomingPendingConnections: 64,
+  inboundConnectionThreshold: 64,
+}
 
 /**
  * A seeder: every agent of the fleet keeps a connection to it (getMap, the `have` long poll, chunks), so the
@@ -60,6 +70,7 @@ export const AGENT_CONNECTION_LIMITS: ConnectionLimits = { maxConnections: 600, 
 export const SEEDER_CONNECTION_LIMITS: ConnectionLimits = {
   maxConnections: 20_000,
   maxIncomingPendingConnections: 256,
+  inboundConnectionThreshold: 1_024,
 }
 
 export interface P2PNodeOptions {

@@ -78,6 +78,19 @@ describe('createP2PNode', () => {
     expect(AGENT_CONNECTION_LIMITS.maxConnections).not.toBe(300) // libp2p's default, the one this replaces
   })
 
+  it('accepts more than five inbound connections a second from one address (the nodes of a site behind one NAT)', async () => {
+    const listener = await start()
+    // libp2p's default turns away a host's sixth connection within a second; these all come from 127.0.0.1.
+    const dialers = await Promise.all(Array.from({ length: 9 }, () => start()))
+    const results = await Promise.allSettled(
+      dialers.map((d) => d.dial(listener.getMultiaddrs()[0]!, { signal: AbortSignal.timeout(10_000) })),
+    )
+    expect(results.filter((r) => r.status === 'rejected')).toEqual([])
+    // The listener counts a connection once its side of the upgrade is done, a moment after the dialler's.
+    for (let i = 0; i < 100 && listener.getConnections().length < 9; i++) await new Promise((r) => setTimeout(r, 50))
+    expect(listener.getConnections().length).toBe(9)
+  }, 30_000)
+
   it('provides a blob on one of six loopback nodes and finds it from another through the DHT', async () => {
     process.on('unhandledRejection', onRejection)
     try {
