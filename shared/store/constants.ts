@@ -7,6 +7,19 @@ export const READ_PIECE_BYTES = 256 * 1024
  */
 export const SEND_PIECES = 4
 
+/**
+ * Appended bytes that may wait for the whole-blob hash behind a batch a client's socket still holds (see AppendTap)
+ * before the next append waits too: the same bound as a hashing thread's backlog.
+ */
+export const FEED_QUEUED_BYTES = 32 * 1024 * 1024
+
+/**
+ * How long the whole-blob hash waits for a client's socket to take a batch a tap sent it before it hashes a copy of
+ * the batch instead (the socket still holds the pieces, so their memory cannot move to the hashing thread). On
+ * loopback a socket takes a 1 MiB batch within the same turn of the event loop nearly always.
+ */
+export const TAP_HOLD_MS = 20
+
 /** Size of each read while the whole-blob hasher catches up with bytes that landed out of order. */
 export const HASH_READ_BYTES = 1024 * 1024
 
@@ -36,3 +49,10 @@ export const DIR_MODE = 0o700
  * MiB/s without); a crash loses at most about this much progress.
  */
 export const CHECKPOINT_INTERVAL_MS = 1_000
+
+/**
+ * Without a sync (the record names the boot it was written in, see PartialMeta.bootId), progress is still recorded at
+ * most this often: one index write per chunk (1 MiB) cost the origin pull ~5 % of the agent's main thread, and a
+ * process that dies loses at most this much progress (the bytes past the record are fetched again).
+ */
+export const CHECKPOINT_UNSYNCED_INTERVAL_MS = 100

@@ -78,6 +78,11 @@ export function fileStream(
     available(position: number): number
     /** Calls `wake` once when more may be available; throws (to fail the stream) when no more will come. */
     waitFor(wake: () => void): void
+    /**
+     * Hears each append's bytes as they land, before any wake (the file's writer gave them up: see AppendTap);
+     * returns the unsubscribe. Only the send path uses it: the bytes go to the socket without reading them back.
+     */
+    tap?(tap: AppendTap): () => void
   },
 ): FileStream {
   return new FileStream(file, range, release, follow)
@@ -131,9 +136,12 @@ export class FileStream extends Readable {
   }
 
   override _destroy(err: Error | null, cb: (error?: Error | null) => void): void {
+    this.#untap()
     this.#release()
     cb(err)
   }
+
+  #untap: () => void = () => {}
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
     const direct = dest instanceof ServerResponse || dest instanceof Socket
@@ -157,15 +165,54 @@ export class FileStream extends Readable {
     let waiting = false
     let writing = 0
     let done = false
+    /** Bytes taken from an append are in the socket, not yet called back. */
+    let teeing = false
     const wake = (): void => {
       waiting = false
       pump()
     }
+    // Following a file still being written: bytes that land exactly where this stream stands go to the socket as
+    // they are, not read back from the file. One batch at a time: a socket that has not taken the last one is left
+    // to the reads (its client is slower than the file fills), so a tap holds the writer's pieces for one write.
+    const tap: AppendTap = (offset, pieces) => {
+      if (this.destroyed || done || reading || teeing || offset !== this.#position) return undefined
+      const limit = Math.min(this.#end, follow!.available(this.#position))
+      let length = 0
+      for (const piece of pieces) length += piece.byteLength
+      const n = Math.min(length, limit - offset)
+      if (n <= 0) return undefined
+      const out = length === n ? pieces : slicePieces(pieces, 0, n)
+      const { promise, resolve } = Promise.withResolvers<void>()
+      teeing = true
+      writing++
+      this.#position += n
+      let left = out.length
+      let failed = false
+      const written = (err?: Error | null): void => {
+        if (err) failed = true
+        if (--left > 0) return
+        writing--
+        teeing = false
+        resolve()
+        if (failed) {
+          this.destroy()
+          return
+        }
+        this.#sent += n
+        pump()
+      }
+      dest.cork()
+      for (const piece of out) dest.write(piece, written)
+      dest.uncork()
+      return promise
+    }
+    if (follow?.tap !== undefined) this.#untap = follow.tap(tap)
     const pump = (): void => {
       if (this.destroyed || done) return
       if (this.#position >= this.#end) {
         if (reading || writing > 0) return
         done = true
+        this.#untap()
         if (end) dest.end()
         // Ends the Readable side as well ('end', then 'close' and the release), for whoever waits on it.
         this.push(null)
@@ -248,4 +295,26 @@ export class FileStream extends Readable {
       (err: Error) => this.destroy(err),
     )
   }
+}
+
+/**
+ * Takes an append's bytes as they land at `offset` (views, in order) and sends them on, or returns undefined to leave
+ * them. A returned promise holds the pieces until it resolves (it must resolve, never reject): their memory is not
+ * handed on (the hash may move it to its thread) before.
+ */
+export type AppendTap = (offset: number, pieces: readonly Uint8Array[]) => Promise<void> | undefined
+
+/** Bytes [from, to) of the pieces laid back to back, as views (no copy). */
+export function slicePieces(pieces: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let offset = 0
+  for (const piece of pieces) {
+    const next = offset + piece.byteLength
+    if (next > from && offset < to) {
+      out.push(piece.subarray(Math.max(0, from - offset), Math.min(piece.byteLength, to - offset)))
+    }
+    offset = next
+    if (offset >= to) break
+  }
+  return out
 }

@@ -5,7 +5,13 @@ import { type BlobHasher, type HashPool, inlineHashing } from '../hashing/index.
 import type { Digest } from '../oci/digest.ts'
 import { DigestMismatchError, SizeMismatchError } from '../oci/errors.ts'
 import type { PartialMeta, WritableFile } from './backend.ts'
-import { CHECKPOINT_INTERVAL_MS, HASH_READ_BYTES } from './constants.ts'
+import {
+  CHECKPOINT_INTERVAL_MS,
+  CHECKPOINT_UNSYNCED_INTERVAL_MS,
+  FEED_QUEUED_BYTES,
+  HASH_READ_BYTES,
+  TAP_HOLD_MS,
+} from './constants.ts'
 import {
   IncompleteBlobError,
   InvalidChunkIndexError,
@@ -13,7 +19,7 @@ import {
   RangeNotWrittenError,
   StoreClosedError,
 } from './errors.ts'
-import { checkRange, fileStream, readFully, type SharedFile } from './file.ts'
+import { type AppendTap, checkRange, fileStream, readFully, type SharedFile, slicePieces } from './file.ts'
 import type { BlobInfo, ByteRange, PartialBlob, PartialState, ReadonlyBitfield } from './index.ts'
 
 /** What a partial needs from the store that owns it. */
@@ -62,6 +68,8 @@ export class StorePartial implements PartialBlob {
   #cursor: number
   #state: PartialState = 'open'
   readonly #listeners = new Set<() => void>()
+  /** Followers sending to a socket that take an append's bytes as they land (see AppendTap). */
+  readonly #taps = new Set<AppendTap>()
 
   // Whole-blob hashing follows the prefix.
   readonly #hashing: HashPool
@@ -74,6 +82,13 @@ export class StorePartial implements PartialBlob {
   #actual: Digest | undefined
   /** What the chase reads into: kept, and shared with the hashing threads when the pool has them (no copy). */
   #chaseBuffer: Uint8Array | undefined
+  /**
+   * Hash updates that wait for a tap to let go of their pieces, in blob order: every later update queues behind
+   * them, and the digest is taken only once they have all been given.
+   */
+  #feedTail: Promise<void> = Promise.resolve()
+  #feedsQueued = 0
+  #feedQueuedBytes = 0
 
   // Writes: a lock per chunk orders overlapping writers; appends queue behind each other.
   readonly #locks = new Map<number, Promise<void>>()
@@ -207,6 +222,12 @@ export class StorePartial implements PartialBlob {
             wake()
           })
         },
+        tap: (tap) => {
+          this.#taps.add(tap)
+          return () => {
+            this.#taps.delete(tap)
+          }
+        },
       },
     )
     return opts.signal === undefined ? stream : addAbortSignal(opts.signal, stream)
@@ -284,6 +305,8 @@ export class StorePartial implements PartialBlob {
   }
 
   async #commitNow(mediaType: string | undefined, signal: AbortSignal | undefined): Promise<BlobInfo> {
+    // Updates held by a tap are given before the digest is asked for.
+    await abortable(this.#feedTail, signal)
     await this.#whenHashed(signal)
     if (this.#actual === undefined) {
       try {
@@ -378,7 +401,7 @@ export class StorePartial implements PartialBlob {
         if (Math.min((k + 1) * C, this.size) <= end && this.#setBit(k)) bitsChanged = true
       }
       if (skipped) this.#kickChase()
-      else hashing = this.#feed(pieces, start, transfer)
+      else hashing = this.#feed(pieces, start, transfer, transfer ? this.#tap(start, pieces) : [])
     } finally {
       for (const release of releases) release()
     }
@@ -407,7 +430,7 @@ export class StorePartial implements PartialBlob {
       await this.#file.file.write(bytes, start)
       this.#setBit(index)
       if (overwritesPrefix) this.#resetHash()
-      else hashing = this.#feed([bytes], start, false)
+      else hashing = this.#feed([bytes], start, false, [])
     } finally {
       release()
     }
@@ -431,13 +454,63 @@ export class StorePartial implements PartialBlob {
     return Math.max(position, Math.min(this.size, k * this.chunkSize))
   }
 
-  /** Hashes bytes that just landed at the hashed offset; a promise when the hash is behind (wait before more). */
-  #feed(pieces: readonly Uint8Array[], position: number, transfer: boolean): Promise<void> | undefined {
+  /**
+   * Offers an append's bytes, just on disk, to the taps (followers at exactly this offset, sending to a socket).
+   * Only bytes the caller gave up (`transfer`) are offered: a tap may hold them past the append's end, which a
+   * caller that reuses or frees its pieces once the append resolves could not allow. Returns what the taps hold.
+   */
+  #tap(offset: number, pieces: readonly Uint8Array[]): Promise<void>[] {
+    const holds: Promise<void>[] = []
+    for (const tap of [...this.#taps]) {
+      try {
+        const held = tap(offset, pieces)
+        if (held !== undefined) holds.push(held)
+      } catch (err) {
+        // A tap's bug must not fail a write that landed; the follower still reads the bytes from the file.
+        process.emitWarning(err as Error)
+      }
+    }
+    return holds
+  }
+
+  /**
+   * Hashes bytes that just landed at the hashed offset; a promise when the hash is behind (wait before more).
+   * `holds`: taps still sending these pieces; the pieces go to the hasher (which may take their memory) once they
+   * let go, and every later update queues behind them, so the hash still sees the bytes in blob order.
+   */
+  #feed(
+    pieces: readonly Uint8Array[],
+    position: number,
+    transfer: boolean,
+    holds: readonly Promise<void>[],
+  ): Promise<void> | undefined {
     let behind: Promise<void> | undefined
     if (!this.#chasing && position === this.#hashed) {
       // Counted first: a transferred piece is empty once given.
       for (const piece of pieces) this.#hashed += piece.byteLength
-      behind = this.#hasher.update(pieces, { transfer })
+      if (holds.length === 0 && this.#feedsQueued === 0) behind = this.#hasher.update(pieces, { transfer })
+      else {
+        const hasher = this.#hasher
+        let length = 0
+        for (const piece of pieces) length += piece.byteLength
+        this.#feedsQueued++
+        this.#feedQueuedBytes += length
+        // A socket that has not taken its batch in time (its client stopped reading) keeps it: the hash gets a copy.
+        const fed = Promise.all([this.#feedTail, settledWithin(holds, TAP_HOLD_MS)]).then(([, free]) =>
+          hasher.update(pieces, { transfer: transfer && free }),
+        )
+        const done = (): void => {
+          this.#feedsQueued--
+          this.#feedQueuedBytes -= length
+        }
+        this.#feedTail = fed.then(done, (err: unknown) => {
+          done()
+          this.#hashError ??= err
+        })
+        // Appends go on while a tap's socket holds a batch (a client falling behind is left to the file), up to a
+        // bound on the memory of the batches queued behind it (reached only when the machine starves the hash).
+        behind = this.#feedQueuedBytes > FEED_QUEUED_BYTES ? this.#feedTail : undefined
+      }
     }
     if (this.#hashed < this.prefixBytes) this.#kickChase()
     return behind
@@ -518,13 +591,14 @@ export class StorePartial implements PartialBlob {
     try {
       while (wanted()) {
         const sync = this.#bootId === undefined || this.#state === 'closed'
-        const wait = this.#lastCheckpoint + CHECKPOINT_INTERVAL_MS - performance.now()
-        if (sync && wait > 0 && this.#state === 'open') {
+        const interval = sync ? CHECKPOINT_INTERVAL_MS : CHECKPOINT_UNSYNCED_INTERVAL_MS
+        const wait = this.#lastCheckpoint + interval - performance.now()
+        if (wait > 0 && this.#state === 'open') {
           await this.#pause(wait)
           if (!wanted()) break
         }
         this.#dirty = false
-        if (sync) this.#lastCheckpoint = performance.now()
+        this.#lastCheckpoint = performance.now()
         // Snapshot first, then sync: the record never claims bytes the sync did not cover.
         const meta = this.meta(sync)
         if (sync) await this.#file.file.datasync()
@@ -611,21 +685,6 @@ export class StorePartial implements PartialBlob {
   }
 }
 
-/** Bytes [from, to) of the pieces laid back to back, as views (no copy). */
-export function slicePieces(pieces: readonly Uint8Array[], from: number, to: number): Uint8Array[] {
-  const out: Uint8Array[] = []
-  let offset = 0
-  for (const piece of pieces) {
-    const next = offset + piece.byteLength
-    if (next > from && offset < to) {
-      out.push(piece.subarray(Math.max(0, from - offset), Math.min(piece.byteLength, to - offset)))
-    }
-    offset = next
-    if (offset >= to) break
-  }
-  return out
-}
-
 /** Bitfield for a resumed partial: chunks (of `chunkSize`) whose bytes the persisted record says are on disk. */
 export function restoreWritten(meta: PartialMeta, chunkSize: number): Bitfield {
   const old = decodeWritten(meta.written, chunkCountOf(meta.size, meta.chunkSize))
@@ -655,6 +714,19 @@ function decodeWritten(base64: string, length: number): Bitfield | undefined {
   } catch {
     return undefined
   }
+}
+
+/** Whether every promise resolved within `ms` (they never reject). */
+function settledWithin(promises: readonly Promise<void>[], ms: number): Promise<boolean> {
+  if (promises.length === 0) return Promise.resolve(true)
+  const { promise, resolve } = Promise.withResolvers<boolean>()
+  const timer = setTimeout(() => resolve(false), ms)
+  timer.unref()
+  void Promise.all(promises).then(() => {
+    clearTimeout(timer)
+    resolve(true)
+  })
+  return promise
 }
 
 async function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
