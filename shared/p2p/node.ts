@@ -22,6 +22,7 @@ import { loadOrCreateIdentity } from './identity.ts'
 import { parseSwarmKey } from './swarm-key.ts'
 import { userAgentFor } from './site.ts'
 import { installPnetWindow } from './pnet-window.ts'
+import { cachePeerStore, type PeerStoreCacheStats } from './peer-store-cache.ts'
 
 export type EncrypterName = 'tls' | 'noise'
 
@@ -173,6 +174,13 @@ export function quietDiscovery<C, T extends object>(
   }
 }
 
+const peerStoreStats = new WeakMap<P2PNode, PeerStoreCacheStats>()
+
+/** How the node's peer store cache answered so far (see peer-store-cache.ts); undefined for a node not made here. */
+export function peerStoreCacheStats(node: P2PNode): Readonly<PeerStoreCacheStats> | undefined {
+  return peerStoreStats.get(node)
+}
+
 /** Creates and starts the swarm node shared by agent and seeder. Stop it with `node.stop()`. */
 export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   opts.signal?.throwIfAborted()
@@ -211,6 +219,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       bootstrap: bootstrapService({ entries, resolver: opts.resolver }),
     },
   })
+  peerStoreStats.set(node, cachePeerStore(node.peerStore))
   try {
     await node.start()
     opts.signal?.throwIfAborted()
