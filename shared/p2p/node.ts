@@ -22,6 +22,7 @@ import { loadOrCreateIdentity } from './identity.ts'
 import { parseSwarmKey } from './swarm-key.ts'
 import { userAgentFor } from './site.ts'
 import { installPnetWindow } from './pnet-window.ts'
+import { quietLogger } from './logger.ts'
 import { cachePeerStore, type PeerStoreCacheStats } from './peer-store-cache.ts'
 
 export type EncrypterName = 'tls' | 'noise'
@@ -195,6 +196,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
     privateKey,
     start: false,
     nodeInfo: { userAgent: userAgentFor(opts.site) },
+    logger: quietLogger(),
     addresses: { listen: [...opts.listen], announce: opts.announce === undefined ? [] : [...opts.announce] },
     transports: [tcp()],
     connectionEncrypters: encrypters,
