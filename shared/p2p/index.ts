@@ -21,10 +21,12 @@ export {
   type P2PNode,
   type P2PNodeOptions,
   type P2PServices,
+  peerStoreCacheStats,
   quietDiscovery,
   reprovideSchedule,
   routingTableMapper,
   SEEDER_CONNECTION_LIMITS,
 } from './node.ts'
+export { PEER_STORE_CACHE_MS, type PeerStoreCacheStats } from './peer-store-cache.ts'
 export { generateSwarmKey, parseSwarmKey } from './swarm-key.ts'
 export { siteFromUserAgent, userAgentFor } from './site.ts'

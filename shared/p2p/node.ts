@@ -22,6 +22,8 @@ import { parseSwarmKey } from './swarm-key.ts'
 import { userAgentFor } from './site.ts'
 import { installPnetWindow } from './pnet-window.ts'
 import { reusedCertificateTls } from './tls.ts'
+import { quietLogger } from './logger.ts'
+import { cachePeerStore, type PeerStoreCacheStats } from './peer-store-cache.ts'
 
 export type EncrypterName = 'tls' | 'noise'
 
@@ -184,6 +186,13 @@ export function quietDiscovery<C, T extends object>(
   }
 }
 
+const peerStoreStats = new WeakMap<P2PNode, PeerStoreCacheStats>()
+
+/** How the node's peer store cache answered so far (see peer-store-cache.ts); undefined for a node not made here. */
+export function peerStoreCacheStats(node: P2PNode): Readonly<PeerStoreCacheStats> | undefined {
+  return peerStoreStats.get(node)
+}
+
 /** Creates and starts the swarm node shared by agent and seeder. Stop it with `node.stop()`. */
 export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
   opts.signal?.throwIfAborted()
@@ -198,6 +207,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
     privateKey,
     start: false,
     nodeInfo: { userAgent: userAgentFor(opts.site) },
+    logger: quietLogger(),
     addresses: { listen: [...opts.listen], announce: opts.announce === undefined ? [] : [...opts.announce] },
     transports: [tcp()],
     connectionEncrypters: encrypters,
@@ -222,6 +232,7 @@ export async function createP2PNode(opts: P2PNodeOptions): Promise<P2PNode> {
       bootstrap: bootstrapService({ entries, resolver: opts.resolver }),
     },
   })
+  peerStoreStats.set(node, cachePeerStore(node.peerStore))
   try {
     await node.start()
     opts.signal?.throwIfAborted()

@@ -48,13 +48,26 @@ export class LiveBlob {
     return new Promise((resolve) => {
       if (signal.aborted) return resolve()
       const done = () => {
-        this.#waiters.delete(done)
+        cancel()
         signal.removeEventListener('abort', done)
         resolve()
       }
-      this.#waiters.add(done)
+      const cancel = this.onNextChange(done)
       signal.addEventListener('abort', done, { once: true })
     })
+  }
+
+  /**
+   * Calls `waiter` once, on the next change; the returned function takes it back. For a waiter that already has
+   * its own way to stop (a long poll's timer), this spares an AbortController, and the DOMException its abort()
+   * makes, per wait.
+   */
+  onNextChange(waiter: () => void): () => void {
+    const once = (): void => waiter()
+    this.#waiters.add(once)
+    return () => {
+      this.#waiters.delete(once)
+    }
   }
 }
 

@@ -114,7 +114,8 @@ export class StoreChunkSource implements ChunkSource {
 
   /**
    * Resolves on the first of: a readvertise for `peer`, a change of the live blob, the recheck interval, an abort;
-   * true for a readvertise. Plain listeners rather than AbortSignal.any: this runs once per chunk served.
+   * true for a readvertise. Plain listeners rather than AbortSignal.any or an AbortController for the live blob's
+   * wait (whose abort() builds a DOMException at every finish): this runs once per chunk served.
    */
   #nextLook(
     digest: Digest,
@@ -123,7 +124,7 @@ export class StoreChunkSource implements ChunkSource {
     signal: AbortSignal,
   ): Promise<boolean> {
     return new Promise((resolve) => {
-      const stopLive = new AbortController()
+      let stopLive: (() => void) | undefined
       let waiters = this.#narrowed.get(digest)
       if (waiters === undefined) this.#narrowed.set(digest, (waiters = new Set()))
       let done = false
@@ -134,7 +135,7 @@ export class StoreChunkSource implements ChunkSource {
         signal.removeEventListener('abort', onAbort)
         waiters.delete(waiter)
         if (waiters.size === 0 && this.#narrowed.get(digest) === waiters) this.#narrowed.delete(digest)
-        stopLive.abort()
+        stopLive?.()
         resolve(readvertised)
       }
       const onAbort = (): void => finish(false)
@@ -143,7 +144,7 @@ export class StoreChunkSource implements ChunkSource {
       waiters.add(waiter)
       signal.addEventListener('abort', onAbort, { once: true })
       if (signal.aborted) finish(false)
-      else void live?.changed(stopLive.signal).then(() => finish(false))
+      else stopLive = live?.onNextChange(() => finish(false))
     })
   }
 

@@ -14,6 +14,7 @@ import {
   InvalidSwarmKeyError,
   type P2PNode,
   type P2PNodeOptions,
+  peerStoreCacheStats,
   quietDiscovery,
   routingTableMapper,
   SEEDER_CONNECTION_LIMITS,
@@ -236,6 +237,29 @@ describe('createP2PNode', () => {
     expect(tlsConn.encryption).toBe('/tls/1.0.0')
     const noiseConn = await noiseOnly.dial(a.getMultiaddrs())
     expect(noiseConn.encryption).toBe('/noise')
+  })
+
+  it('opens and accepts streams without a peer store write per stream, and the store still lists the protocol', async () => {
+    const a = await start()
+    const b = await start()
+    await b.handle('/shoal-test/echo/1', async (stream) => {
+      for await (const _ of stream) void _
+      await stream.close()
+    })
+    await a.dial(b.getMultiaddrs())
+    const before = { a: { ...peerStoreCacheStats(a)! }, b: { ...peerStoreCacheStats(b)! } }
+    const streams = 20
+    for (let i = 0; i < streams; i++) {
+      const s = await a.dialProtocol(b.peerId, '/shoal-test/echo/1')
+      s.send(new Uint8Array([i]))
+      await s.close()
+    }
+    // Each stream merges its protocol into the other side's record, on both sides (libp2p's connection.js): after
+    // the first, the record lists it and the merge costs no lock, load or write.
+    expect(peerStoreCacheStats(a)!.mergesSkipped - before.a.mergesSkipped).toBeGreaterThanOrEqual(streams - 1)
+    expect(peerStoreCacheStats(b)!.mergesSkipped - before.b.mergesSkipped).toBeGreaterThanOrEqual(streams - 1)
+    expect(peerStoreCacheStats(a)!.writes - before.a.writes).toBeLessThan(streams / 2)
+    expect((await a.peerStore.get(b.peerId)).protocols).toContain('/shoal-test/echo/1')
   })
 
   it('rejects a bad swarm key or bootstrap entry before opening any socket', async () => {
