@@ -40,33 +40,15 @@ export interface HolderInit {
   readonly lookups: ProviderLookups
   /** This node's edge site, told to every holder asked. */
   readonly site?: string
-  readonly now?: () => number
 }
-
-/**
- * The longest a download goes without a DHT provider lookup for its blob while lookups find nobody new. The session
- * asks for one every second (REDISCOVER_MS); each is a DHT query whose GET_PROVIDERS every peer it reaches answers
- * with providers and closer peers from its store: in a 16-node fleet run, kad-dht was ~6 % of an agent's CPU, most
- * of it lookups whose answer the tracker already followed. A lookup that brings a new holder, or a holder lost,
- * brings the interval back to every second.
- */
-export const MAX_LOOKUP_INTERVAL_MS = 4000
-const FIRST_BACKOFF_MS = 2000
 
 /** Seeders, DHT providers and peers that asked us, each followed by a `have` long poll. */
 export class SwarmHolders implements HolderSource {
   readonly #i: HolderInit
-  readonly #now: () => number
   #tracker: HaveTracker | undefined
-  /** No DHT lookup before this time (ms); set by the last lookup's outcome. */
-  #nextLookupAt = 0
-  #lookupGapMs = 0
-  /** DHT lookups asked for (tests). */
-  lookups = 0
 
   constructor(init: HolderInit) {
     this.#i = init
-    this.#now = init.now ?? Date.now
   }
 
   follow(sink: HaveSink, signal: AbortSignal): void {
@@ -80,10 +62,7 @@ export class SwarmHolders implements HolderSource {
         if (first) sink.addPeer(peer, kind, bitfield, site)
         else for (const i of bitfield.indexes()) sink.peerHas(peer, i)
       },
-      onGone: (peer) => {
-        sink.removePeer(peer)
-        this.#lookupSoon()
-      },
+      onGone: (peer) => sink.removePeer(peer),
       onPeers: (addrs) => this.#meet(addrs, tracker),
     })
     this.#tracker = tracker
@@ -131,12 +110,6 @@ export class SwarmHolders implements HolderSource {
     for (const s of seeders) tracker.track(s.id, s.addr, 'seeder')
     for (const peer of this.#i.interested()) tracker.trackId(peer, 'peer')
     const self = node.peerId.toString()
-    const now = this.#now()
-    if (now < this.#nextLookupAt) return
-    // Pushed back at once so the ticks while this lookup runs do not start another; set again from its outcome.
-    this.#nextLookupAt = now + MAX_LOOKUP_INTERVAL_MS
-    this.lookups++
-    let fresh = 0
     // Joins a lookup under way for this blob, or reuses one that just finished (the DHT routing already put
     // the providers' addresses in the peer store).
     await lookups
@@ -144,22 +117,11 @@ export class SwarmHolders implements HolderSource {
         digest,
         (p) => {
           const id = p.id.toString()
-          if (id === self || trusted.has(id) || tracker.knows(id)) return
-          tracker.trackId(id, 'peer', p.id)
-          if (tracker.knows(id)) fresh++
+          if (id !== self && !trusted.has(id)) tracker.trackId(id, 'peer', p.id)
         },
         { signal },
       )
       .catch(() => {})
-    // Nothing new (every provider followed already, or no room to follow more): look less often, up to the cap.
-    this.#lookupGapMs =
-      fresh > 0 ? 0 : Math.min(MAX_LOOKUP_INTERVAL_MS, Math.max(FIRST_BACKOFF_MS, 2 * this.#lookupGapMs))
-    this.#nextLookupAt = this.#now() + this.#lookupGapMs
-  }
-
-  #lookupSoon(): void {
-    this.#lookupGapMs = 0
-    this.#nextLookupAt = 0
   }
 
   /** Peer hints from a seeder: remember their addresses and start asking them what they hold. */
