@@ -77,6 +77,26 @@ describe('DownloadSession in an edge site', () => {
     }
   })
 
+  it('leaves the chunks a same-site asker wins to it, before it is tracked', () => {
+    const run = (askerSite: string) => {
+      const w = world({
+        chunkCount: 8,
+        peers: [{ id: 'far', kind: 'peer', have: all(8), behaviour: { kind: 'honest' } }],
+        init: { stallTimeoutMs: 60_000, site: { name: 'store-1', self: 'me', blob: BLOB, takeoverMs: 10_000 } },
+      })
+      // 'near' asked this node for the blob's `have`; this node has not reached it (not a holder it follows).
+      w.session.heardFrom('near', askerSite)
+      w.clock.run(5000, () => w.end !== undefined)
+      return [...new Set(w.fetches.filter((f) => f.peer === 'far').map((f) => f.index))].sort()
+    }
+    const mine = [...Array(8).keys()].filter((i) => rendezvousOrder(['me', 'near'], `${BLOB}#${i}`)[0] === 'me')
+    expect(mine.length).toBeGreaterThan(0)
+    expect(mine.length).toBeLessThan(8)
+    expect(run('store-1')).toEqual(mine)
+    // An asker of another site is nobody's member: this node fetches everything once its join window is over.
+    expect(run('store-2')).toEqual([...Array(8).keys()])
+  })
+
   it('without a site, a peer claiming one is just a peer', () => {
     const w = world({
       chunkCount: 4,
