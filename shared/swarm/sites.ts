@@ -52,9 +52,10 @@ export const SITE_JOIN_MS = 2000
 export const SITE_QUIET_MS = 5000
 
 /**
- * How long a same-site peer that asked this node for the blob's `have` stays a candidate in the election without
- * answering this node's own `have` (`heard`): an asker repeats its long poll at least every 10 s (MAX_HAVE_WAIT_MS)
- * while it fetches the blob, so one that has not asked for this long has finished or gone.
+ * How long a same-site peer that asked this node for the blob's `have` is a candidate in the election before it
+ * answers this node's own `have` (`heard`, then `join`). This node follows an asker at its next rediscovery (every
+ * second), so a reachable asker is a member within a round trip or two; one it cannot reach, or does not follow (its
+ * tracked-peer cap is full), holds back the chunks it wins for this long at most, once.
  */
 export const SITE_ASKER_MS = 15_000
 
@@ -73,8 +74,10 @@ export class SiteElection {
   readonly #joinUntil: number
   readonly #members = new Set<string>()
   readonly #down = new Set<string>()
-  /** Same-site peers known only by their `have` asks to this node: when each last asked. */
+  /** Same-site peers known by their `have` asks to this node, not (yet) members: SITE_ASKER_MS after each first asked. */
   readonly #askers = new Map<string, number>()
+  /** When the next asker's SITE_ASKER_MS runs out (the cached orders count it until then). */
+  #askersChangeAt = Number.POSITIVE_INFINITY
   /** When each member (this node included) last got a chunk of the blob it did not hold. */
   readonly #progressAt = new Map<string, number>()
   /** When this node first found chunk i held nowhere in the site and not its own to fetch. */
@@ -102,6 +105,7 @@ export class SiteElection {
   join(id: string, now: number): void {
     if (id === this.#self) return
     this.#down.delete(id)
+    this.#askers.delete(id)
     if (this.#members.has(id)) return
     this.#members.add(id)
     if (!this.#progressAt.has(id)) this.#progressAt.set(id, now)
@@ -110,8 +114,8 @@ export class SiteElection {
 
   /**
    * A same-site peer asked this node for the blob's `have`: it is fetching the blob, so it is a candidate in the
-   * chunks' election from now on, before this node's own `have` to it is answered (`join`), until SITE_ASKER_MS
-   * after its last ask. Members learn of each other unevenly in the first seconds of a rollout: a member that
+   * chunks' election from now on, before this node's own `have` to it is answered (`join`), for SITE_ASKER_MS at
+   * most if it never is. Members learn of each other unevenly in the first seconds of a rollout: a member that
    * started late is told of the early ones (the seeder's hints) and asks them, while they know only each other;
    * each early one then won the election over the members it knew and fetched the first chunks alongside the late
    * one that won it over all of them (bench/sim, 20 × 10, seed 2: 9 chunks crossed into a site twice, 1.07 × S).
@@ -119,12 +123,16 @@ export class SiteElection {
    */
   heard(id: string, now: number): void {
     if (id === this.#self) return
-    if (!this.#askers.has(id)) {
-      if (this.#askers.size >= MAX_SITE_ASKERS) this.#expireAskers(now)
+    // One that asked before keeps its first time: asking again does not make an unreachable asker a candidate anew.
+    if (this.#askers.has(id) || this.#members.has(id)) return
+    if (this.#askers.size >= MAX_SITE_ASKERS) {
+      for (const [a, until] of this.#askers) if (until < now) this.#askers.delete(a)
       if (this.#askers.size >= MAX_SITE_ASKERS) return
-      if (!this.#members.has(id)) this.#orders.clear()
     }
-    this.#askers.set(id, now)
+    const until = now + SITE_ASKER_MS
+    this.#askers.set(id, until)
+    this.#askersChangeAt = Math.min(this.#askersChangeAt, until)
+    this.#orders.clear()
     if (!this.#progressAt.has(id)) this.#progressAt.set(id, now)
   }
 
@@ -162,8 +170,10 @@ export class SiteElection {
    * again. A node that knows no member is a site of one and fetches once the join window has passed.
    */
   outsideAt(index: number, now: number): number {
-    this.#expireAskers(now)
-    if (this.#members.size === 0 && this.#askers.size === 0) return Math.max(now, this.#joinUntil)
+    if (now > this.#askersChangeAt) this.#askersPassed(now)
+    if (this.#members.size === 0 && this.#askersChangeAt === Number.POSITIVE_INFINITY) {
+      return Math.max(now, this.#joinUntil)
+    }
     const order = this.#order(index)
     if (order[0] === this.#self) return now
     let since = this.#waitingSince.get(index)
@@ -191,19 +201,26 @@ export class SiteElection {
     return t.acting === this.#self || t.acting === undefined
   }
 
-  /** Askers that stopped asking are no longer candidates (members, who answered this node, stay until they leave). */
-  #expireAskers(now: number): void {
-    for (const [id, at] of this.#askers) {
-      if (now - at <= SITE_ASKER_MS) continue
-      this.#askers.delete(id)
-      if (!this.#members.has(id)) this.#orders.clear()
-    }
+  /** An asker's SITE_ASKER_MS ran out: the orders are computed again without it. */
+  #askersPassed(now: number): void {
+    this.#orders.clear()
+    let next = Number.POSITIVE_INFINITY
+    for (const until of this.#askers.values()) if (until >= now) next = Math.min(next, until)
+    this.#askersChangeAt = next
+  }
+
+  /** Askers within SITE_ASKER_MS of their first ask (the orders are cached until the next runs out). */
+  #liveAskers(): string[] {
+    const out: string[] = []
+    // The same numbers compared, not a difference of them: the earliest live asker's own time is the bound.
+    for (const [id, until] of this.#askers) if (until >= this.#askersChangeAt) out.push(id)
+    return out
   }
 
   #order(index: number): string[] {
     let order = this.#orders.get(index)
     if (order === undefined) {
-      const candidates = new Set([this.#self, ...this.#members, ...this.#askers.keys()])
+      const candidates = new Set([this.#self, ...this.#members, ...this.#liveAskers()])
       order = rendezvousOrder([...candidates], chunkKey(this.#blob, index))
       this.#orders.set(index, order)
     }

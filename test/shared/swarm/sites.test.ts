@@ -109,19 +109,34 @@ describe('SiteElection', () => {
     }
   })
 
-  it('forgets an asker that stopped asking, and never itself', () => {
+  it('counts an asker it never reaches for a while only, one it reaches for good, and never itself', () => {
     const i = [...Array(64).keys()].find((c) => rendezvousOrder(['n1', 'n2'], chunkKey(BLOB, c))[0] === 'n2')!
     const e = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
     e.heard('n1', 0)
     expect(e.outsideAt(i, 5000)).toBe(5000)
     e.heard('n2', 5000)
     expect(e.outsideAt(i, 5000)).toBeGreaterThan(5000)
-    // It asks again within the window: still a candidate.
+    // Asking again does not extend it: n2 never answered this node's own `have` (unreachable, or not followed).
     e.heard('n2', 5000 + SITE_ASKER_MS)
-    expect(e.outsideAt(i, 5000 + 2 * SITE_ASKER_MS)).toBeGreaterThan(5000 + 2 * SITE_ASKER_MS)
-    // Silent for longer than the window: gone, the chunk is this node's again.
-    const later = 5001 + 3 * SITE_ASKER_MS
+    expect(e.outsideAt(i, 5000 + SITE_ASKER_MS)).toBeGreaterThan(5000 + SITE_ASKER_MS)
+    const later = 5001 + SITE_ASKER_MS
     expect(e.outsideAt(i, later)).toBe(later)
+    e.heard('n2', later + 1)
+    expect(e.outsideAt(i, later + 1)).toBe(later + 1)
+    // Once it answers it is a member: it keeps its chunks however long after.
+    const f = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    f.heard('n2', 0)
+    f.join('n2', 1000)
+    expect(f.outsideAt(i, 2 * SITE_ASKER_MS)).toBeGreaterThan(2 * SITE_ASKER_MS)
+  })
+
+  it('counts an asker heard at any clock reading (a fractional one too)', () => {
+    // Times from performance.now() or a model's clock are fractional: 210.1505635359116 + 15,000 - 15,000 is not it.
+    const t = 210.1505635359116
+    const i = [...Array(64).keys()].find((c) => rendezvousOrder(['n1', 'n2'], chunkKey(BLOB, c))[0] === 'n2')!
+    const e = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    e.heard('n2', t)
+    expect(e.outsideAt(i, 541)).toBeGreaterThan(541)
   })
 
   it('sends one member at a time to the origin, the next one takeover later', () => {
