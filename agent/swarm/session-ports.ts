@@ -225,5 +225,7 @@ export function sessionEvents(
         log.warn({ peer, digest, index, err: err?.message }, 'malformed chunk answer, banning peer')
     },
     failed: (peer, index, err) => log.debug({ peer, digest, index, err: err.message }, 'chunk request failed'),
+    outside: (peer, index, candidates) =>
+      log.debug({ peer, digest, index, candidates }, 'chunk asked outside the site'),
   }
 }

@@ -185,6 +185,11 @@ export class SiteElection {
     return t.acting === this.#self ? now : now + Math.max(1, t.graceMs)
   }
 
+  /** The candidates for chunk `index` as this node sees them now, in rendezvous order, those gone marked `!`. */
+  candidates(index: number): string[] {
+    return this.#order(index).map((id) => (this.#down.has(id) ? `!${id}` : id))
+  }
+
   /**
    * Whether this node may leave the swarm for the origin after it has been stalled `stalledMs` past the stall
    * timeout. Within a site, one member at a time: the first live one in rendezvous order for the blob, then the next

@@ -294,6 +294,8 @@ export class DownloadSession implements HaveSink {
       progress: () => this.#progress(r),
       settle: (answer) => this.#answer(r, answer),
     }
+    const site = this.#site
+    if (site !== undefined && !this.#local.has(peer)) this.#c.events?.outside?.(peer, index, site.candidates(index))
     r.fetch = this.#c.fetcher.fetch(call)
   }
 

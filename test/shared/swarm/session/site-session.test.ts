@@ -25,6 +25,12 @@ describe('DownloadSession in an edge site', () => {
     // Chunks 4..7 are held by nobody in the site: 'me' fetches those whose election it wins, and waits for the rest.
     const mine = [4, 5, 6, 7].filter((i) => rendezvousOrder(['me', 'near'], `${BLOB}#${i}`)[0] === 'me')
     expect([...new Set(far)].sort()).toEqual(mine)
+    // Each request outside the site is reported with the candidates it was elected over; none within it.
+    expect(w.outside.map((o) => o.index).sort()).toEqual([...far].sort())
+    for (const o of w.outside) {
+      expect(o.peer).toBe('far')
+      expect(o.candidates).toEqual(rendezvousOrder(['me', 'near'], `${BLOB}#${o.index}`))
+    }
   })
 
   it('takes over a chunk from a member that brought nothing in for the takeover time', () => {
