@@ -349,7 +349,7 @@ async function startSwarm(
     live,
     chunkSize: config.chunkSize,
     advertise: (digest, have, ctx) => {
-      if (ctx !== undefined) tie.swarm?.noteInterest(digest, ctx.peer.toString())
+      if (ctx !== undefined) tie.swarm?.noteInterest(digest, ctx.peer.toString(), ctx.site)
       return have.bitfield
     },
     // Peer proofs: a peer that elected this agent asks it to pull a blob for the swarm.

@@ -211,8 +211,11 @@ export function sessionEvents(
   const { metrics, log, announcer } = deps
   return {
     firstChunk: () => announcer.announce(digest),
-    received: (_peer, kind, _index, bytes) =>
-      metrics.bytesReceived.inc({ source: kind === 'seeder' ? 'seeder' : 'peer' }, bytes),
+    received: (peer, kind, index, bytes) => {
+      metrics.bytesReceived.inc({ source: kind === 'seeder' ? 'seeder' : 'peer' }, bytes)
+      // Who sent which chunk: with sites, what tells a chunk that crossed into a site twice from its relays.
+      log.debug({ peer, digest, index, bytes }, 'chunk received')
+    },
     rejected(peer, index, reason, err) {
       metrics.chunksRejected.inc({ reason })
       if (reason === 'forged')
@@ -222,5 +225,7 @@ export function sessionEvents(
         log.warn({ peer, digest, index, err: err?.message }, 'malformed chunk answer, banning peer')
     },
     failed: (peer, index, err) => log.debug({ peer, digest, index, err: err.message }, 'chunk request failed'),
+    outside: (peer, index, candidates) =>
+      log.debug({ peer, digest, index, candidates }, 'chunk asked outside the site'),
   }
 }

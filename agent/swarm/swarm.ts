@@ -67,6 +67,8 @@ export class Swarm {
   readonly #now: () => number
   /** Peers that asked us about a blob: they are fetching it too, so they are candidates. */
   readonly #interested = new Map<Digest, Set<string>>()
+  /** The download session of each blob being fetched from the swarm now (edge sites: askers join its election). */
+  readonly #sessions = new Map<Digest, DownloadSession>()
   /** Peers caught lying, shared by every download: banned until the time given. */
   readonly #bans = new Map<string, number>()
   /** Every download's stall clock; bytes of any blob keep the node's byte clock going (see StallClocks). */
@@ -112,9 +114,13 @@ export class Swarm {
     return this.#trusted
   }
 
-  /** Called by the chunk source when a peer asks about a blob. */
-  noteInterest(digest: Digest, peer: string): void {
+  /**
+   * Called by the chunk source when a peer asks about a blob, with the site its `have` request names: a same-site
+   * asker is a candidate in the blob's site election at once (DownloadSession.heardFrom).
+   */
+  noteInterest(digest: Digest, peer: string, site?: string): void {
     if (this.#trusted.has(peer)) return
+    if (site !== undefined) this.#sessions.get(digest)?.heardFrom(peer, site)
     let set = this.#interested.get(digest)
     if (set === undefined) {
       set = new Set()
@@ -288,6 +294,7 @@ export class Swarm {
           : { site: { name: this.#o.site, self: node.peerId.toString(), blob: digest } }),
       },
     )
+    this.#sessions.set(digest, session)
     try {
       await session.run()
     } catch (err) {
@@ -295,6 +302,8 @@ export class Swarm {
         throw new SwarmUnavailableError(err.message, { cause: err })
       }
       throw err
+    } finally {
+      if (this.#sessions.get(digest) === session) this.#sessions.delete(digest)
     }
   }
 

@@ -535,6 +535,8 @@ export class ShoalModel {
           return
         }
         od.interested.add(d.node.id)
+        // The `have` request says the asker's site: a same-site asker is a candidate in the site election at once.
+        od.session?.heardFrom(d.node.id, this.#siteName(d.node))
         od.watchers.add(d)
         const bits = od.verified.clone()
         this.w.q.after(this.w.latMs, () => {

@@ -169,6 +169,15 @@ export class DownloadSession implements HaveSink {
     this.#poke()
   }
 
+  /**
+   * A peer asked this node for the blob's `have`, saying it is in `site` (edge sites): when that is this node's site,
+   * it is a candidate in the site election from now on (SiteElection.heard), before this node tracks it.
+   */
+  heardFrom(peer: string, site: string | undefined): void {
+    if (this.#ended || this.#site === undefined || !sameSite(this.#i.site?.name, site)) return
+    this.#site.heard(peer, this.#c.clock.now())
+  }
+
   peerHas(peer: string, index: number): void {
     const sched = this.#sched
     if (this.#ended || sched === undefined) return
@@ -285,6 +294,8 @@ export class DownloadSession implements HaveSink {
       progress: () => this.#progress(r),
       settle: (answer) => this.#answer(r, answer),
     }
+    const site = this.#site
+    if (site !== undefined && !this.#local.has(peer)) this.#c.events?.outside?.(peer, index, site.candidates(index))
     r.fetch = this.#c.fetcher.fetch(call)
   }
 

@@ -104,6 +104,11 @@ export interface SessionEvents {
   rejected?(peer: string, index: number, reason: RejectReason, error?: Error): void
   /** A request came to nothing (hang-up, timeout, unreachable). */
   failed?(peer: string, index: number, error: Error): void
+  /**
+   * Edge sites: chunk `index` was asked of `peer`, outside this node's site, with the site's candidates this node
+   * knew then (members it follows, askers, in the chunk's rendezvous order; itself included): who elected itself.
+   */
+  outside?(peer: string, index: number, candidates: readonly string[]): void
 }
 
 export interface DownloadSessionComponents {

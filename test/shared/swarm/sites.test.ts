@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { rendezvousOrder } from '../../../shared/swarm/election.ts'
-import { chunkKey, sameSite, SiteElection } from '../../../shared/swarm/sites.ts'
+import { chunkKey, sameSite, SITE_ASKER_MS, SiteElection } from '../../../shared/swarm/sites.ts'
 
 const BLOB = 'sha256:' + 'ab'.repeat(32)
 const MEMBERS = ['n1', 'n2', 'n3', 'n4']
@@ -81,6 +81,62 @@ describe('SiteElection', () => {
       expect(e.outsideAt(i, t)).toBeGreaterThan(t)
     }
     expect(e.outsideAt(i, 4000)).toBe(4000)
+  })
+
+  it('counts a same-site peer that asked for the blob as a candidate before it is tracked', () => {
+    // The rollout's first second: n1 and n2 started early and know only each other; n3 and n4 started later, were
+    // told of the early ones by the seeder and asked them. Without the asks, for every chunk n3 or n4 wins over all
+    // four, n1 or n2 also wins over the two it knows: two members fetch it from outside.
+    const early = (self: string) => {
+      const e = new SiteElection({ self, blob: BLOB, takeoverMs: 1000 })
+      for (const m of ['n1', 'n2']) e.join(m, 0)
+      return e
+    }
+    const late = MEMBERS.map((m) => (m === 'n1' || m === 'n2' ? early(m) : election(m)))
+    const twice = (elections: SiteElection[]) => {
+      let n = 0
+      for (let i = 0; i < 64; i++) if (elections.filter((e) => e.outsideAt(i, 0) === 0).length > 1) n++
+      return n
+    }
+    expect(twice(late)).toBeGreaterThan(0)
+    for (const e of late.slice(0, 2)) {
+      e.heard('n3', 0)
+      e.heard('n4', 0)
+    }
+    expect(twice(late)).toBe(0)
+    for (let i = 0; i < 64; i++) {
+      expect(late.filter((e) => e.outsideAt(i, 0) === 0).length).toBe(1)
+    }
+  })
+
+  it('counts an asker it never reaches for a while only, one it reaches for good, and never itself', () => {
+    const i = [...Array(64).keys()].find((c) => rendezvousOrder(['n1', 'n2'], chunkKey(BLOB, c))[0] === 'n2')!
+    const e = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    e.heard('n1', 0)
+    expect(e.outsideAt(i, 5000)).toBe(5000)
+    e.heard('n2', 5000)
+    expect(e.outsideAt(i, 5000)).toBeGreaterThan(5000)
+    // Asking again does not extend it: n2 never answered this node's own `have` (unreachable, or not followed).
+    e.heard('n2', 5000 + SITE_ASKER_MS)
+    expect(e.outsideAt(i, 5000 + SITE_ASKER_MS)).toBeGreaterThan(5000 + SITE_ASKER_MS)
+    const later = 5001 + SITE_ASKER_MS
+    expect(e.outsideAt(i, later)).toBe(later)
+    e.heard('n2', later + 1)
+    expect(e.outsideAt(i, later + 1)).toBe(later + 1)
+    // Once it answers it is a member: it keeps its chunks however long after.
+    const f = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    f.heard('n2', 0)
+    f.join('n2', 1000)
+    expect(f.outsideAt(i, 2 * SITE_ASKER_MS)).toBeGreaterThan(2 * SITE_ASKER_MS)
+  })
+
+  it('counts an asker heard at any clock reading (a fractional one too)', () => {
+    // Times from performance.now() or a model's clock are fractional: 210.1505635359116 + 15,000 - 15,000 is not it.
+    const t = 210.1505635359116
+    const i = [...Array(64).keys()].find((c) => rendezvousOrder(['n1', 'n2'], chunkKey(BLOB, c))[0] === 'n2')!
+    const e = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    e.heard('n2', t)
+    expect(e.outsideAt(i, 541)).toBeGreaterThan(541)
   })
 
   it('sends one member at a time to the origin, the next one takeover later', () => {

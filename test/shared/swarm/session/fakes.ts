@@ -97,6 +97,8 @@ export interface World {
   readonly written: Map<number, Uint8Array>
   readonly fetches: Fetch[]
   readonly rejected: { peer: string; index: number; reason: RejectReason }[]
+  /** Edge sites: requests outside the node's site, with the candidates the session knew. */
+  readonly outside: { peer: string; index: number; candidates: readonly string[] }[]
   readonly bans: Map<string, number>
   readonly discovered: number[]
   readonly mapChecks: number[]
@@ -181,6 +183,7 @@ export function world(opts: WorldOptions): World {
     written,
     fetches,
     rejected,
+    outside: [],
     bans,
     discovered,
     mapChecks,
@@ -233,7 +236,10 @@ export function world(opts: WorldOptions): World {
       holders,
       verifier,
       sink,
-      events: { rejected: (peer, index, reason) => rejected.push({ peer, index, reason }) },
+      events: {
+        rejected: (peer, index, reason) => rejected.push({ peer, index, reason }),
+        outside: (peer, index, candidates) => w.outside.push({ peer, index, candidates }),
+      },
     },
     {
       chunkCount: opts.chunkCount,

@@ -25,6 +25,12 @@ describe('DownloadSession in an edge site', () => {
     // Chunks 4..7 are held by nobody in the site: 'me' fetches those whose election it wins, and waits for the rest.
     const mine = [4, 5, 6, 7].filter((i) => rendezvousOrder(['me', 'near'], `${BLOB}#${i}`)[0] === 'me')
     expect([...new Set(far)].sort()).toEqual(mine)
+    // Each request outside the site is reported with the candidates it was elected over; none within it.
+    expect(w.outside.map((o) => o.index).sort()).toEqual([...far].sort())
+    for (const o of w.outside) {
+      expect(o.peer).toBe('far')
+      expect(o.candidates).toEqual(rendezvousOrder(['me', 'near'], `${BLOB}#${o.index}`))
+    }
   })
 
   it('takes over a chunk from a member that brought nothing in for the takeover time', () => {
@@ -75,6 +81,26 @@ describe('DownloadSession in an edge site', () => {
       expect(w.endedAt).toBeGreaterThanOrEqual(STALL_MS * (r + 1))
       expect(w.endedAt).toBeLessThanOrEqual(STALL_MS * (r + 1) + 2 * TICK_MS)
     }
+  })
+
+  it('leaves the chunks a same-site asker wins to it, before it is tracked', () => {
+    const run = (askerSite: string) => {
+      const w = world({
+        chunkCount: 8,
+        peers: [{ id: 'far', kind: 'peer', have: all(8), behaviour: { kind: 'honest' } }],
+        init: { stallTimeoutMs: 60_000, site: { name: 'store-1', self: 'me', blob: BLOB, takeoverMs: 10_000 } },
+      })
+      // 'near' asked this node for the blob's `have`; this node has not reached it (not a holder it follows).
+      w.session.heardFrom('near', askerSite)
+      w.clock.run(5000, () => w.end !== undefined)
+      return [...new Set(w.fetches.filter((f) => f.peer === 'far').map((f) => f.index))].sort()
+    }
+    const mine = [...Array(8).keys()].filter((i) => rendezvousOrder(['me', 'near'], `${BLOB}#${i}`)[0] === 'me')
+    expect(mine.length).toBeGreaterThan(0)
+    expect(mine.length).toBeLessThan(8)
+    expect(run('store-1')).toEqual(mine)
+    // An asker of another site is nobody's member: this node fetches everything once its join window is over.
+    expect(run('store-2')).toEqual([...Array(8).keys()])
   })
 
   it('without a site, a peer claiming one is just a peer', () => {
