@@ -503,9 +503,11 @@ export class StorePartial implements PartialBlob {
           this.#feedsQueued--
           this.#feedQueuedBytes -= length
         }
-        this.#feedTail = fed.then(done, (err: unknown) => {
+        this.#feedTail = fed.then(done, () => {
           done()
-          this.#hashError ??= err
+          // The hash missed these bytes: start it again from the file rather than fail a commit of good bytes (a
+          // hasher replaced meanwhile was reset already). An error that persists fails the read-back's update.
+          if (hasher === this.#hasher) this.#resetHash()
         })
         // Appends go on while a tap's socket holds a batch (a client falling behind is left to the file), up to a
         // bound on the memory of the batches queued behind it (reached only when the machine starves the hash).
@@ -545,6 +547,8 @@ export class StorePartial implements PartialBlob {
         const generation = this.#hashGeneration
         const piece = buffer.subarray(0, to - from)
         await readFully(this.#file.file, piece, from)
+        // Updates still queued behind a tap's socket are earlier bytes (they moved the hashed offset when queued).
+        if (this.#feedsQueued > 0) await this.#feedTail
         if (generation !== this.#hashGeneration) continue
         const behind = this.#hasher.update([piece])
         this.#hashed = to

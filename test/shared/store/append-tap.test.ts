@@ -170,6 +170,30 @@ describe.each([
     expectBytes(await c.body, blob.bytes)
   })
 
+  it('a chunk written ahead of the appends is hashed after the bytes a socket still holds, not before', async () => {
+    // An origin pull resumed on a partial the swarm had written chunks of: the chunk after the appends' cursor is
+    // read back and hashed while the batch before it waits for the paused client's socket.
+    const s = await store(hashing)
+    const size = 24 * MiB
+    const blob = blobOf(size, 7)
+    const partial = await s.openPartial(blob.digest, { size, chunkSize: MiB })
+    const c = await client(partial, { paused: true })
+    vi.useFakeTimers({ toFake: ['setTimeout'] })
+    try {
+      await partial.writeChunk(21, Buffer.from(blob.bytes.subarray(21 * MiB, 22 * MiB)))
+      await appendGivenUp(partial, blob.bytes.subarray(0, 21 * MiB))
+      await partial.append([Buffer.from(blob.bytes.subarray(21 * MiB))])
+      const committed = partial.commit()
+      committed.catch(() => {})
+      await new Promise((r) => setImmediate(r))
+      c.resume()
+      await committed
+    } finally {
+      vi.useRealTimers()
+    }
+    expectBytes(await c.body, blob.bytes)
+  })
+
   it('bytes the caller keeps (no transfer) are read back from the file, never held by the socket', async () => {
     const s = await store(hashing)
     const blob = blobOf(2 * MiB, 5)
