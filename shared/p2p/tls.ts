@@ -105,7 +105,17 @@ export class VerifiedCertificates {
 /** The node's one TLS key and certificate, as a secure context every connection shares. */
 interface Credentials {
   readonly context: SecureContext
+  /** When it was made, by the node's clock (its validity starts an hour before: @libp2p/tls's own rule). */
+  readonly madeAt: number
 }
+
+/**
+ * The node's certificate is made again once this old, or at once if the clock has gone back past the moment it was
+ * made. A certificate made while the clock ran fast (a node whose clock NTP had not yet set) would otherwise start
+ * its validity in the future for every correct peer until real time caught up; @libp2p/tls, which makes one per
+ * connection, recovers at the next connection, and so does this within the hour, or at once on the clock's step.
+ */
+export const CERTIFICATE_RENEW_MS = 60 * 60 * 1000
 
 /**
  * The libp2p TLS 1.3 handshake, byte for byte what `tls()` from @libp2p/tls sends and accepts (same protocol id,
@@ -126,11 +136,15 @@ export class ReusedCertificateTls implements ConnectionEncrypter {
   private readonly log: Logger
   private readonly components: TlsComponents
   private credentials: Promise<Credentials> | undefined
+  /** The credentials once made (to see, without waiting, whether they are due to be made again). */
+  private made: Credentials | undefined
+  private readonly now: () => number
 
   constructor(components: TlsComponents, init: TlsInit = {}) {
     this.components = components
     this.log = components.logger.forComponent('shoal:p2p:tls')
     this.verified = new VerifiedCertificates(init.verifiedCertificates ?? DEFAULT_VERIFIED_CERTIFICATES, init.now)
+    this.now = init.now ?? Date.now
   }
 
   async secureInbound(connection: MessageStream, options?: SecureConnectionOptions): Promise<SecuredConnection> {
@@ -147,10 +161,18 @@ export class ReusedCertificateTls implements ConnectionEncrypter {
    * node without a certificate; a failure is forgotten so the next connection tries again.
    */
   private ownCredentials(): Promise<Credentials> {
+    const t = this.now()
+    const made = this.made
+    if (made !== undefined && (t < made.madeAt || t - made.madeAt >= CERTIFICATE_RENEW_MS)) {
+      this.made = undefined
+      this.credentials = undefined
+    }
     this.credentials ??= generateCertificate(this.components.privateKey).then(
       ({ cert, key }) => {
         this.log('made the TLS certificate of this node')
-        return { context: createSecureContext({ cert, key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' }) }
+        const context = createSecureContext({ cert, key, minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' })
+        this.made = { context, madeAt: t }
+        return this.made
       },
       (err: unknown) => {
         this.credentials = undefined

@@ -11,6 +11,7 @@ import { multiaddr } from '@multiformats/multiaddr'
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
+  CERTIFICATE_RENEW_MS,
   ReusedCertificateTls,
   reusedCertificateTls,
   TLS_PROTOCOL,
@@ -27,12 +28,12 @@ afterEach(async () => {
 })
 
 /** A real libp2p node on loopback TCP with yamux, securing its connections with one of the two encrypters. */
-async function start(encrypter: Encrypter, privateKey?: PrivateKey): Promise<Node> {
+async function start(encrypter: Encrypter, privateKey?: PrivateKey, now?: () => number): Promise<Node> {
   const node = await createLibp2p({
     ...(privateKey === undefined ? {} : { privateKey }),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] },
     transports: [tcp()],
-    connectionEncrypters: [encrypter === 'stock' ? tls() : reusedCertificateTls()],
+    connectionEncrypters: [encrypter === 'stock' ? tls() : reusedCertificateTls(now === undefined ? {} : { now })],
     streamMuxers: [yamux()],
     // Every test connection comes from 127.0.0.1; libp2p refuses a host's sixth within a second by default.
     connectionManager: { inboundConnectionThreshold: 1000 },
@@ -100,6 +101,24 @@ describe('ReusedCertificateTls against the stock @libp2p/tls', () => {
     expect(encrypterOf(listener).verified.size).toBe(1 + 3)
     // And the other way round: the listener's one certificate, verified once by the dialler.
     expect(encrypterOf(reused).verified.size).toBe(1)
+  })
+
+  it('makes its certificate again an hour on, or at once when the clock went back past its making', async () => {
+    let now = Date.now()
+    const listener = await start('reused')
+    const dialler = await start('reused', undefined, () => now)
+    for (let i = 0; i < 2; i++) await connectOnce(dialler, listener)
+    expect(encrypterOf(listener).verified.size).toBe(1)
+    // The clock was fast when the certificate was made, then set right: a new one, valid from the right time.
+    now -= 10 * 60_000
+    for (let i = 0; i < 2; i++) await connectOnce(dialler, listener)
+    expect(encrypterOf(listener).verified.size).toBe(2)
+    now += CERTIFICATE_RENEW_MS - 1
+    await connectOnce(dialler, listener)
+    expect(encrypterOf(listener).verified.size).toBe(2)
+    now += 1
+    for (let i = 0; i < 2; i++) await connectOnce(dialler, listener)
+    expect(encrypterOf(listener).verified.size).toBe(3)
   })
 
   it('refuses a listener that is not the peer dialled, with its certificate already verified or not', async () => {
