@@ -4,7 +4,7 @@ import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from '../shared/log/index.ts'
 import type { Metrics } from '../shared/metrics/index.ts'
 import { parseV2Path, RegistryError, type V2Route } from '../shared/oci/index.ts'
-import { type OpsInit, opsRoutes } from '../shared/ops/index.ts'
+import { lazySchemaCompilers, type OpsInit, opsRoutes } from '../shared/ops/index.ts'
 import { resolveUpstream, type Upstream, upstreamName } from '../shared/origin/index.ts'
 import type { BlobService } from './blobs/service.ts'
 import { OriginStatusError, OriginUnavailableError } from './errors.ts'
@@ -44,6 +44,8 @@ export function buildApp(deps: AppDeps) {
     // Shutdown closes idle keep-alive sockets instead of waiting out their timeout.
     forceCloseConnections: 'idle',
     requestIdHeader: false,
+    // No route here declares a schema: ajv and fast-json-stringify stay unloaded.
+    schemaController: { compilersFactory: lazySchemaCompilers() },
     routerOptions: { maxParamLength: 2048 },
     // Oversized request heads are refused by Node before any handler runs.
     http: { maxHeaderSize: 16 * 1024 },

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import Fastify, { type FastifyInstance, type FastifyPluginAsync } from 'fastify'
 import type { Logger } from '../log/index.ts'
 import type { Metrics } from '../metrics/index.ts'
+import { lazySchemaCompilers } from './schema-compilers.ts'
 
 /** The status page: static files read once, no build step. */
 const UI_FILES = {
@@ -49,7 +50,12 @@ export function opsRoutes(init: OpsInit): FastifyPluginAsync {
 
 /** An HTTP app with only the operations routes: the agent's --metrics-listen, reachable by Prometheus. */
 export function buildOpsApp(init: OpsInit & { readonly log: Logger }): FastifyInstance {
-  const app = Fastify({ loggerInstance: init.log, forceCloseConnections: true, return503OnClosing: true })
+  const app = Fastify({
+    loggerInstance: init.log,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    schemaController: { compilersFactory: lazySchemaCompilers() },
+  })
   void app.register(opsRoutes(init))
   return app as unknown as FastifyInstance
 }
