@@ -51,6 +51,8 @@ interface Req extends ChunkFetch {
   aborted: boolean
   /** When the seeder began sending it (its SendMeter's upload in flight). */
   meterStart: number | undefined
+  /** The last time its bytes were reported (call.progress): a second report at the same instant changes nothing. */
+  progressedAt: number
 }
 
 /** One agent's download of one blob: the agent's DownloadSession, and what travels to and from it. */
@@ -548,8 +550,10 @@ export class ShoalModel {
 
   /** Flows under way into this download are bytes arriving: the chunk client's onProgress. */
   #noteBytes(d: Download): void {
+    const now = this.w.q.now
     for (const req of d.reqs.values()) {
-      if (req.flow === undefined || req.flow.done) continue
+      if (req.flow === undefined || req.flow.done || req.progressedAt === now) continue
+      req.progressedAt = now
       req.call.progress()
     }
   }
@@ -568,6 +572,7 @@ export class ShoalModel {
       cancelWait: undefined,
       aborted: false,
       meterStart: undefined,
+      progressedAt: -1,
       abort: () => {
         if (d.reqs.get(key) === req) d.reqs.delete(key)
         this.#cut(req)

@@ -69,6 +69,12 @@ export class DownloadScheduler {
   /** Peers not attached: #advance has nothing to re-admit while this is 0 and no ban is known. */
   #detachedCount = 0
   /**
+   * No detached peer is usable before this time: a lower bound on their ban and backoff ends, lowered by every
+   * #detach and recomputed by #advance's scan. A peer's ban and backoff ends only grow, so while no ban is known and
+   * time is before it, #advance has nothing to re-admit and skips its scan (the hot path at scale).
+   */
+  #readmitAt = Number.POSITIVE_INFINITY
+  /**
    * No request can time out before this time: the minimum over peers with requests in flight of their
    * progressAt + the shortest no-progress window, and of their requests' issuedAt + hardTimeoutMs. Values only
    * grow between the full scans in tick(), which recompute it, so until then tick() has nothing to look at.
@@ -211,6 +217,7 @@ export class DownloadScheduler {
       p.have = have.clone()
     }
     if (p.usableAt(this.#now)) this.#attach(p)
+    else this.#readmitAt = Math.min(this.#readmitAt, Math.max(p.bannedUntil, p.backoffUntil))
   }
 
   peerHas(id: string, index: number): void {
@@ -667,6 +674,8 @@ export class DownloadScheduler {
   #advance(now: number): void {
     if (now > this.#now) this.#now = now
     if (this.#detachedCount === 0 && this.#bans.size === 0) return
+    if (this.#bans.size === 0 && this.#now < this.#readmitAt) return
+    let readmitAt = Number.POSITIVE_INFINITY
     for (const p of this.#peerList) {
       const banned = this.#bans.get(p.id)
       if (banned !== undefined && banned > p.bannedUntil) {
@@ -674,7 +683,9 @@ export class DownloadScheduler {
         if (!p.usableAt(this.#now)) this.#detach(p)
       }
       if (!p.attached && p.usableAt(this.#now)) this.#attach(p)
+      if (!p.attached) readmitAt = Math.min(readmitAt, Math.max(p.bannedUntil, p.backoffUntil))
     }
+    this.#readmitAt = readmitAt
   }
 
   #attach(p: PeerState): void {
@@ -695,6 +706,7 @@ export class DownloadScheduler {
     p.attached = false
     this.#version++
     this.#detachedCount++
+    this.#readmitAt = Math.min(this.#readmitAt, Math.max(p.bannedUntil, p.backoffUntil))
     const isPeer = p.kind === 'peer'
     for (const c of p.have.indexes()) {
       this.#avail[c]!--
