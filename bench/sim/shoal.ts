@@ -69,6 +69,11 @@ class Download {
   readonly watchers = new Set<Download>()
   readonly interested = new Set<string>()
   readonly reqs = new Map<string, Req>()
+  /**
+   * Requests that were given a flow: a superset of those in `reqs` with a flow under way (stale ones are dropped when
+   * #noteBytes meets them), so polling for bytes walks the few being sent, not every request awaiting an answer.
+   */
+  readonly flowing = new Set<Req>()
   /** Live here: other agents' `have` requests get a bitfield, not `none`. */
   live = false
   seederWatching = false
@@ -551,8 +556,12 @@ export class ShoalModel {
   /** Flows under way into this download are bytes arriving: the chunk client's onProgress. */
   #noteBytes(d: Download): void {
     const now = this.w.q.now
-    for (const req of d.reqs.values()) {
-      if (req.flow === undefined || req.flow.done || req.progressedAt === now) continue
+    for (const req of d.flowing) {
+      if (req.flow === undefined || d.reqs.get(req.key) !== req) {
+        d.flowing.delete(req)
+        continue
+      }
+      if (req.flow.done || req.progressedAt === now) continue
       req.progressedAt = now
       req.call.progress()
     }
@@ -647,6 +656,7 @@ export class ShoalModel {
       req.release?.()
       req.release = undefined
     }
+    d.flowing.add(req)
     if (held === 0) {
       free()
       req.flow = this.w.send(host, d.node.host, bytes, drained)
@@ -655,7 +665,10 @@ export class ShoalModel {
     req.flow = this.w.send(host, d.node.host, held, () => {
       free()
       if (held === bytes) drained()
-      else req.flow = this.w.send(host, d.node.host, bytes - held, drained)
+      else {
+        req.flow = this.w.send(host, d.node.host, bytes - held, drained)
+        d.flowing.add(req)
+      }
     })
   }
 
