@@ -600,11 +600,18 @@ export class DownloadScheduler {
     // A second copy in flight (endgame) comes only from within the site: across the WAN it would cross it twice.
     if (taken !== undefined && site === 'any' && this.#site !== undefined) return
     const bytes = this.#bytes[c]!
+    // The free peers' bitfields and rates, read from their slots (see #sync).
+    const rows = this.#slotHave
+    const rowBytes = this.#rowBytes
+    const rates = this.#slotRate
+    const byte = c >> 3
+    const bit = 0x80 >> (c & 7)
     let best = -1
     let bestCost = 0
     for (let i = 0; i < round.free.length; i++) {
       const p = round.free[i]!
-      if (!p.have.has(c)) continue
+      const slot = p.slot
+      if ((rows[slot * rowBytes + byte]! & bit) === 0) continue
       if (taken?.some((r) => r.peer === p)) continue
       if (site === 'local') {
         if (!p.local || avoid?.has(p.id)) continue
@@ -618,7 +625,8 @@ export class DownloadScheduler {
         if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
         if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
       }
-      const rate = Math.max(1, p.bytesPerSec ?? round.typicalRate)
+      const known = rates[slot]!
+      const rate = Math.max(1, Number.isNaN(known) ? round.typicalRate : known)
       // Expected time to deliver this chunk behind the peer's queue, inflated for an unreliable peer.
       const cost = ((p.inflightBytes + bytes) * 1000) / rate / p.score
       if (cost < limitMs && (best < 0 || cost < bestCost)) {
