@@ -53,6 +53,8 @@ interface Req extends ChunkFetch {
   meterStart: number | undefined
   /** The last time its bytes were reported (call.progress): a second report at the same instant changes nothing. */
   progressedAt: number
+  /** In its download's `flowing` list. */
+  listed: boolean
 }
 
 /** One agent's download of one blob: the agent's DownloadSession, and what travels to and from it. */
@@ -73,7 +75,7 @@ class Download {
    * Requests that were given a flow: a superset of those in `reqs` with a flow under way (stale ones are dropped when
    * #noteBytes meets them), so polling for bytes walks the few being sent, not every request awaiting an answer.
    */
-  readonly flowing = new Set<Req>()
+  readonly flowing: Req[] = []
   /** Live here: other agents' `have` requests get a bitfield, not `none`. */
   live = false
   seederWatching = false
@@ -556,15 +558,20 @@ export class ShoalModel {
   /** Flows under way into this download are bytes arriving: the chunk client's onProgress. */
   #noteBytes(d: Download): void {
     const now = this.w.q.now
-    for (const req of d.flowing) {
+    const list = d.flowing
+    let kept = 0
+    for (let i = 0; i < list.length; i++) {
+      const req = list[i]!
       if (req.flow === undefined || d.reqs.get(req.key) !== req) {
-        d.flowing.delete(req)
+        req.listed = false
         continue
       }
+      list[kept++] = req
       if (req.flow.done || req.progressedAt === now) continue
       req.progressedAt = now
       req.call.progress()
     }
+    list.length = kept
   }
 
   #request(d: Download, call: ChunkCall): Req {
@@ -582,6 +589,7 @@ export class ShoalModel {
       aborted: false,
       meterStart: undefined,
       progressedAt: -1,
+      listed: false,
       abort: () => {
         if (d.reqs.get(key) === req) d.reqs.delete(key)
         this.#cut(req)
@@ -656,7 +664,7 @@ export class ShoalModel {
       req.release?.()
       req.release = undefined
     }
-    d.flowing.add(req)
+    this.#listFlowing(req)
     if (held === 0) {
       free()
       req.flow = this.w.send(host, d.node.host, bytes, drained)
@@ -667,9 +675,16 @@ export class ShoalModel {
       if (held === bytes) drained()
       else {
         req.flow = this.w.send(host, d.node.host, bytes - held, drained)
-        d.flowing.add(req)
+        this.#listFlowing(req)
       }
     })
+  }
+
+  /** Puts a request given a flow in its download's `flowing` list (once). */
+  #listFlowing(req: Req): void {
+    if (req.listed) return
+    req.listed = true
+    req.d.flowing.push(req)
   }
 
   /** The agent's per-request deadline, counted from the request. */
