@@ -20,7 +20,7 @@ export class Timer {
 }
 
 /**
- * The simulator's clock: a binary heap of events ordered by time, then by the order they were scheduled, so
+ * The simulator's clock: a heap of events ordered by time, then by the order they were scheduled, so
  * events at the same instant run first-in first-out and a run is replayable. Time is virtual (milliseconds);
  * nothing here waits on the wall clock. Timers live in a second heap under the same order: setting one takes the
  * next sequence number, as scheduling an event does, so it runs exactly where a fresh event would have.
@@ -115,57 +115,68 @@ export class EventQueue {
     }
   }
 
-  #less(i: number, j: number): boolean {
-    const a = this.#at[i]!
-    const b = this.#at[j]!
-    return a < b || (a === b && this.#ord[i]! < this.#ord[j]!)
-  }
-
-  #swap(i: number, j: number): void {
-    const at = this.#at[i]!
-    const ord = this.#ord[i]!
-    const fn = this.#fn[i]!
-    this.#at[i] = this.#at[j]!
-    this.#ord[i] = this.#ord[j]!
-    this.#fn[i] = this.#fn[j]!
-    this.#at[j] = at
-    this.#ord[j] = ord
-    this.#fn[j] = fn
-  }
+  // A 4-ary heap, sifted with a hole (no swaps): half the levels of a binary heap, and each level's children
+  // are adjacent. (time, sequence) is a total order, so events leave it in exactly the order a binary heap gave.
 
   #push(at: number, ord: number, fn: () => void): void {
-    this.#at.push(at)
-    this.#ord.push(ord)
-    this.#fn.push(fn)
-    let i = this.#at.length - 1
+    const ats = this.#at
+    const ords = this.#ord
+    const fns = this.#fn
+    let i = ats.length
+    ats.push(at)
+    ords.push(ord)
+    fns.push(fn)
     while (i > 0) {
-      const parent = (i - 1) >> 1
-      if (!this.#less(i, parent)) break
-      this.#swap(i, parent)
+      const parent = (i - 1) >> 2
+      const pa = ats[parent]!
+      if (!(at < pa || (at === pa && ord < ords[parent]!))) break
+      ats[i] = pa
+      ords[i] = ords[parent]!
+      fns[i] = fns[parent]!
       i = parent
     }
+    ats[i] = at
+    ords[i] = ord
+    fns[i] = fn
   }
 
   #pop(): () => void {
-    const fn = this.#fn[0]!
-    this.#now = this.#at[0]!
-    const last = this.#at.length - 1
-    this.#swap(0, last)
-    this.#at.pop()
-    this.#ord.pop()
-    this.#fn.pop()
+    const ats = this.#at
+    const ords = this.#ord
+    const fns = this.#fn
+    const top = fns[0]!
+    this.#now = ats[0]!
+    const at = ats.pop()!
+    const ord = ords.pop()!
+    const fn = fns.pop()!
+    const n = ats.length
+    if (n === 0) return top
     let i = 0
     for (;;) {
-      const l = 2 * i + 1
-      const r = l + 1
-      let m = i
-      if (l < last && this.#less(l, m)) m = l
-      if (r < last && this.#less(r, m)) m = r
-      if (m === i) break
-      this.#swap(i, m)
-      i = m
+      const first = 4 * i + 1
+      if (first >= n) break
+      let c = first
+      let ca = ats[first]!
+      let co = ords[first]!
+      const last = Math.min(first + 4, n)
+      for (let k = first + 1; k < last; k++) {
+        const ka = ats[k]!
+        if (ka < ca || (ka === ca && ords[k]! < co)) {
+          c = k
+          ca = ka
+          co = ords[k]!
+        }
+      }
+      if (!(ca < at || (ca === at && co < ord))) break
+      ats[i] = ca
+      ords[i] = co
+      fns[i] = fns[c]!
+      i = c
     }
-    return fn
+    ats[i] = at
+    ords[i] = ord
+    fns[i] = fn
+    return top
   }
 
   #timerUp(i: number): void {

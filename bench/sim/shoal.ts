@@ -51,6 +51,10 @@ interface Req extends ChunkFetch {
   aborted: boolean
   /** When the seeder began sending it (its SendMeter's upload in flight). */
   meterStart: number | undefined
+  /** The last time its bytes were reported (call.progress): a second report at the same instant changes nothing. */
+  progressedAt: number
+  /** In its download's `flowing` list. */
+  listed: boolean
 }
 
 /** One agent's download of one blob: the agent's DownloadSession, and what travels to and from it. */
@@ -67,6 +71,11 @@ class Download {
   readonly watchers = new Set<Download>()
   readonly interested = new Set<string>()
   readonly reqs = new Map<string, Req>()
+  /**
+   * Requests that were given a flow: a superset of those in `reqs` with a flow under way (stale ones are dropped when
+   * #noteBytes meets them), so polling for bytes walks the few being sent, not every request awaiting an answer.
+   */
+  readonly flowing: Req[] = []
   /** Live here: other agents' `have` requests get a bitfield, not `none`. */
   live = false
   seederWatching = false
@@ -550,10 +559,21 @@ export class ShoalModel {
 
   /** Flows under way into this download are bytes arriving: the chunk client's onProgress. */
   #noteBytes(d: Download): void {
-    for (const req of d.reqs.values()) {
-      if (req.flow === undefined || req.flow.done) continue
+    const now = this.w.q.now
+    const list = d.flowing
+    let kept = 0
+    for (let i = 0; i < list.length; i++) {
+      const req = list[i]!
+      if (req.flow === undefined || d.reqs.get(req.key) !== req) {
+        req.listed = false
+        continue
+      }
+      list[kept++] = req
+      if (req.flow.done || req.progressedAt === now) continue
+      req.progressedAt = now
       req.call.progress()
     }
+    list.length = kept
   }
 
   #request(d: Download, call: ChunkCall): Req {
@@ -570,6 +590,8 @@ export class ShoalModel {
       cancelWait: undefined,
       aborted: false,
       meterStart: undefined,
+      progressedAt: -1,
+      listed: false,
       abort: () => {
         if (d.reqs.get(key) === req) d.reqs.delete(key)
         this.#cut(req)
@@ -644,6 +666,7 @@ export class ShoalModel {
       req.release?.()
       req.release = undefined
     }
+    this.#listFlowing(req)
     if (held === 0) {
       free()
       req.flow = this.w.send(host, d.node.host, bytes, drained)
@@ -652,8 +675,18 @@ export class ShoalModel {
     req.flow = this.w.send(host, d.node.host, held, () => {
       free()
       if (held === bytes) drained()
-      else req.flow = this.w.send(host, d.node.host, bytes - held, drained)
+      else {
+        req.flow = this.w.send(host, d.node.host, bytes - held, drained)
+        this.#listFlowing(req)
+      }
     })
+  }
+
+  /** Puts a request given a flow in its download's `flowing` list (once). */
+  #listFlowing(req: Req): void {
+    if (req.listed) return
+    req.listed = true
+    req.d.flowing.push(req)
   }
 
   /** The agent's per-request deadline, counted from the request. */

@@ -66,8 +66,37 @@ export class DownloadScheduler {
   readonly #peers = new Map<string, PeerState>()
   /** #peers' values in the map's order: the per-call loops walk an array, not a map iterator. */
   readonly #peerList: PeerState[] = []
+  /**
+   * What next() reads of every peer on every call, by slot (the peer's index in #peerList), kept in step with the
+   * PeerState by #sync: attached, requests in flight, pipeline depth, end of the busy pause, and the bitfield's
+   * bytes (a row of #rowBytes per slot). At scale next() runs on most events, and walking ~40 scattered peer objects
+   * (each with a Map and a Bitfield behind it) per call was most of its cost.
+   */
+  #slotAttached = new Uint8Array(8)
+  #slotInflight = new Uint32Array(8)
+  #slotDepth = new Float64Array(8)
+  #slotBusyUntil = new Float64Array(8)
+  /** The peer's bytesPerSec, NaN while unknown. */
+  #slotRate = new Float64Array(8)
+  #slotHave: Uint8Array
+  readonly #rowBytes: number
+  /** Scratch for next(): the free peers' slots; and the in-order window's chunks (marked by round). */
+  #freeSlots = new Uint32Array(8)
+  readonly #windowMark: Uint32Array
+  #windowRound = 0
+  /** Scratch for next()'s rarest-first order: candidates, their holder counts, and a counting sort's counts. */
+  readonly #cand: Uint32Array
+  readonly #candK: Uint32Array
+  readonly #sorted: Uint32Array
+  #kCount = new Uint32Array(64)
   /** Peers not attached: #advance has nothing to re-admit while this is 0 and no ban is known. */
   #detachedCount = 0
+  /**
+   * No detached peer is usable before this time: a lower bound on their ban and backoff ends, lowered by every
+   * #detach and recomputed by #advance's scan. A peer's ban and backoff ends only grow, so while no ban is known and
+   * time is before it, #advance has nothing to re-admit and skips its scan (the hot path at scale).
+   */
+  #readmitAt = Number.POSITIVE_INFINITY
   /**
    * No request can time out before this time: the minimum over peers with requests in flight of their
    * progressAt + the shortest no-progress window, and of their requests' issuedAt + hardTimeoutMs. Values only
@@ -92,7 +121,14 @@ export class DownloadScheduler {
   #now = 0
   /** When the first request was asked for; verified chunk bytes by arrival, for the download's receive rate. */
   #startedAt: number | undefined
-  readonly #arrivals: { readonly at: number; readonly bytes: number }[] = []
+  /**
+   * Arrivals in order, [#arrivalHead, #arrivalTail) still in the rate window: each chunk arrives once, so chunkCount
+   * places suffice and none is reused.
+   */
+  readonly #arrivalAt: Float64Array
+  readonly #arrivalBytesOf: Float64Array
+  #arrivalHead = 0
+  #arrivalTail = 0
   /** Sum of #arrivals' bytes, kept as they come and go: next() asks for the cap on every call. */
   #arrivalBytes = 0
 
@@ -145,6 +181,14 @@ export class DownloadScheduler {
     this.#peerAvail = new Uint32Array(n)
     this.#order = permutation(n, opts.random ?? Math.random)
     this.#freeHeld = new Uint8Array(Math.ceil(n / 8))
+    this.#rowBytes = Math.ceil(n / 8)
+    this.#slotHave = new Uint8Array(8 * this.#rowBytes)
+    this.#windowMark = new Uint32Array(n)
+    this.#arrivalAt = new Float64Array(n)
+    this.#arrivalBytesOf = new Float64Array(n)
+    this.#cand = new Uint32Array(n)
+    this.#candK = new Uint32Array(n)
+    this.#sorted = new Uint32Array(n)
   }
 
   get done(): boolean {
@@ -202,7 +246,9 @@ export class DownloadScheduler {
       p.local = local
       p.bannedUntil = this.#bans.get(id) ?? 0
       this.#peers.set(id, p)
+      p.slot = this.#peerList.length
       this.#peerList.push(p)
+      this.#growSlots(this.#peerList.length)
       this.#detachedCount++
     } else {
       this.#detach(p)
@@ -210,12 +256,17 @@ export class DownloadScheduler {
       p.local = local
       p.have = have.clone()
     }
+    this.#syncHave(p)
+    this.#sync(p)
     if (p.usableAt(this.#now)) this.#attach(p)
+    else this.#readmitAt = Math.min(this.#readmitAt, Math.max(p.bannedUntil, p.backoffUntil))
   }
 
   peerHas(id: string, index: number): void {
     const p = this.#peers.get(id)
-    if (p === undefined || !p.have.set(index) || !p.attached) return
+    if (p === undefined || !p.have.set(index)) return
+    this.#slotHave[p.slot * this.#rowBytes + (index >> 3)]! |= 0x80 >> (index & 7)
+    if (!p.attached) return
     // A chunk held or asked for already is skipped by next(): no new request can come of this.
     if (!this.#have.has(index) && !this.#reqs.has(index)) this.#version++
     this.#avail[index]!++
@@ -232,8 +283,16 @@ export class DownloadScheduler {
     for (const r of [...p.inflight.values()]) this.#drop(r, now)
     this.#detach(p)
     this.#peers.delete(id)
-    this.#peerList.splice(this.#peerList.indexOf(p), 1)
+    this.#peerList.splice(p.slot, 1)
     this.#detachedCount--
+    // The peers after it move down one slot.
+    for (let i = p.slot; i < this.#peerList.length; i++) {
+      const q = this.#peerList[i]!
+      q.slot = i
+      this.#syncHave(q)
+      this.#sync(q)
+    }
+    p.slot = -1
   }
 
   /**
@@ -246,8 +305,8 @@ export class DownloadScheduler {
     if (inflightTotalMs <= 0) return max
     const started = this.#startedAt ?? now
     const span = Math.min(RATE_WINDOW_MS, Math.max(MIN_RATE_SPAN_MS, now - started))
-    while (this.#arrivals.length > 0 && this.#arrivals[0]!.at < now - span) {
-      this.#arrivalBytes -= this.#arrivals.shift()!.bytes
+    while (this.#arrivalHead < this.#arrivalTail && this.#arrivalAt[this.#arrivalHead]! < now - span) {
+      this.#arrivalBytes -= this.#arrivalBytesOf[this.#arrivalHead++]!
     }
     // +1: the chunk being received is not queued work.
     const cap = Math.ceil(((this.#arrivalBytes / span) * inflightTotalMs) / this.#meanChunkBytes) + 1
@@ -265,49 +324,78 @@ export class DownloadScheduler {
     if (this.done || this.#total >= cap) return []
     if (this.#idleVersion === this.#version && now < this.#idleUntil) return []
     this.#idleVersion = -1
-    const free: PeerState[] = []
+    const list = this.#peerList
+    const attached = this.#slotAttached
+    const inflight = this.#slotInflight
+    const depth = this.#slotDepth
+    const busyUntil = this.#slotBusyUntil
+    const freeSlots = this.#freeSlots
+    let nFree = 0
     // The first time a peer with room in its pipeline comes back from a `busy` pause.
     let idleUntil = Number.POSITIVE_INFINITY
-    for (const p of this.#peerList) {
-      if (!p.attached || p.inflight.size >= this.#depth(p)) continue
-      if (now >= p.busyUntil) free.push(p)
-      else if (p.busyUntil < idleUntil) idleUntil = p.busyUntil
+    for (let i = 0; i < list.length; i++) {
+      if (attached[i] === 0 || inflight[i]! >= depth[i]!) continue
+      const b = busyUntil[i]!
+      if (now >= b) freeSlots[nFree++] = i
+      else if (b < idleUntil) idleUntil = b
     }
-    if (free.length === 0) {
+    if (nFree === 0) {
       this.#idle(idleUntil)
       return []
     }
+    const free: PeerState[] = []
+    for (let j = 0; j < nFree; j++) free.push(list[freeSlots[j]!]!)
     const round: Round = { now, free, out: [], typicalRate: this.#typicalRate(), cap, wakeAt: idleUntil }
     // Chunks no free peer holds cannot be assigned this round: one byte test skips them (the free peers only shrink).
     const held = this.#freeHeld
+    const rowBytes = this.#rowBytes
+    const rows = this.#slotHave
     held.fill(0)
-    for (const p of free) p.have.orInto(held)
+    for (let j = 0; j < nFree; j++) {
+      const at = freeSlots[j]! * rowBytes
+      for (let k = 0; k < rowBytes; k++) held[k]! |= rows[at + k]!
+    }
 
-    const window = new Set<number>()
-    for (let c = this.contiguous; c < this.chunkCount && window.size < this.#s.inOrderWindow; c++) {
+    const mark = this.#windowMark
+    const roundId = ++this.#windowRound
+    if (roundId === 0xffffffff) {
+      mark.fill(0)
+      this.#windowRound = 1
+    }
+    const inWindow = this.#windowRound
+    let windowSize = 0
+    for (let c = this.contiguous; c < this.chunkCount && windowSize < this.#s.inOrderWindow; c++) {
       if (this.#have.has(c)) continue
-      window.add(c)
+      mark[c] = inWindow
+      windowSize++
       if ((held[c >> 3]! & (0x80 >> (c & 7))) !== 0 && !this.#reqs.has(c)) this.#tryAssign(c, round)
       if (this.#saturated(round)) return round.out
     }
 
-    // Rarest by peer holders, so a chunk only a seeder holds (one it handed us to spread) comes first.
-    const buckets: number[][] = []
+    // Rarest by peer holders, so a chunk only a seeder holds (one it handed us to spread) comes first: a stable
+    // counting sort of the candidates (in #order) by their number of peer holders.
+    const cand = this.#cand
+    const candK = this.#candK
+    let nCand = 0
+    let maxK = 0
     for (const c of this.#order) {
       if ((held[c >> 3]! & (0x80 >> (c & 7))) === 0) continue
-      if (this.#have.has(c) || this.#reqs.has(c) || this.#avail[c] === 0 || window.has(c)) continue
+      if (this.#have.has(c) || this.#reqs.has(c) || this.#avail[c] === 0 || mark[c] === inWindow) continue
       const k = this.#peerAvail[c]!
-      let b = buckets[k]
-      if (b === undefined) {
-        b = []
-        buckets[k] = b
-      }
-      b.push(c)
+      cand[nCand] = c
+      candK[nCand++] = k
+      if (k > maxK) maxK = k
     }
-    for (const b of buckets) {
-      if (b === undefined) continue
-      for (const c of b) {
-        this.#tryAssign(c, round)
+    if (nCand > 0) {
+      if (this.#kCount.length < maxK + 2) this.#kCount = new Uint32Array(2 * (maxK + 2))
+      const count = this.#kCount
+      count.fill(0, 0, maxK + 2)
+      for (let j = 0; j < nCand; j++) count[candK[j]! + 1]!++
+      for (let k = 1; k <= maxK + 1; k++) count[k]! += count[k - 1]!
+      const sorted = this.#sorted
+      for (let j = 0; j < nCand; j++) sorted[count[candK[j]!]!++] = cand[j]!
+      for (let j = 0; j < nCand; j++) {
+        this.#tryAssign(sorted[j]!, round)
         if (this.#saturated(round)) return round.out
       }
     }
@@ -339,11 +427,13 @@ export class DownloadScheduler {
       // A late arrival after a timeout still counts: the bytes are verified.
       if (p !== undefined) {
         p.delivered(this.#bytes[index] ?? 0, now)
+        this.#sync(p)
         this.#noteProgress(p)
       }
       if (!this.#have.has(index)) {
         const bytes = this.#bytes[index] ?? 0
-        this.#arrivals.push({ at: now, bytes })
+        this.#arrivalAt[this.#arrivalTail] = now
+        this.#arrivalBytesOf[this.#arrivalTail++] = bytes
         this.#arrivalBytes += bytes
       }
       return this.markHave(index, now)
@@ -367,6 +457,7 @@ export class DownloadScheduler {
       if (p === undefined) return { cancel: [] }
       const { busyBackoffMs, maxBusyBackoffMs } = this.#s
       p.busyUntil = now + Math.min(maxBusyBackoffMs, busyBackoffMs * 2 ** p.consecutiveBusy)
+      this.#sync(p)
       // Busy without end is a refusal: from then on, until it delivers, each 'busy' fails its chunk.
       if (req === undefined || ++p.consecutiveBusy <= this.#s.maxConsecutiveBusy) return { cancel: [] }
     }
@@ -509,11 +600,18 @@ export class DownloadScheduler {
     // A second copy in flight (endgame) comes only from within the site: across the WAN it would cross it twice.
     if (taken !== undefined && site === 'any' && this.#site !== undefined) return
     const bytes = this.#bytes[c]!
+    // The free peers' bitfields and rates, read from their slots (see #sync).
+    const rows = this.#slotHave
+    const rowBytes = this.#rowBytes
+    const rates = this.#slotRate
+    const byte = c >> 3
+    const bit = 0x80 >> (c & 7)
     let best = -1
     let bestCost = 0
     for (let i = 0; i < round.free.length; i++) {
       const p = round.free[i]!
-      if (!p.have.has(c)) continue
+      const slot = p.slot
+      if ((rows[slot * rowBytes + byte]! & bit) === 0) continue
       if (taken?.some((r) => r.peer === p)) continue
       if (site === 'local') {
         if (!p.local || avoid?.has(p.id)) continue
@@ -527,7 +625,8 @@ export class DownloadScheduler {
         if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
         if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue
       }
-      const rate = Math.max(1, p.bytesPerSec ?? round.typicalRate)
+      const known = rates[slot]!
+      const rate = Math.max(1, Number.isNaN(known) ? round.typicalRate : known)
       // Expected time to deliver this chunk behind the peer's queue, inflated for an unreliable peer.
       const cost = ((p.inflightBytes + bytes) * 1000) / rate / p.score
       if (cost < limitMs && (best < 0 || cost < bestCost)) {
@@ -539,6 +638,7 @@ export class DownloadScheduler {
     const p = round.free[best]!
     const req: Request = { peer: p, index: c, bytes, issuedAt: round.now }
     p.add(req, round.now)
+    this.#sync(p)
     this.#quietUntil = Math.min(this.#quietUntil, p.progressAt + this.#quietMs(), round.now + this.#s.hardTimeoutMs)
     const rs = this.#reqs.get(c)
     if (rs === undefined) this.#reqs.set(c, [req])
@@ -620,9 +720,11 @@ export class DownloadScheduler {
   #typicalRate(): number {
     let sum = 0
     let n = 0
-    for (const p of this.#peerList) {
-      const r = p.bytesPerSec
-      if (r !== undefined && p.attached) {
+    const rate = this.#slotRate
+    const attached = this.#slotAttached
+    for (let i = 0; i < this.#peerList.length; i++) {
+      const r = rate[i]!
+      if (!Number.isNaN(r) && attached[i] === 1) {
         sum += r
         n++
       }
@@ -644,6 +746,7 @@ export class DownloadScheduler {
   #drop(req: Request, now: number): void {
     this.#version++
     req.peer.remove(req.index, now)
+    this.#sync(req.peer)
     const rs = this.#reqs.get(req.index)
     if (rs !== undefined) {
       const i = rs.indexOf(req)
@@ -667,6 +770,8 @@ export class DownloadScheduler {
   #advance(now: number): void {
     if (now > this.#now) this.#now = now
     if (this.#detachedCount === 0 && this.#bans.size === 0) return
+    if (this.#bans.size === 0 && this.#now < this.#readmitAt) return
+    let readmitAt = Number.POSITIVE_INFINITY
     for (const p of this.#peerList) {
       const banned = this.#bans.get(p.id)
       if (banned !== undefined && banned > p.bannedUntil) {
@@ -674,12 +779,15 @@ export class DownloadScheduler {
         if (!p.usableAt(this.#now)) this.#detach(p)
       }
       if (!p.attached && p.usableAt(this.#now)) this.#attach(p)
+      if (!p.attached) readmitAt = Math.min(readmitAt, Math.max(p.bannedUntil, p.backoffUntil))
     }
+    this.#readmitAt = readmitAt
   }
 
   #attach(p: PeerState): void {
     if (p.attached) return
     p.attached = true
+    this.#slotAttached[p.slot] = 1
     this.#version++
     this.#detachedCount--
     const isPeer = p.kind === 'peer'
@@ -690,11 +798,48 @@ export class DownloadScheduler {
     }
   }
 
+  /** Copies what next() reads of `p` into its slot (after any change to it). */
+  #sync(p: PeerState): void {
+    const i = p.slot
+    this.#slotAttached[i] = p.attached ? 1 : 0
+    this.#slotInflight[i] = p.inflight.size
+    this.#slotDepth[i] = this.#depth(p)
+    this.#slotBusyUntil[i] = p.busyUntil
+    this.#slotRate[i] = p.bytesPerSec ?? Number.NaN
+  }
+
+  /** Copies `p`'s bitfield into its row. */
+  #syncHave(p: PeerState): void {
+    const row = this.#slotHave.subarray(p.slot * this.#rowBytes, (p.slot + 1) * this.#rowBytes)
+    row.fill(0)
+    p.have.orInto(row)
+  }
+
+  /** Room in the per-slot arrays for `n` peers. */
+  #growSlots(n: number): void {
+    if (n <= this.#slotAttached.length) return
+    const cap = Math.max(n, 2 * this.#slotAttached.length)
+    const grow = <T extends Uint8Array | Uint32Array | Float64Array>(a: T, make: (n: number) => T, per = 1): T => {
+      const b = make(cap * per)
+      b.set(a)
+      return b
+    }
+    this.#slotAttached = grow(this.#slotAttached, (k) => new Uint8Array(k))
+    this.#slotInflight = grow(this.#slotInflight, (k) => new Uint32Array(k))
+    this.#slotDepth = grow(this.#slotDepth, (k) => new Float64Array(k))
+    this.#slotBusyUntil = grow(this.#slotBusyUntil, (k) => new Float64Array(k))
+    this.#slotRate = grow(this.#slotRate, (k) => new Float64Array(k))
+    this.#slotHave = grow(this.#slotHave, (k) => new Uint8Array(k), this.#rowBytes)
+    this.#freeSlots = new Uint32Array(cap)
+  }
+
   #detach(p: PeerState): void {
     if (!p.attached) return
     p.attached = false
+    this.#slotAttached[p.slot] = 0
     this.#version++
     this.#detachedCount++
+    this.#readmitAt = Math.min(this.#readmitAt, Math.max(p.bannedUntil, p.backoffUntil))
     const isPeer = p.kind === 'peer'
     for (const c of p.have.indexes()) {
       this.#avail[c]!--

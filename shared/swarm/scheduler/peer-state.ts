@@ -34,6 +34,8 @@ export class PeerState {
   consecutiveBusy = 0
   /** Start of the current no-progress window: the last delivery, or when the pipeline went from empty to busy. */
   progressAt = 0
+  /** Index in the scheduler's peer list and its per-peer arrays. */
+  slot = -1
   #accBytes = 0
   #accMs = 0
   #lastEventAt = 0

@@ -16,6 +16,30 @@ describe('EventQueue', () => {
     expect(q.ran).toBe(5)
   })
 
+  it('runs many tied events, some scheduled by events, exactly in (time, scheduling order)', () => {
+    const q = new EventQueue()
+    const ran: number[] = []
+    const expected: { at: number; seq: number }[] = []
+    let seq = 0
+    let x = 777
+    const rnd = () => {
+      x = (x * 1103515245 + 12345) % 2 ** 31
+      return x
+    }
+    const schedule = (at: number, depth: number) => {
+      const id = seq++
+      expected.push({ at: Math.max(at, q.now), seq: id })
+      q.at(at, () => {
+        ran.push(id)
+        if (depth < 2 && rnd() % 3 === 0) schedule(q.now + (rnd() % 5), depth + 1)
+      })
+    }
+    for (let i = 0; i < 3000; i++) schedule(rnd() % 50, 0)
+    q.run()
+    expected.sort((a, b) => a.at - b.at || a.seq - b.seq)
+    expect(ran).toEqual(expected.map((e) => e.seq))
+  })
+
   it('orders many random events and never moves time backwards', () => {
     const q = new EventQueue()
     const times: number[] = []
