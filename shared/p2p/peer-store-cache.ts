@@ -102,7 +102,10 @@ export function cachePeerStore(
     try {
       const v = await run()
       const peer = result(v)
-      if (peer !== undefined && stamp(key) === g) keep(key, peer)
+      const latest = stamp(key) === g
+      // Again once written: a read that reached the store ahead of this write may have kept the record before it.
+      bump(key)
+      if (peer !== undefined && latest) keep(key, peer)
       return v
     } catch (err) {
       entries.delete(key)

@@ -50,7 +50,13 @@ class FakeStore {
   async save(id: PeerId, data: PeerData): Promise<Peer> {
     return this.patch(id, data)
   }
+  /** When set, the next delete waits for it before removing the record (a write queued behind a read). */
+  deleteGate: Promise<void> | undefined
+
   async delete(id: PeerId): Promise<void> {
+    const gate = this.deleteGate
+    this.deleteGate = undefined
+    await gate
     this.writes++
     this.records.delete(id.toString())
   }
@@ -154,6 +160,19 @@ describe('cachePeerStore', () => {
     open()
     expect((await slow).protocols).toEqual(['/old/1'])
     expect((await store.get(id)).protocols).toEqual(['/new/1'])
+  })
+
+  it('does not keep a read that reached the store ahead of a write begun before it', async () => {
+    const { store, fake } = setup()
+    const id = await peer()
+    fake.records.set(id.toString(), { id, addresses: [], protocols: ['/old/1'], metadata: new Map(), tags: new Map() })
+    let open!: () => void
+    fake.deleteGate = new Promise<void>((r) => (open = r))
+    const deleted = store.delete(id) // begun, but the store serves the read below first
+    expect((await store.get(id)).protocols).toEqual(['/old/1'])
+    open()
+    await deleted
+    await expect(store.get(id)).rejects.toMatchObject({ name: 'NotFoundError' })
   })
 
   it('forgets everything around consumePeerRecord, whose peer is only known inside the store', async () => {
