@@ -1,4 +1,4 @@
-import { type IncomingMessage, STATUS_CODES } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import type { Duplex, Readable } from 'node:stream'
 import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
 import type { Logger } from '../shared/log/index.ts'
@@ -11,6 +11,9 @@ import { OriginStatusError, OriginUnavailableError } from './errors.ts'
 import { type OriginPort, originRequest, statusError } from './origin-port.ts'
 import type { ManifestService } from './registry/manifests.ts'
 import { passThrough } from './registry/passthrough.ts'
+
+// node:http as Node's own object: an ESM import of it builds its namespace, which loads Node's bundled undici.
+const http = process.getBuiltinModule('node:http')
 
 export interface AppDeps {
   readonly log: Logger
@@ -336,7 +339,7 @@ function writeRawError(socket: Duplex, e: RegistryError, cause?: Error): void {
   if (socket.writable) {
     const body = JSON.stringify(e.toBody())
     socket.write(
-      `HTTP/1.1 ${e.status} ${STATUS_CODES[e.status] ?? ''}\r\n` +
+      `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
         `docker-distribution-api-version: registry/2.0\r\nconnection: close\r\n\r\n${body}`,
     )

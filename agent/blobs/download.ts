@@ -1,10 +1,13 @@
-import { ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import type { Digest } from '../../shared/oci/index.ts'
 import type { Upstream } from '../../shared/origin/index.ts'
 import { type ContentStore, FileStream, type PartialBlob } from '../../shared/store/index.ts'
 import type { BlobFiller } from './service.ts'
+
+// node:http as Node's own object: an ESM import of it builds its namespace, which loads Node's bundled undici.
+const http = process.getBuiltinModule('node:http')
 
 /**
  * One in-flight download of one blob. Writers (origin, swarm) fill `partial`; any number of readers stream the
@@ -202,7 +205,7 @@ export class DownloadReader extends Readable {
   }
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
-    const direct = dest instanceof ServerResponse || dest instanceof Socket
+    const direct = dest instanceof http.ServerResponse || dest instanceof Socket
     if (!direct || this.#started || this.destroyed) return super.pipe(dest, opts)
     this.#started = true
     dest.emit('pipe', this)

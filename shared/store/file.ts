@@ -1,4 +1,4 @@
-import { ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { type Digest, isDigest } from '../oci/digest.ts'
@@ -7,6 +7,9 @@ import type { RandomAccessFile } from './backend.ts'
 import { READ_PIECE_BYTES, SEND_PIECES } from './constants.ts'
 import { InvalidRangeError } from './errors.ts'
 import type { ByteRange } from './index.ts'
+
+// node:http as Node's own object: an ESM import of it builds its namespace, which loads Node's bundled undici.
+const http = process.getBuiltinModule('node:http')
 
 /** The type says Digest, but callers can cast anything: paths are built from digests, so check again. */
 export function assertDigest(digest: Digest): void {
@@ -144,7 +147,7 @@ export class FileStream extends Readable {
   #untap: () => void = () => {}
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
-    const direct = dest instanceof ServerResponse || dest instanceof Socket
+    const direct = dest instanceof http.ServerResponse || dest instanceof Socket
     if (!direct || this.#readStarted || this.#sending || this.destroyed) {
       return super.pipe(dest, opts)
     }

@@ -4,6 +4,7 @@ import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+const ENTRIES = ['cli/main.ts', 'agent/main.ts', 'seeder/main.ts']
 
 /**
  * What a fresh process has loaded once it has imported what `shoal agent` and `shoal seeder` import before they
@@ -30,13 +31,22 @@ async function packagesLoadedBy(entries: readonly string[]): Promise<Set<string>
 }
 
 describe('modules a service loads at start-up', () => {
-  it('leaves undici, the YAML parser and the runtime configurators until they are needed', async () => {
-    const loaded = await packagesLoadedBy(['cli/main.ts', 'agent/main.ts', 'seeder/main.ts'])
+  it("leaves undici (npm's and Node's own), the YAML parser and the runtime configurators until they are needed", async () => {
+    const loaded = await packagesLoadedBy(ENTRIES)
     // The check sees packages at all: these are loaded by every service.
     expect(loaded.has('libp2p')).toBe(true)
     expect(loaded.has('fastify')).toBe(true)
     // undici: at the first origin request or bulk chunk (shared/process/undici.ts); yaml: only with a config file;
     // smol-toml: only by `shoal configure`.
     expect([...loaded].filter((p) => ['undici', 'yaml', 'smol-toml'].includes(p))).toEqual([])
+    // Node's bundled undici (~0.7 MiB of source) is loaded by an ESM import of node:http, whose namespace reads its
+    // lazy WebSocket getters: node:http is taken with process.getBuiltinModule instead. Node lists its own modules
+    // (a load hook would change how built-ins are imported, so this child runs without one).
+    const script = `
+      for (const e of ${JSON.stringify(ENTRIES)}) await import(new URL(e, ${JSON.stringify(`file://${ROOT}`)}).href)
+      process.stdout.write(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))))
+    `
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT })
+    expect(JSON.parse(stdout)).toEqual([])
   }, 60_000)
 })
