@@ -1,4 +1,3 @@
-import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { type Identify, identify } from '@libp2p/identify'
 import {
@@ -22,6 +21,7 @@ import { parseSwarmKey } from './swarm-key.ts'
 import { userAgentFor } from './site.ts'
 import { installPnetWindow } from './pnet-window.ts'
 import { reusedCertificateTls } from './tls.ts'
+import { lazyNoise } from './lazy-noise.ts'
 import { quietLogger } from './logger.ts'
 import { cachePeerStore, type PeerStoreCacheStats } from './peer-store-cache.ts'
 
@@ -116,7 +116,7 @@ type EncrypterFactory = NonNullable<Parameters<typeof createLibp2p>[0]>['connect
 
 const ENCRYPTERS: Readonly<Record<EncrypterName, () => (components: never) => ConnectionEncrypter>> = {
   tls: () => reusedCertificateTls(),
-  noise: () => noise(),
+  noise: () => lazyNoise(),
 }
 
 /**
