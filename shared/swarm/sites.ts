@@ -59,6 +59,18 @@ export const SITE_QUIET_MS = 5000
  */
 export const SITE_ASKER_MS = 15_000
 
+/**
+ * How long after a seeder first answered this node `busy` for a chunk the chunk is asked of no peer of another site
+ * (only of the seeder again, or of the site once a member holds it). A seeder sends each chunk once into each site and
+ * answers the site's other members `busy` for it until its copy has had time to be announced over the LAN
+ * (SITE_SEND_GRACE_MS after the send): a member it turned away that then took the chunk from another site's relay
+ * carried it across the WAN a second time. On the real fleet under load (2 sites × 3 nodes, load 13–24) that was one
+ * chunk in each run, 3.0 and 7.5 s after the seeder's copy, when a member's first `have` to another took longer than
+ * the join window, so two members each won the chunk's election over the members they knew. A seeder that was busy
+ * for want of a slot frees one within a second or two and is asked again meanwhile; past this, relays may serve.
+ */
+export const SITE_SEEDER_BUSY_MS = 8000
+
 /** Askers kept at most (each claims to be in this node's site; a peer naming ever new ids cannot grow the map). */
 export const MAX_SITE_ASKERS = 256
 
@@ -82,6 +94,10 @@ export class SiteElection {
   readonly #progressAt = new Map<string, number>()
   /** When this node first found chunk i held nowhere in the site and not its own to fetch. */
   readonly #waitingSince = new Map<number, number>()
+  /** Same-site peers that asked this node for the blob's `have`: they count it in their elections too. */
+  readonly #askedBy = new Set<string>()
+  /** When a seeder first answered this node `busy` for chunk i: outside the site, only seeders until SITE_SEEDER_BUSY_MS. */
+  readonly #seederBusyAt = new Map<number, number>()
   /** Rendezvous order per chunk over the members known then; cleared when membership changes. */
   readonly #orders = new Map<number, string[]>()
   /** The last time any member (this node included) got a chunk, and the spans the whole site got none. */
@@ -124,11 +140,15 @@ export class SiteElection {
   heard(id: string, now: number): void {
     if (id === this.#self) return
     // One that asked before keeps its first time: asking again does not make an unreachable asker a candidate anew.
-    if (this.#askers.has(id) || this.#members.has(id)) return
+    if (this.#askers.has(id) || this.#members.has(id)) {
+      this.#askedBy.add(id)
+      return
+    }
     if (this.#askers.size >= MAX_SITE_ASKERS) {
       for (const [a, until] of this.#askers) if (until < now) this.#askers.delete(a)
       if (this.#askers.size >= MAX_SITE_ASKERS) return
     }
+    this.#askedBy.add(id)
     const until = now + SITE_ASKER_MS
     this.#askers.set(id, until)
     this.#askersChangeAt = Math.min(this.#askersChangeAt, until)
@@ -162,6 +182,25 @@ export class SiteElection {
   /** Chunk `index` reached the site (a member holds it): nobody needs to fetch it from outside any more. */
   arrived(index: number): void {
     this.#waitingSince.delete(index)
+    this.#seederBusyAt.delete(index)
+  }
+
+  /**
+   * A seeder answered this node `busy` for chunk `index`. It may have sent the chunk to another member of the site
+   * a moment ago (each chunk once into each site), one this node has not heard from yet: until SITE_SEEDER_BUSY_MS
+   * after the first such answer, the chunk is not asked of peers of other sites (`relaysAt`).
+   */
+  seederBusy(index: number, now: number): void {
+    if (!this.#seederBusyAt.has(index)) this.#seederBusyAt.set(index, now)
+  }
+
+  /** From when chunk `index` may be asked of peers outside the site other than seeders: `now` or earlier for now. */
+  relaysAt(index: number, now: number): number {
+    const at = this.#seederBusyAt.get(index)
+    if (at === undefined || this.#allKnowSelf()) return now
+    const until = at + SITE_SEEDER_BUSY_MS
+    if (until > now) return until
+    return now
   }
 
   /**
@@ -204,6 +243,18 @@ export class SiteElection {
     const stalledMs = Math.max(Math.min(overdueMs, 1), overdueMs - this.quietMs(now - overdueMs, now))
     const t = turn(order, { down: this.#down, stalledMs, stallTimeoutMs: this.#takeoverMs })
     return t.acting === this.#self || t.acting === undefined
+  }
+
+  /**
+   * Whether every live member has asked this node for the blob's `have`, and so counts it in the chunks' elections
+   * (askers as candidates): then no member elects itself for a chunk this node won, and a seeder's `busy` is for want
+   * of a slot, not a copy sent to another member; relays may serve at once, as before (bench/sim, where members know
+   * each other within a second: holding off relays after every seeder `busy` slowed 20 × 10 seed 1 from p99 1.25 to
+   * 1.34 × T*_site).
+   */
+  #allKnowSelf(): boolean {
+    for (const m of this.#members) if (!this.#down.has(m) && !this.#askedBy.has(m)) return false
+    return true
   }
 
   /** An asker's SITE_ASKER_MS ran out: the orders are computed again without it. */

@@ -458,6 +458,7 @@ export class DownloadScheduler {
       const { busyBackoffMs, maxBusyBackoffMs } = this.#s
       p.busyUntil = now + Math.min(maxBusyBackoffMs, busyBackoffMs * 2 ** p.consecutiveBusy)
       this.#sync(p)
+      if (req !== undefined && p.kind === 'seeder') this.#site?.seederBusy?.(index, now)
       // Busy without end is a refusal: from then on, until it delivers, each 'busy' fails its chunk.
       if (req === undefined || ++p.consecutiveBusy <= this.#s.maxConsecutiveBusy) return { cancel: [] }
     }
@@ -599,6 +600,15 @@ export class DownloadScheduler {
     if (site === 'wait') return
     // A second copy in flight (endgame) comes only from within the site: across the WAN it would cross it twice.
     if (taken !== undefined && site === 'any' && this.#site !== undefined) return
+    // A seeder just turned this node away for c: it may be on its way into the site through another member.
+    let seedersOnly = false
+    if (site === 'any' && this.#site?.relaysAt !== undefined) {
+      const at = this.#site.relaysAt(c, round.now)
+      if (at > round.now) {
+        seedersOnly = true
+        if (at < round.wakeAt) round.wakeAt = at
+      }
+    }
     const bytes = this.#bytes[c]!
     // The free peers' bitfields and rates, read from their slots (see #sync).
     const rows = this.#slotHave
@@ -620,7 +630,11 @@ export class DownloadScheduler {
       } else if (this.#site !== undefined) {
         // From outside the site, the seeder competes with other sites' peers on expected time: each is a WAN hop,
         // and the site election already keeps the seeder to one copy of a chunk per site.
-        if (tier !== 3 && avoid?.has(p.id)) continue
+        // Within the seeder's hold a seeder that failed c (busy past maxConsecutiveBusy) is still asked: it is the
+        // one that may serve it without a second copy crossing the WAN.
+        if (seedersOnly) {
+          if (p.kind !== 'seeder') continue
+        } else if (tier !== 3 && avoid?.has(p.id)) continue
       } else {
         if (tier === 1 && (p.kind !== 'peer' || avoid?.has(p.id))) continue
         if (tier === 2 && (p.kind !== 'seeder' || avoid?.has(p.id))) continue

@@ -72,6 +72,10 @@ export interface SchedulerOptions {
 export interface SiteTurns {
   /** When this node may ask outside its site for chunk `index`: `now` or earlier for at once. */
   outsideAt(index: number, now: number): number
+  /** A seeder answered `busy` for chunk `index` (it may have just sent it to another member of the site). */
+  seederBusy?(index: number, now: number): void
+  /** From when chunk `index` may be asked of peers of other sites (seeders may be asked before): `now` for now. */
+  relaysAt?(index: number, now: number): number
 }
 
 export interface PeerStats {

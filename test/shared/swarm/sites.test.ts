@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { rendezvousOrder } from '../../../shared/swarm/election.ts'
-import { chunkKey, sameSite, SITE_ASKER_MS, SiteElection } from '../../../shared/swarm/sites.ts'
+import { chunkKey, sameSite, SITE_ASKER_MS, SITE_SEEDER_BUSY_MS, SiteElection } from '../../../shared/swarm/sites.ts'
 
 const BLOB = 'sha256:' + 'ab'.repeat(32)
 const MEMBERS = ['n1', 'n2', 'n3', 'n4']
@@ -128,6 +128,40 @@ describe('SiteElection', () => {
     f.heard('n2', 0)
     f.join('n2', 1000)
     expect(f.outsideAt(i, 2 * SITE_ASKER_MS)).toBeGreaterThan(2 * SITE_ASKER_MS)
+  })
+
+  it('keeps a chunk a seeder turned it away for from other sites while a member may not know it yet', () => {
+    // n1 knows n2 and n3; n3 has asked n1 (it counts n1), n2 has not: n2 may have won chunk 0 over the members it
+    // knew and taken it from the seeder, which then answers n1 `busy` for it.
+    const e = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    e.join('n2', 0)
+    e.join('n3', 0)
+    e.heard('n3', 100)
+    expect(e.relaysAt(0, 1000)).toBe(1000)
+    e.seederBusy(0, 1000)
+    // Asked again later: the hold counts from the first answer.
+    e.seederBusy(0, 3000)
+    expect(e.relaysAt(0, 1001)).toBe(1000 + SITE_SEEDER_BUSY_MS)
+    expect(e.relaysAt(0, 1000 + SITE_SEEDER_BUSY_MS)).toBe(1000 + SITE_SEEDER_BUSY_MS)
+    expect(e.relaysAt(0, 1001 + SITE_SEEDER_BUSY_MS)).toBe(1001 + SITE_SEEDER_BUSY_MS)
+    // Other chunks are not held.
+    expect(e.relaysAt(1, 1001)).toBe(1001)
+    // The chunk reached the site: nothing to hold.
+    e.seederBusy(2, 1000)
+    e.arrived(2)
+    expect(e.relaysAt(2, 1001)).toBe(1001)
+    // n2 asks too: every member counts n1, so a seeder's `busy` is for want of a slot and relays may serve at once.
+    e.seederBusy(4, 2000)
+    expect(e.relaysAt(4, 2001)).toBe(2000 + SITE_SEEDER_BUSY_MS)
+    e.heard('n2', 2500)
+    expect(e.relaysAt(4, 2501)).toBe(2501)
+    // A member that left is not waited for.
+    const f = new SiteElection({ self: 'n1', blob: BLOB, takeoverMs: 60_000 })
+    f.join('n2', 0)
+    f.seederBusy(0, 0)
+    expect(f.relaysAt(0, 1)).toBe(SITE_SEEDER_BUSY_MS)
+    f.leave('n2')
+    expect(f.relaysAt(0, 1)).toBe(1)
   })
 
   it('counts an asker heard at any clock reading (a fractional one too)', () => {

@@ -36,6 +36,34 @@ function make(site?: SiteTurns): DownloadScheduler {
 }
 
 describe('DownloadScheduler with edge sites', () => {
+  it("after a seeder's `busy` for a chunk, asks only seeders for it until the site rule lets relays serve", () => {
+    const held = new Map<number, number>()
+    const site: SiteTurns = {
+      outsideAt: () => 0,
+      seederBusy: (i, now) => void held.set(i, held.get(i) ?? now),
+      relaysAt: (i, now) => Math.max(now, (held.get(i) ?? now - 5000) + 5000),
+    }
+    const s = make(site)
+    s.addPeer('seeder', 'seeder', Bitfield.full(N))
+    s.addPeer('far', 'peer', bits([]))
+    expect(s.next(0).find((r) => r.index === 0)?.peer).toBe('seeder')
+    for (let i = 1; i < N; i++) s.onChunk('seeder', i, 2, 'ok')
+    s.onChunk('seeder', 0, 3, 'busy')
+    expect(held.get(0)).toBe(3)
+    // A peer of another site has it now. The seeder pauses; far is free, and still is not asked for chunk 0.
+    s.peerHas('far', 0)
+    expect(s.next(4).some((r) => r.index === 0)).toBe(false)
+    // The seeder is asked again once its pause ends, though it failed the chunk.
+    let again: string | undefined
+    for (let t = 5; t < 5000 && again === undefined; t += 50) again = s.next(t).find((r) => r.index === 0)?.peer
+    expect(again).toBe('seeder')
+    s.onChunk('seeder', 0, 4000, 'busy')
+    // Past the hold, far may serve it.
+    let later: string | undefined
+    for (let t = 5003; t < 8000 && later === undefined; t += 50) later = s.next(t).find((r) => r.index === 0)?.peer
+    expect(later).toBeDefined()
+  })
+
   it('asks a same-site peer for every chunk it holds, though an outside peer holds them too', () => {
     const s = make(turns(() => 0))
     s.addPeer('far', 'peer', Bitfield.full(N))
