@@ -1,22 +1,14 @@
-import { execFile } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import Fastify from 'fastify'
 import { describe, expect, it } from 'vitest'
+import { packagesLoadedBy } from '../../../harness/loaded-packages.ts'
 import { lazySchemaCompilers } from '../../../shared/ops/index.ts'
 
 const ROOT = fileURLToPath(new URL('../../..', import.meta.url))
 
 /** In a fresh process: builds an app with or without a schema route, answers one request, lists what was loaded. */
-async function loadedBy(withSchema: boolean): Promise<string[]> {
-  const script = `
-    import { registerHooks } from 'node:module'
-    const seen = new Set()
-    registerHooks({ load(url, context, next) {
-      const m = /node_modules\\/((?:@[^/]+\\/)?[^/]+)/.exec(url)
-      if (m) seen.add(m[1])
-      return next(url, context)
-    } })
+function loadedBy(withSchema: boolean): Promise<string[]> {
+  const body = `
     const { default: Fastify } = await import('fastify')
     const { lazySchemaCompilers } = await import(${JSON.stringify(`file://${ROOT}shared/ops/index.ts`)})
     const app = Fastify({ schemaController: { compilersFactory: lazySchemaCompilers() } })
@@ -25,10 +17,8 @@ async function loadedBy(withSchema: boolean): Promise<string[]> {
     await app.ready()
     await app.inject('/plain')
     await app.close()
-    process.stdout.write(JSON.stringify([...seen]))
   `
-  const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT })
-  return JSON.parse(stdout) as string[]
+  return packagesLoadedBy(body, { cwd: ROOT })
 }
 
 describe('lazySchemaCompilers', () => {
