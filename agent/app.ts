@@ -11,9 +11,7 @@ import { OriginStatusError, OriginUnavailableError } from './errors.ts'
 import { type OriginPort, originRequest, statusError } from './origin-port.ts'
 import type { ManifestService } from './registry/manifests.ts'
 import { passThrough } from './registry/passthrough.ts'
-
-// node:http as Node's own object: an ESM import of it builds its namespace, which loads Node's bundled undici.
-const http = process.getBuiltinModule('node:http')
+import { nodeHttp } from '../shared/process/node-http.ts'
 
 export interface AppDeps {
   readonly log: Logger
@@ -339,7 +337,7 @@ function writeRawError(socket: Duplex, e: RegistryError, cause?: Error): void {
   if (socket.writable) {
     const body = JSON.stringify(e.toBody())
     socket.write(
-      `HTTP/1.1 ${e.status} ${http.STATUS_CODES[e.status] ?? ''}\r\n` +
+      `HTTP/1.1 ${e.status} ${nodeHttp.STATUS_CODES[e.status] ?? ''}\r\n` +
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
         `docker-distribution-api-version: registry/2.0\r\nconnection: close\r\n\r\n${body}`,
     )

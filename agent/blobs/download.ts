@@ -5,9 +5,7 @@ import type { Digest } from '../../shared/oci/index.ts'
 import type { Upstream } from '../../shared/origin/index.ts'
 import { type ContentStore, FileStream, type PartialBlob } from '../../shared/store/index.ts'
 import type { BlobFiller } from './service.ts'
-
-// node:http as Node's own object: an ESM import of it builds its namespace, which loads Node's bundled undici.
-const http = process.getBuiltinModule('node:http')
+import { nodeHttp } from '../../shared/process/node-http.ts'
 
 /**
  * One in-flight download of one blob. Writers (origin, swarm) fill `partial`; any number of readers stream the
@@ -205,7 +203,7 @@ export class DownloadReader extends Readable {
   }
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
-    const direct = dest instanceof http.ServerResponse || dest instanceof Socket
+    const direct = dest instanceof nodeHttp.ServerResponse || dest instanceof Socket
     if (!direct || this.#started || this.destroyed) return super.pipe(dest, opts)
     this.#started = true
     dest.emit('pipe', this)

@@ -7,9 +7,7 @@ import type { RandomAccessFile } from './backend.ts'
 import { READ_PIECE_BYTES, SEND_PIECES } from './constants.ts'
 import { InvalidRangeError } from './errors.ts'
 import type { ByteRange } from './index.ts'
-
-// node:http as Node's own object: an ESM import of it builds its namespace, which loads Node's bundled undici.
-const http = process.getBuiltinModule('node:http')
+import { nodeHttp } from '../process/node-http.ts'
 
 /** The type says Digest, but callers can cast anything: paths are built from digests, so check again. */
 export function assertDigest(digest: Digest): void {
@@ -147,7 +145,7 @@ export class FileStream extends Readable {
   #untap: () => void = () => {}
 
   override pipe<T extends NodeJS.WritableStream>(dest: T, opts?: { end?: boolean }): T {
-    const direct = dest instanceof http.ServerResponse || dest instanceof Socket
+    const direct = dest instanceof nodeHttp.ServerResponse || dest instanceof Socket
     if (!direct || this.#readStarted || this.#sending || this.destroyed) {
       return super.pipe(dest, opts)
     }
