@@ -101,6 +101,29 @@ async function appendGivenUp(
   return given
 }
 
+/**
+ * Fills the partial while the paused client's socket holds what was tapped to it, commits, and lets the client read
+ * once the commit waits. No copy after a while (fake timers): the batch the socket holds, and every batch behind it,
+ * wait for the client.
+ */
+async function commitWhileHeld(
+  partial: PartialBlob,
+  c: { resume(): void },
+  fill: () => Promise<unknown>,
+): Promise<void> {
+  vi.useFakeTimers({ toFake: ['setTimeout'] })
+  try {
+    await fill()
+    const committed = partial.commit()
+    committed.catch(() => {})
+    await new Promise((r) => setImmediate(r))
+    c.resume()
+    await committed
+  } finally {
+    vi.useRealTimers()
+  }
+}
+
 describe.each([
   ['inline hashing', inlineHashing],
   ['hashing on a worker thread', workers],
@@ -156,17 +179,7 @@ describe.each([
     const blob = blobOf(24 * MiB, 6)
     const partial = await s.openPartial(blob.digest, { size: blob.bytes.byteLength, chunkSize: MiB })
     const c = await client(partial, { paused: true })
-    // No copy after a while: the batch the socket holds, and every batch behind it, wait for the client.
-    vi.useFakeTimers({ toFake: ['setTimeout'] })
-    try {
-      await appendGivenUp(partial, blob.bytes)
-      const committed = partial.commit()
-      await new Promise((r) => setImmediate(r))
-      c.resume()
-      await committed
-    } finally {
-      vi.useRealTimers()
-    }
+    await commitWhileHeld(partial, c, () => appendGivenUp(partial, blob.bytes))
     expectBytes(await c.body, blob.bytes)
   })
 
@@ -178,19 +191,11 @@ describe.each([
     const blob = blobOf(size, 7)
     const partial = await s.openPartial(blob.digest, { size, chunkSize: MiB })
     const c = await client(partial, { paused: true })
-    vi.useFakeTimers({ toFake: ['setTimeout'] })
-    try {
+    await commitWhileHeld(partial, c, async () => {
       await partial.writeChunk(21, Buffer.from(blob.bytes.subarray(21 * MiB, 22 * MiB)))
       await appendGivenUp(partial, blob.bytes.subarray(0, 21 * MiB))
       await partial.append([Buffer.from(blob.bytes.subarray(21 * MiB))])
-      const committed = partial.commit()
-      committed.catch(() => {})
-      await new Promise((r) => setImmediate(r))
-      c.resume()
-      await committed
-    } finally {
-      vi.useRealTimers()
-    }
+    })
     expectBytes(await c.body, blob.bytes)
   })
 
