@@ -5,6 +5,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { join } from 'node:path'
 import { loadAgentConfig } from '../agent/config.ts'
 import { type RunningAgent, startAgent } from '../agent/main.ts'
+import type { DestinationStream } from 'pino'
 import { createLogger } from '../shared/log/index.ts'
 import { generateSwarmKey, writeNewIdentity } from '../shared/p2p/index.ts'
 import { withPeerId } from '../shared/swarm/index.ts'
@@ -31,6 +32,8 @@ export interface FleetOptions {
   /** Extra seeder flags, e.g. `--upload-rate 4MiB` to make transfers slow enough to interrupt. */
   readonly seederArgs?: string[]
   readonly logLevel?: string
+  /** Where the fleet's nodes log (default stdout), e.g. a LogTail's stream to print on failure. */
+  readonly logDestination?: DestinationStream
 }
 
 /** What every fleet starts from: a temp dir, the sample image served by a demo origin, the chunk size, a logger. */
@@ -44,7 +47,10 @@ async function fleetBase(prefix: string, opts: FleetOptions) {
   })
   const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
   const chunk = opts.chunkSize ?? '256KiB'
-  const log = createLogger({ level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent' })
+  const log = createLogger({
+    level: opts.logLevel ?? process.env['SHOAL_TEST_LOG'] ?? 'silent',
+    ...(opts.logDestination === undefined ? {} : { destination: opts.logDestination }),
+  })
   return { dir, image, origin, chunk, log }
 }
 

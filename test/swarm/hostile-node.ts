@@ -200,21 +200,38 @@ export function seederAddr(f: Fleet): Multiaddr {
   return multiaddr(withPeerId(tcp, f.seeder.peerId))
 }
 
-/** Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it. */
-export async function untilDhtPeer(node: P2PNode, peer: PeerId): Promise<void> {
-  const identified = new Promise<void>((resolve) => {
-    const listener = (evt: CustomEvent<{ peerId: PeerId }>): void => {
-      if (!evt.detail.peerId.equals(peer)) return
-      node.removeEventListener('peer:identify', listener)
-      resolve()
+/**
+ * Resolves once `node` has identified `peer` as a Shoal DHT peer, the point from which kad-dht can use it; throws
+ * after `timeoutMs` (an identify that failed is never announced again, and a test must fail, not hang).
+ */
+export async function untilDhtPeer(node: P2PNode, peer: PeerId, timeoutMs = 30_000): Promise<void> {
+  const knows = (): Promise<boolean> =>
+    node.peerStore.get(peer).then(
+      (p) => p.protocols.includes(DHT_PROTOCOL),
+      () => false,
+    )
+  const deadline = Date.now() + timeoutMs
+  let wake: (() => void) | undefined
+  const listener = (evt: CustomEvent<{ peerId: PeerId }>): void => {
+    if (evt.detail.peerId.equals(peer)) wake?.()
+  }
+  node.addEventListener('peer:identify', listener)
+  try {
+    while (!(await knows())) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`${peer.toString()} not identified as a DHT peer within ${timeoutMs} ms`)
+      // The event, or a look at the store every 250 ms: either may come first.
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(250, left))
+        wake = () => {
+          clearTimeout(timer)
+          resolve()
+        }
+      })
     }
-    node.addEventListener('peer:identify', listener)
-  })
-  const known = await node.peerStore.get(peer).then(
-    (p) => p.protocols.includes(DHT_PROTOCOL),
-    () => false,
-  )
-  if (!known) await identified
+  } finally {
+    node.removeEventListener('peer:identify', listener)
+  }
 }
 
 export async function rejected(metrics: Metrics, reason: string): Promise<number> {

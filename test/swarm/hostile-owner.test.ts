@@ -23,6 +23,7 @@ import { pullImage } from '../../shared/sample/pull.ts'
 import { rendezvousScore, withPeerId } from '../../shared/swarm/index.ts'
 import { ChunkServer, type ChunkSource, type SourceHave } from '../../shared/swarm/protocol/index.ts'
 import { type PeerFleet, startPeerFleet } from '../../harness/fleet.ts'
+import { logOnFailure } from '../../harness/log-tail.ts'
 import { CHUNK, fromFile, untilDhtPeer } from './hostile-node.ts'
 
 // Hostile swarm members under peer proofs: a node that holds the swarm key (a member gone bad, or a stolen key)
@@ -181,6 +182,7 @@ describe('peer proofs against a hostile elected owner', () => {
       agents: 3,
       layers: 2,
       layerBytes: 1024 * 1024,
+      ...logOnFailure(),
       agentArgs: ['--stall-timeout', '5s'],
     })
     const f = fleet
@@ -206,6 +208,7 @@ describe('peer proofs against a hostile elected owner', () => {
       agents: 3,
       layers: 2,
       layerBytes: 1024 * 1024,
+      ...logOnFailure(),
       agentArgs: ['--stall-timeout', '3s'],
     })
     const f = fleet
@@ -230,6 +233,7 @@ describe('peer proofs against a hostile elected owner', () => {
       agents: 4,
       layers: 2,
       layerBytes: 1024 * 1024,
+      ...logOnFailure(),
       agentArgs: ['--stall-timeout', '3s'],
     })
     const f = fleet
