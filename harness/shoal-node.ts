@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { request } from 'undici'
 import { Daemon } from './daemon.ts'
 import type { ShoalTree } from './previous-main.ts'
@@ -91,6 +93,23 @@ export async function startShoalNode(
     daemon.killNow()
     throw err
   }
+}
+
+/** Runs a one-shot `shoal ARGS` command of `tree` (preheat, status, …) to its end. */
+export async function runShoal(
+  tree: ShoalTree,
+  args: readonly string[],
+): Promise<{ readonly code: number | null; readonly output: string }> {
+  const child = spawn(process.execPath, [tree.bin, ...args], {
+    cwd: tree.root,
+    env: cleanEnv(),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let output = ''
+  child.stdout.on('data', (b: Buffer) => (output += b.toString()))
+  child.stderr.on('data', (b: Buffer) => (output += b.toString()))
+  const [code] = (await once(child, 'close')) as [number | null]
+  return { code, output }
 }
 
 /** Sums the samples of `name` whose labels include `labels` in a Prometheus text exposition. */
