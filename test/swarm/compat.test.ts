@@ -1,11 +1,12 @@
 /**
  * Rolling upgrades: a DaemonSet replaces nodes one by one, so for a while nodes of the previous main
  * (test/compat/previous-main) and of this tree share one swarm. Each test runs a real demo origin and real
- * `shoal` processes of both trees (harness/previous-main.ts), pulls one image through every agent at once, and
- * checks that the two releases still share: every digest verified, the origin sending each blob once, chunk bytes
- * moving between the releases in both directions over the bulk path and the manifest bodies over
- * `/shoal/manifests/1.0.0`. A wire change that drops the other release (a new protocol id with no fallback, a
- * message an old node rejects) fails here, with a message naming the node that did not share.
+ * `shoal` processes of both trees (harness/previous-main.ts): a seeder of one release and an agent of each. Each
+ * agent takes a different layer alone, then both pull the whole image at once, and the two releases must still
+ * share: every digest verified, the origin sending each blob once, chunk bytes moving between the releases in both
+ * directions over the bulk path, the manifest body over `/shoal/manifests/1.0.0`, provider lookups over
+ * `/shoal/kad/1.0.0`. A wire change that drops the other release (a new protocol id with no fallback, a message an
+ * old node rejects) fails here, with a message naming the node or the protocol that did not share.
  */
 import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
