@@ -29,6 +29,7 @@ import {
 } from './http.ts'
 import type { RetryPolicy } from './retry.ts'
 import { defaultScope, splitScopes } from './scope.ts'
+import { NodeExchange, type WireResponse } from './node-exchange.ts'
 import { fetchToken, type KnownAuth, resolveRealm, type TokenResult } from './token.ts'
 import { TokenCache } from './token-cache.ts'
 import { loadUndici } from '../process/undici.ts'
@@ -104,9 +105,11 @@ interface AuthPlan {
 }
 
 interface Exchange {
-  readonly res: Dispatcher.ResponseData
+  readonly res: WireResponse
   readonly url: URL
   readonly redirected: boolean
+  /** Sent through Node's own client (`NodeExchange`), not undici. */
+  readonly small: boolean
 }
 
 const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
@@ -121,6 +124,8 @@ export class OriginClient {
   readonly #transport: Transport
   /** The client's own connection pool, made at its first request (undici is loaded then: see undici.ts). */
   #ownAgent: Promise<Agent> | undefined
+  /** Small requests' client (see `smallAnswer`); none with an injected dispatcher, which then takes everything. */
+  readonly #small: NodeExchange | undefined
   readonly #tokens: TokenCache
   /** Each registry's auth scheme, learnt once; clients name registries (`?ns=`), so the least recently used go first. */
   readonly #known = new LRUCache<string, KnownAuth>({ max: MAX_KNOWN_REGISTRIES })
@@ -132,7 +137,9 @@ export class OriginClient {
     const bodyTimeoutMs = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
     const injected = opts.dispatcher
     const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    this.#small = injected === undefined ? new NodeExchange({ connectTimeoutMs }) : undefined
     this.#transport = new Transport({
+      small: this.#small,
       dispatcher: () =>
         injected ??
         (this.#ownAgent ??= loadUndici().then(
@@ -218,8 +225,9 @@ export class OriginClient {
     return this.#finish(await this.#exchange(upstream, url, req, headers, retryAuthorization))
   }
 
-  /** Stops: closes the client's own connection pool (an injected dispatcher is left to its owner). */
+  /** Stops: closes the client's own connection pools (an injected dispatcher is left to its owner). */
   async stop(): Promise<void> {
+    this.#small?.close()
     const own = this.#ownAgent
     if (own !== undefined) await (await own).close()
   }
@@ -268,6 +276,7 @@ export class OriginClient {
       signal,
       retry: true,
       registry: upstream.registry,
+      small: true,
     })
     await drain(res.body)
     return res.statusCode === 401 ? this.#remember(upstream, url, challengesOf(res.headers)) : undefined
@@ -322,17 +331,19 @@ export class OriginClient {
     let target = url
     let auth = authorization
     for (let hop = 0; ; hop++) {
-      const res = await this.#transport.send(target, {
+      const init = {
         method: req.method,
         headers: auth === undefined ? headers : { ...headers, authorization: auth },
         body: hop === 0 ? req.body : undefined,
         signal: req.signal,
         retry: follow,
         registry: upstream.registry,
-      })
+        small: smallAnswer(req),
+      }
+      const res = await this.#transport.send(target, init)
       const location = headerValue(res.headers, 'location')
       if (!follow || !REDIRECT_STATUS.has(res.statusCode) || location === undefined) {
-        return { res, url: target, redirected: hop > 0 }
+        return { res, url: target, redirected: hop > 0, small: this.#transport.isSmall(init) }
       }
       await drain(res.body)
       if (hop >= MAX_REDIRECTS) {
@@ -358,11 +369,25 @@ export class OriginClient {
 
   #finish(ex: Exchange): OriginResponse {
     const headers = withAbsoluteRealm(responseHeaders(ex.res.headers), ex.url)
-    return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes), bodyOwned: true }
+    // Node's client may hand out several pieces of one socket read; undici gives each piece its own memory.
+    return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes), bodyOwned: !ex.small }
   }
 }
 
-function challengesOf(headers: Dispatcher.ResponseData['headers']): Challenge[] {
+/**
+ * Requests whose answer is small and read whole or dropped go through Node's own client (`NodeExchange`): a HEAD,
+ * and a GET of anything but a blob's bytes (manifests, the base endpoint, tag lists). So an agent serving cached
+ * content (whose only origin requests are its authorization HEADs, the base endpoint and manifests) never waits for
+ * undici to load; blob bodies, the bytes whose rate matters, and requests that send a body stay on undici.
+ */
+function smallAnswer(req: OriginRequest): boolean {
+  if (req.body !== undefined) return false
+  return req.method === 'HEAD' || (req.method === 'GET' && !BLOB_PATH.test(req.path))
+}
+/** `<name>/blobs/<algorithm>:<hex>`: a blob's bytes (uploads live under `blobs/uploads/`). */
+const BLOB_PATH = /(^|\/)blobs\/[^/]+:[^/]+$/
+
+function challengesOf(headers: WireResponse['headers']): Challenge[] {
   const v = headers['www-authenticate']
   if (v === undefined) return []
   return (Array.isArray(v) ? v : [v]).flatMap(parseWwwAuthenticate)

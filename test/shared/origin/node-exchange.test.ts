@@ -1,0 +1,156 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { afterEach, describe, expect, it } from 'vitest'
+import { packagesLoadedBy } from '../../../harness/loaded-packages.ts'
+import { NodeExchange, type WireRequest } from '../../../shared/origin/node-exchange.ts'
+
+const ROOT = fileURLToPath(new URL('../../..', import.meta.url))
+
+const open: (() => void)[] = []
+afterEach(() => {
+  for (const close of open.splice(0)) close()
+})
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<URL> {
+  const server: Server = createServer(handler)
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  open.push(() => server.close())
+  open.push(() => server.closeAllConnections())
+  return new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/v2/`)
+}
+
+function exchange(): NodeExchange {
+  const x = new NodeExchange({ connectTimeoutMs: 1_000 })
+  open.push(() => x.close())
+  return x
+}
+
+const init = (o: Partial<WireRequest> = {}): WireRequest => ({
+  method: 'GET',
+  headers: {},
+  signal: null,
+  headersTimeoutMs: 1_000,
+  bodyTimeoutMs: 1_000,
+  ...o,
+})
+
+async function text(body: NodeJS.ReadableStream): Promise<string> {
+  let s = ''
+  for await (const chunk of body) s += String(chunk)
+  return s
+}
+
+describe('NodeExchange', () => {
+  it('gives header names in lower case and a repeated header as an array, as undici does', async () => {
+    const url = await serve((_req, res) => {
+      res.setHeader('WWW-Authenticate', ['Bearer realm="https://a/token"', 'Basic realm="x"'])
+      res.setHeader('Docker-Content-Digest', 'sha256:ab')
+      res.end('hello')
+    })
+    const res = await exchange().request(url, init())
+    expect(res.statusCode).toBe(200)
+    expect(res.headers['www-authenticate']).toEqual(['Bearer realm="https://a/token"', 'Basic realm="x"'])
+    expect(res.headers['docker-content-digest']).toBe('sha256:ab')
+    expect(await text(res.body)).toBe('hello')
+  })
+
+  it('sends the headers it is given and keeps the connection for the next request after a HEAD', async () => {
+    const ports: number[] = []
+    const agents: (string | undefined)[] = []
+    const url = await serve((req, res) => {
+      ports.push(req.socket.remotePort!)
+      agents.push(req.headers['user-agent'])
+      res.setHeader('content-length', '5')
+      res.end(req.method === 'HEAD' ? undefined : 'hello')
+    })
+    const x = exchange()
+    const head = await x.request(url, init({ method: 'HEAD', headers: { 'user-agent': 'shoal/test' } }))
+    expect(head.headers['content-length']).toBe('5')
+    expect(await text(head.body)).toBe('')
+    const get = await x.request(url, init())
+    expect(await text(get.body)).toBe('hello')
+    expect(agents[0]).toBe('shoal/test')
+    expect(ports).toHaveLength(2)
+    expect(ports[1]).toBe(ports[0])
+  })
+
+  it('fails with the headers timeout when no answer comes', async () => {
+    const url = await serve(() => {})
+    await expect(exchange().request(url, init({ headersTimeoutMs: 50 }))).rejects.toMatchObject({
+      code: 'UND_ERR_HEADERS_TIMEOUT',
+    })
+  })
+
+  it('ends a body that falls silent for longer than the body timeout with an error', async () => {
+    const url = await serve((_req, res) => {
+      res.setHeader('content-length', '10')
+      res.write('hello')
+    })
+    const res = await exchange().request(url, init({ bodyTimeoutMs: 50 }))
+    await expect(text(res.body)).rejects.toMatchObject({ code: 'UND_ERR_BODY_TIMEOUT' })
+  })
+
+  it('stops waiting when its signal fires', async () => {
+    const url = await serve(() => {})
+    const ac = new AbortController()
+    const p = exchange().request(url, init({ signal: ac.signal }))
+    setTimeout(() => ac.abort(new Error('gone')), 20)
+    await expect(p).rejects.toThrow('gone')
+  })
+
+  it('refuses a connection like undici does: a code the retry rule knows', async () => {
+    const url = await serve(() => {})
+    open.splice(0, 2).forEach((close) => close())
+    await new Promise((r) => setTimeout(r, 20))
+    await expect(exchange().request(url, init())).rejects.toMatchObject({ code: 'ECONNREFUSED' })
+  })
+})
+
+/** A child that makes the origin requests of an agent serving cached content, then (with `blobGet`) a blob GET. */
+function originRequests(blobGet: boolean): string {
+  return `
+    const { createServer } = await import('node:http')
+    const server = createServer((req, res) => {
+      if (req.url === '/v2/') {
+        res.statusCode = 401
+        res.setHeader('www-authenticate', 'Bearer realm="/token",service="s"')
+        return res.end()
+      }
+      if (req.url.startsWith('/token')) return res.end(JSON.stringify({ token: 't' }))
+      res.setHeader('content-type', 'application/vnd.oci.image.manifest.v1+json')
+      res.end(req.method === 'HEAD' ? undefined : '{}')
+    })
+    await new Promise((r) => server.listen(0, '127.0.0.1', r))
+    const { OriginClient } = await import(${JSON.stringify(`file://${ROOT}shared/origin/index.ts`)})
+    const base = new URL('http://127.0.0.1:' + server.address().port)
+    const upstream = { registry: base.host, baseUrl: base }
+    const client = new OriginClient({ retry: { attempts: 1 } })
+    const status = async (req) => {
+      const r = await client.request(upstream, req)
+      for await (const _ of r.body);
+      return r.status
+    }
+    const blob = 'x/blobs/sha256:' + 'a'.repeat(64)
+    const statuses = [
+      await status({ method: 'GET', path: '' }),
+      // Learns the Bearer realm from the base endpoint's 401, then fetches a token for these two.
+      await status({ method: 'HEAD', path: blob }),
+      await status({ method: 'GET', path: 'x/manifests/latest' }),
+      ...(${blobGet} ? [await status({ method: 'GET', path: blob })] : []),
+    ]
+    if (statuses.join() !== ${JSON.stringify(blobGet ? '401,200,200,200' : '401,200,200')}) throw new Error('statuses ' + statuses)
+    await client.stop()
+    server.close()
+  `
+}
+
+describe('origin requests of an agent serving cached content', () => {
+  it('do not load undici: the base endpoint, a token, an authorization HEAD, a manifest', async () => {
+    expect(await packagesLoadedBy(originRequests(false), { cwd: ROOT })).not.toContain('undici')
+  }, 60_000)
+
+  it('a blob GET does (the check sees undici when it is there)', async () => {
+    expect(await packagesLoadedBy(originRequests(true), { cwd: ROOT })).toContain('undici')
+  }, 60_000)
+})
