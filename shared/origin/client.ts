@@ -40,11 +40,12 @@ export interface OriginClientOptions {
   /** Configured credentials, by `Upstream.registry`. */
   readonly credentials?: ReadonlyMap<string, Credential>
   readonly userAgent?: string
-  /** Used only when no dispatcher is given (the client then owns its undici Agent). */
+  /** Used only when no dispatcher is given (the client then owns its connection pools). */
   readonly connectTimeoutMs?: number
   readonly headersTimeoutMs?: number
   /** Longest silence between two body bytes. */
   readonly bodyTimeoutMs?: number
+  /** Takes every request when given (tests); without it GET and HEAD go through Node's client, the rest undici. */
   readonly dispatcher?: Dispatcher
   /** For GET/HEAD (and token fetches) on 429/5xx and connection failures before any response. */
   readonly retry?: Partial<RetryPolicy>
@@ -108,8 +109,6 @@ interface Exchange {
   readonly res: WireResponse
   readonly url: URL
   readonly redirected: boolean
-  /** Sent through Node's own client (`NodeExchange`), not undici. */
-  readonly small: boolean
 }
 
 const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
@@ -122,10 +121,10 @@ const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 export class OriginClient {
   readonly #credentials: ReadonlyMap<string, Credential>
   readonly #transport: Transport
-  /** The client's own connection pool, made at its first request (undici is loaded then: see undici.ts). */
+  /** The client's own undici pool, made at its first request with a body (undici is loaded then: see undici.ts). */
   #ownAgent: Promise<Agent> | undefined
-  /** Small requests' client (see `smallAnswer`); none with an injected dispatcher, which then takes everything. */
-  readonly #small: NodeExchange | undefined
+  /** GET and HEAD requests' client; none with an injected dispatcher, which then takes everything. */
+  readonly #node: NodeExchange | undefined
   readonly #tokens: TokenCache
   /** Each registry's auth scheme, learnt once; clients name registries (`?ns=`), so the least recently used go first. */
   readonly #known = new LRUCache<string, KnownAuth>({ max: MAX_KNOWN_REGISTRIES })
@@ -137,9 +136,9 @@ export class OriginClient {
     const bodyTimeoutMs = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
     const injected = opts.dispatcher
     const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
-    this.#small = injected === undefined ? new NodeExchange({ connectTimeoutMs }) : undefined
+    this.#node = injected === undefined ? new NodeExchange({ connectTimeoutMs }) : undefined
     this.#transport = new Transport({
-      small: this.#small,
+      node: this.#node,
       dispatcher: () =>
         injected ??
         (this.#ownAgent ??= loadUndici().then(
@@ -212,10 +211,16 @@ export class OriginClient {
       // Keep the registry's 401 while asking for a token: if the token server says no, it is the answer.
       const held = await this.#hold(first)
       if (sentToken) this.#tokens.delete(key)
-      const challengeScope = challenges.find((c) => c.scheme === 'bearer')?.params['scope']
-      const t = await this.#token(upstream, learned, splitScopes(...scopes, challengeScope), plan, key, req.signal)
-      if (t.kind === 'denied') return held
-      retryAuthorization = `Bearer ${t.token}`
+      // Concurrent first requests all meet the 401; one that lands after another's token fetch ended takes that token.
+      const fetched = sentToken ? undefined : this.#tokens.get(key)
+      if (fetched !== undefined) {
+        retryAuthorization = `Bearer ${fetched}`
+      } else {
+        const challengeScope = challenges.find((c) => c.scheme === 'bearer')?.params['scope']
+        const t = await this.#token(upstream, learned, splitScopes(...scopes, challengeScope), plan, key, req.signal)
+        if (t.kind === 'denied') return held
+        retryAuthorization = `Bearer ${t.token}`
+      }
     } else if (learned?.scheme === 'basic' && plan.configured?.kind === 'basic' && authorization === undefined) {
       await drain(first.res.body)
       retryAuthorization = authorizationOf(plan.configured)
@@ -227,7 +232,7 @@ export class OriginClient {
 
   /** Stops: closes the client's own connection pools (an injected dispatcher is left to its owner). */
   async stop(): Promise<void> {
-    this.#small?.close()
+    this.#node?.close()
     const own = this.#ownAgent
     if (own !== undefined) await (await own).close()
   }
@@ -276,7 +281,6 @@ export class OriginClient {
       signal,
       retry: true,
       registry: upstream.registry,
-      small: true,
     })
     await drain(res.body)
     return res.statusCode === 401 ? this.#remember(upstream, url, challengesOf(res.headers)) : undefined
@@ -331,19 +335,17 @@ export class OriginClient {
     let target = url
     let auth = authorization
     for (let hop = 0; ; hop++) {
-      const init = {
+      const res = await this.#transport.send(target, {
         method: req.method,
         headers: auth === undefined ? headers : { ...headers, authorization: auth },
         body: hop === 0 ? req.body : undefined,
         signal: req.signal,
         retry: follow,
         registry: upstream.registry,
-        small: smallAnswer(req),
-      }
-      const res = await this.#transport.send(target, init)
+      })
       const location = headerValue(res.headers, 'location')
       if (!follow || !REDIRECT_STATUS.has(res.statusCode) || location === undefined) {
-        return { res, url: target, redirected: hop > 0, small: this.#transport.isSmall(init) }
+        return { res, url: target, redirected: hop > 0 }
       }
       await drain(res.body)
       if (hop >= MAX_REDIRECTS) {
@@ -369,23 +371,11 @@ export class OriginClient {
 
   #finish(ex: Exchange): OriginResponse {
     const headers = withAbsoluteRealm(responseHeaders(ex.res.headers), ex.url)
-    // Node's client may hand out several pieces of one socket read; undici gives each piece its own memory.
-    return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes), bodyOwned: !ex.small }
+    // Each piece is memory of its own with either client: Node's parser copies it out of the socket's read, undici
+    // gives each read its own buffer.
+    return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes), bodyOwned: true }
   }
 }
-
-/**
- * Requests whose answer is small and read whole or dropped go through Node's own client (`NodeExchange`): a HEAD,
- * and a GET of anything but a blob's bytes (manifests, the base endpoint, tag lists). So an agent serving cached
- * content (whose only origin requests are its authorization HEADs, the base endpoint and manifests) never waits for
- * undici to load; blob bodies, the bytes whose rate matters, and requests that send a body stay on undici.
- */
-function smallAnswer(req: OriginRequest): boolean {
-  if (req.body !== undefined) return false
-  return req.method === 'HEAD' || (req.method === 'GET' && !BLOB_PATH.test(req.path))
-}
-/** `<name>/blobs/<algorithm>:<hex>`: a blob's bytes (uploads live under `blobs/uploads/`). */
-const BLOB_PATH = /(^|\/)blobs\/[^/]+:[^/]+$/
 
 function challengesOf(headers: WireResponse['headers']): Challenge[] {
   const v = headers['www-authenticate']

@@ -11,8 +11,8 @@ export type HeaderMap = Record<string, string | string[]>
 export interface TransportOptions {
   /** Called at each request: a client may make its dispatcher only when first needed. */
   readonly dispatcher: () => Dispatcher | Promise<Dispatcher>
-  /** Where requests marked `small` go; absent: every request through undici (e.g. a test's injected dispatcher). */
-  readonly small?: NodeExchange | undefined
+  /** Where GET and HEAD requests go (see `node-exchange.ts`); absent: every request through undici. */
+  readonly node?: NodeExchange | undefined
   readonly userAgent: string
   readonly headersTimeoutMs: number
   readonly bodyTimeoutMs: number
@@ -29,12 +29,6 @@ export interface SendInit {
   readonly retry: boolean
   /** For error messages. */
   readonly registry: string
-  /**
-   * The answer is small (no blob's bytes) and is read whole or dropped, and nothing is sent with the request: it may
-   * go through Node's own HTTP client (`node-exchange.ts`), so it never waits for undici to load. The same retries,
-   * timeouts and status rules apply to it either way.
-   */
-  readonly small?: boolean
 }
 
 const RETRYABLE_STATUS: ReadonlySet<number> = new Set([429, 500, 502, 503, 504])
@@ -48,19 +42,15 @@ export class Transport {
     this.#o = opts
   }
 
-  /** Whether `send` would take this request to Node's own client. */
-  isSmall(init: Pick<SendInit, 'method' | 'body' | 'small'>): boolean {
-    return (
-      this.#o.small !== undefined &&
-      init.small === true &&
-      init.body === undefined &&
-      (init.method === 'GET' || init.method === 'HEAD')
-    )
-  }
-
+  /**
+   * A GET or HEAD goes through Node's own HTTP client, when the transport has one: an agent or seeder has it loaded
+   * anyway, so no origin request waits for undici to load, and it receives a body for about half undici's CPU
+   * (bench/datapath). A request that sends a body (an upload relayed by the agent) goes through undici. The
+   * retries, timeouts and status rules below are the same for both.
+   */
   async send(url: URL, init: SendInit): Promise<WireResponse> {
     const { retry } = this.#o
-    const small = this.isSmall(init) ? this.#o.small : undefined
+    const node = init.body === undefined && (init.method === 'GET' || init.method === 'HEAD') ? this.#o.node : undefined
     for (let attempt = 1; ; attempt++) {
       const mayRetry = init.retry && attempt < retry.attempts
       let res: WireResponse
@@ -68,9 +58,9 @@ export class Transport {
         const headers = { 'user-agent': this.#o.userAgent, ...init.headers }
         const signal = init.signal ?? null
         const { headersTimeoutMs, bodyTimeoutMs } = this.#o
-        if (small !== undefined) {
+        if (node !== undefined) {
           const method = init.method as 'GET' | 'HEAD'
-          res = await small.request(url, { method, headers, signal, headersTimeoutMs, bodyTimeoutMs })
+          res = await node.request(url, { method, headers, signal, headersTimeoutMs, bodyTimeoutMs })
         } else {
           const { request } = await loadUndici()
           res = await request(url, {

@@ -61,8 +61,7 @@ export async function fetchToken(transport: Transport, req: TokenRequest): Promi
   // Shared by every request waiting for this token, so it answers to its own deadline only.
   const signal = AbortSignal.timeout(TOKEN_FETCH_TIMEOUT_MS)
   try {
-    const init = { method: 'GET', headers, signal, retry: true, registry: req.registry, small: true } as const
-    const res = await transport.send(url, init)
+    const res = await transport.send(url, { method: 'GET', headers, signal, retry: true, registry: req.registry })
     if (res.statusCode === 401 || res.statusCode === 403) {
       await drain(res.body)
       return { kind: 'denied', status: res.statusCode }

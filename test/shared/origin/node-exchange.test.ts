@@ -55,6 +55,19 @@ describe('NodeExchange', () => {
     expect(await text(res.body)).toBe('hello')
   })
 
+  it('hands out body pieces that each own their memory (what bodyOwned promises the blob pull)', async () => {
+    const big = Buffer.alloc(4 << 20, 7)
+    const url = await serve((_req, res) => res.end(big))
+    const res = await exchange().request(url, init())
+    let n = 0
+    for await (const piece of res.body) {
+      const b = piece as Buffer
+      expect([b.byteOffset, b.buffer.byteLength]).toEqual([0, b.byteLength])
+      n += b.byteLength
+    }
+    expect(n).toBe(big.byteLength)
+  })
+
   it('sends the headers it is given and keeps the connection for the next request after a HEAD', async () => {
     const ports: number[] = []
     const agents: (string | undefined)[] = []
@@ -107,8 +120,8 @@ describe('NodeExchange', () => {
   })
 })
 
-/** A child that makes the origin requests of an agent serving cached content, then (with `blobGet`) a blob GET. */
-function originRequests(blobGet: boolean): string {
+/** A child that makes an agent's origin requests (the base endpoint, a token, a HEAD, a manifest, a blob), then (with `upload`) an upload. */
+function originRequests(upload: boolean): string {
   return `
     const { createServer } = await import('node:http')
     const server = createServer((req, res) => {
@@ -118,6 +131,7 @@ function originRequests(blobGet: boolean): string {
         return res.end()
       }
       if (req.url.startsWith('/token')) return res.end(JSON.stringify({ token: 't' }))
+      if (req.method === 'PUT') { req.resume(); res.statusCode = 201; return req.on('end', () => res.end()) }
       res.setHeader('content-type', 'application/vnd.oci.image.manifest.v1+json')
       res.end(req.method === 'HEAD' ? undefined : '{}')
     })
@@ -137,20 +151,21 @@ function originRequests(blobGet: boolean): string {
       // Learns the Bearer realm from the base endpoint's 401, then fetches a token for these two.
       await status({ method: 'HEAD', path: blob }),
       await status({ method: 'GET', path: 'x/manifests/latest' }),
-      ...(${blobGet} ? [await status({ method: 'GET', path: blob })] : []),
+      await status({ method: 'GET', path: blob }),
+      ...(${upload} ? [await status({ method: 'PUT', path: 'x/blobs/uploads/1', body: new Uint8Array(3) })] : []),
     ]
-    if (statuses.join() !== ${JSON.stringify(blobGet ? '401,200,200,200' : '401,200,200')}) throw new Error('statuses ' + statuses)
+    if (statuses.join() !== ${JSON.stringify(upload ? '401,200,200,200,201' : '401,200,200,200')}) throw new Error('statuses ' + statuses)
     await client.stop()
     server.close()
   `
 }
 
-describe('origin requests of an agent serving cached content', () => {
-  it('do not load undici: the base endpoint, a token, an authorization HEAD, a manifest', async () => {
+describe("an agent's origin requests", () => {
+  it('do not load undici: the base endpoint, a token, an authorization HEAD, a manifest, a blob', async () => {
     expect(await packagesLoadedBy(originRequests(false), { cwd: ROOT })).not.toContain('undici')
   }, 60_000)
 
-  it('a blob GET does (the check sees undici when it is there)', async () => {
+  it('an upload (a request with a body) does: the check sees undici when it is there', async () => {
     expect(await packagesLoadedBy(originRequests(true), { cwd: ROOT })).toContain('undici')
   }, 60_000)
 })
