@@ -27,12 +27,13 @@ const HEADERS_TIMEOUT = 'UND_ERR_HEADERS_TIMEOUT'
 const BODY_TIMEOUT = 'UND_ERR_BODY_TIMEOUT'
 
 /**
- * Small origin requests (a HEAD, a manifest, a token, the base endpoint) through Node's own `http` client, which
- * every agent and seeder has loaded anyway. The transport (`http.ts`) decides what goes here and applies the same
- * retries, redirects and authentication to it; this class only sends one request, with undici's three timeouts:
- * connecting, waiting for the headers, and the longest silence inside the body. Its reason to exist: the first such
- * request of a process does not wait for undici to load (75–100 ms here, bench/datapath), and an agent that serves
- * cached content only ever sends these.
+ * Origin GET and HEAD requests through Node's own `http` client, which every agent and seeder has loaded anyway. The
+ * transport (`http.ts`) decides what goes here and applies the same retries, redirects and authentication to it;
+ * this class only sends one request, with undici's three timeouts: connecting, waiting for the headers, and the
+ * longest silence inside the body. Why (bench/datapath, README "Warm, the first request"): an agent's first origin
+ * request (the authorization HEAD of a cached blob, the base endpoint) no longer waits 75–100 ms for undici to load,
+ * and a blob body costs about half undici's CPU to receive. Each body piece it hands out is memory of its own (Node's
+ * parser copies it out of the socket's read), as `OriginResponse.bodyOwned` requires.
  */
 export class NodeExchange {
   readonly #connectTimeoutMs: number
