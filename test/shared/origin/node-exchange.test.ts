@@ -1,4 +1,10 @@
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -110,6 +116,21 @@ describe('NodeExchange', () => {
     const p = exchange().request(url, init({ signal: ac.signal }))
     setTimeout(() => ac.abort(new Error('gone')), 20)
     await expect(p).rejects.toThrow('gone')
+  })
+
+  it('speaks TLS to an https origin and checks its certificate (a self-signed one is refused)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'node-exchange-'))
+    open.push(() => void rm(dir, { recursive: true, force: true }))
+    await promisify(execFile)('openssl', [
+      ...['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1'],
+      ...['-subj', '/CN=127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')],
+    ])
+    const [key, cert] = await Promise.all([readFile(join(dir, 'key.pem')), readFile(join(dir, 'cert.pem'))])
+    const server = createTlsServer({ key, cert }, (_req, res) => res.end('secret'))
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    open.push(() => server.close())
+    const url = new URL(`https://127.0.0.1:${(server.address() as AddressInfo).port}/v2/`)
+    await expect(exchange().request(url, init())).rejects.toMatchObject({ code: 'DEPTH_ZERO_SELF_SIGNED_CERT' })
   })
 
   it('refuses a connection like undici does: a code the retry rule knows', async () => {
