@@ -29,6 +29,7 @@ import {
 } from './http.ts'
 import type { RetryPolicy } from './retry.ts'
 import { defaultScope, splitScopes } from './scope.ts'
+import { NodeExchange, type WireResponse } from './node-exchange.ts'
 import { fetchToken, type KnownAuth, resolveRealm, type TokenResult } from './token.ts'
 import { TokenCache } from './token-cache.ts'
 import { loadUndici } from '../process/undici.ts'
@@ -39,11 +40,12 @@ export interface OriginClientOptions {
   /** Configured credentials, by `Upstream.registry`. */
   readonly credentials?: ReadonlyMap<string, Credential>
   readonly userAgent?: string
-  /** Used only when no dispatcher is given (the client then owns its undici Agent). */
+  /** Used only when no dispatcher is given (the client then owns its connection pools). */
   readonly connectTimeoutMs?: number
   readonly headersTimeoutMs?: number
   /** Longest silence between two body bytes. */
   readonly bodyTimeoutMs?: number
+  /** Takes every request when given (tests); without it GET and HEAD go through Node's client, the rest undici. */
   readonly dispatcher?: Dispatcher
   /** For GET/HEAD (and token fetches) on 429/5xx and connection failures before any response. */
   readonly retry?: Partial<RetryPolicy>
@@ -104,7 +106,7 @@ interface AuthPlan {
 }
 
 interface Exchange {
-  readonly res: Dispatcher.ResponseData
+  readonly res: WireResponse
   readonly url: URL
   readonly redirected: boolean
 }
@@ -119,8 +121,10 @@ const REDIRECT_STATUS: ReadonlySet<number> = new Set([301, 302, 303, 307, 308])
 export class OriginClient {
   readonly #credentials: ReadonlyMap<string, Credential>
   readonly #transport: Transport
-  /** The client's own connection pool, made at its first request (undici is loaded then: see undici.ts). */
+  /** The client's own undici pool, made at its first request with a body (undici is loaded then: see undici.ts). */
   #ownAgent: Promise<Agent> | undefined
+  /** GET and HEAD requests' client; none with an injected dispatcher, which then takes everything. */
+  readonly #node: NodeExchange | undefined
   readonly #tokens: TokenCache
   /** Each registry's auth scheme, learnt once; clients name registries (`?ns=`), so the least recently used go first. */
   readonly #known = new LRUCache<string, KnownAuth>({ max: MAX_KNOWN_REGISTRIES })
@@ -132,7 +136,9 @@ export class OriginClient {
     const bodyTimeoutMs = opts.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS
     const injected = opts.dispatcher
     const connectTimeoutMs = opts.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS
+    this.#node = injected === undefined ? new NodeExchange({ connectTimeoutMs }) : undefined
     this.#transport = new Transport({
+      node: this.#node,
       dispatcher: () =>
         injected ??
         (this.#ownAgent ??= loadUndici().then(
@@ -205,10 +211,16 @@ export class OriginClient {
       // Keep the registry's 401 while asking for a token: if the token server says no, it is the answer.
       const held = await this.#hold(first)
       if (sentToken) this.#tokens.delete(key)
-      const challengeScope = challenges.find((c) => c.scheme === 'bearer')?.params['scope']
-      const t = await this.#token(upstream, learned, splitScopes(...scopes, challengeScope), plan, key, req.signal)
-      if (t.kind === 'denied') return held
-      retryAuthorization = `Bearer ${t.token}`
+      // Concurrent first requests all meet the 401; one that lands after another's token fetch ended takes that token.
+      const fetched = sentToken ? undefined : this.#tokens.get(key)
+      if (fetched !== undefined) {
+        retryAuthorization = `Bearer ${fetched}`
+      } else {
+        const challengeScope = challenges.find((c) => c.scheme === 'bearer')?.params['scope']
+        const t = await this.#token(upstream, learned, splitScopes(...scopes, challengeScope), plan, key, req.signal)
+        if (t.kind === 'denied') return held
+        retryAuthorization = `Bearer ${t.token}`
+      }
     } else if (learned?.scheme === 'basic' && plan.configured?.kind === 'basic' && authorization === undefined) {
       await drain(first.res.body)
       retryAuthorization = authorizationOf(plan.configured)
@@ -218,8 +230,9 @@ export class OriginClient {
     return this.#finish(await this.#exchange(upstream, url, req, headers, retryAuthorization))
   }
 
-  /** Stops: closes the client's own connection pool (an injected dispatcher is left to its owner). */
+  /** Stops: closes the client's own connection pools (an injected dispatcher is left to its owner). */
   async stop(): Promise<void> {
+    this.#node?.close()
     const own = this.#ownAgent
     if (own !== undefined) await (await own).close()
   }
@@ -358,11 +371,13 @@ export class OriginClient {
 
   #finish(ex: Exchange): OriginResponse {
     const headers = withAbsoluteRealm(responseHeaders(ex.res.headers), ex.url)
+    // Each piece is memory of its own with either client: Node's parser copies it out of the socket's read, undici
+    // gives each read its own buffer.
     return { status: ex.res.statusCode, headers, body: wrapBody(ex.res.body, this.#onBytes), bodyOwned: true }
   }
 }
 
-function challengesOf(headers: Dispatcher.ResponseData['headers']): Challenge[] {
+function challengesOf(headers: WireResponse['headers']): Challenge[] {
   const v = headers['www-authenticate']
   if (v === undefined) return []
   return (Array.isArray(v) ? v : [v]).flatMap(parseWwwAuthenticate)

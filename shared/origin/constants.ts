@@ -35,6 +35,6 @@ export const MAX_STATUS_BODY_BYTES = 64 * 1024
 export const PULL_ATTEMPTS = 3
 export const PULL_RETRY_BASE_DELAY_MS = 100
 export const PULL_RETRY_MAX_DELAY_MS = 2_000
-// undici yields ~64 KiB pieces; one disk append each costs ~1 ms on a busy event loop, so they are gathered up to
+// The origin's body comes in ~64 KiB pieces (a socket read each); one disk append each costs ~1 ms on a busy event loop, so they are gathered up to
 // this before one append (readers of the partial still see bytes within one batch).
 export const PULL_BATCH_BYTES = 1024 * 1024

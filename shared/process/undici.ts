@@ -2,7 +2,8 @@ import type * as UndiciModule from 'undici'
 
 /**
  * undici, loaded at the first request that needs it rather than at start-up: an agent or seeder that has not yet
- * talked HTTP to an origin or a peer's bulk endpoint does not hold its ~110 modules (about 4 MiB of V8 heap, plus
+ * sent an origin a request with a body (an upload it relays: GET and HEAD go through `node:http`, see
+ * shared/origin/node-exchange.ts) or asked a peer's bulk endpoint for a chunk does not hold its ~110 modules (about 4 MiB of V8 heap, plus
  * the `node:` built-ins it pulls in; measured by bench/datapath's idle rows). Every later call gets the same module.
  */
 type Undici = typeof UndiciModule

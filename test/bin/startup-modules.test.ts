@@ -19,7 +19,7 @@ describe('modules a service loads at start-up', () => {
     // The check sees packages at all: these are loaded by every service.
     expect(loaded.has('libp2p')).toBe(true)
     expect(loaded.has('fastify')).toBe(true)
-    // undici: at the first origin request or bulk chunk (shared/process/undici.ts); yaml: only with a config file;
+    // undici: at the first origin request with a body or bulk chunk (shared/process/undici.ts); yaml: only with a config file;
     // smol-toml: only by `shoal configure`; Noise: at the first connection that negotiates it.
     expect([...loaded].filter((p) => ['undici', 'yaml', 'smol-toml', '@chainsafe/libp2p-noise'].includes(p))).toEqual(
       [],
