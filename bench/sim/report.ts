@@ -202,7 +202,7 @@ export function simSummaryMarkdown(r: SimReport): string {
       `| ${SIM_TITLES[s.name]} | ${per(b.origin)} / ${per(b.seeder)} / ${per(b.peers)} | ` +
       `${dht === undefined ? '–' : `${f1(dht.lookupsPerNode.mean)}, ${dht.lookupsPerNode.max}`} | ` +
       `${dht === undefined ? '–' : `${f1(dht.recordsPerNode.mean)}, ${dht.recordsPerNode.max}, ${dht.recordsPerNode.nodesHolding}`} | ` +
-      `${dht?.maxProvidersPerKey ?? '–'} | ${sh?.fallbacks ?? '–'} | ${sh === undefined ? '–' : `${sh.busy} / ${sh.requests}`} | ` +
+      `${dht?.maxProvidersPerKey ?? '–'} | ${sh?.fallbacks ?? '–'} | ${sh === undefined ? '–' : `${sh.busy} / ${sh.requests}${offerNote(sh)}`} | ` +
       `${sh === undefined ? '–' : `${f1(sh.meanTracked)}, ${sh.maxTracked}`} | ${s.events} | ${f1(s.wallS)} |`
     )
   })
@@ -252,4 +252,9 @@ export function sweepMarkdown(reports: readonly SimReport[]): string {
     }
   }
   return `${lines.join('\n')}\n`
+}
+
+/** With offers on (`--offers`): offers taken / made, besides the requests. */
+function offerNote(sh: NonNullable<SimScenarioExtra["shoal"]>): string {
+  return sh.offers === undefined ? '' : ` (offers taken ${sh.offers.accepted} / made ${sh.offers.offered})`
 }

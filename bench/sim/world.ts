@@ -56,6 +56,13 @@ export interface SimParams {
    * before it); undefined = the agent's default.
    */
   readonly nodeInflight?: number
+  /**
+   * Share of the agents that offer their chunks (OfferPlanner, shared/swarm/offer-planner.ts): 0 = none (the pull
+   * path alone, the product today), 1 = all; the others pull as before, and both kinds serve each other's requests.
+   */
+  readonly offerShare?: number
+  /** Offers an offering agent keeps out beyond its free upload slots (asked, or taken and waiting for a slot). */
+  readonly offerAhead?: number
   /** Copies of a chunk the seeder may hand out while its SendMeter has room (1 = once); undefined = its default. */
   readonly seedCopies?: number
   /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */
