@@ -87,6 +87,8 @@ ${SITE_USAGE}
   --offers F              share of the agents (0..1) that offer their chunks to peers lacking them instead of
                           waiting to be asked (OfferPlanner; not in the product's wire yet; default 0 = pull only)
   --offer-ahead K         offers an offering agent keeps out beyond its free upload slots (default 0)
+  --offer-full-ms MS      a receiver that answered an offer "full" is offered nothing for MS, or until a have
+                          update from it (default: 250 ms, no early end)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
   --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
   --lookup-latency-ms MS  DHT lookup latency (default 50)
@@ -211,6 +213,7 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       provideLatencyMs: 100,
       nodeInflight: num('node-inflight', v['node-inflight'], DEFAULT_NODE_INFLIGHT, { integer: true, zero: true }),
       ...(v.offers === undefined ? {} : { offerShare: offerShare(v.offers) }),
+      ...(v['offer-full-ms'] === undefined ? {} : { offerFullMs: num('offer-full-ms', v['offer-full-ms'], 250) }),
       ...(v['offer-ahead'] === undefined
         ? {}
         : { offerAhead: num('offer-ahead', v['offer-ahead'], 0, { integer: true, zero: true }) }),
@@ -233,7 +236,8 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
 /** `--offers`: the share of agents that offer chunks, 0..1 (`--offers 1`: all). */
 function offerShare(raw: string): number {
   const x = Number(raw)
-  if (!(x >= 0 && x <= 1)) throw new BenchUsageError(`--offers: want a share of the agents in [0, 1], got ${JSON.stringify(raw)}`)
+  if (!(x >= 0 && x <= 1))
+    throw new BenchUsageError(`--offers: want a share of the agents in [0, 1], got ${JSON.stringify(raw)}`)
   return x
 }
 
@@ -287,6 +291,7 @@ function parse(argv: readonly string[]) {
     'seed-copies': text,
     offers: text,
     'offer-ahead': text,
+    'offer-full-ms': text,
     'max-peers': text,
     'stall-timeout-s': text,
     'lookup-latency-ms': text,

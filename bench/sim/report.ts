@@ -255,6 +255,6 @@ export function sweepMarkdown(reports: readonly SimReport[]): string {
 }
 
 /** With offers on (`--offers`): offers taken / made, besides the requests. */
-function offerNote(sh: NonNullable<SimScenarioExtra["shoal"]>): string {
+function offerNote(sh: NonNullable<SimScenarioExtra['shoal']>): string {
   return sh.offers === undefined ? '' : ` (offers taken ${sh.offers.accepted} / made ${sh.offers.offered})`
 }

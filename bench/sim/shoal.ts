@@ -212,7 +212,11 @@ export class ShoalModel {
     const chunkCounts = w.blobs.map((b) => b.chunkCount)
     for (const a of this.agents) {
       if (Math.floor((a.index + 1) * share) > Math.floor(a.index * share)) {
-        a.planner = new OfferPlanner({ chunkCounts, random: seededRandom(hash32(p.seed, a.id, 'offers')) })
+        a.planner = new OfferPlanner({
+          chunkCounts,
+          random: seededRandom(hash32(p.seed, a.id, 'offers')),
+          ...(p.offerFullMs === undefined ? {} : { fullBackoffMs: p.offerFullMs, wakeOnHave: true }),
+        })
       }
     }
     this.meter = new SendMeter(p.seederUploadSlots)

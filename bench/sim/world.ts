@@ -63,6 +63,8 @@ export interface SimParams {
   readonly offerShare?: number
   /** Offers an offering agent keeps out beyond its free upload slots (asked, or taken and waiting for a slot). */
   readonly offerAhead?: number
+  /** Pause at a sender of a receiver that answered `full`, ended early by a `have` update from it; undefined = 250 ms, no early end. */
+  readonly offerFullMs?: number
   /** Copies of a chunk the seeder may hand out while its SendMeter has room (1 = once); undefined = its default. */
   readonly seedCopies?: number
   /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */

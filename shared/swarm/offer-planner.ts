@@ -24,6 +24,8 @@ export interface OfferPlannerOptions {
   readonly perPeer?: number
   readonly fullBackoffMs?: number
   readonly comingRecheckMs?: number
+  /** A `have` update from a receiver paused after `full` ends its pause (a transfer into it ended). */
+  readonly wakeOnHave?: boolean
 }
 
 /** One receiver's chunks of one blob, as this sender knows them, and what it has on its way to it. */
@@ -34,6 +36,12 @@ interface View {
   readonly offered: Uint8Array
   /** Per chunk: said to be coming from someone else; not offered again before this time. */
   readonly comingUntil: Float64Array
+  /**
+   * Wanted nothing else this node held (it said `coming` or `have` and took no other chunk): offered nothing of
+   * this blob before this time, unless this node holds more chunks than it did then (`heldThen`).
+   */
+  restUntil: number
+  heldThen: number
   count: number
 }
 
@@ -80,6 +88,7 @@ export class OfferPlanner {
   readonly #perPeer: number
   readonly #fullBackoffMs: number
   readonly #comingRecheckMs: number
+  readonly #wakeOnHave: boolean
   #retryAt = Number.POSITIVE_INFINITY
   /** Offers made, and their replies (`swapped`: accepted for another chunk, counted in `accepted` too). */
   readonly counts = { offered: 0, accepted: 0, swapped: 0, have: 0, coming: 0, full: 0 }
@@ -88,6 +97,7 @@ export class OfferPlanner {
     this.#perPeer = opts.perPeer ?? OFFERS_PER_PEER
     this.#fullBackoffMs = opts.fullBackoffMs ?? OFFER_FULL_BACKOFF_MS
     this.#comingRecheckMs = opts.comingRecheckMs ?? OFFER_COMING_RECHECK_MS
+    this.#wakeOnHave = opts.wakeOnHave ?? false
     this.#blobs = opts.chunkCounts.map((n) => ({
       chunkCount: n,
       rowBytes: Math.ceil(n / 8),
@@ -131,6 +141,8 @@ export class OfferPlanner {
         have: new Uint8Array(b.rowBytes),
         offered: new Uint8Array(b.rowBytes),
         comingUntil: new Float64Array(b.chunkCount),
+        restUntil: 0,
+        heldThen: 0,
         count: 0,
       }
       b.views.set(peer, v)
@@ -145,6 +157,8 @@ export class OfferPlanner {
     const v = b?.views.get(peer)
     if (b === undefined || v === undefined || index < 0 || index >= b.chunkCount) return
     this.#set(b, v, index)
+    // A chunk arrived there: a transfer into it ended, so a receiver that was full may have room again.
+    if (this.#wakeOnHave) v.node.pausedUntil = 0
   }
 
   /** Stops offering `peer` anything of `blob` (gone, or no longer followed). */
@@ -178,6 +192,7 @@ export class OfferPlanner {
       const { held, holders, rank, rowBytes } = b
       for (const v of b.list) {
         if (v.count >= b.chunkCount) continue
+        if (now < v.restUntil && b.heldCount === v.heldThen) continue
         const node = v.node
         if (node.outstanding >= this.#perPeer) continue
         if (now < node.pausedUntil) {
@@ -251,9 +266,13 @@ export class OfferPlanner {
     }
     this.counts[answer]++
     this.ended(offer, answer === 'have')
-    if (answer === 'coming') {
-      const v = this.#blobs[offer.blob]?.views.get(offer.peer)
-      if (v !== undefined) v.comingUntil[offer.index] = now + this.#comingRecheckMs
+    const b = this.#blobs[offer.blob]
+    const v = b?.views.get(offer.peer)
+    if (answer === 'coming' && v !== undefined) v.comingUntil[offer.index] = now + this.#comingRecheckMs
+    if ((answer === 'coming' || answer === 'have') && v !== undefined) {
+      // It took no other chunk of those this node holds: nothing to offer it until this node holds more.
+      v.restUntil = now + this.#comingRecheckMs
+      v.heldThen = b!.heldCount
     }
     if (answer === 'full') {
       const node = this.#receivers.get(offer.peer)

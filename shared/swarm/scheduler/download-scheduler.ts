@@ -24,14 +24,7 @@ import {
 import { SchedulerError } from './errors.ts'
 import { type PeerKind, PeerState, type Request } from './peer-state.ts'
 import { permutation } from './random.ts'
-import type {
-  Cancellations,
-  ChunkOutcome,
-  ChunkRequest,
-  OfferReply,
-  PeerStats,
-  SchedulerOptions,
-} from './types.ts'
+import type { Cancellations, ChunkOutcome, ChunkRequest, OfferReply, PeerStats, SchedulerOptions } from './types.ts'
 
 type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans' | 'site'>>
 
@@ -729,7 +722,8 @@ export class DownloadScheduler {
 
   /** Zeros as long as #slotOffers: next()'s view of the peers in the endgame. */
   #noOffers(): Uint8Array {
-    if (this.#noOffersScratch.length < this.#slotOffers.length) this.#noOffersScratch = new Uint8Array(this.#slotOffers.length)
+    if (this.#noOffersScratch.length < this.#slotOffers.length)
+      this.#noOffersScratch = new Uint8Array(this.#slotOffers.length)
     return this.#noOffersScratch
   }
 
