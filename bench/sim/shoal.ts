@@ -1,6 +1,6 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
 import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
-import { type Offer, OfferPlanner } from '../../shared/swarm/offer-planner.ts'
+import { type Offer, OfferPlanner } from './offer-planner.ts'
 import {
   DEFAULT_NODE_INFLIGHT,
   type OfferReply,

@@ -57,7 +57,7 @@ export interface SimParams {
    */
   readonly nodeInflight?: number
   /**
-   * Share of the agents that offer their chunks (OfferPlanner, shared/swarm/offer-planner.ts): 0 = none (the pull
+   * Share of the agents that offer their chunks (OfferPlanner, bench/sim/offer-planner.ts): 0 = none (the pull
    * path alone, the product today), 1 = all; the others pull as before, and both kinds serve each other's requests.
    */
   readonly offerShare?: number

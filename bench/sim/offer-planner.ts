@@ -1,6 +1,6 @@
-import type { Bitfield } from '../chunks/bitfield.ts'
-import { permutation } from './scheduler/random.ts'
-import type { OfferReply } from './scheduler/types.ts'
+import type { Bitfield } from '../../shared/chunks/bitfield.ts'
+import { permutation } from '../../shared/swarm/scheduler/random.ts'
+import type { OfferReply } from '../../shared/swarm/scheduler/types.ts'
 
 /** A receiver that declined for want of room is offered nothing more for this long (as a `busy` pauses a peer). */
 export const OFFER_FULL_BACKOFF_MS = 250
@@ -34,8 +34,8 @@ interface View {
   /** Bits as Bitfield bytes (MSB first): what the receiver holds, and chunks offered to it and not ended. */
   readonly have: Uint8Array
   readonly offered: Uint8Array
-  /** Per chunk: said to be coming from someone else; not offered again before this time. */
-  readonly comingUntil: Float64Array
+  /** Per chunk: said to be coming from someone else; not offered again before this time (made on first use). */
+  comingUntil: Float64Array | undefined
   /**
    * Wanted nothing else this node held (it said `coming` or `have` and took no other chunk): offered nothing of
    * this blob before this time, unless this node holds more chunks than it did then (`heldThen`).
@@ -80,7 +80,10 @@ interface BlobState {
  * receiver (`perPeer`); a receiver that declined for want of room is left alone for `fullBackoffMs`, one that said
  * it has the chunk is counted as holding it.
  *
- * Pure bookkeeping: no timers, no I/O; time comes in as arguments.
+ * Pure bookkeeping: no timers, no I/O; time comes in as arguments. It lives in the simulator, not in shared/swarm:
+ * measured in the model (bench/sim/README.md, "Scale work, fifth pass") it gave no clear gain, so the product has
+ * only the receiving side (DownloadScheduler.accept and setOffers, DownloadSession.offered and offersFrom), which
+ * nothing in the agent calls yet.
  */
 export class OfferPlanner {
   readonly #blobs: BlobState[]
@@ -140,7 +143,7 @@ export class OfferPlanner {
         node,
         have: new Uint8Array(b.rowBytes),
         offered: new Uint8Array(b.rowBytes),
-        comingUntil: new Float64Array(b.chunkCount),
+        comingUntil: undefined,
         restUntil: 0,
         heldThen: 0,
         count: 0,
@@ -206,7 +209,7 @@ export class OfferPlanner {
             const bit = Math.clz32(m) - 24
             m &= ~(0x80 >> bit)
             const c = (k << 3) | bit
-            if (now < v.comingUntil[c]!) continue
+            if (v.comingUntil !== undefined && now < v.comingUntil[c]!) continue
             const h = holders[c]!
             if (best !== undefined) {
               if (h !== bestHolders) {
@@ -252,7 +255,8 @@ export class OfferPlanner {
       const b = this.#blobs[offer.blob]!
       const c = reply.index
       const v = b.views.get(offer.peer)
-      if (v !== undefined) v.comingUntil[offer.index] = now + this.#comingRecheckMs
+      if (v !== undefined)
+        (v.comingUntil ??= new Float64Array(b!.chunkCount))[offer.index] = now + this.#comingRecheckMs
       const node = this.#receivers.get(offer.peer)
       if (c < 0 || c >= b.chunkCount || (b.held[c >> 3]! & (0x80 >> (c & 7))) === 0 || node === undefined) {
         return undefined
@@ -268,7 +272,8 @@ export class OfferPlanner {
     this.ended(offer, answer === 'have')
     const b = this.#blobs[offer.blob]
     const v = b?.views.get(offer.peer)
-    if (answer === 'coming' && v !== undefined) v.comingUntil[offer.index] = now + this.#comingRecheckMs
+    if (answer === 'coming' && v !== undefined)
+      (v.comingUntil ??= new Float64Array(b!.chunkCount))[offer.index] = now + this.#comingRecheckMs
     if ((answer === 'coming' || answer === 'have') && v !== undefined) {
       // It took no other chunk of those this node holds: nothing to offer it until this node holds more.
       v.restUntil = now + this.#comingRecheckMs

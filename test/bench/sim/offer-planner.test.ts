@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { Bitfield } from '../../../shared/chunks/bitfield.ts'
-import { OFFER_FULL_BACKOFF_MS, OfferPlanner } from '../../../shared/swarm/offer-planner.ts'
+import { OFFER_FULL_BACKOFF_MS, OfferPlanner } from '../../../bench/sim/offer-planner.ts'
 import { seededRandom } from '../../../shared/swarm/scheduler/index.ts'
 
 function bits(n: number, idx: Iterable<number>): Bitfield {
