@@ -593,8 +593,14 @@ export class ShoalModel {
         this.w.q.after(this.w.latMs, () => {
           if (d.done) return
           d.session?.addPeer(id, 'peer', bits, this.#siteName(other))
-          // Both offer: this node offers to `other` what it lacks, and asks it for nothing (its offers come).
-          if (d.node.planner !== undefined && other.planner !== undefined && d.session !== undefined) {
+          // Both offer: this node offers to `other` what it lacks, and asks it for nothing (its offers come). With
+          // sites known, only within a site: across the WAN the site election decides who brings a chunk in.
+          if (
+            d.node.planner !== undefined &&
+            other.planner !== undefined &&
+            d.session !== undefined &&
+            this.#siteName(d.node) === this.#siteName(other)
+          ) {
             d.node.planner.peerHave(d.blob.index, id, bits)
             d.session.offersFrom(id)
             this.#offerSoon(d.node)
