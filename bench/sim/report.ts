@@ -221,6 +221,7 @@ export function simSummaryMarkdown(r: SimReport): string {
       `pipeline per peer ${p.inflightPerPeer ?? 'scheduler default'}, ` +
       `requests queued per blob ${p.inflightTotalMs === undefined ? 'scheduler default' : p.inflightTotalMs === 0 ? 'uncapped' : `${p.inflightTotalMs} ms`}, ${p.nodeInflight === 0 ? 'no node-wide request budget' : `${p.nodeInflight ?? 'default'} requests in flight per node`}, max ${p.maxPeers === 0 ? 'unlimited' : p.maxPeers} peers per blob, ` +
       `stall timeout ${p.stallTimeoutMs / 1000} s, DHT lookup every ${p.lookupPeriodMs} ms (${p.lookupLatencyMs} ms), ` +
+      `${(p.offerShare ?? 0) > 0 ? `offers from ${p.offerShare} of the agents (${p.offerAhead ?? 0} ahead), ` : ''}` +
       `seed ${p.seed}.`,
     '',
   ].join('\n')
