@@ -93,6 +93,13 @@ export class OfferPlanner {
   readonly #comingRecheckMs: number
   readonly #wakeOnHave: boolean
   #retryAt = Number.POSITIVE_INFINITY
+  /**
+   * Bumped by every change pick() reads. A pick that found nothing finds nothing again until the state changes or
+   * one of the pauses it skipped ends (#idleUntil): then it answers at once (every offer pass ends with such a pick).
+   */
+  #version = 0
+  #idleVersion = -1
+  #idleUntil = 0
   /** Offers made, and their replies (`swapped`: accepted for another chunk, counted in `accepted` too). */
   readonly counts = { offered: 0, accepted: 0, swapped: 0, have: 0, coming: 0, full: 0 }
 
@@ -126,6 +133,7 @@ export class OfferPlanner {
     if ((b.held[index >> 3]! & bit) !== 0) return
     b.held[index >> 3]! |= bit
     b.heldCount++
+    this.#version++
   }
 
   /** `peer` takes offers and holds `have` of `blob` (its whole bitfield, from a `have` answer). */
@@ -150,6 +158,7 @@ export class OfferPlanner {
       }
       b.views.set(peer, v)
       b.list.push(v)
+      this.#version++
     }
     for (const i of have.indexes()) this.#set(b, v, i)
   }
@@ -161,7 +170,10 @@ export class OfferPlanner {
     if (b === undefined || v === undefined || index < 0 || index >= b.chunkCount) return
     this.#set(b, v, index)
     // A chunk arrived there: a transfer into it ended, so a receiver that was full may have room again.
-    if (this.#wakeOnHave) v.node.pausedUntil = 0
+    if (this.#wakeOnHave && v.node.pausedUntil !== 0) {
+      v.node.pausedUntil = 0
+      this.#version++
+    }
   }
 
   /** Stops offering `peer` anything of `blob` (gone, or no longer followed). */
@@ -176,6 +188,7 @@ export class OfferPlanner {
     }
     b.views.delete(peer)
     b.list.splice(b.list.indexOf(v), 1)
+    this.#version++
   }
 
   /**
@@ -183,6 +196,9 @@ export class OfferPlanner {
    * all that do are paused or have an offer in flight already). The offer counts as in flight until ended().
    */
   pick(now: number): Offer | undefined {
+    if (this.#idleVersion === this.#version && now < this.#idleUntil) return undefined
+    // The first time a pause skipped below ends (a `full` receiver, a rest, a chunk said to be coming).
+    let wakeAt = Number.POSITIVE_INFINITY
     let best: View | undefined
     let bestBlob = -1
     let bestChunk = -1
@@ -195,7 +211,10 @@ export class OfferPlanner {
       const { held, holders, rank, rowBytes } = b
       for (const v of b.list) {
         if (v.count >= b.chunkCount) continue
-        if (now < v.restUntil && b.heldCount === v.heldThen) continue
+        if (now < v.restUntil && b.heldCount === v.heldThen) {
+          wakeAt = Math.min(wakeAt, v.restUntil)
+          continue
+        }
         const node = v.node
         if (node.outstanding >= this.#perPeer) continue
         if (now < node.pausedUntil) {
@@ -209,7 +228,10 @@ export class OfferPlanner {
             const bit = Math.clz32(m) - 24
             m &= ~(0x80 >> bit)
             const c = (k << 3) | bit
-            if (v.comingUntil !== undefined && now < v.comingUntil[c]!) continue
+            if (v.comingUntil !== undefined && now < v.comingUntil[c]!) {
+              wakeAt = Math.min(wakeAt, v.comingUntil[c]!)
+              continue
+            }
             const h = holders[c]!
             if (best !== undefined) {
               if (h !== bestHolders) {
@@ -228,7 +250,12 @@ export class OfferPlanner {
       }
     }
     this.#retryAt = best === undefined ? retryAt : Number.POSITIVE_INFINITY
-    if (best === undefined) return undefined
+    if (best === undefined) {
+      this.#idleVersion = this.#version
+      this.#idleUntil = Math.min(wakeAt, retryAt)
+      return undefined
+    }
+    this.#version++
     const b = this.#blobs[bestBlob]!
     best.offered[bestChunk >> 3]! |= 0x80 >> (bestChunk & 7)
     b.holders[bestChunk]!++
@@ -244,6 +271,7 @@ export class OfferPlanner {
    * that one (the slot then goes unused). Declined: undefined.
    */
   answered(offer: Offer, reply: OfferReply, now: number): Offer | undefined {
+    this.#version++
     const answer = reply.answer
     if (answer === 'accept') {
       if (reply.index === offer.index) {
@@ -288,6 +316,7 @@ export class OfferPlanner {
 
   /** `offer` is over: `held` when the receiver now has the chunk (sent, or it had it), false when it came to nothing. */
   ended(offer: Offer, held: boolean): void {
+    this.#version++
     const b = this.#blobs[offer.blob]
     const node = this.#receivers.get(offer.peer)
     if (b === undefined || node === undefined) return
@@ -304,6 +333,7 @@ export class OfferPlanner {
     if ((v.have[index >> 3]! & bit) !== 0) return
     v.have[index >> 3]! |= bit
     v.count++
+    this.#version++
     b.holders[index]!++
   }
 }
