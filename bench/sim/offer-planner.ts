@@ -65,6 +65,9 @@ interface BlobState {
   readonly rank: Uint32Array
   readonly views: Map<string, View>
   readonly list: View[]
+  /** This pick's receivers that may be offered something of this blob: #eligible[eligibleFrom, eligibleTo). */
+  eligibleFrom: number
+  eligibleTo: number
 }
 
 /**
@@ -93,13 +96,13 @@ export class OfferPlanner {
   readonly #comingRecheckMs: number
   readonly #wakeOnHave: boolean
   #retryAt = Number.POSITIVE_INFINITY
-  /**
-   * Bumped by every change pick() reads. A pick that found nothing finds nothing again until the state changes or
-   * one of the pauses it skipped ends (#idleUntil): then it answers at once (every offer pass ends with such a pick).
-   */
-  #version = 0
-  #idleVersion = -1
-  #idleUntil = 0
+  /** Scratch for pick(): receivers that may be offered something, and the held chunks by holder count. */
+  readonly #eligible: View[] = []
+  readonly #candBlob: Uint32Array
+  readonly #candChunk: Uint32Array
+  readonly #candH: Uint32Array
+  readonly #candOrder: Uint32Array
+  #hCount = new Uint32Array(64)
   /** Offers made, and their replies (`swapped`: accepted for another chunk, counted in `accepted` too). */
   readonly counts = { offered: 0, accepted: 0, swapped: 0, have: 0, coming: 0, full: 0 }
 
@@ -117,7 +120,14 @@ export class OfferPlanner {
       rank: ranks(permutation(n, opts.random)),
       views: new Map(),
       list: [],
+      eligibleFrom: 0,
+      eligibleTo: 0,
     }))
+    const held = opts.chunkCounts.reduce((a, n) => a + n, 0)
+    this.#candBlob = new Uint32Array(held)
+    this.#candChunk = new Uint32Array(held)
+    this.#candH = new Uint32Array(held)
+    this.#candOrder = new Uint32Array(held)
   }
 
   /** When pick() found only receivers paused after a `full`: the first time one may be offered again. */
@@ -133,7 +143,6 @@ export class OfferPlanner {
     if ((b.held[index >> 3]! & bit) !== 0) return
     b.held[index >> 3]! |= bit
     b.heldCount++
-    this.#version++
   }
 
   /** `peer` takes offers and holds `have` of `blob` (its whole bitfield, from a `have` answer). */
@@ -158,7 +167,6 @@ export class OfferPlanner {
       }
       b.views.set(peer, v)
       b.list.push(v)
-      this.#version++
     }
     for (const i of have.indexes()) this.#set(b, v, i)
   }
@@ -170,10 +178,7 @@ export class OfferPlanner {
     if (b === undefined || v === undefined || index < 0 || index >= b.chunkCount) return
     this.#set(b, v, index)
     // A chunk arrived there: a transfer into it ended, so a receiver that was full may have room again.
-    if (this.#wakeOnHave && v.node.pausedUntil !== 0) {
-      v.node.pausedUntil = 0
-      this.#version++
-    }
+    if (this.#wakeOnHave) v.node.pausedUntil = 0
   }
 
   /** Stops offering `peer` anything of `blob` (gone, or no longer followed). */
@@ -188,7 +193,6 @@ export class OfferPlanner {
     }
     b.views.delete(peer)
     b.list.splice(b.list.indexOf(v), 1)
-    this.#version++
   }
 
   /**
@@ -196,66 +200,86 @@ export class OfferPlanner {
    * all that do are paused or have an offer in flight already). The offer counts as in flight until ended().
    */
   pick(now: number): Offer | undefined {
-    if (this.#idleVersion === this.#version && now < this.#idleUntil) return undefined
-    // The first time a pause skipped below ends (a `full` receiver, a rest, a chunk said to be coming).
-    let wakeAt = Number.POSITIVE_INFINITY
-    let best: View | undefined
-    let bestBlob = -1
-    let bestChunk = -1
-    let bestHolders = 0
-    let bestRank = 0
+    // The rarest chunk; among equally rare ones, the receiver offered longest ago, then this sender's order. Held
+    // chunks are visited by holder count (a counting sort, blobs and chunks in order within a count), so the scan
+    // stops at the first count that has a receiver lacking one: the same choice as comparing every candidate.
     let retryAt = Number.POSITIVE_INFINITY
+    let nEligible = 0
+    let nHeld = 0
+    let maxH = 0
+    const eligible = this.#eligible
     for (let bi = 0; bi < this.#blobs.length; bi++) {
       const b = this.#blobs[bi]!
-      if (b.heldCount === 0) continue
-      const { held, holders, rank, rowBytes } = b
+      b.eligibleFrom = nEligible
+      if (b.heldCount === 0) {
+        b.eligibleTo = nEligible
+        continue
+      }
       for (const v of b.list) {
         if (v.count >= b.chunkCount) continue
-        if (now < v.restUntil && b.heldCount === v.heldThen) {
-          wakeAt = Math.min(wakeAt, v.restUntil)
-          continue
-        }
+        if (now < v.restUntil && b.heldCount === v.heldThen) continue
         const node = v.node
         if (node.outstanding >= this.#perPeer) continue
         if (now < node.pausedUntil) {
           retryAt = Math.min(retryAt, node.pausedUntil)
           continue
         }
-        // The rarest chunk; among equally rare ones, the receiver offered longest ago, then this sender's order.
-        for (let k = 0; k < rowBytes; k++) {
-          let m = held[k]! & ~v.have[k]! & ~v.offered[k]! & 0xff
-          while (m !== 0) {
-            const bit = Math.clz32(m) - 24
-            m &= ~(0x80 >> bit)
-            const c = (k << 3) | bit
-            if (v.comingUntil !== undefined && now < v.comingUntil[c]!) {
-              wakeAt = Math.min(wakeAt, v.comingUntil[c]!)
-              continue
-            }
-            const h = holders[c]!
-            if (best !== undefined) {
-              if (h !== bestHolders) {
-                if (h > bestHolders) continue
-              } else if (node.lastAt !== best.node.lastAt) {
-                if (node.lastAt > best.node.lastAt) continue
-              } else if (rank[c]! >= bestRank) continue
-            }
-            best = v
-            bestBlob = bi
-            bestChunk = c
-            bestHolders = h
-            bestRank = rank[c]!
+        eligible[nEligible++] = v
+      }
+      b.eligibleTo = nEligible
+      if (b.eligibleTo === b.eligibleFrom) continue
+      for (let c = 0; c < b.chunkCount; c++) {
+        if ((b.held[c >> 3]! & (0x80 >> (c & 7))) === 0) continue
+        const h = b.holders[c]!
+        this.#candBlob[nHeld] = bi
+        this.#candChunk[nHeld] = c
+        this.#candH[nHeld++] = h
+        if (h > maxH) maxH = h
+      }
+    }
+    eligible.length = nEligible
+    let best: View | undefined
+    let bestBlob = -1
+    let bestChunk = -1
+    let bestRank = 0
+    if (nHeld > 0) {
+      if (this.#hCount.length < maxH + 2) this.#hCount = new Uint32Array(2 * (maxH + 2))
+      const count = this.#hCount
+      count.fill(0, 0, maxH + 2)
+      for (let j = 0; j < nHeld; j++) count[this.#candH[j]! + 1]!++
+      for (let k = 1; k <= maxH + 1; k++) count[k]! += count[k - 1]!
+      const order = this.#candOrder
+      for (let j = 0; j < nHeld; j++) order[count[this.#candH[j]!]!++] = j
+      let level = -1
+      for (let o = 0; o < nHeld; o++) {
+        const j = order[o]!
+        const h = this.#candH[j]!
+        if (best !== undefined && h !== level) break
+        level = h
+        const bi = this.#candBlob[j]!
+        const c = this.#candChunk[j]!
+        const b = this.#blobs[bi]!
+        const byte = c >> 3
+        const bit = 0x80 >> (c & 7)
+        const r = b.rank[c]!
+        for (let e = b.eligibleFrom; e < b.eligibleTo; e++) {
+          const v = eligible[e]!
+          if (((v.have[byte]! | v.offered[byte]!) & bit) !== 0) continue
+          if (v.comingUntil !== undefined && now < v.comingUntil[c]!) continue
+          if (best !== undefined) {
+            if (v.node.lastAt !== best.node.lastAt) {
+              if (v.node.lastAt > best.node.lastAt) continue
+            } else if (r > bestRank || (r === bestRank && bi >= bestBlob)) continue
           }
+          best = v
+          bestBlob = bi
+          bestChunk = c
+          bestRank = r
         }
       }
     }
     this.#retryAt = best === undefined ? retryAt : Number.POSITIVE_INFINITY
-    if (best === undefined) {
-      this.#idleVersion = this.#version
-      this.#idleUntil = Math.min(wakeAt, retryAt)
-      return undefined
-    }
-    this.#version++
+    if (best === undefined) return undefined
     const b = this.#blobs[bestBlob]!
     best.offered[bestChunk >> 3]! |= 0x80 >> (bestChunk & 7)
     b.holders[bestChunk]!++
@@ -271,7 +295,6 @@ export class OfferPlanner {
    * that one (the slot then goes unused). Declined: undefined.
    */
   answered(offer: Offer, reply: OfferReply, now: number): Offer | undefined {
-    this.#version++
     const answer = reply.answer
     if (answer === 'accept') {
       if (reply.index === offer.index) {
@@ -316,7 +339,6 @@ export class OfferPlanner {
 
   /** `offer` is over: `held` when the receiver now has the chunk (sent, or it had it), false when it came to nothing. */
   ended(offer: Offer, held: boolean): void {
-    this.#version++
     const b = this.#blobs[offer.blob]
     const node = this.#receivers.get(offer.peer)
     if (b === undefined || node === undefined) return
@@ -333,7 +355,6 @@ export class OfferPlanner {
     if ((v.have[index >> 3]! & bit) !== 0) return
     v.have[index >> 3]! |= bit
     v.count++
-    this.#version++
     b.holders[index]!++
   }
 }
