@@ -84,6 +84,11 @@ ${SITE_USAGE}
                           as the agent's ReceiveBudget; 0 = none, each blob bounded only by its own cap, as before)
   --seed-copies K         copies of a chunk the seeder hands out while its own measure of its uplink has room
                           (SendMeter), the first included (default ${DEFAULT_SEED_COPIES}, as the seeder: each chunk once)
+  --offers F              share of the agents (0..1) that offer their chunks to peers lacking them instead of
+                          waiting to be asked (OfferPlanner; not in the product's wire yet; default 0 = pull only)
+  --offer-ahead K         offers an offering agent keeps out beyond its free upload slots (default 0)
+  --offer-full-ms MS      a receiver that answered an offer "full" is offered nothing for MS, or until a have
+                          update from it (default: 250 ms, no early end)
   --max-peers P           peers an agent tracks per blob, 0 = no cap (default: the agent's, ${MAX_TRACKED_PEERS})
   --stall-timeout-s S     agent's no-progress timeout before it goes to the origin (default 60, as the agent)
   --lookup-latency-ms MS  DHT lookup latency (default 50)
@@ -207,6 +212,11 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       dhtReplication: 20,
       provideLatencyMs: 100,
       nodeInflight: num('node-inflight', v['node-inflight'], DEFAULT_NODE_INFLIGHT, { integer: true, zero: true }),
+      ...(v.offers === undefined ? {} : { offerShare: offerShare(v.offers) }),
+      ...(v['offer-full-ms'] === undefined ? {} : { offerFullMs: num('offer-full-ms', v['offer-full-ms'], 250) }),
+      ...(v['offer-ahead'] === undefined
+        ? {}
+        : { offerAhead: num('offer-ahead', v['offer-ahead'], 0, { integer: true, zero: true }) }),
       seedCopies: num('seed-copies', v['seed-copies'], DEFAULT_SEED_COPIES, { integer: true }),
       maxPeers: num('max-peers', v['max-peers'], MAX_TRACKED_PEERS, { integer: true, zero: true }),
       hints: 16,
@@ -221,6 +231,14 @@ export function parseSimArgs(argv: readonly string[]): SimConfig | 'help' {
       seed: num('seed', v.seed, 1, { integer: true, zero: true }),
     }),
   })
+}
+
+/** `--offers`: the share of agents that offer chunks, 0..1 (`--offers 1`: all). */
+function offerShare(raw: string): number {
+  const x = Number(raw)
+  if (!(x >= 0 && x <= 1))
+    throw new BenchUsageError(`--offers: want a share of the agents in [0, 1], got ${JSON.stringify(raw)}`)
+  return x
 }
 
 function wanCut(raw: string | undefined, sites: SiteShape | undefined): SimConfig['wanCut'] {
@@ -271,6 +289,9 @@ function parse(argv: readonly string[]) {
     'inflight-total-ms': text,
     'node-inflight': text,
     'seed-copies': text,
+    offers: text,
+    'offer-ahead': text,
+    'offer-full-ms': text,
     'max-peers': text,
     'stall-timeout-s': text,
     'lookup-latency-ms': text,

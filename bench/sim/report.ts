@@ -202,7 +202,7 @@ export function simSummaryMarkdown(r: SimReport): string {
       `| ${SIM_TITLES[s.name]} | ${per(b.origin)} / ${per(b.seeder)} / ${per(b.peers)} | ` +
       `${dht === undefined ? '–' : `${f1(dht.lookupsPerNode.mean)}, ${dht.lookupsPerNode.max}`} | ` +
       `${dht === undefined ? '–' : `${f1(dht.recordsPerNode.mean)}, ${dht.recordsPerNode.max}, ${dht.recordsPerNode.nodesHolding}`} | ` +
-      `${dht?.maxProvidersPerKey ?? '–'} | ${sh?.fallbacks ?? '–'} | ${sh === undefined ? '–' : `${sh.busy} / ${sh.requests}`} | ` +
+      `${dht?.maxProvidersPerKey ?? '–'} | ${sh?.fallbacks ?? '–'} | ${sh === undefined ? '–' : `${sh.busy} / ${sh.requests}${offerNote(sh)}`} | ` +
       `${sh === undefined ? '–' : `${f1(sh.meanTracked)}, ${sh.maxTracked}`} | ${s.events} | ${f1(s.wallS)} |`
     )
   })
@@ -221,6 +221,7 @@ export function simSummaryMarkdown(r: SimReport): string {
       `pipeline per peer ${p.inflightPerPeer ?? 'scheduler default'}, ` +
       `requests queued per blob ${p.inflightTotalMs === undefined ? 'scheduler default' : p.inflightTotalMs === 0 ? 'uncapped' : `${p.inflightTotalMs} ms`}, ${p.nodeInflight === 0 ? 'no node-wide request budget' : `${p.nodeInflight ?? 'default'} requests in flight per node`}, max ${p.maxPeers === 0 ? 'unlimited' : p.maxPeers} peers per blob, ` +
       `stall timeout ${p.stallTimeoutMs / 1000} s, DHT lookup every ${p.lookupPeriodMs} ms (${p.lookupLatencyMs} ms), ` +
+      `${(p.offerShare ?? 0) > 0 ? `offers from ${p.offerShare} of the agents (${p.offerAhead ?? 0} ahead), ` : ''}` +
       `seed ${p.seed}.`,
     '',
   ].join('\n')
@@ -252,4 +253,9 @@ export function sweepMarkdown(reports: readonly SimReport[]): string {
     }
   }
   return `${lines.join('\n')}\n`
+}
+
+/** With offers on (`--offers`): offers taken / made, besides the requests. */
+function offerNote(sh: NonNullable<SimScenarioExtra['shoal']>): string {
+  return sh.offers === undefined ? '' : ` (offers taken ${sh.offers.accepted} / made ${sh.offers.offered})`
 }

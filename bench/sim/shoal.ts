@@ -1,7 +1,9 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
 import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
+import { type Offer, OfferPlanner } from './offer-planner.ts'
 import {
   DEFAULT_NODE_INFLIGHT,
+  type OfferReply,
   ReceiveBudget,
   seededRandom,
   SendMeter,
@@ -55,6 +57,9 @@ interface Req extends ChunkFetch {
   progressedAt: number
   /** In its download's `flowing` list. */
   listed: boolean
+  /** An offer the receiver took (`--offers`), with its sender: the chunk flows without a request. */
+  offer: Offer | undefined
+  sender: AgentNode | undefined
 }
 
 /** One agent's download of one blob: the agent's DownloadSession, and what travels to and from it. */
@@ -104,6 +109,14 @@ class AgentNode {
   readonly stall = new StallClocks()
   /** The agent's requests in flight over all its blobs; undefined with `--node-inflight 0`. */
   readonly budget: ReceiveBudget | undefined
+  /** The agent offers its chunks (`--offers`): who gets its next free upload slot. */
+  planner: OfferPlanner | undefined
+  offerQueued = false
+  /** Offers sent and not answered yet; offers taken, waiting for a free slot (in answer order). */
+  asking = 0
+  readonly ready: Req[] = []
+  /** A pass is scheduled then for receivers paused after a `full` answer. */
+  offerRetryAt = Number.POSITIVE_INFINITY
 
   constructor(index: number, host: Host, nodeInflight = DEFAULT_NODE_INFLIGHT) {
     this.index = index
@@ -140,6 +153,14 @@ export interface ShoalStats {
   readonly maxTracked: number
   readonly meanTracked: number
   readonly seederChunksServed: number
+  /** With `--offers`: offers made by the agents' OfferPlanners, and their answers. */
+  readonly offers?: {
+    readonly offered: number
+    readonly accepted: number
+    readonly have: number
+    readonly coming: number
+    readonly full: number
+  }
 }
 
 export interface NodeOutcome {
@@ -186,6 +207,18 @@ export class ShoalModel {
     })
     this.#clock = { now: () => w.q.now, after: (ms, fn) => w.q.after(ms, fn), soon: (fn) => w.q.after(0, fn) }
     this.agents = w.nodes.map((h, i) => new AgentNode(i, h, p.nodeInflight))
+    // Agents that offer, spread evenly over the fleet: agent i when floor((i + 1) × share) > floor(i × share).
+    const share = p.offerShare ?? 0
+    const chunkCounts = w.blobs.map((b) => b.chunkCount)
+    for (const a of this.agents) {
+      if (Math.floor((a.index + 1) * share) > Math.floor(a.index * share)) {
+        a.planner = new OfferPlanner({
+          chunkCounts,
+          random: seededRandom(hash32(p.seed, a.id, 'offers')),
+          ...(p.offerFullMs === undefined ? {} : { fullBackoffMs: p.offerFullMs, wakeOnHave: true }),
+        })
+      }
+    }
     this.meter = new SendMeter(p.seederUploadSlots)
     for (const a of this.agents) this.#byId.set(a.id, a)
     this.#seed = w.blobs.map((blob) => ({
@@ -244,8 +277,16 @@ export class ShoalModel {
         c.cancelled += s.cancelled
       }
     }
+    const offers = { offered: 0, accepted: 0, have: 0, coming: 0, full: 0 }
+    let offering = false
+    for (const a of this.agents) {
+      if (a.planner === undefined) continue
+      offering = true
+      for (const k of ['offered', 'accepted', 'have', 'coming', 'full'] as const) offers[k] += a.planner.counts[k]
+    }
     return {
       ...c,
+      ...(offering ? { offers } : {}),
       fallbacks: this.#fallbacks,
       maxTracked: max,
       meanTracked: n > 0 ? sum / n : 0,
@@ -458,6 +499,7 @@ export class ShoalModel {
       verified: () => d.verified.indexes(),
       write: (i) => {
         d.verified.set(i)
+        this.#held(a, d, i)
       },
     }
     const session = new DownloadSession(
@@ -551,6 +593,18 @@ export class ShoalModel {
         this.w.q.after(this.w.latMs, () => {
           if (d.done) return
           d.session?.addPeer(id, 'peer', bits, this.#siteName(other))
+          // Both offer: this node offers to `other` what it lacks, and asks it for nothing (its offers come). With
+          // sites known, only within a site: across the WAN the site election decides who brings a chunk in.
+          if (
+            d.node.planner !== undefined &&
+            other.planner !== undefined &&
+            d.session !== undefined &&
+            this.#siteName(d.node) === this.#siteName(other)
+          ) {
+            d.node.planner.peerHave(d.blob.index, id, bits)
+            d.session.offersFrom(id)
+            this.#offerSoon(d.node)
+          }
         })
       })
     }
@@ -592,6 +646,8 @@ export class ShoalModel {
       meterStart: undefined,
       progressedAt: -1,
       listed: false,
+      offer: undefined,
+      sender: undefined,
       abort: () => {
         if (d.reqs.get(key) === req) d.reqs.delete(key)
         this.#cut(req)
@@ -635,7 +691,12 @@ export class ShoalModel {
     const { d } = req
     const { peer, index } = req.call
     req.cancelWait = undefined
-    if (req.aborted) return release()
+    if (req.aborted) {
+      this.#offerEnded(req, false)
+      release()
+      this.#slotFreed(host)
+      return
+    }
     const seederSide = peer === SEEDER
     const reply = (answer: ChunkAnswer) => q.after(latMs, () => this.#settle(req, answer))
     if (!seederSide) this.#byId.get(peer)?.downloads[d.blob.index]?.interested.add(d.node.id)
@@ -654,6 +715,7 @@ export class ShoalModel {
     this.#deadline(req)
     const drained = () => {
       req.flow = undefined
+      this.#offerEnded(req, true)
       if (seederSide) {
         this.#seederServed++
         req.meterStart = undefined
@@ -665,6 +727,7 @@ export class ShoalModel {
     const free = () => {
       req.release?.()
       req.release = undefined
+      this.#slotFreed(host)
     }
     this.#listFlowing(req)
     if (held === 0) {
@@ -680,6 +743,136 @@ export class ShoalModel {
         this.#listFlowing(req)
       }
     })
+  }
+
+  // ---- offers (`--offers`): a sender with a free upload slot picks who gets it ----
+
+  /** Node `a` verified chunk `i` of `d`'s blob: it may offer it. */
+  #held(a: AgentNode, d: Download, i: number): void {
+    if (a.planner === undefined) return
+    a.planner.hold(d.blob.index, i)
+    this.#offerSoon(a)
+  }
+
+  /** The host whose upload slot a request holds. */
+  #senderHost(req: Req): Host {
+    const peer = req.call.peer
+    return peer === SEEDER ? this.w.seeder : (this.#byId.get(peer)?.host ?? this.w.seeder)
+  }
+
+  /** An upload slot of `host` was freed: an offering agent looks for whom to give it. */
+  #slotFreed(host: Host): void {
+    const a = this.#byId.get(host.id)
+    if (a?.planner !== undefined) this.#offerSoon(a)
+  }
+
+  /** One offer pass at `a` soon (coalesced). */
+  #offerSoon(a: AgentNode): void {
+    if (a.offerQueued) return
+    a.offerQueued = true
+    this.w.q.after(0, () => {
+      a.offerQueued = false
+      this.#offerPass(a)
+    })
+  }
+
+  /**
+   * Gives `a`'s free upload slots to offers taken, in the order they were taken; then offers more while fewer than
+   * one slot's worth beyond its slots are out (asked or waiting), so a slot that frees finds its next chunk taken
+   * already instead of idling for the offer's round trip.
+   */
+  #offerPass(a: AgentNode): void {
+    const planner = a.planner!
+    const slots = a.host.slots!
+    const now = this.w.q.now
+    while (a.ready.length > 0 && slots.used < slots.max && slots.queued === 0) {
+      const req = a.ready[0]!
+      const release = slots.tryAcquire(req.d.node.id, `blob-${req.d.blob.index}#${req.call.index}`)
+      if (release === undefined) break
+      a.ready.shift()
+      this.#serve(req, a.host, release)
+    }
+    while (slots.used + a.ready.length + a.asking < slots.max + (this.w.p.offerAhead ?? 0)) {
+      const offer = planner.pick(now)
+      if (offer === undefined) {
+        const at = planner.retryAt
+        if (at < a.offerRetryAt) {
+          a.offerRetryAt = at
+          this.w.q.at(at, () => {
+            if (a.offerRetryAt === at) a.offerRetryAt = Number.POSITIVE_INFINITY
+            this.#offerSoon(a)
+          })
+        }
+        return
+      }
+      a.asking++
+      this.#offer(a, offer)
+    }
+  }
+
+  /**
+   * The offer travels to the receiver, whose session takes it or declines; the answer travels back, and the sender
+   * then sends the chunk in the slot it kept, or frees the slot and looks again.
+   */
+  #offer(a: AgentNode, offer: Offer): void {
+    const { q, latMs } = this.w
+    const planner = a.planner!
+    const to = this.#byId.get(offer.peer)
+    q.after(latMs, () => {
+      const od = to?.downloads[offer.blob]
+      let reply: OfferReply = { answer: 'full', index: offer.index }
+      let req: Req | undefined
+      if (od !== undefined && (od.done || od.session?.ended === true)) reply = { answer: 'have', index: offer.index }
+      else if (od?.session !== undefined) {
+        reply = od.session.offered(a.id, offer.index, (call) => {
+          req = this.#offerReq(od, call, a)
+          return req
+        })
+      }
+      q.after(latMs, () => {
+        a.asking--
+        const taken = planner.answered(offer, reply, q.now)
+        if (req !== undefined) {
+          req.offer = taken
+          a.ready.push(req)
+        }
+        this.#offerPass(a)
+      })
+    })
+  }
+
+  /** An offer the receiver took: in flight as a request is, sent in the slot the sender kept for it. */
+  #offerReq(d: Download, call: ChunkCall, sender: AgentNode): Req {
+    const key = `${call.peer}/${call.index}`
+    const req: Req = {
+      d,
+      call,
+      key,
+      flow: undefined,
+      sentAt: this.w.q.now,
+      release: undefined,
+      cancelWait: undefined,
+      aborted: false,
+      meterStart: undefined,
+      progressedAt: -1,
+      listed: false,
+      offer: undefined,
+      sender,
+      abort: () => {
+        if (d.reqs.get(key) === req) d.reqs.delete(key)
+        this.#cut(req)
+      },
+    }
+    d.reqs.set(key, req)
+    return req
+  }
+
+  /** A taken offer is over (once): sent whole, or cut. */
+  #offerEnded(req: Req, sent: boolean): void {
+    const offer = req.offer
+    if (offer === undefined) return
+    req.offer = undefined
+    req.sender?.planner?.ended(offer, sent)
   }
 
   /** Puts a request given a flow in its download's `flowing` list (once). */
@@ -728,9 +921,12 @@ export class ShoalModel {
     req.cancelWait?.()
     req.cancelWait = undefined
     if (req.flow !== undefined && !req.flow.done) this.w.net.cancel(req.flow)
+    const freed = req.release !== undefined
     req.release?.()
     req.release = undefined
     req.flow = undefined
+    this.#offerEnded(req, false)
+    if (freed) this.#slotFreed(req.sender?.host ?? this.#senderHost(req))
   }
 
   /** The answer reaches the agent's chunk client. */
@@ -755,6 +951,8 @@ export class ShoalModel {
     const toSeeder = d.seederWatching
     this.w.q.after(this.w.latMs, () => {
       for (const w of watchers) {
+        // An offering agent keeps following who lacks what after its own download is done: it still offers.
+        if (w.node.planner !== undefined) for (const i of indexes) w.node.planner.peerHas(d.blob.index, d.node.id, i)
         if (w.done || w.session === undefined) continue
         for (const i of indexes) w.session.peerHas(d.node.id, i)
       }
@@ -779,7 +977,10 @@ export class ShoalModel {
           const fresh: number[] = []
           for (let i = 0; i < d.blob.chunkCount; i++) if (!d.verified.has(i)) fresh.push(i)
           if (fresh.length > 0) {
-            for (const i of fresh) d.verified.set(i)
+            for (const i of fresh) {
+              d.verified.set(i)
+              this.#held(d.node, d, i)
+            }
             this.#announce(d)
             this.#notify(d, fresh)
           }

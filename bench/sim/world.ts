@@ -56,6 +56,15 @@ export interface SimParams {
    * before it); undefined = the agent's default.
    */
   readonly nodeInflight?: number
+  /**
+   * Share of the agents that offer their chunks (OfferPlanner, bench/sim/offer-planner.ts): 0 = none (the pull
+   * path alone, the product today), 1 = all; the others pull as before, and both kinds serve each other's requests.
+   */
+  readonly offerShare?: number
+  /** Offers an offering agent keeps out beyond its free upload slots (asked, or taken and waiting for a slot). */
+  readonly offerAhead?: number
+  /** Pause at a sender of a receiver that answered `full`, ended early by a `have` update from it; undefined = 250 ms, no early end. */
+  readonly offerFullMs?: number
   /** Copies of a chunk the seeder may hand out while its SendMeter has room (1 = once); undefined = its default. */
   readonly seedCopies?: number
   /** Peers an agent tracks per blob besides the seeder; 0 = no cap. */

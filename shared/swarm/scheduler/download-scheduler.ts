@@ -24,7 +24,7 @@ import {
 import { SchedulerError } from './errors.ts'
 import { type PeerKind, PeerState, type Request } from './peer-state.ts'
 import { permutation } from './random.ts'
-import type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions } from './types.ts'
+import type { Cancellations, ChunkOutcome, ChunkRequest, OfferReply, PeerStats, SchedulerOptions } from './types.ts'
 
 type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans' | 'site'>>
 
@@ -78,6 +78,9 @@ export class DownloadScheduler {
   #slotBusyUntil = new Float64Array(8)
   /** The peer's bytesPerSec, NaN while unknown. */
   #slotRate = new Float64Array(8)
+  /** 1 for a peer that offers its chunks (OfferPlanner): next() never asks it, its offers are taken by accept(). */
+  #slotOffers = new Uint8Array(8)
+  #noOffersScratch = new Uint8Array(8)
   #slotHave: Uint8Array
   readonly #rowBytes: number
   /** Scratch for next(): the free peers' slots; and the in-order window's chunks (marked by round). */
@@ -329,12 +332,14 @@ export class DownloadScheduler {
     const inflight = this.#slotInflight
     const depth = this.#slotDepth
     const busyUntil = this.#slotBusyUntil
+    // Peers that offer are asked only in the endgame: the last chunks come sooner asked for than waited for.
+    const offers = this.missing <= this.#s.endgameRemaining ? this.#noOffers() : this.#slotOffers
     const freeSlots = this.#freeSlots
     let nFree = 0
     // The first time a peer with room in its pipeline comes back from a `busy` pause.
     let idleUntil = Number.POSITIVE_INFINITY
     for (let i = 0; i < list.length; i++) {
-      if (attached[i] === 0 || inflight[i]! >= depth[i]!) continue
+      if (attached[i] === 0 || offers[i] === 1 || inflight[i]! >= depth[i]!) continue
       const b = busyUntil[i]!
       if (now >= b) freeSlots[nFree++] = i
       else if (b < idleUntil) idleUntil = b
@@ -475,6 +480,66 @@ export class DownloadScheduler {
     if (now > this.#now) this.#now = now
     const p = this.#peers.get(peer)
     if (p !== undefined && p.inflight.size > 0 && now > p.progressAt) p.progressAt = now
+  }
+
+  /**
+   * `id` offers its chunks (a sender that picks who gets its next free upload slot, OfferPlanner): from now on
+   * next() does not ask it for anything before the endgame, so a swarm of such peers sends no request to be turned away `busy`; what it
+   * holds still counts as available (the seeder is not asked for it), and its offers come in through accept().
+   */
+  setOffers(id: string, offers = true): void {
+    const p = this.#peers.get(id)
+    if (p === undefined || p.offers === offers) return
+    this.#version++
+    p.offers = offers
+    this.#sync(p)
+  }
+
+  /**
+   * `id` offers chunk `index`: 'accept' when this download takes it (the chunk is then in flight from `id`, as an
+   * accepted request is, and ends with onChunk like one), else why not (OfferAnswer). Taken when the chunk is missing and
+   * asked of nobody (else the rarest other chunk `id` is known to hold that is), and this download and the node have room for another request in flight (`room`: the node's
+   * ReceiveBudget; the download's own inflightCap). A peer not known yet is added, holding just that chunk. What
+   * arrives is still proven like any chunk: an offer only decides who sends it.
+   */
+  accept(id: string, index: number, now: number, room = Number.POSITIVE_INFINITY): OfferReply {
+    this.#advance(now)
+    if (!Number.isSafeInteger(index) || index < 0 || index >= this.chunkCount) return { answer: 'have', index }
+    let p = this.#peers.get(id)
+    let take = index
+    if (this.#have.has(index) || this.#reqs.has(index)) {
+      // The sender gave a slot: fill it with the rarest chunk it holds that is missing here and asked of nobody.
+      take = p?.attached === true ? this.#rarestFrom(p) : -1
+      if (take < 0) return { answer: this.#have.has(index) ? 'have' : 'coming', index }
+    }
+    this.#startedAt ??= now
+    if (room <= 0 || this.#total >= this.inflightCap(now)) return { answer: 'full', index }
+    if (p === undefined) {
+      const have = new Bitfield(this.chunkCount)
+      have.set(index)
+      this.addPeer(id, 'peer', have)
+      p = this.#peers.get(id)!
+      p.offers = true
+      this.#sync(p)
+    } else this.peerHas(id, index)
+    if (!p.attached) return { answer: 'full', index }
+    this.#issue(p, take, now)
+    return { answer: 'accept', index: take }
+  }
+
+  /** The rarest chunk (by peer holders, in this download's order) `p` holds that is missing and asked of nobody. */
+  #rarestFrom(p: PeerState): number {
+    let best = -1
+    let bestK = 0
+    for (const c of this.#order) {
+      if (!p.have.has(c) || this.#have.has(c) || this.#reqs.has(c)) continue
+      const k = this.#peerAvail[c]!
+      if (best < 0 || k < bestK) {
+        best = c
+        bestK = k
+      }
+    }
+    return best
   }
 
   /** A request that came to nothing: the chunk prefers other holders; repeated failures rest the peer. */
@@ -650,17 +715,29 @@ export class DownloadScheduler {
     }
     if (best < 0) return
     const p = round.free[best]!
-    const req: Request = { peer: p, index: c, bytes, issuedAt: round.now }
-    p.add(req, round.now)
+    this.#issue(p, c, round.now)
+    round.out.push({ peer: p.id, index: c })
+    if (p.inflight.size >= this.#depth(p)) round.free.splice(best, 1)
+  }
+
+  /** Zeros as long as #slotOffers: next()'s view of the peers in the endgame. */
+  #noOffers(): Uint8Array {
+    if (this.#noOffersScratch.length < this.#slotOffers.length)
+      this.#noOffersScratch = new Uint8Array(this.#slotOffers.length)
+    return this.#noOffersScratch
+  }
+
+  /** Chunk c is now in flight from `p` (asked of it, or an offer of it accepted). */
+  #issue(p: PeerState, c: number, now: number): void {
+    const req: Request = { peer: p, index: c, bytes: this.#bytes[c]!, issuedAt: now }
+    p.add(req, now)
     this.#sync(p)
-    this.#quietUntil = Math.min(this.#quietUntil, p.progressAt + this.#quietMs(), round.now + this.#s.hardTimeoutMs)
+    this.#quietUntil = Math.min(this.#quietUntil, p.progressAt + this.#quietMs(), now + this.#s.hardTimeoutMs)
     const rs = this.#reqs.get(c)
     if (rs === undefined) this.#reqs.set(c, [req])
     else rs.push(req)
     this.#total++
-    round.out.push({ peer: p.id, index: c })
     this.#version++
-    if (p.inflight.size >= this.#depth(p)) round.free.splice(best, 1)
   }
 
   /**
@@ -820,6 +897,7 @@ export class DownloadScheduler {
     this.#slotDepth[i] = this.#depth(p)
     this.#slotBusyUntil[i] = p.busyUntil
     this.#slotRate[i] = p.bytesPerSec ?? Number.NaN
+    this.#slotOffers[i] = p.offers ? 1 : 0
   }
 
   /** Copies `p`'s bitfield into its row. */
@@ -843,6 +921,7 @@ export class DownloadScheduler {
     this.#slotDepth = grow(this.#slotDepth, (k) => new Float64Array(k))
     this.#slotBusyUntil = grow(this.#slotBusyUntil, (k) => new Float64Array(k))
     this.#slotRate = grow(this.#slotRate, (k) => new Float64Array(k))
+    this.#slotOffers = grow(this.#slotOffers, (k) => new Uint8Array(k))
     this.#slotHave = grow(this.#slotHave, (k) => new Uint8Array(k), this.#rowBytes)
     this.#freeSlots = new Uint32Array(cap)
   }

@@ -15,5 +15,14 @@ export { ReceiveBudget } from './receive-budget.ts'
 export { type SeedPhase, SeedPlanner, type SeedPlannerOptions } from './seed-planner.ts'
 export { SendMeter } from './send-meter.ts'
 export { SiteSeedPlanner } from './site-seed-planner.ts'
-export type { Cancellations, ChunkOutcome, ChunkRequest, PeerStats, SchedulerOptions, SiteTurns } from './types.ts'
+export type {
+  Cancellations,
+  ChunkOutcome,
+  ChunkRequest,
+  OfferAnswer,
+  OfferReply,
+  PeerStats,
+  SchedulerOptions,
+  SiteTurns,
+} from './types.ts'
 export { DownloadStallClock, StallClocks, stalledMs, UNVERIFIED_STALL_FACTOR } from './stall.ts'

@@ -22,6 +22,8 @@ export class PeerState {
   local = false
   readonly inflight = new Map<number, Request>()
   inflightBytes = 0
+  /** Offers its chunks (the scheduler never asks it; see DownloadScheduler.setOffers). */
+  offers = false
   /** Counted in the scheduler's availability tallies (present, not banned, not backing off). */
   attached = false
   bannedUntil = 0

@@ -2,6 +2,23 @@ import type { PeerKind } from './peer-state.ts'
 
 export type ChunkOutcome = 'ok' | 'bad' | 'failed' | 'busy'
 
+/**
+ * A receiver's answer to an offered chunk (DownloadScheduler.accept): taken; `have` = held (the sender counts it as
+ * held there); `coming` = already in flight from someone (it may still fail: offer it again later); `full` = no room
+ * for another chunk in flight now (offer again later).
+ */
+export type OfferAnswer = 'accept' | 'have' | 'coming' | 'full'
+
+/**
+ * The receiver's reply to an offer: its answer, and with 'accept' the chunk it takes, which may be another chunk the
+ * sender holds when the offered one is held or coming (the sender gave a slot; the receiver knows best what to fill
+ * it with).
+ */
+export interface OfferReply {
+  readonly answer: OfferAnswer
+  readonly index: number
+}
+
 export interface ChunkRequest {
   readonly peer: string
   readonly index: number

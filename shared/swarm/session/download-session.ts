@@ -1,6 +1,6 @@
 import type { Bitfield, ChunkAttestation } from '../../chunks/index.ts'
 import { DEFAULT_BUSY_BACKOFF_MS, DownloadScheduler, type DownloadStallClock } from '../scheduler/index.ts'
-import type { ChunkOutcome, PeerKind } from '../scheduler/index.ts'
+import type { ChunkOutcome, OfferReply, PeerKind } from '../scheduler/index.ts'
 import {
   BUDGET_QUIET_MS,
   CHUNK_IDLE_MS,
@@ -78,6 +78,7 @@ export class DownloadSession implements HaveSink {
   #failure: Error | undefined
   readonly counts: SessionCounts = {
     requests: 0,
+    offers: 0,
     busy: 0,
     failed: 0,
     bad: 0,
@@ -197,6 +198,35 @@ export class DownloadSession implements HaveSink {
     this.#poke()
   }
 
+  /**
+   * `peer` offers its chunks (it picks who gets its next free upload slot): it is no longer asked for any, its
+   * offers come in through `offered`.
+   */
+  offersFrom(peer: string): void {
+    if (this.#ended) return
+    this.#sched?.setOffers(peer)
+  }
+
+  /**
+   * `peer` offers chunk `index`: 'have' / 'coming' (held, or asked of someone else, and nothing else `peer` holds is
+   * wanted) or 'full' (no room in this download or the node's ReceiveBudget) to decline; 'accept' when taken, with
+   * the chunk taken (the offered one, or the rarest other one `peer` holds when that one is not wanted), and then
+   * `fetch` is called at once with the request's call, exactly as
+   * the fetcher is for a request this node made: the chunk that comes is proven and written the same way.
+   */
+  offered(peer: string, index: number, fetch: (call: ChunkCall) => ChunkFetch): OfferReply {
+    const sched = this.#sched
+    if (this.#ended || sched === undefined) return { answer: 'have', index }
+    const budget = this.#i.budget
+    const room = budget === undefined ? undefined : budget.room()
+    const reply = sched.accept(peer, index, this.#c.clock.now(), room)
+    if (reply.answer !== 'accept') return reply
+    if (!this.#kinds.has(peer)) this.#kinds.set(peer, 'peer')
+    this.counts.offers++
+    this.#start(peer, reply.index, fetch)
+    return reply
+  }
+
   /** Wakes the loop for a scheduling pass (coalesced with any other wake-up under way). */
   wake(): void {
     this.#poke()
@@ -273,6 +303,11 @@ export class DownloadSession implements HaveSink {
 
   #request(peer: string, index: number): void {
     this.counts.requests++
+    this.#start(peer, index, (call) => this.#c.fetcher.fetch(call))
+  }
+
+  /** A chunk in flight from `peer`, asked for or offered: `fetch` puts it on the wire. */
+  #start(peer: string, index: number, fetch: (call: ChunkCall) => ChunkFetch): void {
     this.#i.budget?.take()
     const key = `${peer}/${index}`
     const r: Request = {
@@ -296,7 +331,7 @@ export class DownloadSession implements HaveSink {
     }
     const site = this.#site
     if (site !== undefined && !this.#local.has(peer)) this.#c.events?.outside?.(peer, index, site.candidates(index))
-    r.fetch = this.#c.fetcher.fetch(call)
+    r.fetch = fetch(call)
   }
 
   #progress(r: Request): void {

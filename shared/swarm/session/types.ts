@@ -169,6 +169,8 @@ export interface SessionSite {
 /** Requests a session made and how they ended. */
 export interface SessionCounts {
   requests: number
+  /** Chunks a peer offered and this node took (DownloadSession.offered): in flight without a request. */
+  offers: number
   busy: number
   failed: number
   bad: number
