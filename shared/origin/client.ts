@@ -232,7 +232,7 @@ export class OriginClient {
 
   /** Stops: closes the client's own connection pools (an injected dispatcher is left to its owner). */
   async stop(): Promise<void> {
-    this.#node?.close()
+    this.#node?.stop()
     const own = this.#ownAgent
     if (own !== undefined) await (await own).close()
   }

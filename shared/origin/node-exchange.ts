@@ -95,8 +95,8 @@ export class NodeExchange {
     })
   }
 
-  /** Closes the pooled connections. */
-  close(): void {
+  /** Stops: closes the pooled connections. */
+  stop(): void {
     this.#http?.destroy()
     this.#https?.destroy()
   }

@@ -28,7 +28,7 @@ async function serve(handler: (req: IncomingMessage, res: ServerResponse) => voi
 
 function exchange(): NodeExchange {
   const x = new NodeExchange({ connectTimeoutMs: 1_000 })
-  open.push(() => x.close())
+  open.push(() => x.stop())
   return x
 }
 
