@@ -71,6 +71,17 @@ export interface ProfileWindow {
 }
 
 /**
+ * A sample stands for the time to the next one, at most this long. The sampler ticks every ~1 ms; on a loaded
+ * machine a process (or its sampling thread) may not run for hundreds of ms, and that whole gap would be charged to
+ * whatever frame it stopped in (one 646 ms sample in `AbortController.abort` made a frame 19 % of a row's busy time).
+ */
+export const MAX_SAMPLE_US = 20_000
+
+function sampleUs(gapUs: number): number {
+  return Math.min(MAX_SAMPLE_US, Math.max(0, gapUs))
+}
+
+/**
  * Self time per frame, merged across the call tree (the same function reached by two paths is one row). With
  * `window`, only the samples taken within it: what the process did during one benchmark row.
  */
@@ -87,7 +98,7 @@ export function summarizeProfile(profile: CpuProfile, topN = 15, window?: Profil
     for (let i = 0; i < samples.length; i++) {
       at += deltas[i]!
       if (window !== undefined && (at < window.startUs || at > window.endUs)) continue
-      const us = i + 1 < deltas.length ? Math.max(0, deltas[i + 1]!) : mean
+      const us = sampleUs(i + 1 < deltas.length ? deltas[i + 1]! : mean)
       selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + us)
     }
   } else {
@@ -206,7 +217,7 @@ export function summarizeByCaller(profile: CpuProfile, topN = 15, window?: Profi
   for (let i = 0; i < samples.length; i++) {
     at += deltas[i]!
     if (window !== undefined && (at < window.startUs || at > window.endUs)) continue
-    const us = i + 1 < deltas.length ? Math.max(0, deltas[i + 1]!) : mean
+    const us = sampleUs(i + 1 < deltas.length ? deltas[i + 1]! : mean)
     const leaf = byId.get(samples[i]!)
     if (leaf === undefined || leaf.callFrame.functionName === '(idle)') continue
     busyUs += us

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   callerLines,
+  MAX_SAMPLE_US,
   type CpuProfile,
   profileLines,
   shortUrl,
@@ -138,5 +139,26 @@ describe('summarizeByCaller', () => {
   it('renders a Markdown table', () => {
     const text = callerLines('seeder', c).join('\n')
     expect(text).toContain('| 5 | 62.5 % | `handle shared/swarm/bulk/server.ts:120` | `native writeBuffer` 37.5 %')
+  })
+})
+
+describe('a sample stands for at most MAX_SAMPLE_US', () => {
+  // One gap of 900 ms after the sample in `abort` (the process not scheduled), then 1 ms gaps.
+  const p: CpuProfile = {
+    nodes: [
+      frame(1, '(root)', '', 0, [2, 3]),
+      frame(2, 'abort', 'node:internal/abort_controller', 0),
+      frame(3, 'work'),
+    ],
+    startTime: 0,
+    endTime: 904_000,
+    samples: [2, 3, 3, 3],
+    timeDeltas: [1000, 900_000, 1000, 1000],
+  }
+  it('in the flat and the by-caller view', () => {
+    const flat = summarizeProfile(p)
+    expect(flat.top.find((f) => f.frame.startsWith('abort'))!.selfMs).toBe(MAX_SAMPLE_US / 1000)
+    // Both frames are no code of ours: the long gap and the last sample (the mean gap) at most 20 ms each, 2 × 1 ms.
+    expect(summarizeByCaller(p)[0]!.ms).toBe((2 * MAX_SAMPLE_US + 2000) / 1000)
   })
 })
