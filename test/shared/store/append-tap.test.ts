@@ -208,8 +208,10 @@ describe.each([
     let lent = 0
     for (let i = 0; i * MiB < blob.bytes.byteLength; i++) {
       const end = Math.min((i + 1) * MiB, blob.bytes.byteLength)
-      // A receive buffer of the swarm: reused (here: overwritten) as soon as the partial gives it back.
-      const buffer = Buffer.from(blob.bytes.subarray(i * MiB, end))
+      // A receive buffer of the swarm (shared memory the hashing thread reads in place, as the agent's are): reused
+      // (here: overwritten) as soon as the partial gives it back.
+      const buffer = hashing.sharedBuffer?.(end - i * MiB) ?? Buffer.alloc(end - i * MiB)
+      buffer.set(blob.bytes.subarray(i * MiB, end))
       let released: Promise<void> | undefined
       await partial.writeChunk(i, buffer, { lent: (r) => (released = r) })
       if (released !== undefined) lent++
