@@ -187,16 +187,22 @@ export function blobVerifier(
 }
 
 /**
- * Proven chunks go to the partial file, their attestations to the map store, then they are servable. Once written,
- * the chunk's bytes are given to `recycle` (nothing reads them again: the partial was written and hashed from them).
+ * Proven chunks go to the partial file, their attestations to the map store, then they are servable. Once written
+ * (and let go by a client sent them as they landed), the chunk's bytes are given to `recycle` (nothing reads them
+ * again: the partial was written and hashed from them).
  */
 export function blobSink(blob: LiveBlob, maps: MapStore, recycle?: (bytes: Uint8Array) => void): PartialSink {
   return {
     has: (index) => blob.verified.has(index),
     verified: () => blob.verified.indexes(),
     async write(index, bytes, attestation) {
-      await blob.partial.writeChunk(index, bytes)
-      recycle?.(bytes)
+      // Lent to the followers at the chunk's offset (a client being sent the blob): recycled once they let go.
+      let released: Promise<void> | undefined
+      await blob.partial.writeChunk(index, bytes, { lent: (r) => (released = r) })
+      if (recycle !== undefined) {
+        if (released === undefined) recycle(bytes)
+        else void released.then(() => recycle(bytes))
+      }
       if (attestation !== undefined) await maps.putAttestation(attestation)
       blob.markVerified(index, attestation)
     },

@@ -71,6 +71,17 @@ export interface ProfileWindow {
 }
 
 /**
+ * A sample stands for the time to the next one, at most this long. The sampler ticks every ~1 ms; on a loaded
+ * machine a process (or its sampling thread) may not run for hundreds of ms, and that whole gap would be charged to
+ * whatever frame it stopped in (one 646 ms sample in `AbortController.abort` made a frame 19 % of a row's busy time).
+ */
+export const MAX_SAMPLE_US = 20_000
+
+function sampleUs(gapUs: number): number {
+  return Math.min(MAX_SAMPLE_US, Math.max(0, gapUs))
+}
+
+/**
  * Self time per frame, merged across the call tree (the same function reached by two paths is one row). With
  * `window`, only the samples taken within it: what the process did during one benchmark row.
  */
@@ -87,7 +98,7 @@ export function summarizeProfile(profile: CpuProfile, topN = 15, window?: Profil
     for (let i = 0; i < samples.length; i++) {
       at += deltas[i]!
       if (window !== undefined && (at < window.startUs || at > window.endUs)) continue
-      const us = i + 1 < deltas.length ? Math.max(0, deltas[i + 1]!) : mean
+      const us = sampleUs(i + 1 < deltas.length ? deltas[i + 1]! : mean)
       selfUs.set(samples[i]!, (selfUs.get(samples[i]!) ?? 0) + us)
     }
   } else {
@@ -134,6 +145,117 @@ export function profileLines(title: string, s: ProfileSummary): string[] {
     ...s.top.map(
       (f) =>
         `| ${f.selfMs.toFixed(0)} | ${pct(f.share)} | ${busy === 0 ? '–' : pct(f.selfMs / busy)} | \`${f.frame.replaceAll('|', '\\|')}\` |`,
+    ),
+    '',
+  ]
+}
+
+export interface CallerTime {
+  /** The nearest frame of Shoal's own code on the sampled stacks (`function file:line`), or `(…)` for none. */
+  readonly caller: string
+  readonly ms: number
+  /** Share of busy time (idle left out). */
+  readonly share: number
+  /** Where under it the time was spent: the sampled frame's package, `node:` module or native function. */
+  readonly spentIn: readonly { readonly what: string; readonly share: number }[]
+}
+
+/** Shoal's own code, not a dependency's: what the by-caller view charges time to. */
+function isOwnCode(url: string): boolean {
+  return !url.includes('node_modules/') && /\/(agent|seeder|shared|cli)\//.test(url)
+}
+
+/** What kind of code a sampled frame is: a dependency's package, a `node:` module, native code, or our own. */
+export function frameKind(node: CpuProfileNode): string {
+  const { functionName, url } = node.callFrame
+  if (url === '') return functionName.startsWith('(') ? functionName : `native ${functionName || '(anonymous)'}`
+  const nm = url.lastIndexOf('node_modules/')
+  if (nm !== -1) {
+    const parts = url.slice(nm + 'node_modules/'.length).split('/')
+    return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1]}` : parts[0]!
+  }
+  if (url.startsWith('node:')) return url.replace('node:internal/', 'node:')
+  return isOwnCode(url) ? 'own code' : shortUrl(url)
+}
+
+/**
+ * Bottom-up by caller: each busy sample is charged to the nearest frame of Shoal's own code on its stack, so time
+ * spent inside libp2p, undici, streams or native calls shows under the function of ours that led there (the flat
+ * self-time list cannot say which of our paths a `writeBuffer` or a yamux frame belongs to). The collector and
+ * V8's `(program)` have no stack and stay apart; a stack with no frame of ours is `(no frame of ours)` (event-loop
+ * callbacks of a dependency: a socket's reads, timers).
+ */
+export function summarizeByCaller(profile: CpuProfile, topN = 15, window?: ProfileWindow): CallerTime[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]))
+  const parent = new Map<number, number>()
+  for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id)
+  const samples = profile.samples ?? []
+  const deltas = profile.timeDeltas ?? []
+  if (samples.length === 0 || deltas.length !== samples.length) return []
+  const mean = (profile.endTime - profile.startTime) / samples.length
+  const callerOf = new Map<number, string>()
+  const caller = (id: number): string => {
+    const known = callerOf.get(id)
+    if (known !== undefined) return known
+    let at: number | undefined = id
+    let found = '(no frame of ours)'
+    while (at !== undefined) {
+      const n = byId.get(at)!
+      if (isOwnCode(n.callFrame.url)) {
+        found = frameName(n)
+        break
+      }
+      at = parent.get(at)
+    }
+    callerOf.set(id, found)
+    return found
+  }
+  const total = new Map<string, number>()
+  const spent = new Map<string, Map<string, number>>()
+  let busyUs = 0
+  let at = profile.startTime
+  for (let i = 0; i < samples.length; i++) {
+    at += deltas[i]!
+    if (window !== undefined && (at < window.startUs || at > window.endUs)) continue
+    const us = sampleUs(i + 1 < deltas.length ? deltas[i + 1]! : mean)
+    const leaf = byId.get(samples[i]!)
+    if (leaf === undefined || leaf.callFrame.functionName === '(idle)') continue
+    busyUs += us
+    const kind = frameKind(leaf)
+    const who = kind === '(garbage collector)' || kind === '(program)' ? kind : caller(leaf.id)
+    total.set(who, (total.get(who) ?? 0) + us)
+    let m = spent.get(who)
+    if (m === undefined) spent.set(who, (m = new Map()))
+    m.set(kind, (m.get(kind) ?? 0) + us)
+  }
+  const share = (us: number) => (busyUs === 0 ? 0 : us / busyUs)
+  return [...total]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, topN)
+    .map(([who, us]) => ({
+      caller: who,
+      ms: us / 1000,
+      share: share(us),
+      spentIn: [...spent.get(who)!]
+        .sort((a, b) => b[1] - a[1])
+        .slice(0, 4)
+        .map(([what, u]) => ({ what, share: share(u) })),
+    }))
+}
+
+/** Markdown lines for the by-caller view of one profile. */
+export function callerLines(title: string, callers: readonly CallerTime[]): string[] {
+  if (callers.length === 0) return []
+  const pct = (x: number) => `${(x * 100).toFixed(1)} %`
+  const code = (s: string) => `\`${s.replaceAll('|', '\\|')}\``
+  return [
+    `**${title}, by caller** (busy time charged to the nearest frame of our code on the stack):`,
+    '',
+    '| ms | of busy | caller | spent in (of busy) |',
+    '| ---: | ---: | --- | --- |',
+    ...callers.map(
+      (c) =>
+        `| ${c.ms.toFixed(0)} | ${pct(c.share)} | ${code(c.caller)} | ${c.spentIn.map((s) => `${code(s.what)} ${pct(s.share)}`).join(', ')} |`,
     ),
     '',
   ]

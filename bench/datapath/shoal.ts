@@ -7,7 +7,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Daemon, freePort, removeDir, tempDir, waitForHttp } from '../../harness/e2e/index.ts'
 import { type HeapSnapshot, heapLines, summarizeHeap } from './heap.ts'
-import { type CpuProfile, profileLines, summarizeProfile } from './profile.ts'
+import { callerLines, type CpuProfile, profileLines, summarizeByCaller, summarizeProfile } from './profile.ts'
 import type { RowRun } from './report.ts'
 import { withPeerId } from '../../shared/swarm/index.ts'
 
@@ -109,9 +109,15 @@ async function profileSummaries(role: string, dir: string, keepIn: string, rows:
     await writeFile(kept, text)
     const profile = JSON.parse(text) as CpuProfile
     const windows = rows.filter((r) => r.window !== undefined)
-    if (windows.length === 0) lines.push(...profileLines(`${role}, whole life`, summarizeProfile(profile)))
-    for (const r of windows)
-      lines.push(...profileLines(`${role}, during "${r.label}"`, summarizeProfile(profile, 15, r.window)))
+    if (windows.length === 0) {
+      lines.push(...profileLines(`${role}, whole life`, summarizeProfile(profile)))
+      lines.push(...callerLines(`${role}, whole life`, summarizeByCaller(profile)))
+    }
+    for (const r of windows) {
+      const title = `${role}, during "${r.label}"`
+      lines.push(...profileLines(title, summarizeProfile(profile, 15, r.window)))
+      lines.push(...callerLines(title, summarizeByCaller(profile, 15, r.window)))
+    }
   }
   return lines
 }

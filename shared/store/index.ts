@@ -129,8 +129,16 @@ export interface PartialBlob {
   /**
    * Positional write of one whole chunk (swarm path; the caller verified its hash). Its length must be the
    * chunk's (the last one is shorter), else SizeMismatchError. Writing a chunk already written is a no-op.
+   * `lent`: the bytes may be sent as they are to followers standing at the chunk's offset (instead of read back
+   * from the file); when any did, `lent` is called before the write resolves with a promise that settles once
+   * nothing holds them, and the caller must not reuse or free them before. Without it the bytes are free again
+   * when the write resolves.
    */
-  writeChunk(index: number, bytes: Uint8Array, opts?: { signal?: AbortSignal }): Promise<void>
+  writeChunk(
+    index: number,
+    bytes: Uint8Array,
+    opts?: { signal?: AbortSignal; lent?: (released: Promise<void>) => void },
+  ): Promise<void>
   /** Bytes already on disk only (else RangeNotWrittenError). Valid while state is 'open' or 'committing'. */
   read(range: ByteRange): Readable
   /**

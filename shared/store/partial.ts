@@ -183,8 +183,12 @@ export class StorePartial implements PartialBlob {
     return run
   }
 
-  writeChunk(index: number, bytes: Uint8Array, opts: { signal?: AbortSignal } = {}): Promise<void> {
-    return this.#track(this.#writeChunk(index, bytes, opts.signal))
+  writeChunk(
+    index: number,
+    bytes: Uint8Array,
+    opts: { signal?: AbortSignal; lent?: (released: Promise<void>) => void } = {},
+  ): Promise<void> {
+    return this.#track(this.#writeChunk(index, bytes, opts.signal, opts.lent))
   }
 
   read(range: ByteRange): Readable {
@@ -412,7 +416,12 @@ export class StorePartial implements PartialBlob {
     await hashing
   }
 
-  async #writeChunk(index: number, bytes: Uint8Array, signal: AbortSignal | undefined): Promise<void> {
+  async #writeChunk(
+    index: number,
+    bytes: Uint8Array,
+    signal: AbortSignal | undefined,
+    lent: ((released: Promise<void>) => void) | undefined,
+  ): Promise<void> {
     this.#checkIndex(index)
     const length = this.#chunkLength(index)
     if (bytes.byteLength !== length) throw new SizeMismatchError(length, bytes.byteLength)
@@ -421,6 +430,7 @@ export class StorePartial implements PartialBlob {
     signal?.throwIfAborted()
     const release = await this.#lock(index)
     let hashing: Promise<void> | undefined
+    let hashedHere: Promise<void> | undefined
     try {
       this.#assertWritable()
       if (this.#written.has(index)) return
@@ -430,13 +440,25 @@ export class StorePartial implements PartialBlob {
       await this.#file.file.write(bytes, start)
       this.#setBit(index)
       if (overwritesPrefix) this.#resetHash()
-      else hashing = this.#feed([bytes], start, false, [])
+      else {
+        // A caller that waits for the bytes to be let go lends them to the followers at this offset: sent as they
+        // are, not read back from the file. The hash gets them once the taps let go (or a copy after TAP_HOLD_MS).
+        const holds = lent === undefined ? [] : this.#tap(start, [bytes])
+        const hashed = Promise.withResolvers<void>()
+        hashing = this.#feed([bytes], start, false, holds, hashed)
+        // Free for the caller once every tap's socket took the bytes and the hash no longer reads them.
+        if (holds.length > 0) lent!(Promise.allSettled([...holds, hashed.promise]).then(() => {}))
+        // Queued behind a lent chunk's update: resolved only once these bytes were hashed too, so a caller that
+        // reuses its buffer when this resolves never changes bytes the hash has still to read.
+        else hashedHere = hashed.promise
+      }
     } finally {
       release()
     }
     this.#scheduleCheckpoint()
     this.#notify()
     await hashing
+    await hashedHere
   }
 
   #setBit(index: number): boolean {
@@ -483,13 +505,18 @@ export class StorePartial implements PartialBlob {
     position: number,
     transfer: boolean,
     holds: readonly Promise<void>[],
+    hashed?: PromiseWithResolvers<void>,
   ): Promise<void> | undefined {
     let behind: Promise<void> | undefined
-    if (!this.#chasing && position === this.#hashed) {
+    if (this.#chasing || position !== this.#hashed) hashed?.resolve()
+    else {
       // Counted first: a transferred piece is empty once given.
       for (const piece of pieces) this.#hashed += piece.byteLength
-      if (holds.length === 0 && this.#feedsQueued === 0) behind = this.#hasher.update(pieces, { transfer })
-      else {
+      if (holds.length === 0 && this.#feedsQueued === 0) {
+        behind = this.#hasher.update(pieces, { transfer })
+        if (behind === undefined) hashed?.resolve()
+        else if (hashed !== undefined) behind.then(hashed.resolve, () => hashed.resolve())
+      } else {
         const hasher = this.#hasher
         let length = 0
         for (const piece of pieces) length += piece.byteLength
@@ -502,6 +529,7 @@ export class StorePartial implements PartialBlob {
         const done = (): void => {
           this.#feedsQueued--
           this.#feedQueuedBytes -= length
+          hashed?.resolve()
         }
         this.#feedTail = fed.then(done, () => {
           done()

@@ -444,11 +444,13 @@ export class DownloadSession implements HaveSink {
         this.#provided = true
         events?.firstChunk?.()
       }
-      events?.received?.(r.peer, r.kind, r.index, bytes.byteLength)
       this.#settle(r, 'ok')
       for (const w of waiters ?? []) w(true)
       this.#maybeFinish()
     }
+    // Counted as it goes to the sink: a client following the blob may be sent the bytes during the write (a lent
+    // chunk), and what a node was sent from the swarm must never read less than what its clients already got.
+    events?.received?.(r.peer, r.kind, r.index, bytes.byteLength)
     const pending = sink.write(r.index, bytes, attestation)
     if (!(pending instanceof Promise)) return written()
     this.#writes.set(r.index, [])

@@ -98,7 +98,7 @@ export type RejectReason = 'unproven' | 'forged' | 'hash' | 'malformed'
 export interface SessionEvents {
   /** The first chunk is on disk: the node may announce that it provides the blob. */
   firstChunk?(): void
-  /** A proven chunk was written (a duplicate endgame copy is not reported). */
+  /** A proven chunk goes to the sink to be written (a duplicate endgame copy is not reported). */
   received?(peer: string, kind: PeerKind, index: number, bytes: number): void
   /** A chunk answer was thrown away; all but 'unproven' ban the peer. */
   rejected?(peer: string, index: number, reason: RejectReason, error?: Error): void

@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest'
-import { type CpuProfile, profileLines, shortUrl, summarizeProfile } from '../../../bench/datapath/profile.ts'
+import {
+  callerLines,
+  MAX_SAMPLE_US,
+  type CpuProfile,
+  profileLines,
+  shortUrl,
+  summarizeByCaller,
+  summarizeProfile,
+} from '../../../bench/datapath/profile.ts'
 
 const frame = (id: number, functionName: string, url = '', lineNumber = 0, children: number[] = []) => ({
   id,
@@ -77,5 +85,80 @@ describe('shortUrl', () => {
     expect(shortUrl('file:///x/node_modules/fastify/lib/reply.js')).toBe('fastify/lib/reply.js')
     expect(shortUrl('file:///home/u/shoal/shared/store/file.ts')).toBe('shared/store/file.ts')
     expect(shortUrl('node:internal/streams/readable')).toBe('node:internal/streams/readable')
+  })
+})
+
+describe('summarizeByCaller', () => {
+  // root → onData (a dependency's socket callback) → { handle (ours) → writeBuffer (native), sendFrame (yamux) }
+  const p: CpuProfile = {
+    nodes: [
+      frame(1, '(root)', '', 0, [2, 7, 8, 9]),
+      frame(2, 'onData', 'file:///repo/node_modules/@libp2p/utils/dist/src/x.js', 0, [3, 6]),
+      frame(3, 'handle', 'file:///repo/shared/swarm/bulk/server.ts', 119, [4, 5]),
+      frame(4, 'writeBuffer'),
+      frame(5, 'sendFrame', 'file:///repo/node_modules/@chainsafe/libp2p-yamux/dist/src/muxer.js', 9),
+      frame(6, 'push', 'node:internal/streams/readable', 0),
+      frame(7, '(garbage collector)'),
+      frame(8, '(idle)'),
+      frame(9, '(program)'),
+    ],
+    startTime: 0,
+    endTime: 10_000,
+    samples: [4, 4, 4, 5, 6, 7, 8, 8, 9, 3],
+    timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000],
+  }
+  const c = summarizeByCaller(p)
+  it('charges time in dependencies and native calls to the nearest frame of ours, idle left out', () => {
+    // busy: 8 samples of 1 ms (the last gets the mean gap, 1 ms)
+    expect(c[0]).toEqual({
+      caller: 'handle shared/swarm/bulk/server.ts:120',
+      ms: 5,
+      share: 5 / 8,
+      spentIn: [
+        { what: 'native writeBuffer', share: 3 / 8 },
+        { what: '@chainsafe/libp2p-yamux', share: 1 / 8 },
+        { what: 'own code', share: 1 / 8 },
+      ],
+    })
+    expect(c.map((x) => x.caller)).toEqual([
+      'handle shared/swarm/bulk/server.ts:120',
+      '(no frame of ours)',
+      '(garbage collector)',
+      '(program)',
+    ])
+    expect(c[1]!.spentIn).toEqual([{ what: 'node:streams/readable', share: 1 / 8 }])
+  })
+  it('with a window, only its samples', () => {
+    const w = summarizeByCaller(p, 15, { startUs: 4000, endUs: 6000 })
+    expect(w.map((x) => [x.caller, x.ms])).toEqual([
+      ['handle shared/swarm/bulk/server.ts:120', 1],
+      ['(no frame of ours)', 1],
+      ['(garbage collector)', 1],
+    ])
+  })
+  it('renders a Markdown table', () => {
+    const text = callerLines('seeder', c).join('\n')
+    expect(text).toContain('| 5 | 62.5 % | `handle shared/swarm/bulk/server.ts:120` | `native writeBuffer` 37.5 %')
+  })
+})
+
+describe('a sample stands for at most MAX_SAMPLE_US', () => {
+  // One gap of 900 ms after the sample in `abort` (the process not scheduled), then 1 ms gaps.
+  const p: CpuProfile = {
+    nodes: [
+      frame(1, '(root)', '', 0, [2, 3]),
+      frame(2, 'abort', 'node:internal/abort_controller', 0),
+      frame(3, 'work'),
+    ],
+    startTime: 0,
+    endTime: 904_000,
+    samples: [2, 3, 3, 3],
+    timeDeltas: [1000, 900_000, 1000, 1000],
+  }
+  it('in the flat and the by-caller view', () => {
+    const flat = summarizeProfile(p)
+    expect(flat.top.find((f) => f.frame.startsWith('abort'))!.selfMs).toBe(MAX_SAMPLE_US / 1000)
+    // Both frames are no code of ours: the long gap and the last sample (the mean gap) at most 20 ms each, 2 × 1 ms.
+    expect(summarizeByCaller(p)[0]!.ms).toBe((2 * MAX_SAMPLE_US + 2000) / 1000)
   })
 })

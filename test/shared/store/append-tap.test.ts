@@ -199,6 +199,67 @@ describe.each([
     expectBytes(await c.body, blob.bytes)
   })
 
+  it('swarm chunks lent by the writer are sent without a read-back, and given back only once the socket let go', async () => {
+    const s = await store(hashing)
+    const blob = blobOf(8 * MiB + 123, 8)
+    const partial = await s.openPartial(blob.digest, { size: blob.bytes.byteLength, chunkSize: MiB })
+    const c = await client(partial)
+    const reads = countReads()
+    let lent = 0
+    for (let i = 0; i * MiB < blob.bytes.byteLength; i++) {
+      const end = Math.min((i + 1) * MiB, blob.bytes.byteLength)
+      // A receive buffer of the swarm (shared memory the hashing thread reads in place, as the agent's are): reused
+      // (here: overwritten) as soon as the partial gives it back.
+      const buffer = hashing.sharedBuffer?.(end - i * MiB) ?? Buffer.alloc(end - i * MiB)
+      buffer.set(blob.bytes.subarray(i * MiB, end))
+      let released: Promise<void> | undefined
+      await partial.writeChunk(i, buffer, { lent: (r) => (released = r) })
+      if (released !== undefined) lent++
+      void (released ?? Promise.resolve()).then(() => buffer.fill(0xee))
+      await expect.poll(() => c.received()).toBeGreaterThanOrEqual(Math.min(end, blob.bytes.byteLength - 1))
+    }
+    await partial.commit()
+    expectBytes(await c.body, blob.bytes)
+    // Each chunk was sent as it landed (the client kept up); only the held last byte came from the file.
+    expect(lent).toBe(9)
+    expect(reads.bytes).toBeLessThan(64 * KiB)
+  })
+
+  it('a lent chunk a paused client holds is not given back, and chunks written after it are hashed before their write resolves', async () => {
+    const s = await store(hashing)
+    const chunks = 48
+    const blob = blobOf(chunks * MiB, 9)
+    const partial = await s.openPartial(blob.digest, { size: blob.bytes.byteLength, chunkSize: MiB })
+    const c = await client(partial, { paused: true })
+    const releases: Promise<void>[] = []
+    let given = 0
+    for (let i = 0; i < chunks; i++) {
+      const buffer = Buffer.from(blob.bytes.subarray(i * MiB, (i + 1) * MiB))
+      let released: Promise<void> | undefined
+      await partial.writeChunk(i, buffer, { lent: (r) => (released = r) })
+      if (released === undefined) {
+        // Not lent: free once the write resolved, so reused at once; the digest must not see the new bytes.
+        buffer.fill(0xee)
+        continue
+      }
+      releases.push(released)
+      void released.then(() => {
+        given++
+        buffer.fill(0xee)
+      })
+    }
+    // Every write resolved while the client read nothing (its socket filled up; the kernel took the first chunks);
+    // the chunk the socket still holds is not given back.
+    await new Promise((r) => setTimeout(r, 100))
+    expect(releases.length).toBeGreaterThan(0)
+    expect(given).toBeLessThan(releases.length)
+    await partial.commit()
+    c.resume()
+    expectBytes(await c.body, blob.bytes)
+    await Promise.all(releases)
+    expect(given).toBe(releases.length)
+  })
+
   it('bytes the caller keeps (no transfer) are read back from the file, never held by the socket', async () => {
     const s = await store(hashing)
     const blob = blobOf(2 * MiB, 5)
