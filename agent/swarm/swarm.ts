@@ -9,7 +9,7 @@ import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
 import { type PeerKind, ReceiveBudget, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
-import { rendezvousScore, type SeederRef } from '../../shared/swarm/index.ts'
+import { rendezvousScore, type SeederRef, SITE_SMALL_BLOB_BYTES } from '../../shared/swarm/index.ts'
 import {
   type ChunkVerifier,
   DownloadSession,
@@ -265,6 +265,7 @@ export class Swarm {
       trusted: this.#trusted,
       interested: () => this.#interested.get(digest) ?? [],
       lookups,
+      now: this.#now,
       ...(this.#o.site === undefined ? {} : { site: this.#o.site }),
     })
     const session = new DownloadSession(
@@ -289,7 +290,8 @@ export class Swarm {
         budget: this.#budget,
         bans: this.#bans,
         signal,
-        ...(this.#o.site === undefined
+        // A small blob (an image's config) is fetched as if this node had no site: see SITE_SMALL_BLOB_BYTES.
+        ...(this.#o.site === undefined || geometry.size <= SITE_SMALL_BLOB_BYTES
           ? {}
           : { site: { name: this.#o.site, self: node.peerId.toString(), blob: digest } }),
       },

@@ -38,10 +38,27 @@ export interface SiteElectionInit {
  * How long a node that knows its site, but has heard of no other member yet, waits before it fetches from outside on
  * its own. The members of a site start pulling together in a rollout and find each other within a second or two
  * (the seeder's peer hints, then one `have` round trip): fetching alone meanwhile sends the first chunks across the
- * WAN once per member (the simulator measured 0.2 S of extra WAN bytes per site, 2 sites x 3 nodes). A site of one
- * pays this once per blob.
+ * WAN once per member (the simulator measured 0.2 S of extra WAN bytes per site, 2 sites x 3 nodes, when 2 s was
+ * chosen). A site of one pays this once per blob. Since then a seeder sends each chunk once into each site and answers
+ * the other members `busy` for it (site-slots.ts), and a member it turned away asks no relay for it meanwhile
+ * (SITE_SEEDER_BUSY_MS): the first chunks cross once however early the members ask. The window stays for relays, and
+ * is short: on the real fleet under load the members took 1.0-1.4 s to hear of each other, all of it with both WAN
+ * links idle at the start of the rollout (bench/sim/README.md, "Edge sites", fifth pass). The simulator, whose members
+ * meet within milliseconds, gives the same figures with 500 ms as with 2 s (2 x 3, and 20 x 10 seed 1); with none,
+ * 20 x 10 p50 1.15 -> 1.19 x T*_site.
  */
-export const SITE_JOIN_MS = 2000
+export const SITE_JOIN_MS = 500
+
+/**
+ * A blob this small is fetched as if this node had no site: from whoever holds it, the seeder first, at once. The
+ * site's rules (the join window, one member fetching while the others wait for its LAN announcement) cost a
+ * second or more on a loaded machine, and save at most (M - 1) x this many bytes on the WAN link. An image's config
+ * blob is one (a few KiB), and clients built on containers/image fetch it after every layer: on the real fleet
+ * (2 sites x 3 nodes, 24 Mbit/s) the 949-byte config blob took 0.3-1.2 s per node at the very end of the rollout,
+ * the slowest node's last second, while the WAN links were idle. A seeder sends such chunks into a site as often
+ * as members ask (take-chunk.ts).
+ */
+export const SITE_SMALL_BLOB_BYTES = 64 * 1024
 
 /**
  * A site where no member brought any chunk in for longer than this is stalled as a whole (its WAN link is down or
@@ -70,6 +87,24 @@ export const SITE_ASKER_MS = 15_000
  * for want of a slot frees one within a second or two and is asked again meanwhile; past this, relays may serve.
  */
 export const SITE_SEEDER_BUSY_MS = 8000
+
+/**
+ * A node in a site asks a peer of another site (not a seeder) for a blob's `have` again this long after each answer,
+ * instead of at once: each answer then tells several new chunks, not one. Such a peer is a relay, asked for a chunk
+ * only when the site's seeder copy is not to be had; the long poll on it answered once per chunk it got, on every
+ * pair of members across two sites, and that was most of what the WAN link carried besides chunks: on the real fleet
+ * (2 sites x 3 nodes, 24 Mbit/s, 32 MiB) 0.6 MB of libp2p traffic into each site, 0.018 S, of which 0.4 MB came
+ * from the other site's agents (bench/sim/README.md, "Edge sites", fifth pass).
+ */
+export const SITE_OUTSIDE_HAVE_MS = 500
+
+/**
+ * A node in a site that follows a seeder looks a blob's providers up in the DHT this often while it downloads it,
+ * not at every rediscovery (REDISCOVER_MS, 1 s). The seeder's `have` answers name the blob's other askers, this
+ * node's site's first, and same-site askers join at once; what a lookup adds is mostly peers of other sites, each a
+ * query to several DHT nodes most of which are across the WAN, per blob and per second on every node.
+ */
+export const SITE_LOOKUP_MS = 5000
 
 /** Askers kept at most (each claims to be in this node's site; a peer naming ever new ids cannot grow the map). */
 export const MAX_SITE_ASKERS = 256
