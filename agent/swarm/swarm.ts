@@ -15,6 +15,7 @@ import {
   DownloadSession,
   proveResumed,
   SessionError,
+  type SessionSite,
   systemClock,
 } from '../../shared/swarm/session/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
@@ -290,10 +291,7 @@ export class Swarm {
         budget: this.#budget,
         bans: this.#bans,
         signal,
-        // A small blob (an image's config) is fetched as if this node had no site: see SITE_SMALL_BLOB_BYTES.
-        ...(this.#o.site === undefined || geometry.size <= SITE_SMALL_BLOB_BYTES
-          ? {}
-          : { site: { name: this.#o.site, self: node.peerId.toString(), blob: digest } }),
+        ...sessionSite(this.#o.site, node.peerId.toString(), digest, geometry.size),
       },
     )
     this.#sessions.set(digest, session)
@@ -323,6 +321,20 @@ export class Swarm {
       this.#o.log.debug({ digest, err: (err as Error).message }, 'chunk map not kept')
     }
   }
+}
+
+/**
+ * The site part of a blob's download session: none without a site, and none for a small blob (an image's config),
+ * which is fetched as if this node had no site (SITE_SMALL_BLOB_BYTES).
+ */
+export function sessionSite(
+  site: string | undefined,
+  self: string,
+  digest: Digest,
+  size: number,
+): { site?: SessionSite } {
+  if (site === undefined || size <= SITE_SMALL_BLOB_BYTES) return {}
+  return { site: { name: site, self, blob: digest } }
 }
 
 export { SwarmElectedError, SwarmUnavailableError }

@@ -118,12 +118,9 @@ describe('HaveTracker', () => {
     client.answer('seeder', half('core'))
     await expect.poll(() => seen).toHaveLength(3)
     // The member and the seeder are long-polled again at once; the relay is not, until the pause is over.
-    await expect.poll(() => client.asked.filter((id) => id !== 'relay')).toEqual([
-      'member',
-      'seeder',
-      'member',
-      'seeder',
-    ])
+    await expect
+      .poll(() => client.asked.filter((id) => id !== 'relay'))
+      .toEqual(['member', 'seeder', 'member', 'seeder'])
     expect(client.asked.filter((id) => id === 'relay')).toHaveLength(1)
     await expect.poll(() => client.asked.filter((id) => id === 'relay'), { timeout: 5000 }).toHaveLength(2)
     expect(Date.now() - answeredAt).toBeGreaterThanOrEqual(pauseMs - 5)

@@ -30,7 +30,10 @@ const source: ChunkSource = {
 
 /** Receivers named `<site>/<id>` are in that site. */
 const siteOf = (peer: string): string | undefined => peer.split('/')[0]
-const ask = (peer: string) => ({ peer: { toString: () => peer } as unknown as PeerId, signal: AbortSignal.timeout(5000) })
+const ask = (peer: string) => ({
+  peer: { toString: () => peer } as unknown as PeerId,
+  signal: AbortSignal.timeout(5000),
+})
 
 describe('takeChunk on a seeder with sites', () => {
   it('sends a chunk once into a site, but a small one to every member that asks', async () => {
