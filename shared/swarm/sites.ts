@@ -38,16 +38,12 @@ export interface SiteElectionInit {
  * How long a node that knows its site, but has heard of no other member yet, waits before it fetches from outside on
  * its own. The members of a site start pulling together in a rollout and find each other within a second or two
  * (the seeder's peer hints, then one `have` round trip): fetching alone meanwhile sends the first chunks across the
- * WAN once per member (the simulator measured 0.2 S of extra WAN bytes per site, 2 sites x 3 nodes, when 2 s was
- * chosen). A site of one pays this once per blob. Since then a seeder sends each chunk once into each site and answers
- * the other members `busy` for it (site-slots.ts), and a member it turned away asks no relay for it meanwhile
- * (SITE_SEEDER_BUSY_MS): the first chunks cross once however early the members ask. The window stays for relays, and
- * is short: on the real fleet under load the members took 1.0-1.4 s to hear of each other, all of it with both WAN
- * links idle at the start of the rollout (bench/sim/README.md, "Edge sites", fifth pass). The simulator, whose members
- * meet within milliseconds, gives the same figures with 500 ms as with 2 s (2 x 3, and 20 x 10 seed 1); with none,
- * 20 x 10 p50 1.15 -> 1.19 x T*_site.
+ * WAN once per member (the simulator measured 0.2 S of extra WAN bytes per site, 2 sites x 3 nodes). A site of one
+ * pays this once per blob. 500 ms was tried (bench/sim/README.md, "Edge sites", fifth pass): the same figures in the
+ * simulator, whose members meet within milliseconds, but on the real fleet under load (15-20) the members had not met
+ * by then, and in each of four runs a layer's first chunk or two crossed into a site twice (1.05-1.12 x S).
  */
-export const SITE_JOIN_MS = 500
+export const SITE_JOIN_MS = 2000
 
 /**
  * A blob this small is fetched as if this node had no site: from whoever holds it, the seeder first, at once. The
