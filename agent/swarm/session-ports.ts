@@ -25,6 +25,7 @@ import type {
 import type { ProviderLookups } from './lookups.ts'
 import type { Announcer } from './provider.ts'
 import { parsePeerAddr, type SeederRef, withoutPeerId } from '../../shared/swarm/index.ts'
+import { SITE_LOOKUP_MS } from '../../shared/swarm/sites.ts'
 
 // The download session's collaborators over libp2p, the chunk store and the map store.
 
@@ -40,12 +41,16 @@ export interface HolderInit {
   readonly lookups: ProviderLookups
   /** This node's edge site, told to every holder asked. */
   readonly site?: string
+  /** Epoch ms (default Date.now). */
+  readonly now?: () => number
 }
 
 /** Seeders, DHT providers and peers that asked us, each followed by a `have` long poll. */
 export class SwarmHolders implements HolderSource {
   readonly #i: HolderInit
   #tracker: HaveTracker | undefined
+  /** When this blob's providers were last looked up in the DHT (edge sites with a seeder: SITE_LOOKUP_MS apart). */
+  #lookedUpAt = Number.NEGATIVE_INFINITY
 
   constructor(init: HolderInit) {
     this.#i = init
@@ -110,6 +115,11 @@ export class SwarmHolders implements HolderSource {
     for (const s of seeders) tracker.track(s.id, s.addr, 'seeder')
     for (const peer of this.#i.interested()) tracker.trackId(peer, 'peer')
     const self = node.peerId.toString()
+    if (this.#i.site !== undefined && seeders.length > 0) {
+      const now = (this.#i.now ?? Date.now)()
+      if (now - this.#lookedUpAt < SITE_LOOKUP_MS) return
+      this.#lookedUpAt = now
+    }
     // Joins a lookup under way for this blob, or reuses one that just finished (the DHT routing already put
     // the providers' addresses in the peer store).
     await lookups

@@ -9,12 +9,13 @@ import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
 import { type PeerKind, ReceiveBudget, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
-import { rendezvousScore, type SeederRef } from '../../shared/swarm/index.ts'
+import { rendezvousScore, type SeederRef, SITE_SMALL_BLOB_BYTES } from '../../shared/swarm/index.ts'
 import {
   type ChunkVerifier,
   DownloadSession,
   proveResumed,
   SessionError,
+  type SessionSite,
   systemClock,
 } from '../../shared/swarm/session/index.ts'
 import type { StoreChunkSource } from '../../shared/swarm/source.ts'
@@ -265,6 +266,7 @@ export class Swarm {
       trusted: this.#trusted,
       interested: () => this.#interested.get(digest) ?? [],
       lookups,
+      now: this.#now,
       ...(this.#o.site === undefined ? {} : { site: this.#o.site }),
     })
     const session = new DownloadSession(
@@ -289,9 +291,7 @@ export class Swarm {
         budget: this.#budget,
         bans: this.#bans,
         signal,
-        ...(this.#o.site === undefined
-          ? {}
-          : { site: { name: this.#o.site, self: node.peerId.toString(), blob: digest } }),
+        ...sessionSite(this.#o.site, node.peerId.toString(), digest, geometry.size),
       },
     )
     this.#sessions.set(digest, session)
@@ -321,6 +321,20 @@ export class Swarm {
       this.#o.log.debug({ digest, err: (err as Error).message }, 'chunk map not kept')
     }
   }
+}
+
+/**
+ * The site part of a blob's download session: none without a site, and none for a small blob (an image's config),
+ * which is fetched as if this node had no site (SITE_SMALL_BLOB_BYTES).
+ */
+export function sessionSite(
+  site: string | undefined,
+  self: string,
+  digest: Digest,
+  size: number,
+): { site?: SessionSite } {
+  if (site === undefined || size <= SITE_SMALL_BLOB_BYTES) return {}
+  return { site: { name: site, self, blob: digest } }
 }
 
 export { SwarmElectedError, SwarmUnavailableError }

@@ -1,6 +1,7 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
 import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
 import { type Offer, OfferPlanner } from './offer-planner.ts'
+import { SITE_LOOKUP_MS, SITE_OUTSIDE_HAVE_MS } from '../../shared/swarm/sites.ts'
 import {
   DEFAULT_NODE_INFLIGHT,
   type OfferReply,
@@ -74,6 +75,11 @@ class Download {
   localTracked = 0
   /** Downloads on other nodes that long-poll this one's `have` (they hear of each new chunk). */
   readonly watchers = new Set<Download>()
+  /**
+   * Peers of another site this download long-polls, as HaveTracker does with a site (SITE_OUTSIDE_HAVE_MS): when
+   * the next ask reaches the peer, and the chunks it will answer with then.
+   */
+  readonly outsidePolls = new Map<string, { readyAt: number; pending: number[] | undefined }>()
   readonly interested = new Set<string>()
   readonly reqs = new Map<string, Req>()
   /**
@@ -84,6 +90,8 @@ class Download {
   /** Live here: other agents' `have` requests get a bitfield, not `none`. */
   live = false
   seederWatching = false
+  /** When the DHT was last asked for this blob's providers (edge sites: SITE_LOOKUP_MS apart). */
+  lookedUpAt = Number.NEGATIVE_INFINITY
   done = false
   fallback = false
   provided = false
@@ -558,6 +566,11 @@ export class ShoalModel {
   #discover(d: Download): void {
     for (const id of d.interested) this.#track(d, id)
     d.interested.clear()
+    // In a site, with the seeder's hints, the DHT is asked SITE_LOOKUP_MS apart (SwarmHolders).
+    if (this.#siteName(d.node) !== undefined) {
+      if (this.w.q.now - d.lookedUpAt < SITE_LOOKUP_MS) return
+      d.lookedUpAt = this.w.q.now
+    }
     this.dht.lookup(d.node.index, d.blob.index, (ids) => {
       if (d.done) return
       for (const id of ids) this.#track(d, id)
@@ -949,14 +962,52 @@ export class ShoalModel {
     const watchers = [...d.watchers]
     const s = this.#seed[d.blob.index]!
     const toSeeder = d.seederWatching
+    const site = this.#siteName(d.node)
+    const near: Download[] = []
+    for (const w of watchers) {
+      const ws = this.#siteName(w.node)
+      if (ws === undefined || ws === site) near.push(w)
+      else this.#outsideHave(w, d, indexes)
+    }
     this.w.q.after(this.w.latMs, () => {
+      // An offering agent keeps following who lacks what after its own download is done: it still offers.
       for (const w of watchers) {
-        // An offering agent keeps following who lacks what after its own download is done: it still offers.
         if (w.node.planner !== undefined) for (const i of indexes) w.node.planner.peerHas(d.blob.index, d.node.id, i)
+      }
+      for (const w of near) {
         if (w.done || w.session === undefined) continue
         for (const i of indexes) w.session.peerHas(d.node.id, i)
       }
       if (toSeeder) for (const i of indexes) s.planner?.onPeerHas(d.node.id, i)
+    })
+  }
+
+  /**
+   * `w` (in a site) long-polls `d`, a peer of another site, pausing SITE_OUTSIDE_HAVE_MS after each answer: news
+   * that comes while its next ask is on the way waits for the ask, and goes with whatever else came meanwhile.
+   */
+  #outsideHave(w: Download, d: Download, indexes: readonly number[]): void {
+    const { q, latMs } = this.w
+    const id = d.node.id
+    let poll = w.outsidePolls.get(id)
+    if (poll === undefined) {
+      poll = { readyAt: q.now, pending: undefined }
+      w.outsidePolls.set(id, poll)
+    }
+    if (poll.pending !== undefined) {
+      poll.pending.push(...indexes)
+      return
+    }
+    const p = poll
+    p.pending = [...indexes]
+    const answerAt = Math.max(q.now, p.readyAt)
+    // The answer travels back, the poller pauses, its next ask travels to the peer.
+    p.readyAt = answerAt + latMs + SITE_OUTSIDE_HAVE_MS + latMs
+    q.after(answerAt - q.now + latMs, () => {
+      const got = p.pending ?? []
+      p.pending = undefined
+      if (w.done || w.session === undefined) return
+      for (const i of got) w.session.peerHas(id, i)
     })
   }
 

@@ -5,7 +5,7 @@ import { Bitfield, type ChunkGeometry } from '../chunks/index.ts'
 import type { Digest } from '../oci/index.ts'
 import type { ChunkClient, PeerTarget } from './protocol/index.ts'
 import type { PeerKind } from './scheduler/index.ts'
-import { sameSite } from './sites.ts'
+import { sameSite, SITE_OUTSIDE_HAVE_MS } from './sites.ts'
 
 export interface HaveTrackerInit {
   readonly client: Pick<ChunkClient, 'getHave'>
@@ -24,6 +24,8 @@ export interface HaveTrackerInit {
   readonly maxPeers?: number
   /** This node's edge site, told to every peer asked (a seeder super-seeds per site). */
   readonly site?: string
+  /** With `site`: pause between `have` asks to a peer of another site (default SITE_OUTSIDE_HAVE_MS). */
+  readonly outsidePauseMs?: number
 }
 
 /**
@@ -134,6 +136,10 @@ export class HaveTracker {
         prev = res.bitfield
         // A complete holder never changes again; a long poll on it would answer at once forever.
         if (res.complete) return
+        // A peer across the WAN from this node's site: its news batched, see SITE_OUTSIDE_HAVE_MS.
+        if (peer.kind === 'peer' && this.#i.site !== undefined && !sameSite(this.#i.site, res.site)) {
+          await sleep(this.#i.outsidePauseMs ?? SITE_OUTSIDE_HAVE_MS, undefined, { signal }).catch(() => {})
+        }
       } catch {
         if (signal.aborted) return
         if (++failures >= MAX_FAILURES) break

@@ -39,9 +39,22 @@ export interface SiteElectionInit {
  * its own. The members of a site start pulling together in a rollout and find each other within a second or two
  * (the seeder's peer hints, then one `have` round trip): fetching alone meanwhile sends the first chunks across the
  * WAN once per member (the simulator measured 0.2 S of extra WAN bytes per site, 2 sites x 3 nodes). A site of one
- * pays this once per blob.
+ * pays this once per blob. 500 ms was tried (bench/sim/README.md, "Edge sites", fifth pass): the same figures in the
+ * simulator, whose members meet within milliseconds, but on the real fleet under load (15-20) the members had not met
+ * by then, and in each of four runs a layer's first chunk or two crossed into a site twice (1.05-1.12 x S).
  */
 export const SITE_JOIN_MS = 2000
+
+/**
+ * A blob this small is fetched as if this node had no site: from whoever holds it, the seeder first, at once. The
+ * site's rules (the join window, one member fetching while the others wait for its LAN announcement) cost a
+ * second or more on a loaded machine, and save at most (M - 1) x this many bytes on the WAN link. An image's config
+ * blob is one (a few KiB), and clients built on containers/image fetch it after every layer: on the real fleet
+ * (2 sites x 3 nodes, 24 Mbit/s) the 949-byte config blob took 0.3-1.2 s per node at the very end of the rollout,
+ * the slowest node's last second, while the WAN links were idle. A seeder sends such chunks into a site as often
+ * as members ask (take-chunk.ts).
+ */
+export const SITE_SMALL_BLOB_BYTES = 64 * 1024
 
 /**
  * A site where no member brought any chunk in for longer than this is stalled as a whole (its WAN link is down or
@@ -70,6 +83,24 @@ export const SITE_ASKER_MS = 15_000
  * for want of a slot frees one within a second or two and is asked again meanwhile; past this, relays may serve.
  */
 export const SITE_SEEDER_BUSY_MS = 8000
+
+/**
+ * A node in a site asks a peer of another site (not a seeder) for a blob's `have` again this long after each answer,
+ * instead of at once: each answer then tells several new chunks, not one. Such a peer is a relay, asked for a chunk
+ * only when the site's seeder copy is not to be had; the long poll on it answered once per chunk it got, on every
+ * pair of members across two sites, and that was most of what the WAN link carried besides chunks: on the real fleet
+ * (2 sites x 3 nodes, 24 Mbit/s, 32 MiB) 0.6 MB of libp2p traffic into each site, 0.018 S, of which 0.4 MB came
+ * from the other site's agents (bench/sim/README.md, "Edge sites", fifth pass).
+ */
+export const SITE_OUTSIDE_HAVE_MS = 500
+
+/**
+ * A node in a site that follows a seeder looks a blob's providers up in the DHT this often while it downloads it,
+ * not at every rediscovery (REDISCOVER_MS, 1 s). The seeder's `have` answers name the blob's other askers, this
+ * node's site's first, and same-site askers join at once; what a lookup adds is mostly peers of other sites, each a
+ * query to several DHT nodes most of which are across the WAN, per blob and per second on every node.
+ */
+export const SITE_LOOKUP_MS = 5000
 
 /** Askers kept at most (each claims to be in this node's site; a peer naming ever new ids cannot grow the map). */
 export const MAX_SITE_ASKERS = 256

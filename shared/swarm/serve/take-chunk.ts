@@ -1,6 +1,7 @@
 import type { ChunkAttestation } from '../../chunks/attestation.ts'
 import { chunkCount, chunkRange } from '../../chunks/chunk-map.ts'
 import type { Digest } from '../../oci/digest.ts'
+import { SITE_SMALL_BLOB_BYTES } from '../sites.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 import type { ChunkBuffers } from './chunk-buffers.ts'
 import type { ChunkSource, RequestContext } from './chunk-source.ts'
@@ -31,10 +32,12 @@ export async function takeChunk(
   if (index >= count) throw new InvalidMessageError(`chunk index ${index} out of range 0..${count - 1}`)
   // No bitfield check: a super-seeding seeder advertises a subset but still serves any chunk it holds.
   const peer = ctx.peer.toString()
-  const key = `${digest}#${index}`
+  const { start, end } = chunkRange(have, index)
+  // A small chunk goes into a site as often as its members ask: not held back for one member's copy (the chunk's key
+  // is what a seeder's once-per-site rule goes by), see SITE_SMALL_BLOB_BYTES.
+  const key = end - start <= SITE_SMALL_BLOB_BYTES ? undefined : `${digest}#${index}`
   const release = uploads.tryAcquire(peer, key) ?? (await waitForSlot(uploads, peer, key, ctx.signal))
   if (release === undefined) return { t: 'busy' }
-  const { start, end } = chunkRange(have, index)
   // With `buffers`, the chunk is read into one of them, given back with the slot (the caller's `finally`).
   const into = buffers?.take(end - start)
   let given = false
@@ -70,7 +73,7 @@ export async function takeChunk(
 function waitForSlot(
   uploads: UploadSlots,
   peer: string,
-  chunk: string,
+  chunk: string | undefined,
   signal: AbortSignal,
 ): Promise<(() => void) | undefined> {
   if (signal.aborted) return Promise.resolve(undefined)

@@ -41,7 +41,7 @@ describe('HaveTracker', () => {
   })
   afterEach(() => ac.abort())
 
-  function tracker(maxPeers?: number, site?: string) {
+  function tracker(maxPeers?: number, site?: string, outsidePauseMs?: number) {
     const client = new ScriptedClient()
     const seen: string[] = []
     const gone: string[] = []
@@ -54,6 +54,7 @@ describe('HaveTracker', () => {
       onGone: (peer) => gone.push(peer),
       ...(maxPeers === undefined ? {} : { maxPeers }),
       ...(site === undefined ? {} : { site }),
+      ...(outsidePauseMs === undefined ? {} : { outsidePauseMs }),
     })
     return { t, client, seen, gone }
   }
@@ -97,6 +98,42 @@ describe('HaveTracker', () => {
     t.track('p3', at('p3'), 'peer')
     expect(t.knows('p3')).toBe(true)
     expect(t.peerCount).toBe(2)
+  })
+
+  it('in a site, asks a peer of another site again only a pause after its answer; members and seeders at once', async () => {
+    const pauseMs = 300
+    const { t, client, seen } = tracker(undefined, 'store-1', pauseMs)
+    const half = (site: string): HaveResult => {
+      const bitfield = new Bitfield(4)
+      bitfield.set(0)
+      bitfield.set(1)
+      return { ...geometry, bitfield, complete: false, site }
+    }
+    t.track('member', at('member'), 'peer')
+    t.track('relay', at('relay'), 'peer')
+    t.track('seeder', at('seeder'), 'seeder')
+    const answeredAt = Date.now()
+    client.answer('member', half('store-1'))
+    client.answer('relay', half('store-2'))
+    client.answer('seeder', half('core'))
+    await expect.poll(() => seen).toHaveLength(3)
+    // The member and the seeder are long-polled again at once; the relay is not, until the pause is over.
+    await expect
+      .poll(() => client.asked.filter((id) => id !== 'relay'))
+      .toEqual(['member', 'seeder', 'member', 'seeder'])
+    expect(client.asked.filter((id) => id === 'relay')).toHaveLength(1)
+    await expect.poll(() => client.asked.filter((id) => id === 'relay'), { timeout: 5000 }).toHaveLength(2)
+    expect(Date.now() - answeredAt).toBeGreaterThanOrEqual(pauseMs - 5)
+  })
+
+  it('without a site, asks every peer again at once', async () => {
+    const { t, client, seen } = tracker(undefined, undefined, 300)
+    const bitfield = new Bitfield(4)
+    bitfield.set(0)
+    t.track('p1', at('p1'), 'peer')
+    client.answer('p1', { ...geometry, bitfield, complete: false, site: 'store-2' })
+    await expect.poll(() => seen).toEqual(['p1'])
+    await expect.poll(() => client.asked, { timeout: 200 }).toEqual(['p1', 'p1'])
   })
 
   it('caps at MAX_TRACKED_PEERS by default, and stop() lets every peer go', () => {
