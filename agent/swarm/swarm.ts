@@ -9,7 +9,7 @@ import { LiveBlob, type LiveBlobs } from '../../shared/swarm/live.ts'
 import type { MapStore } from '../../shared/swarm/maps/index.ts'
 import type { ChunkClient } from '../../shared/swarm/protocol/index.ts'
 import { type PeerKind, ReceiveBudget, seededRandom, StallClocks } from '../../shared/swarm/scheduler/index.ts'
-import { rendezvousScore, type SeederRef, SITE_SMALL_BLOB_BYTES } from '../../shared/swarm/index.ts'
+import { outsideSiteRules, rendezvousScore, type SeederRef } from '../../shared/swarm/index.ts'
 import {
   type ChunkVerifier,
   DownloadSession,
@@ -325,7 +325,7 @@ export class Swarm {
 
 /**
  * The site part of a blob's download session: none without a site, and none for a small blob (an image's config),
- * which is fetched as if this node had no site (SITE_SMALL_BLOB_BYTES).
+ * which is fetched as if this node had no site (outsideSiteRules).
  */
 export function sessionSite(
   site: string | undefined,
@@ -333,7 +333,7 @@ export function sessionSite(
   digest: Digest,
   size: number,
 ): { site?: SessionSite } {
-  if (site === undefined || size <= SITE_SMALL_BLOB_BYTES) return {}
+  if (site === undefined || outsideSiteRules(size)) return {}
   return { site: { name: site, self, blob: digest } }
 }
 

@@ -22,5 +22,12 @@ export {
   withPeerId,
 } from './seeders.ts'
 export { agentUploadSlots, seederUploadSlots } from './serve/index.ts'
-export { chunkKey, sameSite, SITE_SMALL_BLOB_BYTES, SiteElection, type SiteElectionInit } from './sites.ts'
+export {
+  chunkKey,
+  outsideSiteRules,
+  sameSite,
+  SITE_SMALL_BLOB_BYTES,
+  SiteElection,
+  type SiteElectionInit,
+} from './sites.ts'
 export { WanBudget, type WanBudgetInit, wanBudgetFor } from './wan-budget.ts'

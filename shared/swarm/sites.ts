@@ -57,6 +57,19 @@ export const SITE_JOIN_MS = 2000
 export const SITE_SMALL_BLOB_BYTES = 64 * 1024
 
 /**
+ * The one test of SITE_SMALL_BLOB_BYTES, for the agent (a whole blob: `chunk` absent) and the seeder (one chunk of
+ * it): every chunk of a blob that small, and a blob's short last chunk, go outside the site rules. A full chunk
+ * never does, whatever the chunk size: with `--chunk-size 64KiB` every chunk is that small, and the rules must hold.
+ */
+export function outsideSiteRules(
+  blobSize: number,
+  chunk?: { readonly length: number; readonly chunkSize: number },
+): boolean {
+  if (blobSize <= SITE_SMALL_BLOB_BYTES) return true
+  return chunk !== undefined && chunk.length < chunk.chunkSize && chunk.length <= SITE_SMALL_BLOB_BYTES
+}
+
+/**
  * A site where no member brought any chunk in for longer than this is stalled as a whole (its WAN link is down or
  * the outside has nothing to give): that time is not held against the acting member, so a WAN outage moves no duty
  * and sends no second member to the origin. Well above the gap between two chunks reaching a busy site (a 1 MiB

@@ -1,7 +1,7 @@
 import type { ChunkAttestation } from '../../chunks/attestation.ts'
 import { chunkCount, chunkRange } from '../../chunks/chunk-map.ts'
 import type { Digest } from '../../oci/digest.ts'
-import { SITE_SMALL_BLOB_BYTES } from '../sites.ts'
+import { outsideSiteRules } from '../sites.ts'
 import { InvalidMessageError } from '../wire/errors.ts'
 import type { ChunkBuffers } from './chunk-buffers.ts'
 import type { ChunkSource, RequestContext } from './chunk-source.ts'
@@ -33,9 +33,10 @@ export async function takeChunk(
   // No bitfield check: a super-seeding seeder advertises a subset but still serves any chunk it holds.
   const peer = ctx.peer.toString()
   const { start, end } = chunkRange(have, index)
-  // A small chunk goes into a site as often as its members ask: not held back for one member's copy (the chunk's key
-  // is what a seeder's once-per-site rule goes by), see SITE_SMALL_BLOB_BYTES.
-  const key = end - start <= SITE_SMALL_BLOB_BYTES ? undefined : `${digest}#${index}`
+  // A small blob's chunk or a short last chunk goes into a site as often as its members ask: not held back for one
+  // member's copy (the chunk's key is what a seeder's once-per-site rule goes by), see outsideSiteRules.
+  const small = outsideSiteRules(have.size, { length: end - start, chunkSize: have.chunkSize })
+  const key = small ? undefined : `${digest}#${index}`
   const release = uploads.tryAcquire(peer, key) ?? (await waitForSlot(uploads, peer, key, ctx.signal))
   if (release === undefined) return { t: 'busy' }
   // With `buffers`, the chunk is read into one of them, given back with the slot (the caller's `finally`).

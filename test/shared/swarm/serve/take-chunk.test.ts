@@ -58,4 +58,30 @@ describe('takeChunk on a seeder with sites', () => {
       expect(await got('a/3', digest, index)).toBe('chunk')
     }
   })
+
+  it('with 64 KiB chunks (each as small as a small blob), still sends each full chunk once into a site', async () => {
+    const small = 64 * 1024
+    expect(small).toBeLessThanOrEqual(SITE_SMALL_BLOB_BYTES)
+    const layer = `sha256:${'d'.repeat(64)}` as Digest
+    const size = 4 * small + 100
+    const smallChunks: ChunkSource = {
+      ...source,
+      have: () => ({ size, chunkSize: small, bitfield: Bitfield.full(chunkCount(size, small)), complete: true }),
+      readChunk: async (_d, index) => {
+        const { start, end } = chunkRange({ size, chunkSize: small }, index)
+        return { bytes: new Uint8Array(end - start) }
+      },
+    }
+    const slots = seederUploadSlots(8, { siteOf, outside: () => true })
+    const got = async (peer: string, index: number) => {
+      const r = await takeChunk(smallChunks, slots, layer, index, ask(peer))
+      if (r.t === 'chunk') r.release()
+      return r.t
+    }
+    expect(await got('a/1', 1)).toBe('chunk')
+    expect(await got('a/2', 1)).toBe('busy')
+    // The 100-byte last chunk: to every member.
+    expect(await got('a/1', 4)).toBe('chunk')
+    expect(await got('a/2', 4)).toBe('chunk')
+  })
 })
