@@ -1,6 +1,9 @@
 import type { Agent as HttpAgent, ClientRequest, IncomingHttpHeaders, IncomingMessage } from 'node:http'
 import { Readable } from 'node:stream'
 import { nodeHttp } from '../process/node-http.ts'
+// The failures undici reports for the same cases carry these codes, so the transport's one rule (`retry.ts`) reads
+// both clients' failures alike.
+import { BODY_TIMEOUT, CONNECT_TIMEOUT, HEADERS_TIMEOUT } from './retry.ts'
 
 /** One request as the transport sends it: every header already set, no body. */
 export interface WireRequest {
@@ -19,14 +22,6 @@ export interface WireResponse {
 }
 
 /**
- * The failures undici reports for the same cases carry these codes, so the transport's one rule (`retry.ts`) reads
- * both clients' failures alike.
- */
-const CONNECT_TIMEOUT = 'UND_ERR_CONNECT_TIMEOUT'
-const HEADERS_TIMEOUT = 'UND_ERR_HEADERS_TIMEOUT'
-const BODY_TIMEOUT = 'UND_ERR_BODY_TIMEOUT'
-
-/**
  * Origin GET and HEAD requests through Node's own `http` client, which every agent and seeder has loaded anyway. The
  * transport (`http.ts`) decides what goes here and applies the same retries, redirects and authentication to it;
  * this class only sends one request, with undici's three timeouts: connecting, waiting for the headers, and the
@@ -35,6 +30,12 @@ const BODY_TIMEOUT = 'UND_ERR_BODY_TIMEOUT'
  * and a blob body costs about half undici's CPU to receive. Each body piece it hands out is memory of its own (Node's
  * parser copies it out of the socket's read), as `OriginResponse.bodyOwned` requires.
  */
+/**
+ * Kept-alive connections, closed after 4 s idle as undici's are (a registry behind a proxy may drop idle ones
+ * silently; a request on such a socket fails and is retried after a pause).
+ */
+const POOL = { keepAlive: true, timeout: 4000 }
+
 export class NodeExchange {
   readonly #connectTimeoutMs: number
   #http: HttpAgent | undefined
@@ -48,8 +49,8 @@ export class NodeExchange {
     init.signal?.throwIfAborted()
     const tls = url.protocol === 'https:'
     const agent = tls
-      ? (this.#https ??= new (process.getBuiltinModule('node:https').Agent)({ keepAlive: true }))
-      : (this.#http ??= new nodeHttp.Agent({ keepAlive: true }))
+      ? (this.#https ??= new (process.getBuiltinModule('node:https').Agent)(POOL))
+      : (this.#http ??= new nodeHttp.Agent(POOL))
     const send = tls ? process.getBuiltinModule('node:https').request : nodeHttp.request
     return new Promise<WireResponse>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined
@@ -86,9 +87,15 @@ export class NodeExchange {
           resolve({ statusCode: res.statusCode!, headers, body: Readable.from([]) })
           return
         }
-        res.setTimeout(init.bodyTimeoutMs, () =>
-          res.destroy(Object.assign(new Error('body timed out'), { code: BODY_TIMEOUT })),
-        )
+        // The longest silence of the origin, as undici's: a socket idle because the reader is behind (bytes wait
+        // in the body's buffer, so Node stopped reading) is not the origin's silence; wait again.
+        res.setTimeout(init.bodyTimeoutMs, () => {
+          if (res.readableLength > 0) {
+            res.socket?.setTimeout(init.bodyTimeoutMs)
+            return
+          }
+          res.destroy(Object.assign(new Error('body timed out'), { code: BODY_TIMEOUT }))
+        })
         resolve({ statusCode: res.statusCode!, headers, body: res })
       })
       req.end()
@@ -104,7 +111,8 @@ export class NodeExchange {
 
 /** Header names in lower case; a repeated header as an array of its values (undici's shape). */
 function headersOf(raw: readonly string[]): IncomingHttpHeaders {
-  const out: Record<string, string | string[]> = {}
+  // No prototype: a header named `constructor` or `__proto__` is a header like any other.
+  const out = Object.create(null) as Record<string, string | string[]>
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = raw[i]!.toLowerCase()
     const value = raw[i + 1]!

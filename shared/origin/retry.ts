@@ -28,6 +28,11 @@ export function parseRetryAfterMs(value: string | undefined, now: number = Date.
   return Number.isNaN(at) ? undefined : Math.max(0, at - now)
 }
 
+/** undici's codes for its three timeouts; the node:http exchange (node-exchange.ts) reports the same. */
+export const CONNECT_TIMEOUT = 'UND_ERR_CONNECT_TIMEOUT'
+export const HEADERS_TIMEOUT = 'UND_ERR_HEADERS_TIMEOUT'
+export const BODY_TIMEOUT = 'UND_ERR_BODY_TIMEOUT'
+
 // Failures where nothing reached the application: safe to try again for GET/HEAD.
 const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   'ECONNREFUSED',
@@ -37,8 +42,8 @@ const RETRYABLE_CODES: ReadonlySet<string> = new Set([
   'EAI_AGAIN',
   'ENETUNREACH',
   'EHOSTUNREACH',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
+  CONNECT_TIMEOUT,
+  HEADERS_TIMEOUT,
   'UND_ERR_SOCKET',
   'UND_ERR_CLOSED',
 ])

@@ -110,6 +110,32 @@ describe('NodeExchange', () => {
     await expect(text(res.body)).rejects.toMatchObject({ code: 'UND_ERR_BODY_TIMEOUT' })
   })
 
+  it("does not time out a body whose reader is behind: only the origin's silence counts", async () => {
+    const size = 8 * 1024 * 1024
+    const url = await serve((_req, res) => {
+      res.setHeader('content-length', size)
+      res.end(Buffer.alloc(size, 7))
+    })
+    const res = await exchange().request(url, init({ bodyTimeoutMs: 200 }))
+    // The whole body is sent at once; the reader takes a long pause before reading it.
+    await new Promise((r) => setTimeout(r, 600))
+    let n = 0
+    for await (const chunk of res.body) n += (chunk as Buffer).byteLength
+    expect(n).toBe(size)
+  })
+
+  it('keeps a header named like an Object property as a header', async () => {
+    const url = await serve((_req, res) => {
+      res.setHeader('constructor', 'x')
+      res.setHeader('__proto__', 'y')
+      res.end()
+    })
+    const res = await exchange().request(url, init())
+    await text(res.body)
+    expect(res.headers['constructor']).toBe('x')
+    expect(Object.getOwnPropertyDescriptor(res.headers, '__proto__')?.value).toBe('y')
+  })
+
   it('stops waiting when its signal fires', async () => {
     const url = await serve(() => {})
     const ac = new AbortController()
