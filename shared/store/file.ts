@@ -176,7 +176,7 @@ export class FileStream extends Readable {
     // they are, not read back from the file. One batch at a time: a socket that has not taken the last one is left
     // to the reads (its client is slower than the file fills), so a tap holds the writer's pieces for one write.
     const tap: AppendTap = (offset, pieces) => {
-      if (this.destroyed || done || reading || teeing || offset !== this.#position) return undefined
+      if (this.destroyed || done || reading || teeing || offset !== this.#position || dest.destroyed) return undefined
       const limit = Math.min(this.#end, follow!.available(this.#position))
       let length = 0
       for (const piece of pieces) length += piece.byteLength
@@ -189,9 +189,14 @@ export class FileStream extends Readable {
       this.#position += n
       let left = out.length
       let failed = false
+      // A response whose socket is gone may never call its writes back (Node's OutgoingMessage drops them): its
+      // close lets go of the pieces, so the writer's buffer is given back rather than left to the collector.
+      const gone = (): void => resolve()
+      dest.once('close', gone)
       const written = (err?: Error | null): void => {
         if (err) failed = true
         if (--left > 0) return
+        dest.off('close', gone)
         writing--
         teeing = false
         resolve()
