@@ -75,7 +75,8 @@ export async function probeProviders(
       probe.want.join(','),
       String(probe.timeoutMs ?? 10_000),
     ],
-    { cwd: tree.root, env: probeEnv() },
+    // Killed past its own lookups' time and a stop's: a hung probe must fail the test, not outlive it.
+    { cwd: tree.root, env: probeEnv(), timeout: (probe.timeoutMs ?? 10_000) + 30_000, killSignal: 'SIGKILL' },
   )
   return JSON.parse(stdout) as { found: string[]; lastError: string }
 }

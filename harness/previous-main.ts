@@ -117,6 +117,8 @@ async function extract(commit: string, root: string): Promise<void> {
     })
     const tar = spawn('tar', ['-x', '-C', temp], { stdio: ['pipe', 'ignore', 'pipe'] })
     archive.stdout.pipe(tar.stdin)
+    // tar dying early breaks the pipe: its exit code says so below, not an unhandled EPIPE.
+    tar.stdin.on('error', () => {})
     let errors = ''
     archive.stderr.on('data', (b: Buffer) => (errors += b.toString()))
     tar.stderr.on('data', (b: Buffer) => (errors += b.toString()))
