@@ -116,9 +116,10 @@ describe('NodeExchange', () => {
       res.setHeader('content-length', size)
       res.end(Buffer.alloc(size, 7))
     })
-    const res = await exchange().request(url, init({ bodyTimeoutMs: 200 }))
-    // The whole body is sent at once; the reader takes a long pause before reading it.
-    await new Promise((r) => setTimeout(r, 600))
+    const res = await exchange().request(url, init({ bodyTimeoutMs: 1_000 }))
+    // The whole body is sent at once; the reader pauses for three body timeouts before reading it (a timeout long
+    // enough that a loaded machine's stalled event loop is not the origin's silence).
+    await new Promise((r) => setTimeout(r, 3_000))
     let n = 0
     for await (const chunk of res.body) n += (chunk as Buffer).byteLength
     expect(n).toBe(size)
