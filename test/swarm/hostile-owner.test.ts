@@ -7,7 +7,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest'
 import {
   Bitfield,
   type ChunkAttestation,
@@ -107,10 +107,21 @@ async function winningKey(agents: readonly string[], digests: readonly string[])
 
 /** Joins the fleet's swarm (it has the key), serves `source`, and provides every blob of the image. */
 async function startHostileOwner(f: PeerFleet, lie: Lie, digests: readonly string[]): Promise<HostileOwner> {
+  // Each step's duration, printed if the test fails: a run timed out here once, before any pull, with the
+  // fleet silent, so the next one must say which step it was in.
+  const steps: string[] = []
+  let at = performance.now()
+  const step = (what: string): void => {
+    const now = performance.now()
+    steps.push(`${what} ${Math.round(now - at)} ms`)
+    at = now
+  }
+  onTestFailed(() => console.log(`startHostileOwner steps done: ${steps.join(', ') || 'none'}`))
   const key = await winningKey(
     f.agents.map((a) => a.peerId!),
     digests,
   )
+  step('winningKey')
   const dir = await mkdtemp(join(tmpdir(), 'shoal-hostile-owner-'))
   const first = f.agents[0]!
   const node = await createP2PNode({
@@ -126,15 +137,18 @@ async function startHostileOwner(f: PeerFleet, lie: Lie, digests: readonly strin
     swarmKey: await readFile(join(f.dir, 'swarm.key')),
     dhtServer: true,
   })
+  step('createP2PNode')
   const source = new HostileOwner(f.image.blobs, lie, key)
   const server = new ChunkServer({ registrar: node }, { source, maxConcurrentUploads: 16 })
   await server.start()
+  step('server.start')
   cleanups.push(async () => {
     await server.stop()
     await node.stop()
     await rm(dir, { recursive: true, force: true })
   })
   await untilDhtPeer(node, peerIdFromString(first.peerId!))
+  step('untilDhtPeer')
   // Connected to every agent, so it is a candidate in every agent's election.
   for (const a of f.agents)
     await node.dial(
@@ -145,8 +159,11 @@ async function startHostileOwner(f: PeerFleet, lie: Lie, digests: readonly strin
         ),
       ),
     )
-  for (const b of f.image.blobs)
+  step('dials')
+  for (const b of f.image.blobs) {
     await node.contentRouting.provide(blobCid(b.digest), { signal: AbortSignal.timeout(10_000) })
+    step(`provide ${b.digest.slice(7, 15)}`)
+  }
   return source
 }
 
