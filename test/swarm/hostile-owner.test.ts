@@ -7,7 +7,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, onTestFailed } from 'vitest'
 import {
   Bitfield,
   type ChunkAttestation,
@@ -96,21 +96,63 @@ class HostileOwner implements ChunkSource {
   }
 }
 
-/** A key whose peer id ranks above every agent's for each of `digests` (rendezvous): it wins their election. */
-async function winningKey(agents: readonly string[], digests: readonly string[]): Promise<PrivateKey> {
-  for (;;) {
+/**
+ * Keys tried for one fleet before its agents are started again with new ids. The search is unbounded otherwise: it
+ * must beat the highest of the agents' scores for every digest, and when one of those is near the top of the range
+ * the expected number of tries has no bound (it ran past the 120 s test timeout twice in ~125 runs here,
+ * with nothing logged). A new fleet costs less than a second; this many keys a few seconds on a loaded core.
+ */
+const WINNING_KEY_TRIES = 20_000
+
+/** A key whose peer id ranks above every agent's for each of `digests` (rendezvous), or undefined within `tries`. */
+async function winningKey(
+  agents: readonly string[],
+  digests: readonly string[],
+  tries = WINNING_KEY_TRIES,
+): Promise<PrivateKey | undefined> {
+  for (let i = 0; i < tries; i++) {
     const key = await generateKeyPair('Ed25519')
     const id = peerIdFromPrivateKey(key).toString()
     if (digests.every((d) => agents.every((a) => rendezvousScore(id, d) > rendezvousScore(a, d)))) return key
   }
+  return undefined
+}
+
+/**
+ * Starts the fleet (as `fleet`, for afterEach) and a hostile owner that wins the election for `digestsOf` its
+ * blobs; a fleet whose agents' ids make that key too costly to find is stopped and started again.
+ */
+async function fleetWithHostile(
+  opts: Parameters<typeof startPeerFleet>[0],
+  lie: Lie,
+  digestsOf: (f: PeerFleet) => string[],
+): Promise<{ f: PeerFleet; hostile: HostileOwner }> {
+  for (let attempt = 1; ; attempt++) {
+    const f = await startPeerFleet(opts)
+    fleet = f
+    const key = await winningKey(
+      f.agents.map((a) => a.peerId!),
+      digestsOf(f),
+    )
+    if (key !== undefined) return { f, hostile: await startHostileOwner(f, lie, key) }
+    if (attempt >= 5) throw new Error(`no winning key in ${attempt} fleets of ${WINNING_KEY_TRIES} tries`)
+    await f.stop()
+    fleet = undefined
+  }
 }
 
 /** Joins the fleet's swarm (it has the key), serves `source`, and provides every blob of the image. */
-async function startHostileOwner(f: PeerFleet, lie: Lie, digests: readonly string[]): Promise<HostileOwner> {
-  const key = await winningKey(
-    f.agents.map((a) => a.peerId!),
-    digests,
-  )
+async function startHostileOwner(f: PeerFleet, lie: Lie, key: PrivateKey): Promise<HostileOwner> {
+  // Each step's duration, printed if the test fails: a run timed out here once, before any pull, with the
+  // fleet silent, so the next one must say which step it was in.
+  const steps: string[] = []
+  let at = performance.now()
+  const step = (what: string): void => {
+    const now = performance.now()
+    steps.push(`${what} ${Math.round(now - at)} ms`)
+    at = now
+  }
+  onTestFailed(() => console.log(`startHostileOwner steps done: ${steps.join(', ') || 'none'}`))
   const dir = await mkdtemp(join(tmpdir(), 'shoal-hostile-owner-'))
   const first = f.agents[0]!
   const node = await createP2PNode({
@@ -126,15 +168,18 @@ async function startHostileOwner(f: PeerFleet, lie: Lie, digests: readonly strin
     swarmKey: await readFile(join(f.dir, 'swarm.key')),
     dhtServer: true,
   })
+  step('createP2PNode')
   const source = new HostileOwner(f.image.blobs, lie, key)
   const server = new ChunkServer({ registrar: node }, { source, maxConcurrentUploads: 16 })
   await server.start()
+  step('server.start')
   cleanups.push(async () => {
     await server.stop()
     await node.stop()
     await rm(dir, { recursive: true, force: true })
   })
   await untilDhtPeer(node, peerIdFromString(first.peerId!))
+  step('untilDhtPeer')
   // Connected to every agent, so it is a candidate in every agent's election.
   for (const a of f.agents)
     await node.dial(
@@ -145,8 +190,11 @@ async function startHostileOwner(f: PeerFleet, lie: Lie, digests: readonly strin
         ),
       ),
     )
-  for (const b of f.image.blobs)
+  step('dials')
+  for (const b of f.image.blobs) {
     await node.contentRouting.provide(blobCid(b.digest), { signal: AbortSignal.timeout(10_000) })
+    step(`provide ${b.digest.slice(7, 15)}`)
+  }
   return source
 }
 
@@ -178,16 +226,19 @@ const layers = (f: PeerFleet) => [...f.image.blobs].sort((a, b) => b.size - a.si
 
 describe('peer proofs against a hostile elected owner', () => {
   it('a wrong map (proofs that match wrong bytes): readers that took its bytes are cut, its author banned', async () => {
-    fleet = await startPeerFleet({
+    const opts = {
       agents: 3,
       layers: 2,
       layerBytes: 1024 * 1024,
       ...logOnFailure(),
       agentArgs: ['--stall-timeout', '5s'],
-    })
-    const f = fleet
+    }
+    const { f, hostile } = await fleetWithHostile(opts, 'wrong-map', (f) =>
+      layers(f)
+        .slice(0, 2)
+        .map((b) => b.digest),
+    )
     const [a, b] = layers(f)
-    const hostile = await startHostileOwner(f, 'wrong-map', [a!.digest, b!.digest])
     // Blob A: every chunk checks out against the hostile's proofs; the blob digest does not.
     const first = await Promise.all(f.agents.map((ag) => getBlob(ag.url, a!.digest)))
     expect(hostile.fetches).toBeGreaterThan(0)
@@ -204,19 +255,14 @@ describe('peer proofs against a hostile elected owner', () => {
   }, 120_000)
 
   it('wrong bytes (a proof the bytes fail): banned on the first chunk, the next candidate pulls, pulls intact', async () => {
-    fleet = await startPeerFleet({
+    const opts = {
       agents: 3,
       layers: 2,
       layerBytes: 1024 * 1024,
       ...logOnFailure(),
       agentArgs: ['--stall-timeout', '3s'],
-    })
-    const f = fleet
-    const hostile = await startHostileOwner(
-      f,
-      'wrong-bytes',
-      f.image.blobs.map((b) => b.digest),
-    )
+    }
+    const { f, hostile } = await fleetWithHostile(opts, 'wrong-bytes', (f) => f.image.blobs.map((b) => b.digest))
     const results = await Promise.all(f.agents.map((ag) => pullImage(ag.url, 'demo/app', 'v1')))
     const imageBytes = f.image.blobs.reduce((n, b) => n + b.size, 0)
     for (const r of results) expect(r.blobBytes).toBe(imageBytes)
@@ -229,19 +275,14 @@ describe('peer proofs against a hostile elected owner', () => {
 
   it('a stalling owner costs one stall timeout, then the next candidate pulls: no stampede to the origin', async () => {
     const stallMs = 3000
-    fleet = await startPeerFleet({
+    const opts = {
       agents: 4,
       layers: 2,
       layerBytes: 1024 * 1024,
       ...logOnFailure(),
       agentArgs: ['--stall-timeout', '3s'],
-    })
-    const f = fleet
-    const hostile = await startHostileOwner(
-      f,
-      'stall',
-      f.image.blobs.map((b) => b.digest),
-    )
+    }
+    const { f, hostile } = await fleetWithHostile(opts, 'stall', (f) => f.image.blobs.map((b) => b.digest))
     const started = Date.now()
     const results = await Promise.all(f.agents.map((ag) => pullImage(ag.url, 'demo/app', 'v1')))
     const elapsed = Date.now() - started
