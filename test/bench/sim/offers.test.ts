@@ -1,37 +1,13 @@
 import { describe, expect, it } from 'vitest'
 import { simulate } from '../../../bench/sim/run.ts'
 import type { SimParams } from '../../../bench/sim/world.ts'
+import { smallWorld } from './params.ts'
 
 const MIB = 1024 * 1024
 
 function params(over: Partial<SimParams> = {}): SimParams {
-  return {
-    nodes: 8,
-    links: { originUp: 40, cacheUp: 100, cacheDown: 100, seederUp: 160, seederDown: 160, nodeUp: 40, nodeDown: 40 },
-    // Two layers of 32 chunks: most of each is fetched before the endgame (8 chunks), where offering peers are asked.
-    blobBytes: [32 * MIB, 32 * MIB],
-    manifestBytes: 1000,
-    chunkBytes: 1 * MIB,
-    rttMs: 2,
-    wireEfficiency: 1,
-    uploadSlots: 3,
-    seederUploadSlots: 8,
-    slotWaitMs: 300,
-    sendBufferBytes: 0,
-    lookupPeriodMs: 1000,
-    lookupLatencyMs: 10,
-    lookupResults: 20,
-    dhtReplication: 20,
-    provideLatencyMs: 10,
-    maxPeers: 40,
-    hints: 16,
-    stallTimeoutMs: 60_000,
-    chunkDeadlineMs: 30_000,
-    originControlBytesPerNode: 0,
-    seed: 3,
-    limitMs: 600_000,
-    ...over,
-  }
+  // Two layers of 32 chunks: most of each is fetched before the endgame (8 chunks), where offering peers are asked.
+  return smallWorld({ nodes: 8, blobBytes: [32 * MIB, 32 * MIB], manifestBytes: 1000, ...over })
 }
 
 describe('simulate: sender offers (--offers)', () => {

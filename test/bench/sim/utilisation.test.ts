@@ -2,34 +2,9 @@ import { describe, expect, it } from 'vitest'
 import { simulate } from '../../../bench/sim/run.ts'
 import { utilisation } from '../../../bench/sim/utilisation.ts'
 import type { SimParams } from '../../../bench/sim/world.ts'
+import { smallWorld } from './params.ts'
 
-const MIB = 1024 * 1024
-
-const P: SimParams = {
-  nodes: 4,
-  links: { originUp: 40, cacheUp: 100, cacheDown: 100, seederUp: 160, seederDown: 160, nodeUp: 40, nodeDown: 40 },
-  blobBytes: [600, 4 * MIB, 4 * MIB],
-  manifestBytes: 800,
-  chunkBytes: 1 * MIB,
-  rttMs: 2,
-  wireEfficiency: 1,
-  uploadSlots: 3,
-  seederUploadSlots: 8,
-  slotWaitMs: 300,
-  sendBufferBytes: 0,
-  lookupPeriodMs: 1000,
-  lookupLatencyMs: 10,
-  lookupResults: 20,
-  dhtReplication: 20,
-  provideLatencyMs: 10,
-  maxPeers: 40,
-  hints: 16,
-  stallTimeoutMs: 60_000,
-  chunkDeadlineMs: 30_000,
-  originControlBytesPerNode: 0,
-  seed: 3,
-  limitMs: 600_000,
-}
+const P: SimParams = smallWorld()
 
 describe('utilisation', () => {
   it('samples the same rollout simulate runs, and its link use accounts for the bytes each node received', () => {
