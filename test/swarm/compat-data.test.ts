@@ -4,47 +4,20 @@
  * new origin pull, for every node of the fleet at once). Real processes of both trees, a real demo origin that
  * counts what it sends; the store is checked with this tree's own fsck afterwards.
  */
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { currentTree, previousMainTree, type ShoalTree } from '../../harness/previous-main.ts'
-import { runShoal, type ShoalNode, startShoalNode } from '../../harness/shoal-node.ts'
-import { generateSampleImage, pullImage, startDemoOrigin } from '../../shared/sample/index.ts'
+import { describe, expect, it } from 'vitest'
+import { compatSuite } from '../../harness/compat-world.ts'
+import { currentTree } from '../../harness/previous-main.ts'
+import { runShoal } from '../../harness/shoal-node.ts'
+import { pullImage } from '../../shared/sample/index.ts'
 import { checkStore } from '../../shared/store/index.ts'
 
 const CHUNK = '256KiB'
 
-let cleanup: (() => Promise<unknown>)[] = []
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {})
-  cleanup = []
-})
-
-let previous: ShoalTree
-beforeAll(async () => {
-  // Never a skip: without the previous main's commit in this clone the test fails with what to run.
-  previous = await previousMainTree()
-})
+const suite = compatSuite()
 
 async function setup() {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-compat-data-'))
-  cleanup.push(() => rm(dir, { recursive: true, force: true }))
-  const image = await generateSampleImage({
-    dir: join(dir, 'image'),
-    layers: 3,
-    layerBytes: 1024 * 1024,
-    seed: 'compat-data',
-  })
-  const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
-  cleanup.push(() => origin.stop())
-  const nodes: ShoalNode[] = []
-  cleanup.push(() => Promise.all(nodes.map((n) => n.stop())))
-  const start = async (tree: ShoalTree, kind: 'agent' | 'seeder', args: readonly string[]) => {
-    const n = await startShoalNode(tree, kind, args)
-    nodes.push(n)
-    return n
-  }
+  const { dir, image, origin, start } = await suite.world({ seed: 'compat-data', layerBytes: 1024 * 1024 })
   /** What the origin has sent so far: blob GETs and their bytes, manifest GETs (bodies). */
   const sent = () => ({
     blobRequests: origin.stats.blobRequests,
@@ -71,7 +44,7 @@ describe('a data dir written by the previous main, opened by this tree', () => {
       // The swarm on, so the data dir holds what a swarm agent keeps (its identity among it).
       ...['--p2p-listen', '/ip4/127.0.0.1/tcp/0'],
     ]
-    const old = await start(previous, 'agent', args)
+    const old = await start(suite.previous(), 'agent', args)
     expect((await pullImage(old.url, 'demo/app', 'v1')).blobBytes).toBe(imageBytes)
     expect(origin.stats.blobBytesServed).toBe(imageBytes)
     expect(await old.stop(), 'previous agent: exit code').toBe(0)
@@ -100,7 +73,7 @@ describe('a data dir written by the previous main, opened by this tree', () => {
       ...['--origin', origin.url, '--data', data, '--chunk-size', CHUNK],
       ...['--p2p-listen', '/ip4/127.0.0.1/tcp/0', '--api-listen', '127.0.0.1:0'],
     ]
-    const old = await start(previous, 'seeder', args)
+    const old = await start(suite.previous(), 'seeder', args)
     // The preheat API across releases: this tree's `shoal preheat` drives the previous main's seeder ...
     const first = await runShoal(currentTree, ['preheat', '--seeder', old.url, 'demo/app:v1'])
     expect(first.code, `new shoal preheat against the previous seeder: ${first.output}`).toBe(0)
@@ -111,7 +84,7 @@ describe('a data dir written by the previous main, opened by this tree', () => {
     const seeder = await start(currentTree, 'seeder', args)
     expect(seeder.peerId, "peer id kept across the upgrade (agents' --seeder names it)").toBe(old.peerId)
     // ... and the previous main's drives this tree's, which holds the image already.
-    const again = await runShoal(previous, ['preheat', '--seeder', seeder.url, 'demo/app:v1'])
+    const again = await runShoal(suite.previous(), ['preheat', '--seeder', seeder.url, 'demo/app:v1'])
     expect(again.code, `previous shoal preheat against the new seeder: ${again.output}`).toBe(0)
     const agent = await start(currentTree, 'agent', [
       ...['--listen', '127.0.0.1:0', '--origin', origin.url, '--data', join(dir, 'agent'), '--chunk-size', CHUNK],

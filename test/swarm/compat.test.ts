@@ -9,15 +9,14 @@
  * old node rejects) fails here, with a message naming the node or the protocol that did not share.
  */
 import { createHash } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { currentTree, previousMainTree, type ShoalTree } from '../../harness/previous-main.ts'
+import { describe, expect, it } from 'vitest'
+import { compatSuite } from '../../harness/compat-world.ts'
+import { currentTree, type ShoalTree } from '../../harness/previous-main.ts'
 import { probeProviders } from '../../harness/dht-probe.ts'
-import { type ShoalNode, startShoalNode } from '../../harness/shoal-node.ts'
-import { generateSampleImage, pullImage, startDemoOrigin } from '../../shared/sample/index.ts'
+import type { ShoalNode } from '../../harness/shoal-node.ts'
+import { pullImage } from '../../shared/sample/index.ts'
 
 /** 32 chunks to a 2 MiB layer: a request wave to the seeder covers part of a layer, not all of it. */
 const CHUNK = '64KiB'
@@ -28,37 +27,11 @@ const CHUNK = '64KiB'
  */
 const SEEDER_UPLOAD_RATE = '8MiB'
 
-let cleanup: (() => Promise<unknown>)[] = []
-afterEach(async () => {
-  for (const c of cleanup.reverse()) await c().catch(() => {})
-  cleanup = []
-})
-
-let previous: ShoalTree
-beforeAll(async () => {
-  // Never a skip: without the previous main's commit in this clone the test fails with what to run.
-  previous = await previousMainTree()
-})
+const suite = compatSuite()
 
 /** One image, one demo origin, a seeder of `seederTree` and one agent of each tree, all on 127.0.0.1. */
 async function mixedSwarm(seederTree: ShoalTree) {
-  const dir = await mkdtemp(join(tmpdir(), 'shoal-compat-'))
-  cleanup.push(() => rm(dir, { recursive: true, force: true }))
-  const image = await generateSampleImage({
-    dir: join(dir, 'image'),
-    layers: 3,
-    layerBytes: 2 * 1024 * 1024,
-    seed: 'compat',
-  })
-  const origin = await startDemoOrigin({ images: [{ name: 'demo/app', tag: 'v1', image }] })
-  cleanup.push(() => origin.stop())
-  const started: ShoalNode[] = []
-  cleanup.push(() => Promise.all(started.map((n) => n.stop())))
-  const node = async (tree: ShoalTree, kind: 'agent' | 'seeder', args: readonly string[]) => {
-    const n = await startShoalNode(tree, kind, args)
-    started.push(n)
-    return n
-  }
+  const { dir, image, origin, start: node } = await suite.world({ seed: 'compat', layerBytes: 2 * 1024 * 1024 })
   const seeder = await node(seederTree, 'seeder', [
     ...['--origin', origin.url, '--data', join(dir, 'seeder'), '--chunk-size', CHUNK],
     ...['--upload-rate', SEEDER_UPLOAD_RATE],
@@ -71,7 +44,7 @@ async function mixedSwarm(seederTree: ShoalTree) {
       // Generous: this asserts where bytes come from, not how fast a loaded machine is.
       ...['--stall-timeout', '60s'],
     ])
-  const agents = await Promise.all([agent(previous), agent(currentTree)])
+  const agents = await Promise.all([agent(suite.previous()), agent(currentTree)])
   return { image, origin, seeder, agents }
 }
 
@@ -140,7 +113,7 @@ async function pullAndCheck(swarm: Awaited<ReturnType<typeof mixedSwarm>>): Prom
   // `/shoal/kad/1.0.0`: a DHT client of the other release than the seeder's, starting from the seeder alone,
   // finds both agents as providers of a layer. The bytes above do not show this: the seeder's hints introduce
   // the agents to each other whether or not their DHTs can talk.
-  const probeTree = seeder.tree.label === 'new' ? previous : currentTree
+  const probeTree = seeder.tree.label === 'new' ? suite.previous() : currentTree
   const layer = [...image.blobs].sort((a, b) => b.size - a.size)[0]!
   const want = agents.map((a) => a.peerId)
   const probe = await probeProviders(probeTree, { via: seeder.addr, digest: layer.digest, want })
@@ -155,6 +128,6 @@ describe('a swarm of the previous main and this tree', () => {
   })
 
   it('seeder of the previous main, an agent of each: the same', async () => {
-    await pullAndCheck(await mixedSwarm(previous))
+    await pullAndCheck(await mixedSwarm(suite.previous()))
   })
 })
