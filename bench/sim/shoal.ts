@@ -646,27 +646,7 @@ export class ShoalModel {
   #request(d: Download, call: ChunkCall): Req {
     const { q, p, latMs } = this.w
     const { peer, index } = call
-    const key = `${peer}/${index}`
-    const req: Req = {
-      d,
-      call,
-      key,
-      flow: undefined,
-      sentAt: q.now,
-      release: undefined,
-      cancelWait: undefined,
-      aborted: false,
-      meterStart: undefined,
-      progressedAt: -1,
-      listed: false,
-      offer: undefined,
-      sender: undefined,
-      abort: () => {
-        if (d.reqs.get(key) === req) d.reqs.delete(key)
-        this.#cut(req)
-      },
-    }
-    d.reqs.set(key, req)
+    const req = this.#newReq(d, call, undefined)
     q.after(latMs, () => {
       if (req.aborted) return
       const reply = (answer: ChunkAnswer) => q.after(latMs, () => this.#settle(req, answer))
@@ -838,7 +818,7 @@ export class ShoalModel {
       if (od !== undefined && (od.done || od.session?.ended === true)) reply = { answer: 'have', index: offer.index }
       else if (od?.session !== undefined) {
         reply = od.session.offered(a.id, offer.index, (call) => {
-          req = this.#offerReq(od, call, a)
+          req = this.#newReq(od, call, a)
           return req
         })
       }
@@ -854,8 +834,11 @@ export class ShoalModel {
     })
   }
 
-  /** An offer the receiver took: in flight as a request is, sent in the slot the sender kept for it. */
-  #offerReq(d: Download, call: ChunkCall, sender: AgentNode): Req {
+  /**
+   * A request in flight for `d`, registered under its key: a pull, or (with `sender`) an offer the receiver took, sent
+   * in the slot the sender kept for it.
+   */
+  #newReq(d: Download, call: ChunkCall, sender: AgentNode | undefined): Req {
     const key = `${call.peer}/${call.index}`
     const req: Req = {
       d,
