@@ -2,36 +2,22 @@ import { describe, expect, it } from 'vitest'
 import { scenarioBound } from '../../../bench/fleet/bound.ts'
 import { counters, simulate } from '../../../bench/sim/run.ts'
 import type { SimParams } from '../../../bench/sim/world.ts'
+import { smallWorld } from './params.ts'
 
 const MIB = 1024 * 1024
 
 function params(over: Partial<SimParams> = {}): SimParams {
-  return {
-    nodes: 4,
+  return smallWorld({
     links: { originUp: 40, cacheUp: 100, cacheDown: 100, seederUp: 200, seederDown: 200, nodeUp: 40, nodeDown: 40 },
     blobBytes: [8 * MIB],
     manifestBytes: 1000,
-    chunkBytes: 1 * MIB,
-    rttMs: 2,
-    wireEfficiency: 1,
-    uploadSlots: 3,
     seederUploadSlots: 3,
-    slotWaitMs: 300,
-    sendBufferBytes: 0,
-    lookupPeriodMs: 1000,
-    lookupLatencyMs: 10,
-    lookupResults: 20,
-    dhtReplication: 20,
-    provideLatencyMs: 10,
     maxPeers: 0,
-    hints: 16,
     stallTimeoutMs: 15_000,
     chunkDeadlineMs: 10_000,
-    originControlBytesPerNode: 0,
     seed: 7,
-    limitMs: 600_000,
     ...over,
-  }
+  })
 }
 
 function imageBytes(p: SimParams): number {
