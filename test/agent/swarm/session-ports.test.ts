@@ -2,9 +2,10 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { ProviderLookups } from '../../../agent/swarm/lookups.ts'
-import { SwarmHolders } from '../../../agent/swarm/session-ports.ts'
+import { type FoundProvider, ProviderLookups } from '../../../agent/swarm/lookups.ts'
+import { FIRST_LOOKUP_BACKOFF_MS, MAX_LOOKUP_INTERVAL_MS, SwarmHolders } from '../../../agent/swarm/session-ports.ts'
 import { sessionSite } from '../../../agent/swarm/swarm.ts'
+import { Bitfield } from '../../../shared/chunks/index.ts'
 import { digestOf } from '../../../shared/oci/digest.ts'
 import type { P2PNode } from '../../../shared/p2p/index.ts'
 import type { ChunkClient } from '../../../shared/swarm/protocol/index.ts'
@@ -26,11 +27,14 @@ describe('SwarmHolders rediscovery', () => {
     const seeder = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
     const clock = { t: 1_000_000 }
     let queries = 0
+    /** What every DHT query finds (nothing unless the test adds providers); each query counted. */
+    const answer: FoundProvider[] = []
     const lookups = new ProviderLookups({
-      // A DHT query that finds nothing and ends at once; each one counted.
       find: () => {
         queries++
-        return (async function* () {})()
+        return (async function* () {
+          yield* [...answer]
+        })()
       },
       timeoutMs: 1000,
       cacheMs: 0,
@@ -40,10 +44,26 @@ describe('SwarmHolders rediscovery', () => {
       id: seeder.toString(),
       addr: multiaddr(`/ip4/10.0.0.1/tcp/4001/p2p/${seeder.toString()}`),
     }))
+    // The seeder's `have` long poll never answers; a provider answers its first one (it holds nothing yet), then
+    // holds the next open until the test makes it fail (`lose`), which ends its loop: the tracker reports it gone.
+    const lost = new Set<string>()
+    const asked = new Set<string>()
+    const pending = new Map<string, (err: Error) => void>()
+    const getHave = (peer: { toString(): string }) => {
+      const id = peer.toString()
+      if (lost.has(id)) return Promise.reject(new Error('connection reset'))
+      if (id === seeder.toString()) return new Promise(() => {})
+      if (asked.has(id)) return new Promise((_resolve, reject) => pending.set(id, reject))
+      asked.add(id)
+      return Promise.resolve({ ...geometry, bitfield: new Bitfield(4), complete: false })
+    }
+    const lose = (id: string): void => {
+      lost.add(id)
+      pending.get(id)?.(new Error('connection reset'))
+    }
     const h = new SwarmHolders({
       node: { peerId: self } as unknown as P2PNode,
-      // The seeder's `have` long poll never answers here: only the lookups are looked at.
-      client: { getHave: () => new Promise(() => {}) } as unknown as ChunkClient,
+      client: { getHave } as unknown as ChunkClient,
       digest,
       geometry,
       seeders: seederRefs,
@@ -63,7 +83,12 @@ describe('SwarmHolders rediscovery', () => {
       }
       return queries
     }
-    return { discover }
+    const provider = async (): Promise<string> => {
+      const id = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
+      answer.push({ id, multiaddrs: [] })
+      return id.toString()
+    }
+    return { discover, provider, lose, queries: () => queries }
   }
 
   it('in a site, following a seeder, looks the blob up in the DHT SITE_LOOKUP_MS apart', async () => {
@@ -72,14 +97,46 @@ describe('SwarmHolders rediscovery', () => {
     expect(await discover(seconds)).toBe(3)
   })
 
-  it('looks the blob up at every rediscovery without a site, or in a site with no seeder', async () => {
+  it('without a site, or in a site with no seeder, backs off while lookups find nobody new: 2 s, then 4 s apart', async () => {
+    expect([FIRST_LOOKUP_BACKOFF_MS, MAX_LOOKUP_INTERVAL_MS]).toEqual([2000, 4000])
     for (const [site, seeders] of [
       [undefined, 1],
       ['store-1', 0],
     ] as const) {
       const { discover } = await holders(site, seeders)
-      expect(await discover(10)).toBe(10)
+      // Seconds 0, 2, 6, 10, 14 and 18 of 20.
+      expect(await discover(20)).toBe(6)
     }
+  })
+
+  it('looks every second while lookups bring new holders, and at once again after one brings a new holder', async () => {
+    const { discover, provider, queries } = await holders(undefined, 1)
+    await provider()
+    await discover(1) // second 0: a new holder
+    await provider()
+    await discover(1) // second 1: another
+    expect(queries()).toBe(2)
+    await discover(1) // second 2: nobody new from here
+    expect(queries()).toBe(3)
+    await discover(4) // seconds 3..6: the next lookup at second 4, then at 8
+    expect(queries()).toBe(4)
+    await provider()
+    await discover(2) // seconds 7, 8: the lookup at 8 finds the new one
+    expect(queries()).toBe(5)
+    await discover(1) // second 9: so it looks again at once
+    expect(queries()).toBe(6)
+  })
+
+  it('looks again at the next rediscovery once a followed holder is lost', async () => {
+    const { discover, provider, lose, queries } = await holders(undefined, 1)
+    const id = await provider()
+    await discover(2) // seconds 0 (a new holder) and 1 (nobody new: the next lookup at second 3)
+    expect(queries()).toBe(2)
+    lose(id)
+    // Its loop gives up after three failed asks (a quarter and half a second apart, real time).
+    await new Promise((r) => setTimeout(r, 1500))
+    await discover(1) // second 2: within the backoff, but a holder was lost
+    expect(queries()).toBe(3)
   })
 })
 
