@@ -136,10 +136,13 @@ export class SwarmHolders implements HolderSource {
     const self = node.peerId.toString()
     const now = this.#now()
     const siteRule = this.#i.site !== undefined && seeders.length > 0
+    // A site with no seeder: its members meet only through the DHT, and until they do each fetches from outside
+    // alone (WAN bytes), so its lookups stay every second.
+    const backOff = this.#i.site === undefined
     if (siteRule) {
       if (now - this.#lookedUpAt < SITE_LOOKUP_MS) return
       this.#lookedUpAt = now
-    } else {
+    } else if (backOff) {
       if (now < this.#nextLookupAt) return
       // Pushed back at once, so the ticks while this lookup runs start no other; set again from its outcome.
       this.#nextLookupAt = now + MAX_LOOKUP_INTERVAL_MS
@@ -159,7 +162,7 @@ export class SwarmHolders implements HolderSource {
         { signal },
       )
       .catch(() => {})
-    if (siteRule) return
+    if (!backOff) return
     // Nobody new (every provider followed already, or no room to follow more): look less often, up to the cap.
     this.#lookupGapMs =
       fresh > 0 ? 0 : Math.min(MAX_LOOKUP_INTERVAL_MS, Math.max(FIRST_LOOKUP_BACKOFF_MS, 2 * this.#lookupGapMs))

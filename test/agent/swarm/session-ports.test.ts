@@ -97,16 +97,18 @@ describe('SwarmHolders rediscovery', () => {
     expect(await discover(seconds)).toBe(3)
   })
 
-  it('without a site, or in a site with no seeder, backs off while lookups find nobody new: 2 s, then 4 s apart', async () => {
+  it('without a site, with or without a seeder, backs off while lookups find nobody new: 2 s, then 4 s apart', async () => {
     expect([FIRST_LOOKUP_BACKOFF_MS, MAX_LOOKUP_INTERVAL_MS]).toEqual([2000, 4000])
-    for (const [site, seeders] of [
-      [undefined, 1],
-      ['store-1', 0],
-    ] as const) {
-      const { discover } = await holders(site, seeders)
+    for (const seeders of [1, 0]) {
+      const { discover } = await holders(undefined, seeders)
       // Seconds 0, 2, 6, 10, 14 and 18 of 20.
       expect(await discover(20)).toBe(6)
     }
+  })
+
+  it('in a site with no seeder, looks every second: its members meet only through the DHT', async () => {
+    const { discover } = await holders('store-1', 0)
+    expect(await discover(10)).toBe(10)
   })
 
   it('looks every second while lookups bring new holders, and at once again after one brings a new holder', async () => {
