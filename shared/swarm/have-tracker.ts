@@ -3,7 +3,7 @@ import type { PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { Bitfield, type ChunkGeometry } from '../chunks/index.ts'
 import type { Digest } from '../oci/index.ts'
-import { type ChunkClient, MAX_HAVE_WAIT_MS, type PeerTarget } from './protocol/index.ts'
+import type { ChunkClient, PeerTarget } from './protocol/index.ts'
 import type { PeerKind } from './scheduler/index.ts'
 import { sameSite, SITE_OUTSIDE_HAVE_MS } from './sites.ts'
 
@@ -35,14 +35,8 @@ export interface HaveTrackerInit {
  */
 export const MAX_TRACKED_PEERS = 40
 
-/**
- * How long a peer may hold a `have` long poll open before answering unchanged: as long as a server holds one
- * (MAX_HAVE_WAIT_MS; older releases too). A change is answered at once whatever this is; an unchanged answer only
- * starts the next poll, a stream each way. Each node follows every holder of every blob under way, so at 5 s these
- * were most of a rollout's `have` streams (a 16-node thin-link rollout of ~230 s: ~46 unchanged answers per
- * follower, holder and blob against 8 changes).
- */
-export const HAVE_WAIT_MS = MAX_HAVE_WAIT_MS
+/** How long a peer may hold a `have` long poll open before answering unchanged. */
+export const HAVE_WAIT_MS = 5000
 /** A peer that holds nothing yet is asked again after this long. */
 export const EMPTY_RETRY_MS = 250
 const MAX_FAILURES = 3
