@@ -221,6 +221,98 @@ describe('pullBlob', () => {
     expectBytes(await committed(store, partial, blob.digest), blob.bytes)
   })
 
+  /**
+   * A store whose partials hold each append's completion until the test lets it go (`release`), and record when each
+   * append was asked for; `fail` makes the append of that index reject.
+   */
+  function gatedStore(hashing: WorkerHashPool, fail?: number) {
+    const store = new MemoryContentStore({ hashing })
+    const gates: PromiseWithResolvers<void>[] = []
+    let asked = 0
+    const openPartial = store.openPartial.bind(store)
+    store.openPartial = async (...args: Parameters<MemoryContentStore['openPartial']>) => {
+      const partial = await openPartial(...args)
+      const append = partial.append.bind(partial)
+      partial.append = (pieces, opts) => {
+        const index = asked++
+        const gate = Promise.withResolvers<void>()
+        gates.push(gate)
+        const landed = append(pieces, opts)
+        return gate.promise.then(() => (index === fail ? Promise.reject(new Error('disk on fire')) : landed))
+      }
+      return partial
+    }
+    return {
+      store,
+      get asked() {
+        return asked
+      },
+      release: (i: number) => gates[i]?.resolve(),
+      releaseAll: () => gates.forEach((g) => g.resolve()),
+    }
+  }
+
+  /** Resolves once `check` holds, polling (the pull runs on its own). */
+  async function until(check: () => boolean): Promise<void> {
+    for (let i = 0; i < 500 && !check(); i++) await delay(2)
+    expect(check()).toBe(true)
+  }
+
+  it('with moveBytes, the next batch is read while the last one is written, one append in flight at most', async () => {
+    const blob = blobOf(512 * KiB, 16)
+    const o = await origin(blob, (_n, req, res, bytes) => honest(req, res, bytes))
+    const hashing = new WorkerHashPool({ threads: 1 })
+    open.push(() => hashing.stop())
+    const g = gatedStore(hashing)
+    const landed: number[] = []
+    let end = 0
+    const pulled = pullBlob(
+      options(o, blob.digest, g.store, {
+        batchBytes: 64 * KiB,
+        moveBytes: true,
+        onProgress: (p) => {
+          // Reported in blob order, each batch once.
+          expect(p.offset).toBe(end)
+          end += p.length
+          landed.push(p.offset)
+        },
+      }),
+    )
+    // The first append has not landed, and the second batch is already on its way to the partial.
+    await until(() => g.asked === 2)
+    await delay(20)
+    // But no third: the pull waits for the first before it gathers more.
+    expect(g.asked).toBe(2)
+    expect(landed).toEqual([])
+    g.release(0)
+    await until(() => g.asked === 3)
+    expect(landed).toEqual([0])
+    g.releaseAll()
+    const timer = setInterval(g.releaseAll, 1)
+    const partial = await pulled.finally(() => clearInterval(timer))
+    expect(end).toBe(512 * KiB)
+    expectBytes(await committed(g.store, partial, blob.digest), blob.bytes)
+  })
+
+  it('with moveBytes, an append that fails while the next batch is read fails the pull, reporting nothing past it', async () => {
+    const blob = blobOf(512 * KiB, 17)
+    const o = await origin(blob, (_n, req, res, bytes) => honest(req, res, bytes))
+    const hashing = new WorkerHashPool({ threads: 1 })
+    open.push(() => hashing.stop())
+    const g = gatedStore(hashing, 1)
+    const landed: number[] = []
+    const pulled = pullBlob(
+      options(o, blob.digest, g.store, {
+        batchBytes: 64 * KiB,
+        moveBytes: true,
+        onProgress: (p) => void landed.push(p.offset),
+      }),
+    )
+    const timer = setInterval(g.releaseAll, 1)
+    await expect(pulled.finally(() => clearInterval(timer))).rejects.toThrow('disk on fire')
+    expect(landed).toEqual([0])
+  })
+
   it('with flushAtChunkEnds, a chunk is reported as soon as its last byte is on disk', async () => {
     const blob = blobOf(100 * KiB, 2)
     const o = await origin(blob, async (_n, req, res, bytes) => {
