@@ -70,8 +70,7 @@ export interface PullBlobOptions {
   readonly throttle?: (body: Readable) => Readable
   /**
    * The origin's pieces are given up to the partial at each append when the origin owns them (`bodyOwned`): their
-   * memory moves to the partial's hashing thread, and `onProgress` hears offsets and lengths, not bytes. The next batch
-   * is then gathered from the socket while the last one is written (one append in flight at most).
+   * memory moves to the partial's hashing thread, and `onProgress` hears offsets and lengths, not bytes.
    */
   readonly moveBytes?: boolean
   /**
@@ -86,10 +85,7 @@ export interface PullBlobOptions {
    * start over (the old one is discarded). Not called again for the same partial after a resume.
    */
   readonly onPartial?: (partial: PartialBlob, from: number) => void | Promise<void>
-  /**
-   * After each append lands, in order. Awaited before more is written (with `moveBytes`: before more is gathered; the
-   * batch after it may be written meanwhile); a throw ends the pull with that error.
-   */
+  /** After each append lands, in order. Awaited before more is written; a throw ends the pull with that error. */
   readonly onProgress?: (p: PullProgress) => void | Promise<void>
   /** Jitter source for retry pauses. */
   readonly random?: () => number
@@ -218,52 +214,30 @@ async function copyBody(
   const limit = o.batchBytes ?? PULL_BATCH_BYTES
   let batch: Uint8Array[] = []
   let batched = 0
-  // The end of the bytes on disk from this body, and of the bytes handed to appends (ahead while one is in flight).
+  // The end of the bytes on disk from this body.
   let written = start + skip
-  let queued = written
   // Set when the failure is ours (store, caller's hook, too many bytes), not the origin connection's.
   let fatal = false
-  // The last batch handed to the partial: its append, then its onProgress, after every earlier batch's.
-  let tail: Promise<void> = Promise.resolve()
-  // With `move`, the next batch is gathered while the last one is written (the socket is read on instead of waiting
-  // for the file write); the partial's append queue keeps them in order. At most one append is in flight.
-  const overlap = move
-  const startFlush = (): Promise<void> => {
-    if (batched === 0) return tail
+  const flush = async (): Promise<void> => {
+    if (batched === 0) return
     // The pieces go to disk as they are, in one gathered write: no copy to join them.
     const pieces = batch
     const length = batched
     batch = []
     batched = 0
-    const offset = queued
-    queued += length
-    const before = tail
-    const appended = partial.append(
-      pieces,
-      signal === undefined ? { at: offset, transfer: move } : { at: offset, signal, transfer: move },
-    )
-    // Its failure is seen below, once the batch before it is done; until then it must not count as unhandled.
-    appended.catch(() => {})
-    tail = (async () => {
-      try {
-        await before
-        await appended
-        written = offset + length
-        await o.onProgress?.(progress(partial, offset, pieces, length))
-        if (free) for (const piece of pieces) freePiece(piece)
-      } catch (err) {
-        fatal = true
-        throw err
-      }
-    })()
-    // Awaited by whoever comes next; a failure is seen there.
-    tail.catch(() => {})
-    return tail
-  }
-  const flush = async (): Promise<void> => {
-    const previous = tail
-    const current = startFlush()
-    await (overlap && current !== previous ? previous : current)
+    const offset = written
+    try {
+      await partial.append(
+        pieces,
+        signal === undefined ? { at: offset, transfer: move } : { at: offset, signal, transfer: move },
+      )
+      written += length
+      await o.onProgress?.(progress(partial, offset, pieces, length))
+      if (free) for (const piece of pieces) freePiece(piece)
+    } catch (err) {
+      fatal = true
+      throw err
+    }
   }
   const onAbort = (): void => {
     body.destroy(signal?.reason as Error)
@@ -278,7 +252,7 @@ async function copyBody(
         b = b.subarray(n)
         if (b.byteLength === 0) continue
       }
-      const end = queued + batched + b.byteLength
+      const end = written + batched + b.byteLength
       if (end > partial.size) {
         fatal = true
         throw new DigestMismatchError(o.digest, `more than ${partial.size} bytes`)
@@ -292,17 +266,15 @@ async function copyBody(
           Math.floor(end / partial.chunkSize) > Math.floor((end - b.byteLength) / partial.chunkSize))
       if (batched >= limit || chunkEnded) await flush()
     }
-    await startFlush()
+    await flush()
     return { cut: undefined, end: written }
   } catch (err) {
     body.destroy()
-    // The batch in flight lands (or fails) before anything else is decided.
-    await tail.catch(() => {})
     if (signal?.aborted === true) throw signal.reason
     if (fatal) throw err
     // The origin broke off: what arrived before is kept (the digest check at commit still covers it), so the
     // resume asks only for the rest.
-    await startFlush()
+    await flush()
     return { cut: err, end: written }
   } finally {
     signal?.removeEventListener('abort', onAbort)
