@@ -80,6 +80,11 @@ export class StorePartial implements PartialBlob {
   #chase: Promise<void> = Promise.resolve()
   #hashError: unknown
   #actual: Digest | undefined
+  /**
+   * Set once the commit found every byte to match the digest: a follower's held last byte goes out then, while the
+   * commit makes the blob durable (the file's sync, its rename, the index record), which a client need not wait for.
+   */
+  #verified = false
   /** What the chase reads into: kept, and shared with the hashing threads when the pool has them (no copy). */
   #chaseBuffer: Uint8Array | undefined
   /**
@@ -207,7 +212,7 @@ export class StorePartial implements PartialBlob {
     const release = this.#file.acquire()
     let unsubscribe = (): void => {}
     // Until the commit has checked the whole-blob digest, the range's last byte stays back.
-    const held = (): boolean => opts.holdLastByte === true && this.#state !== 'committed'
+    const held = (): boolean => opts.holdLastByte === true && !this.#verified && this.#state !== 'committed'
     const stream = fileStream(
       this.#file.file,
       range,
@@ -327,6 +332,8 @@ export class StorePartial implements PartialBlob {
       await this.#discarded
       throw err
     }
+    this.#verified = true
+    this.#notify()
     await Promise.allSettled(this.#pending)
     await this.#checkpoint
     const info = await this.#host.commit(this, this.#file.file, mediaType)

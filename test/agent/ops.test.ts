@@ -1,6 +1,6 @@
 import Fastify from 'fastify'
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { createMetrics } from '../../shared/metrics/index.ts'
 import { opsRoutes, Readiness, RecentPulls } from '../../shared/ops/index.ts'
 import { type Rig, startRig } from './harness.ts'
@@ -108,9 +108,13 @@ describe('agent gauges and /status', () => {
       expect(r.statusCode).toBe(200)
       pulled += blob.size
     }
-    const after = (await get(`${rig.agent.metricsUrl}/metrics`)).text
+    // A client has its last byte once the digest matched, a moment before the commit ends the download.
+    const after = await vi.waitFor(async () => {
+      const text = (await get(`${rig!.agent.metricsUrl}/metrics`)).text
+      expect(sample(text, 'shoal_blobs_in_flight')).toBe(0)
+      return text
+    })
     expect(sample(after, 'shoal_cache_bytes')).toBe(pulled)
-    expect(sample(after, 'shoal_blobs_in_flight')).toBe(0)
     expect(sample(after, 'shoal_peers_connected')).toBe(0)
   })
 
@@ -119,7 +123,12 @@ describe('agent gauges and /status', () => {
     await (await request(`${rig.agent.url}/v2/demo/app/manifests/v1`)).body.arrayBuffer()
     const blob = rig.image.blobs[0]!
     await (await request(`${rig.agent.url}/v2/demo/app/blobs/${blob.digest}`)).body.arrayBuffer()
-    const text = (await get(`${rig.agent.metricsUrl}/status`)).text
+    // The pull is listed once its download ends, a moment after the client has its last byte.
+    const text = await vi.waitFor(async () => {
+      const t = (await get(`${rig!.agent.metricsUrl}/status`)).text
+      expect((JSON.parse(t) as { recent: unknown[] }).recent).toHaveLength(1)
+      return t
+    })
     const status = JSON.parse(text) as { recent: { digest: string; size: number; via: string; ok: boolean }[] }
     expect(status.recent).toEqual([
       expect.objectContaining({ digest: blob.digest, size: blob.size, via: 'origin', ok: true }),

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { request } from 'undici'
-import { afterEach } from 'vitest'
+import { afterEach, expect, vi } from 'vitest'
 import { loadAgentConfig } from '../../agent/config.ts'
 import { type RunningAgent, startAgent } from '../../agent/main.ts'
 import { createLogger } from '../../shared/log/index.ts'
@@ -94,6 +94,17 @@ export async function readAll(
     bytes += (b as Buffer).byteLength
   }
   return { status: res.statusCode, digest: `sha256:${h.digest('hex')}`, bytes, firstByteAt }
+}
+
+/**
+ * Resolves once the agent has no download in flight. A client has its last byte as soon as the blob's digest matched,
+ * a moment before the commit has made the blob durable and ended its download.
+ */
+export async function downloadsSettled(agent: RunningAgent): Promise<void> {
+  await vi.waitFor(async () => {
+    const text = await (await request(`${agent.url}/metrics`)).body.text()
+    expect(/^shoal_blobs_in_flight (\d+)$/m.exec(text)?.[1]).toBe('0')
+  })
 }
 
 export async function blobHits(agent: RunningAgent): Promise<number> {

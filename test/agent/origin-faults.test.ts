@@ -1,7 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { request } from 'undici'
 import { describe, expect, it, vi } from 'vitest'
-import { agentFor, blobHits, cleanup, fakeOrigin, readAll, serveBlob, sha256 } from './origin-faults-harness.ts'
+import {
+  agentFor,
+  blobHits,
+  cleanup,
+  downloadsSettled,
+  fakeOrigin,
+  readAll,
+  serveBlob,
+  sha256,
+} from './origin-faults-harness.ts'
 
 describe('agent against a faulty origin', () => {
   it('aborts a blob response whose bytes fail their digest and caches nothing', async () => {
@@ -168,6 +177,7 @@ describe('agent against an origin that fails and recovers', () => {
     expect(from).toBeGreaterThan(0)
     expect(from).toBeLessThanOrEqual(2 * 1024 * 1024 + 12345)
     // Cached whole: the next client is served from disk.
+    await downloadsSettled(agent)
     const before = await blobHits(agent)
     expect(await readAll(`${agent.url}/v2/x/blobs/${digest}`)).toMatchObject({ status: 200, digest })
     expect((await blobHits(agent)) - before).toBe(1)

@@ -4,7 +4,7 @@
  * live two seconds, so a record nobody re-provides is gone within about 2.5 s while one that is re-provided stays.
  */
 import { request } from 'undici'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { RunningAgent } from '../../agent/main.ts'
 import type { Digest } from '../../shared/oci/index.ts'
 import { blobCid } from '../../shared/p2p/index.ts'
@@ -77,8 +77,11 @@ describe('provider records follow what an agent holds', () => {
     expect(both).toContain(keeping.peerId)
 
     await pull(evicting, second!.digest)
-    const status = (await (await request(`${evicting.url}/status`)).body.json()) as { cache: { blobs: number } }
-    expect(status.cache.blobs).toBe(1)
+    // Committed (and the first layer evicted) a moment after the client has its last byte.
+    await vi.waitFor(async () => {
+      const status = (await (await request(`${evicting.url}/status`)).body.json()) as { cache: { blobs: number } }
+      expect(status.cache.blobs).toBe(1)
+    })
     const evictedAt = Date.now()
 
     const after = await until(f, digest, (ids) => !ids.has(evicting.peerId!))

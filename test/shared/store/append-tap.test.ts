@@ -148,6 +148,31 @@ describe.each([
     expect(reads.bytes).toBeLessThan(64 * KiB)
   })
 
+  it('sends the held last byte once the digest matched, without waiting for the commit to make the blob durable', async () => {
+    const s = await store(hashing)
+    const blob = blobOf(4 * MiB + 5, 10)
+    const partial = await s.openPartial(blob.digest, { size: blob.bytes.byteLength, chunkSize: MiB })
+    const c = await client(partial)
+    await appendGivenUp(partial, blob.bytes)
+    await expect.poll(() => c.received()).toBe(blob.bytes.byteLength - 1)
+    // The commit's sync of the file hangs (a slow disk); the digest was checked before it.
+    const synced = Promise.withResolvers<void>()
+    const syncing = Promise.withResolvers<void>()
+    const datasync = FileHandleFile.prototype.datasync
+    vi.spyOn(FileHandleFile.prototype, 'datasync').mockImplementation(async function (this: FileHandleFile) {
+      syncing.resolve()
+      await synced.promise
+      return datasync.call(this)
+    })
+    const committed = partial.commit()
+    await syncing.promise
+    expectBytes(await c.body, blob.bytes)
+    expect(await s.stat(blob.digest)).toBeUndefined()
+    synced.resolve()
+    await committed
+    expect(await s.stat(blob.digest)).toMatchObject({ size: blob.bytes.byteLength })
+  })
+
   it('aborts the response before its last byte when the bytes fail the digest', async () => {
     const s = await store(hashing)
     const size = 4 * MiB
