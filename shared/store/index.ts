@@ -144,9 +144,10 @@ export interface PartialBlob {
   /**
    * Streams `range` (default: the whole blob), waiting for bytes to land; ends at range end, even across
    * commit. Errors with PartialStateError if the partial is discarded or closed first.
-   * `holdLastByte`: the range's last byte comes only once the partial is committed. A client that has every byte
-   * of a Content-Length response takes it as complete, so bytes not yet proven by the whole-blob digest must be
-   * able to end in an error (a failed digest discards the partial) before their last byte, never after.
+   * `holdLastByte`: the range's last byte comes only once the commit has checked the whole-blob digest (not once
+   * the blob is durable; a commit that fails after the check holds it again). A client that has every byte of a
+   * Content-Length response takes it as complete, so bytes not yet proven by the whole-blob digest must be able to
+   * end in an error (a failed digest discards the partial) before their last byte, never after.
    */
   follow(range?: ByteRange, opts?: { signal?: AbortSignal; holdLastByte?: boolean }): Readable
   /** A written chunk's bytes (RangeNotWrittenError otherwise). */

@@ -273,9 +273,16 @@ export class StorePartial implements PartialBlob {
     this.#setState('committing')
     const committed = this.#commitNow(opts.mediaType, opts.signal).catch((err: unknown) => {
       if (this.#state === 'committing') {
-        // Not verified-and-wrong (that discards): e.g. aborted or an I/O error. The caller may retry.
+        // Not verified-and-wrong (that discards): e.g. aborted or an I/O error. The caller may retry. The bytes on
+        // disk are no longer known to be those hashed (a failed sync may have lost them): a later commit hashes
+        // them again, and followers' last bytes wait for it.
         this.#setState('open')
         this.#committed = undefined
+        if (this.#verified || this.#actual !== undefined) {
+          this.#verified = false
+          this.#actual = undefined
+          this.#resetHash()
+        }
       }
       throw err
     })

@@ -109,11 +109,14 @@ describe('agent gauges and /status', () => {
       pulled += blob.size
     }
     // A client has its last byte once the digest matched, a moment before the commit ends the download.
-    const after = await vi.waitFor(async () => {
-      const text = (await get(`${rig!.agent.metricsUrl}/metrics`)).text
-      expect(sample(text, 'shoal_blobs_in_flight')).toBe(0)
-      return text
-    })
+    const after = await vi.waitFor(
+      async () => {
+        const text = (await get(`${rig!.agent.metricsUrl}/metrics`)).text
+        expect(sample(text, 'shoal_blobs_in_flight')).toBe(0)
+        return text
+      },
+      { timeout: 10_000 },
+    )
     expect(sample(after, 'shoal_cache_bytes')).toBe(pulled)
     expect(sample(after, 'shoal_peers_connected')).toBe(0)
   })
@@ -124,11 +127,14 @@ describe('agent gauges and /status', () => {
     const blob = rig.image.blobs[0]!
     await (await request(`${rig.agent.url}/v2/demo/app/blobs/${blob.digest}`)).body.arrayBuffer()
     // The pull is listed once its download ends, a moment after the client has its last byte.
-    const text = await vi.waitFor(async () => {
-      const t = (await get(`${rig!.agent.metricsUrl}/status`)).text
-      expect((JSON.parse(t) as { recent: unknown[] }).recent).toHaveLength(1)
-      return t
-    })
+    const text = await vi.waitFor(
+      async () => {
+        const t = (await get(`${rig!.agent.metricsUrl}/status`)).text
+        expect((JSON.parse(t) as { recent: unknown[] }).recent).toHaveLength(1)
+        return t
+      },
+      { timeout: 10_000 },
+    )
     const status = JSON.parse(text) as { recent: { digest: string; size: number; via: string; ok: boolean }[] }
     expect(status.recent).toEqual([
       expect.objectContaining({ digest: blob.digest, size: blob.size, via: 'origin', ok: true }),

@@ -98,13 +98,16 @@ export async function readAll(
 
 /**
  * Resolves once the agent has no download in flight. A client has its last byte as soon as the blob's digest matched,
- * a moment before the commit has made the blob durable and ended its download.
+ * a moment before the commit has made the blob durable and ended its download (a loaded machine may stall a second).
  */
 export async function downloadsSettled(agent: RunningAgent): Promise<void> {
-  await vi.waitFor(async () => {
-    const text = await (await request(`${agent.url}/metrics`)).body.text()
-    expect(/^shoal_blobs_in_flight (\d+)$/m.exec(text)?.[1]).toBe('0')
-  })
+  await vi.waitFor(
+    async () => {
+      const text = await (await request(`${agent.url}/metrics`)).body.text()
+      expect(/^shoal_blobs_in_flight (\d+)$/m.exec(text)?.[1]).toBe('0')
+    },
+    { timeout: 10_000 },
+  )
 }
 
 export async function blobHits(agent: RunningAgent): Promise<number> {

@@ -182,12 +182,16 @@ describe("the DaemonSet's command lines on this machine, against a real containe
     await containerd.pull(`${origin.host}/team/app:v1`, { hostsDir: join(node, 'etc/containerd/certs.d') })
     const have = await containerd.contentDigests()
     for (const d of app.blobDigests) expect(have.has(d)).toBe(true)
-    const status = (await (await fetch('http://127.0.0.1:5001/status')).json()) as {
-      recent: { digest: string; ok: boolean }[]
-      peerList: { seeder: boolean }[]
-    }
-    // Every layer went through the agent (the mirror), and the agent found the seeder the manifests name.
-    for (const d of app.blobDigests) expect(status.recent.map((r) => r.digest)).toContain(d)
-    expect(status.peerList.some((p) => p.seeder)).toBe(true)
+    const readStatus = async () =>
+      (await (await fetch('http://127.0.0.1:5001/status')).json()) as {
+        recent: { digest: string; ok: boolean }[]
+        peerList: { seeder: boolean }[]
+      }
+    // Every layer went through the agent (the mirror), and the agent found the seeder the manifests name. A pull is
+    // listed once its blob is durable, a moment after the client has its last byte.
+    await expect
+      .poll(async () => (await readStatus()).recent.map((r) => r.digest))
+      .toEqual(expect.arrayContaining([...app.blobDigests]))
+    expect((await readStatus()).peerList.some((p) => p.seeder)).toBe(true)
   })
 })

@@ -78,10 +78,13 @@ describe('provider records follow what an agent holds', () => {
 
     await pull(evicting, second!.digest)
     // Committed (and the first layer evicted) a moment after the client has its last byte.
-    await vi.waitFor(async () => {
-      const status = (await (await request(`${evicting.url}/status`)).body.json()) as { cache: { blobs: number } }
-      expect(status.cache.blobs).toBe(1)
-    })
+    await vi.waitFor(
+      async () => {
+        const status = (await (await request(`${evicting.url}/status`)).body.json()) as { cache: { blobs: number } }
+        expect(status.cache.blobs).toBe(1)
+      },
+      { timeout: 10_000 },
+    )
     const evictedAt = Date.now()
 
     const after = await until(f, digest, (ids) => !ids.has(evicting.peerId!))

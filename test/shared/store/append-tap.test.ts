@@ -173,6 +173,28 @@ describe.each([
     expect(await s.stat(blob.digest)).toMatchObject({ size: blob.bytes.byteLength })
   })
 
+  it('after a commit that failed past the digest check, holds the last byte again and hashes the bytes on disk anew', async () => {
+    const s = await store(hashing)
+    const blob = blobOf(4 * MiB + 5, 11)
+    const partial = await s.openPartial(blob.digest, { size: blob.bytes.byteLength, chunkSize: MiB })
+    await appendGivenUp(partial, blob.bytes)
+    const reads = countReads()
+    // The file's sync fails once (an I/O error): the digest matched, the blob is not durable.
+    vi.spyOn(FileHandleFile.prototype, 'datasync').mockRejectedValueOnce(
+      Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }),
+    )
+    await expect(partial.commit()).rejects.toThrow('EIO')
+    expect(await s.stat(blob.digest)).toBeUndefined()
+    const c = await client(partial)
+    await expect.poll(() => c.received()).toBe(blob.bytes.byteLength - 1)
+    await new Promise((r) => setTimeout(r, 50))
+    expect(c.received()).toBe(blob.bytes.byteLength - 1)
+    await partial.commit()
+    expectBytes(await c.body, blob.bytes)
+    expect(reads.bytes).toBeGreaterThanOrEqual(blob.bytes.byteLength)
+    expect(await s.stat(blob.digest)).toMatchObject({ size: blob.bytes.byteLength })
+  })
+
   it('aborts the response before its last byte when the bytes fail the digest', async () => {
     const s = await store(hashing)
     const size = 4 * MiB
