@@ -967,11 +967,15 @@ export class ShoalModel {
     const s = this.#seed[d.blob.index]!
     const toSeeder = d.seederWatching
     const site = this.#siteName(d.node)
-    const near: Download[] = []
-    for (const w of watchers) {
-      const ws = this.#siteName(w.node)
-      if (ws === undefined || ws === site) near.push(w)
-      else this.#outsideHave(w, d, indexes)
+    // In a flat swarm (no site known) every watcher is near.
+    let near = watchers
+    if (this.w.p.sites?.aware === true) {
+      near = []
+      for (const w of watchers) {
+        const ws = this.#siteName(w.node)
+        if (ws === undefined || ws === site) near.push(w)
+        else this.#outsideHave(w, d, indexes)
+      }
     }
     const offering = this.#offering
     this.w.q.after(this.w.latMs, () => {
