@@ -141,9 +141,26 @@ export class FlowNet {
   #levelOf(l: Link): number {
     if (l.capacity === Number.POSITIVE_INFINITY || l.flows.size === 0) return Number.POSITIVE_INFINITY
     if (this.#lims.length < l.flows.size) this.#lims = new Float64Array(2 * l.flows.size)
-    let n = 0
-    for (const f of l.flows) this.#lims[n++] = otherLevel(f, l)
-    const lims = this.#lims.subarray(0, n).sort()
+    let lims = this.#lims
+    const n = l.flows.size
+    if (n <= SMALL_LINK_FLOWS) {
+      // Most links carry a handful of flows: sorted as they come, in place (the typed array's own sort would
+      // give the same order, as levels are positive or Infinity, never NaN).
+      let k = 0
+      for (const f of l.flows) {
+        const v = otherLevel(f, l)
+        let j = k++
+        while (j > 0 && lims[j - 1]! > v) {
+          lims[j] = lims[j - 1]!
+          j--
+        }
+        lims[j] = v
+      }
+    } else {
+      let k = 0
+      for (const f of l.flows) lims[k++] = otherLevel(f, l)
+      lims = lims.subarray(0, n).sort()
+    }
     let rem = l.capacity
     let k = n
     for (let i = 0; i < n; i++) {
@@ -226,6 +243,9 @@ export class FlowNet {
     f.onDone()
   }
 }
+
+/** Up to this many flows on a link, #levelOf sorts their limits by insertion. */
+const SMALL_LINK_FLOWS = 32
 
 /** What a flow can get at its links other than `l`. */
 function otherLevel(f: Flow, l: Link): number {

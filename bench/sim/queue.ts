@@ -19,11 +19,56 @@ export class Timer {
   }
 }
 
+/** Delays that get a lane of their own (EventQueue.after); others go to the heap. */
+const MAX_LANES = 16
+
 /**
- * The simulator's clock: a heap of events ordered by time, then by the order they were scheduled, so
- * events at the same instant run first-in first-out and a run is replayable. Time is virtual (milliseconds);
- * nothing here waits on the wall clock. Timers live in a second heap under the same order: setting one takes the
- * next sequence number, as scheduling an event does, so it runs exactly where a fresh event would have.
+ * Events scheduled `delayMs` after now, for one fixed delay. Now only grows and each event takes the next sequence
+ * number, so each lands at or after the one appended before it with a larger sequence number: the lane is in
+ * (time, sequence) order just by appending, and taking its first entry is all a pop costs.
+ */
+class Lane {
+  readonly delayMs: number
+  readonly at: number[] = []
+  readonly ord: number[] = []
+  readonly fn: ((() => void) | undefined)[] = []
+  head = 0
+
+  constructor(delayMs: number) {
+    this.delayMs = delayMs
+  }
+
+  get size(): number {
+    return this.at.length - this.head
+  }
+
+  shift(): () => void {
+    const i = this.head
+    const fn = this.fn[i]!
+    this.fn[i] = undefined
+    if (++this.head === this.at.length) {
+      this.at.length = 0
+      this.ord.length = 0
+      this.fn.length = 0
+      this.head = 0
+    } else if (this.head >= 4096 && 2 * this.head >= this.at.length) {
+      this.at.splice(0, this.head)
+      this.ord.splice(0, this.head)
+      this.fn.splice(0, this.head)
+      this.head = 0
+    }
+    return fn
+  }
+}
+
+/**
+ * The simulator's clock: events ordered by time, then by the order they were scheduled, so events at the same
+ * instant run first-in first-out and a run is replayable. Time is virtual (milliseconds); nothing here waits on
+ * the wall clock. Most events come a fixed delay after now (a scheduling pass at once, a message one link latency
+ * later, a `busy` pause): each such delay has a lane that is already in order (Lane), and only the rest go to a
+ * heap, so the event that runs next is the first of a lane head, the heap's top and the timers' top. Timers live
+ * in a second heap under the same order: setting one takes the next sequence number, as scheduling an event
+ * does, so it runs exactly where a fresh event would have.
  */
 export class EventQueue {
   #now = 0
@@ -33,6 +78,7 @@ export class EventQueue {
   readonly #ord: number[] = []
   readonly #fn: (() => void)[] = []
   readonly #timers: Timer[] = []
+  readonly #lanes: Lane[] = []
 
   get now(): number {
     return this.#now
@@ -40,7 +86,9 @@ export class EventQueue {
 
   /** Events and timers pending. */
   get size(): number {
-    return this.#at.length + this.#timers.length
+    let n = this.#at.length + this.#timers.length
+    for (const l of this.#lanes) n += l.size
+    return n
   }
 
   /** Events run so far. */
@@ -55,7 +103,22 @@ export class EventQueue {
   }
 
   after(delayMs: number, fn: () => void): void {
-    this.at(this.#now + delayMs, fn)
+    if (!(delayMs >= 0)) return this.at(this.#now + delayMs, fn)
+    const lane = this.#lane(delayMs)
+    if (lane === undefined) return this.at(this.#now + delayMs, fn)
+    lane.at.push(this.#now + delayMs)
+    lane.ord.push(this.#seq++)
+    lane.fn.push(fn)
+  }
+
+  /** The lane for `delayMs`, made on first use while there is room for one more. */
+  #lane(delayMs: number): Lane | undefined {
+    const lanes = this.#lanes
+    for (let i = 0; i < lanes.length; i++) if (lanes[i]!.delayMs === delayMs) return lanes[i]
+    if (lanes.length >= MAX_LANES) return undefined
+    const lane = new Lane(delayMs)
+    lanes.push(lane)
+    return lane
   }
 
   /** A timer that runs `fn` when set and due; not scheduled yet. */
@@ -96,16 +159,43 @@ export class EventQueue {
     const end = opts.endMs ?? Number.POSITIVE_INFINITY
     const until = opts.until
     const timers = this.#timers
+    const lanes = this.#lanes
     for (;;) {
-      const hasEvent = this.#at.length > 0
+      // The first of the heap's top, the timers' top and every lane's head: -2 = none, -1 = heap or timer.
+      let from = -2
+      let at = Number.POSITIVE_INFINITY
+      let ord = Number.POSITIVE_INFINITY
+      if (this.#at.length > 0) {
+        from = -1
+        at = this.#at[0]!
+        ord = this.#ord[0]!
+      }
       const t = timers.length > 0 ? timers[0]! : undefined
-      if (!hasEvent && t === undefined) break
-      const timerFirst =
-        t !== undefined && (!hasEvent || t.at < this.#at[0]! || (t.at === this.#at[0]! && t.ord < this.#ord[0]!))
-      if ((timerFirst ? t.at : this.#at[0]!) > end) break
+      const timerFirst = t !== undefined && (t.at < at || (t.at === at && t.ord < ord))
+      if (timerFirst) {
+        from = -1
+        at = t.at
+        ord = t.ord
+      }
+      for (let i = 0; i < lanes.length; i++) {
+        const l = lanes[i]!
+        const h = l.head
+        if (h === l.at.length) continue
+        const la = l.at[h]!
+        if (la < at || (la === at && l.ord[h]! < ord)) {
+          from = i
+          at = la
+          ord = l.ord[h]!
+        }
+      }
+      if (from === -2) break
+      if (at > end) break
       if (until?.() === true) break
       this.#ran++
-      if (timerFirst) {
+      if (from >= 0) {
+        this.#now = at
+        lanes[from]!.shift()()
+      } else if (timerFirst) {
         this.#now = t.at
         this.clear(t)
         t.fn()

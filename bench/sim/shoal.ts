@@ -58,6 +58,11 @@ interface Req extends ChunkFetch {
   progressedAt: number
   /** In its download's `flowing` list. */
   listed: boolean
+  /**
+   * `d.reqs` holds it under its key (what `d.reqs.get(key) === req` says, kept as a field: the byte poll asks it of
+   * every request being sent on every scheduling pass).
+   */
+  registered: boolean
   /** An offer the receiver took (`--offers`), with its sender: the chunk flows without a request. */
   offer: Offer | undefined
   sender: AgentNode | undefined
@@ -194,6 +199,8 @@ export class ShoalModel {
   readonly #clock: SessionClock
   /** The seeder's uplink as it measures it (its upload slots), shared by its blobs' planners. */
   readonly meter: SendMeter
+  /** Some agent offers its chunks (`--offers`). */
+  readonly #offering: boolean
   #fallbacks = 0
   #seederServed = 0
   #nodesDone = 0
@@ -227,6 +234,7 @@ export class ShoalModel {
         })
       }
     }
+    this.#offering = this.agents.some((a) => a.planner !== undefined)
     this.meter = new SendMeter(p.seederUploadSlots)
     for (const a of this.agents) this.#byId.set(a.id, a)
     this.#seed = w.blobs.map((blob) => ({
@@ -631,7 +639,7 @@ export class ShoalModel {
     let kept = 0
     for (let i = 0; i < list.length; i++) {
       const req = list[i]!
-      if (req.flow === undefined || d.reqs.get(req.key) !== req) {
+      if (req.flow === undefined || !req.registered) {
         req.listed = false
         continue
       }
@@ -852,15 +860,27 @@ export class ShoalModel {
       meterStart: undefined,
       progressedAt: -1,
       listed: false,
+      registered: true,
       offer: undefined,
       sender,
       abort: () => {
-        if (d.reqs.get(key) === req) d.reqs.delete(key)
+        if (req.registered) {
+          d.reqs.delete(key)
+          req.registered = false
+        }
         this.#cut(req)
       },
     }
+    const replaced = d.reqs.get(key)
+    if (replaced !== undefined) replaced.registered = false
     d.reqs.set(key, req)
     return req
+  }
+
+  /** Empties `d.reqs`. */
+  #forgetReqs(d: Download): void {
+    for (const req of d.reqs.values()) req.registered = false
+    d.reqs.clear()
   }
 
   /** A taken offer is over (once): sent whole, or cut. */
@@ -881,7 +901,7 @@ export class ShoalModel {
   /** The agent's per-request deadline, counted from the request. */
   #deadline(req: Req): void {
     this.w.q.at(req.sentAt + this.w.p.chunkDeadlineMs, () => {
-      if (req.aborted || req.d.reqs.get(req.key) !== req) return
+      if (req.aborted || !req.registered) return
       this.#cut(req)
       this.#settle(req, FAILED)
     })
@@ -928,8 +948,9 @@ export class ShoalModel {
   /** The answer reaches the agent's chunk client. */
   #settle(req: Req, answer: ChunkAnswer): void {
     const d = req.d
-    if (d.reqs.get(req.key) !== req) return
+    if (!req.registered) return
     d.reqs.delete(req.key)
+    req.registered = false
     req.call.settle(answer)
   }
 
@@ -946,15 +967,20 @@ export class ShoalModel {
     const s = this.#seed[d.blob.index]!
     const toSeeder = d.seederWatching
     const site = this.#siteName(d.node)
-    const near: Download[] = []
-    for (const w of watchers) {
-      const ws = this.#siteName(w.node)
-      if (ws === undefined || ws === site) near.push(w)
-      else this.#outsideHave(w, d, indexes)
+    // In a flat swarm (no site known) every watcher is near.
+    let near = watchers
+    if (this.w.p.sites?.aware === true) {
+      near = []
+      for (const w of watchers) {
+        const ws = this.#siteName(w.node)
+        if (ws === undefined || ws === site) near.push(w)
+        else this.#outsideHave(w, d, indexes)
+      }
     }
+    const offering = this.#offering
     this.w.q.after(this.w.latMs, () => {
       // An offering agent keeps following who lacks what after its own download is done: it still offers.
-      for (const w of watchers) {
+      for (const w of offering ? watchers : []) {
         if (w.node.planner !== undefined) for (const i of indexes) w.node.planner.peerHas(d.blob.index, d.node.id, i)
       }
       for (const w of near) {
@@ -998,7 +1024,7 @@ export class ShoalModel {
   #fallBack(d: Download): void {
     this.#fallbacks++
     for (const req of [...d.reqs.values()]) this.#cut(req)
-    d.reqs.clear()
+    this.#forgetReqs(d)
     d.fallback = true
     const { q, origin, latMs, p } = this.w
     const prefix = d.verified.firstMissing()
@@ -1028,7 +1054,7 @@ export class ShoalModel {
     if (d.done) return
     d.done = true
     for (const req of [...d.reqs.values()]) this.#cut(req)
-    d.reqs.clear()
+    this.#forgetReqs(d)
     this.#seed[d.blob.index]!.parked.delete(d)
     const a = d.node
     if (--a.pending === 0) {

@@ -26,6 +26,9 @@ import { type PeerKind, PeerState, type Request } from './peer-state.ts'
 import { permutation } from './random.ts'
 import type { Cancellations, ChunkOutcome, ChunkRequest, OfferReply, PeerStats, SchedulerOptions } from './types.ts'
 
+/** tick()'s answer when nothing can have timed out yet: one frozen object, not a new one per call. */
+const NONE_TIMED_OUT: { readonly timedOut: readonly ChunkRequest[] } = Object.freeze({ timedOut: Object.freeze([]) })
+
 type Settings = Required<Omit<SchedulerOptions, 'chunkBytes' | 'random' | 'bans' | 'site'>>
 
 interface Round {
@@ -323,6 +326,9 @@ export class DownloadScheduler {
   next(now: number, room = Number.POSITIVE_INFINITY): ChunkRequest[] {
     this.#advance(now)
     this.#startedAt ??= now
+    // No room at the node (most calls at scale, with the ReceiveBudget full): the cap is #total at most. The rate
+    // window inflightCap moves along only drops old arrivals, the same ones however many calls it takes.
+    if (room <= 0) return []
     const cap = Math.min(this.inflightCap(now), this.#total + room)
     if (this.done || this.#total >= cap) return []
     if (this.#idleVersion === this.#version && now < this.#idleUntil) return []
@@ -561,9 +567,9 @@ export class DownloadScheduler {
    */
   tick(now: number): { readonly timedOut: readonly ChunkRequest[] } {
     this.#advance(now)
-    const timedOut: ChunkRequest[] = []
     // The margin keeps the skip safe against rounding in the comparisons below (times are well under 2^40 ms).
-    if (now < this.#quietUntil - 1) return { timedOut }
+    if (now < this.#quietUntil - 1) return NONE_TIMED_OUT
+    const timedOut: ChunkRequest[] = []
     const quietMs = this.#quietMs()
     let quietUntil = Number.POSITIVE_INFINITY
     for (const p of this.#peerList) {

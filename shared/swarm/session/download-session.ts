@@ -182,8 +182,9 @@ export class DownloadSession implements HaveSink {
   peerHas(peer: string, index: number): void {
     const sched = this.#sched
     if (this.#ended || sched === undefined) return
-    if (this.#local.has(peer)) {
-      this.#site!.progress(peer, this.#c.clock.now())
+    // Only a session in a site has local peers.
+    if (this.#site !== undefined && this.#local.has(peer)) {
+      this.#site.progress(peer, this.#c.clock.now())
       this.#site!.arrived(index)
     }
     sched.peerHas(peer, index)
@@ -280,10 +281,13 @@ export class DownloadSession implements HaveSink {
   #poke(): void {
     if (this.#pokeQueued || this.#ended) return
     this.#pokeQueued = true
-    this.#c.clock.soon(() => {
-      this.#pokeQueued = false
-      if (!this.#ended) this.#pass(this.#c.clock.now())
-    })
+    this.#c.clock.soon(this.#poked)
+  }
+
+  /** The pass a poke queued (one function for every poke: at scale a pass follows most events). */
+  readonly #poked = (): void => {
+    this.#pokeQueued = false
+    if (!this.#ended) this.#pass(this.#c.clock.now())
   }
 
   #pass(now: number): void {
@@ -298,7 +302,7 @@ export class DownloadSession implements HaveSink {
     for (const r of sched.next(now, room)) this.#request(r.peer, r.index)
   }
 
-  /** The node's ReceiveBudget has room again. */
+  /** The node's ReceiveBudget has room again, or a peer's `busy` pause ended. */
   readonly #wake = (): void => this.#poke()
 
   #request(peer: string, index: number): void {
@@ -483,7 +487,7 @@ export class DownloadSession implements HaveSink {
       this.#abort(c.peer, c.index)
     }
     // A busy peer's backoff ends before the next tick may come.
-    if (outcome === 'busy') this.#c.clock.after(this.#busyBackoffMs, () => this.#poke())
+    if (outcome === 'busy') this.#c.clock.after(this.#busyBackoffMs, this.#wake)
     if (sched.done) this.#end(undefined)
     else this.#poke()
   }

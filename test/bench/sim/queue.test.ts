@@ -40,6 +40,48 @@ describe('EventQueue', () => {
     expect(ran).toEqual(expected.map((e) => e.seq))
   })
 
+  it('runs events scheduled after fixed delays (lanes), at times and by timers exactly in (time, scheduling order)', () => {
+    const q = new EventQueue()
+    const ran: number[] = []
+    const expected: { at: number; seq: number }[] = []
+    let seq = 0
+    let x = 4242
+    const rnd = () => {
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0
+      return x >>> 8
+    }
+    // More distinct delays than there are lanes, fractional ones, 0 (at once) and a past time among them.
+    const delays = [0, 0.5, 1, 2, 2.25, 3, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20.75, 40]
+    const schedule = (depth: number) => {
+      const id = seq++
+      const r = rnd() % 10
+      const run = () => {
+        ran.push(id)
+        const more = rnd() % 4
+        for (let k = 0; depth < 6 && k < more; k++) schedule(depth + 1)
+      }
+      if (r < 7) {
+        const delay = delays[rnd() % delays.length]!
+        expected.push({ at: q.now + delay, seq: id })
+        q.after(delay, run)
+      } else if (r < 9) {
+        const at = q.now + (rnd() % 30) - 5
+        expected.push({ at: Math.max(at, q.now), seq: id })
+        q.at(at, run)
+      } else {
+        const at = q.now + (rnd() % 25)
+        expected.push({ at, seq: id })
+        q.set(q.timer(run), at)
+      }
+    }
+    for (let i = 0; i < 500; i++) schedule(0)
+    q.run()
+    expect(ran.length).toBeGreaterThan(2000)
+    expect(q.size).toBe(0)
+    expected.sort((a, b) => a.at - b.at || a.seq - b.seq)
+    expect(ran).toEqual(expected.map((e) => e.seq))
+  })
+
   it('orders many random events and never moves time backwards', () => {
     const q = new EventQueue()
     const times: number[] = []
