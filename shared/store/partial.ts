@@ -278,7 +278,7 @@ export class StorePartial implements PartialBlob {
         // them again, and followers' last bytes wait for it.
         this.#setState('open')
         this.#committed = undefined
-        if (this.#verified || this.#actual !== undefined) {
+        if (this.#actual !== undefined) {
           this.#verified = false
           this.#actual = undefined
           this.#resetHash()

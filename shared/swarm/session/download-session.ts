@@ -185,7 +185,7 @@ export class DownloadSession implements HaveSink {
     // Only a session in a site has local peers.
     if (this.#site !== undefined && this.#local.has(peer)) {
       this.#site.progress(peer, this.#c.clock.now())
-      this.#site!.arrived(index)
+      this.#site.arrived(index)
     }
     sched.peerHas(peer, index)
     this.#poke()
