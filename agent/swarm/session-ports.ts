@@ -25,7 +25,7 @@ import type {
 import type { ProviderLookups } from './lookups.ts'
 import type { Announcer } from './provider.ts'
 import { parsePeerAddr, type SeederRef, withoutPeerId } from '../../shared/swarm/index.ts'
-import { SITE_LOOKUP_MS } from '../../shared/swarm/sites.ts'
+import { LookupPacer } from '../../shared/swarm/lookup-pacer.ts'
 
 // The download session's collaborators over libp2p, the chunk store and the map store.
 
@@ -45,31 +45,16 @@ export interface HolderInit {
   readonly now?: () => number
 }
 
-/**
- * The longest a download goes without a DHT provider lookup for its blob while its lookups find nobody new (outside
- * the edge-site rule, which keeps lookups SITE_LOOKUP_MS apart). The session asks for holders every second
- * (REDISCOVER_MS), and past the lookup cache each ask was a DHT query: kad-dht asks for K = 20 providers, so in a
- * fleet of fewer nodes every query runs to its end and reaches every node, a stream and a GET_PROVIDERS answer
- * (provider records, closer peers from the peer store) each. In a 16-node thin-link rollout that was ~16 % of every
- * agent's CPU (bench/RESULTS.md), most of it answers naming holders already followed, which seeders' peer hints and
- * peers asking us bring as well. A lookup that brings a new holder, or a holder lost, brings it back to every second.
- */
-export const MAX_LOOKUP_INTERVAL_MS = 4000
-/** The first pause after a lookup that found nobody new; each such lookup doubles it, up to the cap. */
-export const FIRST_LOOKUP_BACKOFF_MS = 2000
-
 /** Seeders, DHT providers and peers that asked us, each followed by a `have` long poll. */
 export class SwarmHolders implements HolderSource {
   readonly #i: HolderInit
   #tracker: HaveTracker | undefined
-  /** When this blob's providers were last looked up in the DHT (edge sites with a seeder: SITE_LOOKUP_MS apart). */
-  #lookedUpAt = Number.NEGATIVE_INFINITY
-  /** No DHT lookup before this time (ms), set from the last lookup's outcome (see MAX_LOOKUP_INTERVAL_MS). */
-  #nextLookupAt = Number.NEGATIVE_INFINITY
-  #lookupGapMs = 0
+  /** When this blob's providers may be looked up in the DHT again. */
+  readonly #pacer: LookupPacer
 
   constructor(init: HolderInit) {
     this.#i = init
+    this.#pacer = new LookupPacer({ inSite: init.site !== undefined, followsSeeder: init.seeders.length > 0 })
   }
 
   follow(sink: HaveSink, signal: AbortSignal): void {
@@ -85,7 +70,7 @@ export class SwarmHolders implements HolderSource {
       },
       onGone: (peer) => {
         sink.removePeer(peer)
-        this.#lookupSoon()
+        this.#pacer.lost()
       },
       onPeers: (addrs) => this.#meet(addrs, tracker),
     })
@@ -134,19 +119,7 @@ export class SwarmHolders implements HolderSource {
     for (const s of seeders) tracker.track(s.id, s.addr, 'seeder')
     for (const peer of this.#i.interested()) tracker.trackId(peer, 'peer')
     const self = node.peerId.toString()
-    const now = this.#now()
-    const siteRule = this.#i.site !== undefined && seeders.length > 0
-    // A site with no seeder: its members meet only through the DHT, and until they do each fetches from outside
-    // alone (WAN bytes), so its lookups stay every second.
-    const backOff = this.#i.site === undefined
-    if (siteRule) {
-      if (now - this.#lookedUpAt < SITE_LOOKUP_MS) return
-      this.#lookedUpAt = now
-    } else if (backOff) {
-      if (now < this.#nextLookupAt) return
-      // Pushed back at once, so the ticks while this lookup runs start no other; set again from its outcome.
-      this.#nextLookupAt = now + MAX_LOOKUP_INTERVAL_MS
-    }
+    if (!this.#pacer.start(this.#now())) return
     let fresh = 0
     // Joins a lookup under way for this blob, or reuses one that just finished (the DHT routing already put
     // the providers' addresses in the peer store).
@@ -162,18 +135,7 @@ export class SwarmHolders implements HolderSource {
         { signal },
       )
       .catch(() => {})
-    if (!backOff) return
-    // Nobody new (every provider followed already, or no room to follow more): look less often, up to the cap.
-    this.#lookupGapMs =
-      fresh > 0 ? 0 : Math.min(MAX_LOOKUP_INTERVAL_MS, Math.max(FIRST_LOOKUP_BACKOFF_MS, 2 * this.#lookupGapMs))
-    // A holder lost while the lookup ran (#lookupSoon) keeps the next one at the next rediscovery.
-    if (this.#nextLookupAt !== Number.NEGATIVE_INFINITY) this.#nextLookupAt = this.#now() + this.#lookupGapMs
-  }
-
-  /** A holder was lost: the next rediscovery looks the blob up again. */
-  #lookupSoon(): void {
-    this.#lookupGapMs = 0
-    this.#nextLookupAt = Number.NEGATIVE_INFINITY
+    this.#pacer.finished(fresh, this.#now())
   }
 
   #now(): number {

@@ -1,7 +1,8 @@
 import { Bitfield } from '../../shared/chunks/bitfield.ts'
 import { EMPTY_RETRY_MS, HAVE_WAIT_MS } from '../../shared/swarm/have-tracker.ts'
 import { type Offer, OfferPlanner } from './offer-planner.ts'
-import { SITE_LOOKUP_MS, SITE_OUTSIDE_HAVE_MS } from '../../shared/swarm/sites.ts'
+import { LookupPacer } from '../../shared/swarm/lookup-pacer.ts'
+import { SITE_OUTSIDE_HAVE_MS } from '../../shared/swarm/sites.ts'
 import {
   DEFAULT_NODE_INFLIGHT,
   type OfferReply,
@@ -95,16 +96,18 @@ class Download {
   /** Live here: other agents' `have` requests get a bitfield, not `none`. */
   live = false
   seederWatching = false
-  /** When the DHT was last asked for this blob's providers (edge sites: SITE_LOOKUP_MS apart). */
-  lookedUpAt = Number.NEGATIVE_INFINITY
+  /** When the DHT may be asked for this blob's providers again (the agent's rule, SwarmHolders). */
+  readonly pacer: LookupPacer
   done = false
   fallback = false
   provided = false
 
-  constructor(node: AgentNode, blob: Blob) {
+  constructor(node: AgentNode, blob: Blob, inSite: boolean) {
     this.node = node
     this.blob = blob
     this.verified = new Bitfield(blob.chunkCount)
+    // Every modelled agent follows the seeder.
+    this.pacer = new LookupPacer({ inSite, followsSeeder: true })
   }
 }
 
@@ -325,7 +328,7 @@ export class ShoalModel {
           q.after(latMs + p.rttMs, () => {
             a.pending = this.w.blobs.length
             for (const blob of this.w.blobs) {
-              const d = new Download(a, blob)
+              const d = new Download(a, blob, this.#siteName(a) !== undefined)
               a.downloads.push(d)
               this.#fill(d)
             }
@@ -574,14 +577,12 @@ export class ShoalModel {
   #discover(d: Download): void {
     for (const id of d.interested) this.#track(d, id)
     d.interested.clear()
-    // In a site, with the seeder's hints, the DHT is asked SITE_LOOKUP_MS apart (SwarmHolders).
-    if (this.#siteName(d.node) !== undefined) {
-      if (this.w.q.now - d.lookedUpAt < SITE_LOOKUP_MS) return
-      d.lookedUpAt = this.w.q.now
-    }
+    if (!d.pacer.start(this.w.q.now)) return
     this.dht.lookup(d.node.index, d.blob.index, (ids) => {
       if (d.done) return
+      const before = d.tracked.size
       for (const id of ids) this.#track(d, id)
+      d.pacer.finished(d.tracked.size - before, this.w.q.now)
     })
   }
 
