@@ -48,7 +48,7 @@ export const MODEL_NOTES: readonly string[] = [
   "Simulated: discrete events in virtual time; Shoal's DownloadSession and DownloadScheduler (per agent and blob), SeedPlanner (seeder) and UploadSlots (every chunk server) are the real modules.",
   "Links: max-min fair fluid flows, each flow limited by its sender's uplink and its receiver's downlink; rates include the wire efficiency.",
   "Per chunk: request one way, `busy` if the sender's UploadSlots refuse it, else a flow, then the last byte one way; bytes flowing count as progress (scheduler and stall clock); no CPU limits.",
-  'Discovery: seeder `have` long polls with up to 16 peer hints; DHT provide after the first chunk, lookups every second (up to K=20 random providers).',
+  'Discovery: seeder `have` long polls with up to 16 peer hints; DHT provide after the first chunk, lookups at rediscoveries as the agent paces them (LookupPacer: every second while they bring new holders, backing off to 4 s; in a site 5 s apart), up to K=20 random providers each.',
 ]
 
 function machine(): MachineInfo {
@@ -220,7 +220,7 @@ export function simSummaryMarkdown(r: SimReport): string {
       `${p.uploadSlots} upload slots per agent, ${p.seederUploadSlots} on the seeder (send buffer ${fmtBytes(p.sendBufferBytes)}, slot wait ${p.slotWaitMs} ms), ` +
       `pipeline per peer ${p.inflightPerPeer ?? 'scheduler default'}, ` +
       `requests queued per blob ${p.inflightTotalMs === undefined ? 'scheduler default' : p.inflightTotalMs === 0 ? 'uncapped' : `${p.inflightTotalMs} ms`}, ${p.nodeInflight === 0 ? 'no node-wide request budget' : `${p.nodeInflight ?? 'default'} requests in flight per node`}, max ${p.maxPeers === 0 ? 'unlimited' : p.maxPeers} peers per blob, ` +
-      `stall timeout ${p.stallTimeoutMs / 1000} s, DHT lookup every ${p.lookupPeriodMs} ms (${p.lookupLatencyMs} ms), ` +
+      `stall timeout ${p.stallTimeoutMs / 1000} s, rediscovery every ${p.lookupPeriodMs} ms (DHT lookups paced as the agent's, ${p.lookupLatencyMs} ms each), ` +
       `${(p.offerShare ?? 0) > 0 ? `offers from ${p.offerShare} of the agents (${p.offerAhead ?? 0} ahead), ` : ''}` +
       `seed ${p.seed}.`,
     '',
